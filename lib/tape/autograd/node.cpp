@@ -1,0 +1,83 @@
+#include "tape/autograd/node.hpp"
+
+#include "tape/autograd/grad_mode.hpp"
+#include "tape/ops/ops.hpp"
+
+namespace tape {
+
+// Note: iterative teardown. Destroying the last handle of a long chain would
+// recurse once per node (~Node → ~shared_ptr<Node> → ~Node ...) and overflow the
+// stack for ~100 000 nodes. Instead each dying node hands the children it owns
+// alone to a thread-local stack, and the outermost destructor drains it.
+Node::~Node() {
+  thread_local std::vector<std::shared_ptr<Node>> pending;
+  thread_local bool draining = false;
+  for (auto& e : next_edges_)
+    if (e.fn && e.fn.use_count() == 1) pending.push_back(std::move(e.fn));
+  if (draining) return;
+  draining = true;
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    n.reset();  // its destructor may push more
+  }
+  draining = false;
+}
+
+SavedTensor::SavedTensor(const Tensor& t) : data_(t.defined() ? t.detach() : Tensor()), version_(t.defined() ? t.version() : 0) {}
+
+Tensor SavedTensor::unpack(const Node& owner) const {
+  if (data_.defined() && data_.version() != version_)
+    throw Error(cat("backward of ", owner.name(), ": a tensor of shape ", data_.shape(),
+                    " saved for the gradient was modified by an in-place operation: it is at version ",
+                    data_.version(), ", expected version ", version_,
+                    " (clone() it before modifying, or modify a copy)"));
+  return data_;
+}
+
+std::vector<Tensor> AccumulateGrad::apply(const Tensor& g) {
+  AutogradMeta& m = leaf_->meta();
+  TAPE_CHECK(g.shape() == leaf_->shape, "AccumulateGrad: gradient of shape ", g.shape(),
+             " does not match the leaf's shape ", leaf_->shape);
+  if (!m.grad) {
+    // Own the buffer: the same gradient tensor may also flow to another input.
+    const bool exclusive = g.impl_ptr().use_count() == 1 && g.impl()->storage.use_count() == 1 &&
+                           g.is_contiguous();
+    m.grad = exclusive ? g.detach().impl_ptr() : g.clone().detach().impl_ptr();
+  } else {
+    Tensor(m.grad).add_(g);
+  }
+  return {};
+}
+
+Edge gradient_edge(const Tensor& t) {
+  if (!t.defined() || !t.impl()->autograd) return {};
+  AutogradMeta& m = *t.impl()->autograd;
+  if (m.grad_fn) return {m.grad_fn};
+  if (!m.requires_grad) return {};
+  std::shared_ptr<Node> acc = m.grad_accumulator.lock();
+  if (!acc) {
+    acc = std::make_shared<AccumulateGrad>(t.impl_ptr());
+    acc->set_output_shape(t.shape());
+    m.grad_accumulator = acc;
+  }
+  return {acc};
+}
+
+bool any_requires_grad(std::initializer_list<const Tensor*> ts) {
+  if (!grad_enabled()) return false;
+  for (const Tensor* t : ts)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+void record(Tensor& out, std::shared_ptr<Node> node, std::initializer_list<const Tensor*> inputs) {
+  std::vector<Edge> edges;
+  edges.reserve(inputs.size());
+  for (const Tensor* t : inputs) edges.push_back(gradient_edge(*t));
+  node->set_next_edges(std::move(edges));
+  node->set_output_shape(out.shape());
+  out.set_grad_fn(std::move(node));
+}
+
+}  // namespace tape

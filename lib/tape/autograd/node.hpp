@@ -1,0 +1,94 @@
+#pragma once
+/// \file The autograd graph: a Node per recorded op, Edges to the nodes that
+/// produced its inputs, SavedTensors guarded by version counters.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tape/core/tensor.hpp"
+
+namespace tape {
+
+class Node;
+
+/// Where an input's gradient goes: the node that produced it (or a leaf's
+/// AccumulateGrad). An empty edge means "this input needs no gradient".
+struct Edge {
+  std::shared_ptr<Node> fn;
+  explicit operator bool() const { return fn != nullptr; }
+};
+
+/// A tensor kept for backward, with the version it had when saved.
+/// unpack() throws if an in-place op modified it since.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  explicit SavedTensor(const Tensor& t);
+  Tensor unpack(const Node& owner) const;
+  bool defined() const { return data_.defined(); }
+  void reset() { data_ = Tensor(); }
+
+ private:
+  Tensor data_;          // detached alias: never holds a grad_fn, so no cycles
+  uint32_t version_ = 0;
+};
+
+/// One recorded op. apply() maps the gradient of its output to one gradient per
+/// next edge (undefined where that input needs none).
+class Node {
+ public:
+  Node() = default;
+  virtual ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  /// "MulBackward", "AccumulateGrad", ...
+  virtual const char* name() const = 0;
+  virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
+  /// Drops saved tensors after backward (unless retain_graph).
+  virtual void release_saved() {}
+
+  const std::vector<Edge>& next_edges() const { return next_edges_; }
+  void set_next_edges(std::vector<Edge> e) { next_edges_ = std::move(e); }
+  bool needs_input_grad(size_t i) const { return i < next_edges_.size() && next_edges_[i].fn; }
+  /// Output shape (for graphs and checks).
+  const Shape& output_shape() const { return out_shape_; }
+  void set_output_shape(Shape s) { out_shape_ = std::move(s); }
+  bool released() const { return released_; }
+
+ private:
+  friend class Engine;
+  std::vector<Edge> next_edges_;
+  Shape out_shape_;
+  bool released_ = false;
+  // engine scratch (valid during one backward pass only)
+  uint64_t epoch_ = 0;
+  int dependencies_ = 0;
+  Tensor grad_buffer_;
+};
+
+/// The sink of a leaf tensor: adds incoming gradients into leaf.grad().
+class AccumulateGrad final : public Node {
+ public:
+  explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
+  const char* name() const override { return "AccumulateGrad"; }
+  std::vector<Tensor> apply(const Tensor& grad_output) override;
+  Tensor variable() const { return Tensor(leaf_); }
+
+ private:
+  std::shared_ptr<TensorImpl> leaf_;
+};
+
+/// The edge an op should record for input `t` (empty if t needs no gradient).
+Edge gradient_edge(const Tensor& t);
+
+/// True if grad mode is on and any of the tensors requires grad.
+bool any_requires_grad(std::initializer_list<const Tensor*> ts);
+
+/// Attaches `node` to `out` with edges to `inputs` (only call when recording).
+void record(Tensor& out, std::shared_ptr<Node> node, std::initializer_list<const Tensor*> inputs);
+
+/// Runs backward from `root` (see engine.cpp).
+void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph);
+
+}  // namespace tape

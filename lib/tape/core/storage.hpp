@@ -1,0 +1,40 @@
+#pragma once
+/// \file Storage: a 64-byte aligned buffer from the caching allocator, plus the
+/// version counter shared by every view of it.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace tape {
+
+/// Caching allocator statistics (see docs/architecture.md, "Memory").
+struct AllocatorStats {
+  size_t bytes_in_use = 0;     ///< handed out to live storages
+  size_t bytes_cached = 0;     ///< freed, kept for reuse
+  size_t system_allocs = 0;    ///< calls that reached the system allocator
+  size_t cache_hits = 0;
+};
+AllocatorStats allocator_stats();
+/// Returns every cached block to the system.
+void empty_cache();
+
+class Storage {
+ public:
+  explicit Storage(size_t nbytes);   ///< uninitialised memory
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+  uint32_t version() const { return version_; }
+  void bump_version() { ++version_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t nbytes_ = 0;
+  size_t capacity_ = 0;
+  uint32_t version_ = 0;
+};
+
+}  // namespace tape

@@ -1,0 +1,221 @@
+#include "tape/core/tensor.hpp"
+
+#include <cstring>
+
+#include "tape/autograd/grad_mode.hpp"
+#include "tape/autograd/node.hpp"
+#include "tape/ops/ops.hpp"
+
+namespace tape {
+
+const char* dtype_name(Dtype d) { return d == Dtype::Float32 ? "Float32" : "Int64"; }
+size_t dtype_size(Dtype d) { return d == Dtype::Float32 ? 4 : 8; }
+
+std::string shape_str(const Shape& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+Shape contiguous_strides(const Shape& s) {
+  Shape st(s.size());
+  int64_t acc = 1;
+  for (size_t i = s.size(); i-- > 0;) {
+    st[i] = acc;
+    acc *= s[i];
+  }
+  return st;
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) {
+    TAPE_CHECK(d >= 0, "invalid shape ", s, ": sizes must be non-negative");
+    n *= d;
+  }
+  return n;
+}
+
+int64_t TensorImpl::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+bool TensorImpl::is_contiguous() const {
+  int64_t acc = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    if (shape[i] != 1 && strides[i] != acc) return false;
+    acc *= shape[i];
+  }
+  return true;
+}
+
+AutogradMeta& TensorImpl::meta() {
+  if (!autograd) autograd = std::make_unique<AutogradMeta>();
+  return *autograd;
+}
+
+namespace detail {
+void bad_data_access(const Tensor& t, Dtype want, bool contiguous_issue) {
+  if (contiguous_issue)
+    throw Error(cat("data(): tensor of shape ", t.shape(), " is not contiguous; call contiguous() first"));
+  throw Error(cat("data(): tensor of shape ", t.shape(), " has dtype ", dtype_name(t.dtype()),
+                  ", not ", dtype_name(want)));
+}
+}  // namespace detail
+
+Tensor Tensor::empty(const Shape& shape, Dtype dtype) {
+  auto impl = std::make_shared<TensorImpl>();
+  const int64_t n = shape_numel(shape);
+  impl->storage = std::make_shared<Storage>(size_t(n) * dtype_size(dtype));
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+void Tensor::check_defined(const char* what) const {
+  TAPE_CHECK(impl_, what, ": tensor is undefined");
+}
+
+const Shape& Tensor::shape() const {
+  check_defined("shape()");
+  return impl_->shape;
+}
+const Shape& Tensor::strides() const {
+  check_defined("strides()");
+  return impl_->strides;
+}
+int64_t Tensor::numel() const {
+  check_defined("numel()");
+  return impl_->numel();
+}
+int64_t Tensor::size(int64_t d) const { return shape()[size_t(wrap_dim(d, dim(), "size"))]; }
+Dtype Tensor::dtype() const {
+  check_defined("dtype()");
+  return impl_->dtype;
+}
+bool Tensor::is_contiguous() const {
+  check_defined("is_contiguous()");
+  return impl_->is_contiguous();
+}
+
+Tensor Tensor::contiguous() const {
+  check_defined("contiguous()");
+  if (impl_->is_contiguous()) return *this;
+  return clone();
+}
+
+float Tensor::item() const {
+  check_defined("item()");
+  TAPE_CHECK(numel() == 1, "item(): only one-element tensors can be converted to a scalar, got shape ",
+             shape(), " (", numel(), " elements)");
+  Tensor c = contiguous();
+  if (dtype() == Dtype::Int64) return float(*c.data<int64_t>());
+  return *c.data<float>();
+}
+
+bool Tensor::requires_grad() const {
+  check_defined("requires_grad()");
+  return impl_->autograd && (impl_->autograd->requires_grad || impl_->autograd->grad_fn);
+}
+
+Tensor& Tensor::requires_grad_(bool on) {
+  check_defined("requires_grad_()");
+  TAPE_CHECK(!on || dtype() == Dtype::Float32, "requires_grad_(): only Float32 tensors can require grad, got ",
+             dtype_name(dtype()), " tensor of shape ", shape());
+  TAPE_CHECK(is_leaf(), "requires_grad_(): can only change requires_grad of leaf tensors (this one has grad_fn ",
+             grad_fn()->name(), ")");
+  if (on || impl_->autograd) impl_->meta().requires_grad = on;
+  return *this;
+}
+
+bool Tensor::is_leaf() const { return !impl_ || !impl_->autograd || !impl_->autograd->grad_fn; }
+
+Tensor Tensor::grad() const {
+  check_defined("grad()");
+  if (!impl_->autograd || !impl_->autograd->grad) return Tensor();
+  return Tensor(impl_->autograd->grad);
+}
+
+void Tensor::set_grad(const Tensor& g) {
+  check_defined("set_grad()");
+  if (!g.defined()) {
+    if (impl_->autograd) impl_->autograd->grad.reset();
+    return;
+  }
+  TAPE_CHECK(g.shape() == shape(), "set_grad(): gradient shape ", g.shape(), " does not match tensor shape ",
+             shape());
+  impl_->meta().grad = g.impl_ptr();
+}
+
+const std::shared_ptr<Node>& Tensor::grad_fn() const {
+  static const std::shared_ptr<Node> none;
+  if (!impl_ || !impl_->autograd) return none;
+  return impl_->autograd->grad_fn;
+}
+
+void Tensor::set_grad_fn(std::shared_ptr<Node> fn) { impl_->meta().grad_fn = std::move(fn); }
+
+void Tensor::backward(const Tensor& grad, bool retain_graph) const {
+  check_defined("backward()");
+  run_backward(*this, grad, retain_graph);
+}
+
+Tensor Tensor::detach() const {
+  check_defined("detach()");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = impl_->storage;
+  impl->offset = impl_->offset;
+  impl->shape = impl_->shape;
+  impl->strides = impl_->strides;
+  impl->dtype = impl_->dtype;
+  return Tensor(std::move(impl));
+}
+
+uint32_t Tensor::version() const {
+  check_defined("version()");
+  return impl_->storage->version();
+}
+
+const std::string& Tensor::name() const {
+  static const std::string none;
+  if (!impl_ || !impl_->autograd) return none;
+  return impl_->autograd->name;
+}
+
+Tensor& Tensor::set_name(std::string n) {
+  check_defined("set_name()");
+  impl_->meta().name = std::move(n);
+  return *this;
+}
+
+// --- method forms -----------------------------------------------------------
+Tensor Tensor::reshape(const Shape& s) const { return tape::reshape(*this, s); }
+Tensor Tensor::flatten(int64_t start_dim) const { return tape::flatten(*this, start_dim); }
+Tensor Tensor::transpose(int64_t d0, int64_t d1) const { return tape::transpose(*this, d0, d1); }
+Tensor Tensor::t() const {
+  TAPE_CHECK(dim() == 2, "t(): expects a 2-D tensor, got shape ", shape());
+  return tape::transpose(*this, 0, 1);
+}
+Tensor Tensor::sum() const { return tape::sum(*this); }
+Tensor Tensor::sum(int64_t d, bool keepdim) const { return tape::sum(*this, d, keepdim); }
+Tensor Tensor::mean() const { return tape::mean(*this); }
+Tensor Tensor::mean(int64_t d, bool keepdim) const { return tape::mean(*this, d, keepdim); }
+Tensor Tensor::max(int64_t d, bool keepdim) const { return tape::max(*this, d, keepdim); }
+Tensor Tensor::argmax(int64_t d, bool keepdim) const { return tape::argmax(*this, d, keepdim); }
+Tensor Tensor::matmul(const Tensor& o) const { return tape::matmul(*this, o); }
+Tensor Tensor::exp() const { return tape::exp(*this); }
+Tensor Tensor::log() const { return tape::log(*this); }
+Tensor Tensor::sqrt() const { return tape::sqrt(*this); }
+Tensor Tensor::abs() const { return tape::abs(*this); }
+Tensor Tensor::pow(float e) const { return tape::pow(*this, e); }
+Tensor Tensor::relu() const { return tape::relu(*this); }
+Tensor Tensor::tanh() const { return tape::tanh(*this); }
+Tensor Tensor::sigmoid() const { return tape::sigmoid(*this); }
+Tensor Tensor::softmax(int64_t d) const { return tape::softmax(*this, d); }
+Tensor Tensor::log_softmax(int64_t d) const { return tape::log_softmax(*this, d); }
+Tensor Tensor::operator-() const { return tape::neg(*this); }
+
+}  // namespace tape

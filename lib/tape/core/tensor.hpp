@@ -1,0 +1,187 @@
+#pragma once
+/// \file Tensor: a cheap shared handle to (storage, offset, shape, strides, dtype)
+/// plus autograd metadata that exists only for tensors that need it.
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tape/core/error.hpp"
+#include "tape/core/generator.hpp"
+#include "tape/core/storage.hpp"
+
+namespace tape {
+
+enum class Dtype { Float32, Int64 };
+const char* dtype_name(Dtype d);
+size_t dtype_size(Dtype d);
+
+class Node;
+class Tensor;
+
+/// Autograd state of one tensor (allocated lazily).
+struct AutogradMeta {
+  bool requires_grad = false;
+  std::shared_ptr<Node> grad_fn;              ///< set for op outputs
+  std::weak_ptr<Node> grad_accumulator;       ///< cached AccumulateGrad of a leaf
+  std::shared_ptr<struct TensorImpl> grad;    ///< accumulated gradient of a leaf
+  std::string name;                           ///< parameter name, for graphs
+};
+
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  int64_t offset = 0;  // in elements
+  Shape shape;
+  Shape strides;       // in elements
+  Dtype dtype = Dtype::Float32;
+  std::unique_ptr<AutogradMeta> autograd;
+
+  int64_t numel() const;
+  bool is_contiguous() const;
+  AutogradMeta& meta();  ///< creates it on first use
+};
+
+/// Contiguous (row-major) strides for a shape.
+Shape contiguous_strides(const Shape& s);
+/// Number of elements of a shape; checks for negative sizes.
+int64_t shape_numel(const Shape& s);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  /// A new, uninitialised, contiguous tensor.
+  static Tensor empty(const Shape& shape, Dtype dtype = Dtype::Float32);
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  const Shape& strides() const;
+  int64_t dim() const { return int64_t(shape().size()); }
+  int64_t numel() const;
+  int64_t size(int64_t d) const;   ///< negative d counts from the end
+  Dtype dtype() const;
+  bool is_contiguous() const;
+  /// This tensor if contiguous, otherwise a contiguous copy (no autograd link lost).
+  Tensor contiguous() const;
+
+  template <class T> T* data();
+  template <class T> const T* data() const;
+  template <class T> std::vector<T> to_vector() const;
+  float item() const;
+
+  // --- autograd -----------------------------------------------------------
+  bool requires_grad() const;
+  Tensor& requires_grad_(bool on = true);
+  bool is_leaf() const;
+  Tensor grad() const;                 ///< undefined until a gradient arrives
+  void set_grad(const Tensor& g);      ///< replaces (or clears, with {}) the gradient
+  const std::shared_ptr<Node>& grad_fn() const;
+  void set_grad_fn(std::shared_ptr<Node> fn);  ///< used by ops
+  void backward(const Tensor& grad = {}, bool retain_graph = false) const;
+  /// Same data, no history; shares the version counter like PyTorch's detach().
+  Tensor detach() const;
+  /// A contiguous copy with its own storage (differentiable).
+  Tensor clone() const;
+  uint32_t version() const;
+  const std::string& name() const;     ///< parameter name ("fc1.weight") or ""
+  Tensor& set_name(std::string n);
+
+  // --- in-place (not recorded; allowed on tensors that need no grad, or under NoGradGuard)
+  Tensor& add_(const Tensor& other, float alpha = 1.f);
+  Tensor& add_(float s);
+  Tensor& mul_(const Tensor& other);
+  Tensor& mul_(float s);
+  Tensor& zero_();
+  Tensor& fill_(float v);
+  Tensor& copy_(const Tensor& src);
+
+  // --- method forms of the free functions in ops.hpp
+  Tensor reshape(const Shape& s) const;
+  Tensor view(const Shape& s) const { return reshape(s); }
+  Tensor flatten(int64_t start_dim = 1) const;
+  Tensor transpose(int64_t d0, int64_t d1) const;
+  Tensor t() const;
+  Tensor sum() const;
+  Tensor sum(int64_t dim, bool keepdim = false) const;
+  Tensor mean() const;
+  Tensor mean(int64_t dim, bool keepdim = false) const;
+  Tensor max(int64_t dim, bool keepdim = false) const;
+  Tensor argmax(int64_t dim, bool keepdim = false) const;
+  Tensor matmul(const Tensor& other) const;
+  Tensor exp() const;
+  Tensor log() const;
+  Tensor sqrt() const;
+  Tensor abs() const;
+  Tensor pow(float e) const;
+  Tensor relu() const;
+  Tensor tanh() const;
+  Tensor sigmoid() const;
+  Tensor softmax(int64_t dim) const;
+  Tensor log_softmax(int64_t dim) const;
+  Tensor operator-() const;
+
+  TensorImpl* impl() const { return impl_.get(); }
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+  /// True when both handles alias the same TensorImpl.
+  bool is_same(const Tensor& o) const { return impl_ == o.impl_; }
+
+ private:
+  void check_defined(const char* what) const;
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+// --- factories -------------------------------------------------------------
+Tensor tensor(std::vector<float> values, Shape shape, bool requires_grad = false);
+Tensor tensor(std::vector<int64_t> values, Shape shape);
+/// Braced literals are Float32: tensor({1, 2, 3, 4}, {2, 2}).
+Tensor tensor(std::initializer_list<float> values, Shape shape, bool requires_grad = false);
+Tensor scalar_tensor(float v);
+Tensor zeros(const Shape& shape, Dtype dtype = Dtype::Float32);
+Tensor ones(const Shape& shape);
+Tensor full(const Shape& shape, float value);
+Tensor randn(const Shape& shape, Generator& g = default_generator());
+Tensor rand(const Shape& shape, Generator& g = default_generator());
+Tensor arange(int64_t n, Dtype dtype = Dtype::Float32);
+Tensor arange(float start, float end, float step = 1.f);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+
+/// Prints values (elided when large), shape and dtype, PyTorch style.
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+std::string to_string(const Tensor& t);
+
+/// Largest |a - b| over all elements (shapes must match).
+float max_abs_diff(const Tensor& a, const Tensor& b);
+/// Elementwise |a-b| <= atol + rtol*|b|.
+bool allclose(const Tensor& a, const Tensor& b, float rtol = 1e-5f, float atol = 1e-8f);
+
+// ---------------------------------------------------------------------------
+template <class T> struct DtypeOf;
+template <> struct DtypeOf<float> { static constexpr Dtype value = Dtype::Float32; };
+template <> struct DtypeOf<int64_t> { static constexpr Dtype value = Dtype::Int64; };
+
+namespace detail {
+[[noreturn]] void bad_data_access(const Tensor& t, Dtype want, bool contiguous_issue);
+}
+
+template <class T>
+T* Tensor::data() {
+  check_defined("data()");
+  if (impl_->dtype != DtypeOf<T>::value) detail::bad_data_access(*this, DtypeOf<T>::value, false);
+  if (!impl_->is_contiguous()) detail::bad_data_access(*this, DtypeOf<T>::value, true);
+  return static_cast<T*>(impl_->storage->data()) + impl_->offset;
+}
+template <class T>
+const T* Tensor::data() const {
+  return const_cast<Tensor*>(this)->data<T>();
+}
+template <class T>
+std::vector<T> Tensor::to_vector() const {
+  Tensor c = contiguous();
+  const T* p = c.data<T>();
+  return std::vector<T>(p, p + c.numel());
+}
+
+}  // namespace tape

@@ -1,0 +1,308 @@
+// Elementwise arithmetic with NumPy broadcasting, the unary math ops, and the
+// in-place methods.
+#include <cmath>
+#include <cstring>
+
+#include "tape/ops/op_util.hpp"
+
+namespace tape {
+using namespace detail;
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  const size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    TAPE_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", a, " and ", b,
+               " cannot be broadcast together (dim ", i, ": ", da, " vs ", db, ")");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+namespace {
+
+/// out = f(a, b) elementwise under broadcasting.
+template <class F>
+Tensor binary_kernel(const Tensor& a, const Tensor& b, const char* op, F f) {
+  check_float(a, op, "first operand");
+  check_float(b, op, "second operand");
+  const Shape out_shape = a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape(), op);
+  Tensor out = Tensor::empty(out_shape);
+  float* po = out.data<float>();
+  const int64_t n = out.numel();
+  const float* pa = static_cast<const float*>(a.impl()->storage->data()) + a.impl()->offset;
+  const float* pb = static_cast<const float*>(b.impl()->storage->data()) + b.impl()->offset;
+  const bool ca = a.is_contiguous(), cb = b.is_contiguous();
+  if (ca && cb && a.numel() == n && b.numel() == n) {
+    parallel_for(n, [&](int64_t i) { po[i] = f(pa[i], pb[i]); });
+  } else if (ca && a.numel() == n && b.numel() == 1) {
+    const float s = *pb;
+    parallel_for(n, [&](int64_t i) { po[i] = f(pa[i], s); });
+  } else if (cb && b.numel() == n && a.numel() == 1) {
+    const float s = *pa;
+    parallel_for(n, [&](int64_t i) { po[i] = f(s, pb[i]); });
+  } else {
+    const Shape sa = broadcast_strides(a.shape(), a.strides(), out_shape);
+    const Shape sb = broadcast_strides(b.shape(), b.strides(), out_shape);
+    for_each_strided<2>(out_shape, {&sa, &sb},
+                        [&](int64_t i, const std::array<int64_t, 2>& o) { po[i] = f(pa[o[0]], pb[o[1]]); });
+  }
+  return out;
+}
+
+/// The gradient of a broadcast operand: g summed back to `shape`.
+Tensor reduce_grad(const Tensor& g, const Shape& shape) { return sum_to(g, shape); }
+
+// Forward: y = a + b          Backward: da = sum_to(g), db = sum_to(g)
+struct AddBackward final : Node {
+  Shape as, bs;
+  const char* name() const override { return "AddBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    return {needs_input_grad(0) ? reduce_grad(g, as) : Tensor(), needs_input_grad(1) ? reduce_grad(g, bs) : Tensor()};
+  }
+};
+
+// Forward: y = a - b          Backward: da = sum_to(g), db = -sum_to(g)
+struct SubBackward final : Node {
+  Shape as, bs;
+  const char* name() const override { return "SubBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    return {needs_input_grad(0) ? reduce_grad(g, as) : Tensor(),
+            needs_input_grad(1) ? neg(reduce_grad(g, bs)) : Tensor()};
+  }
+};
+
+// Forward: y = a * b          Backward: da = sum_to(g * b), db = sum_to(g * a)
+struct MulBackward final : SavingNode<2> {
+  const char* name() const override { return "MulBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    Tensor a = saved(0), b = saved(1);
+    return {needs_input_grad(0) ? reduce_grad(mul(g, b), a.shape()) : Tensor(),
+            needs_input_grad(1) ? reduce_grad(mul(g, a), b.shape()) : Tensor()};
+  }
+};
+
+// Forward: y = a / b          Backward: da = sum_to(g / b), db = sum_to(-g * a / b²)
+struct DivBackward final : SavingNode<2> {
+  const char* name() const override { return "DivBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    Tensor a = saved(0), b = saved(1);
+    Tensor ga, gb;
+    if (needs_input_grad(0)) ga = reduce_grad(div(g, b), a.shape());
+    if (needs_input_grad(1))
+      gb = reduce_grad(binary_kernel(mul(g, a), b, "div backward", [](float ga_, float bv) { return -ga_ / (bv * bv); }),
+                       b.shape());
+    return {ga, gb};
+  }
+};
+
+template <class N>
+Tensor record_binary(Tensor y, const Tensor& a, const Tensor& b) {
+  if (!any_requires_grad({&a, &b})) return y;
+  auto node = std::make_shared<N>();
+  if constexpr (std::is_base_of_v<SavingNode<2>, N>) {
+    node->save(0, a);
+    node->save(1, b);
+  } else {
+    node->as = a.shape();
+    node->bs = b.shape();
+  }
+  record(y, std::move(node), {&a, &b});
+  return y;
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  return record_binary<AddBackward>(binary_kernel(a, b, "add", [](float x, float y) { return x + y; }), a, b);
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return record_binary<SubBackward>(binary_kernel(a, b, "sub", [](float x, float y) { return x - y; }), a, b);
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return record_binary<MulBackward>(binary_kernel(a, b, "mul", [](float x, float y) { return x * y; }), a, b);
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return record_binary<DivBackward>(binary_kernel(a, b, "div", [](float x, float y) { return x / y; }), a, b);
+}
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator+(const Tensor& a, float s) { return add(a, scalar_tensor(s)); }
+Tensor operator-(const Tensor& a, float s) { return sub(a, scalar_tensor(s)); }
+Tensor operator*(const Tensor& a, float s) { return mul(a, scalar_tensor(s)); }
+Tensor operator/(const Tensor& a, float s) { return div(a, scalar_tensor(s)); }
+Tensor operator+(float s, const Tensor& a) { return add(scalar_tensor(s), a); }
+Tensor operator-(float s, const Tensor& a) { return sub(scalar_tensor(s), a); }
+Tensor operator*(float s, const Tensor& a) { return mul(scalar_tensor(s), a); }
+Tensor operator/(float s, const Tensor& a) { return div(scalar_tensor(s), a); }
+
+// --- sum_to: the reverse of broadcasting ----------------------------------------
+namespace {
+// Forward: y = sum_to(x, shape)   Backward: dx = broadcast g back to x's shape
+struct SumToBackward final : Node {
+  Shape in_shape;
+  const char* name() const override { return "SumToBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override { return {expand_copy(g, in_shape)}; }
+};
+}  // namespace
+
+Tensor sum_to(const Tensor& t, const Shape& shape) {
+  check_float(t, "sum_to");
+  if (t.shape() == shape) return t;
+  TAPE_CHECK(broadcast_shapes(shape, t.shape(), "sum_to") == t.shape(), "sum_to: shape ", shape,
+             " does not broadcast to ", t.shape());
+  Tensor out = zeros(shape);
+  float* po = out.data<float>();
+  const float* pt = static_cast<const float*>(t.impl()->storage->data()) + t.impl()->offset;
+  const Shape so = broadcast_strides(shape, contiguous_strides(shape), t.shape());
+  for_each_strided<2>(t.shape(), {&t.strides(), &so},
+                      [&](int64_t, const std::array<int64_t, 2>& o) { po[o[1]] += pt[o[0]]; });
+  if (any_requires_grad({&t})) {
+    auto node = std::make_shared<SumToBackward>();
+    node->in_shape = t.shape();
+    record(out, std::move(node), {&t});
+  }
+  return out;
+}
+
+// --- unary math ----------------------------------------------------------------
+namespace {
+// Forward: y = -x             Backward: dx = -g
+struct NegOp {
+  static constexpr const char* kName = "neg";
+  static constexpr const char* kBackwardName = "NegBackward";
+  static constexpr bool kNeedsX = false, kNeedsY = false;
+  float f(float x) const { return -x; }
+  float df(float, float) const { return -1.f; }
+};
+// Forward: y = eˣ             Backward: dx = g·y
+struct ExpOp {
+  static constexpr const char* kName = "exp";
+  static constexpr const char* kBackwardName = "ExpBackward";
+  static constexpr bool kNeedsX = false, kNeedsY = true;
+  float f(float x) const { return std::exp(x); }
+  float df(float, float y) const { return y; }
+};
+// Forward: y = ln x           Backward: dx = g / x
+struct LogOp {
+  static constexpr const char* kName = "log";
+  static constexpr const char* kBackwardName = "LogBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  float f(float x) const { return std::log(x); }
+  float df(float x, float) const { return 1.f / x; }
+};
+// Forward: y = √x             Backward: dx = g / (2y)
+struct SqrtOp {
+  static constexpr const char* kName = "sqrt";
+  static constexpr const char* kBackwardName = "SqrtBackward";
+  static constexpr bool kNeedsX = false, kNeedsY = true;
+  float f(float x) const { return std::sqrt(x); }
+  float df(float, float y) const { return 0.5f / y; }
+};
+// Forward: y = |x|            Backward: dx = g·sign(x)
+struct AbsOp {
+  static constexpr const char* kName = "abs";
+  static constexpr const char* kBackwardName = "AbsBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  float f(float x) const { return std::fabs(x); }
+  float df(float x, float) const { return float((x > 0) - (x < 0)); }
+};
+// Forward: y = xᵉ             Backward: dx = g·e·xᵉ⁻¹
+struct PowOp {
+  static constexpr const char* kName = "pow";
+  static constexpr const char* kBackwardName = "PowBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  float e;
+  float f(float x) const { return std::pow(x, e); }
+  float df(float x, float) const { return e == 0.f ? 0.f : e * std::pow(x, e - 1.f); }
+};
+}  // namespace
+
+Tensor neg(const Tensor& x) { return unary_op<NegOp>(x); }
+Tensor exp(const Tensor& x) { return unary_op<ExpOp>(x); }
+Tensor log(const Tensor& x) { return unary_op<LogOp>(x); }
+Tensor sqrt(const Tensor& x) { return unary_op<SqrtOp>(x); }
+Tensor abs(const Tensor& x) { return unary_op<AbsOp>(x); }
+Tensor pow(const Tensor& x, float e) { return unary_op<PowOp>(x, PowOp{e}); }
+
+// --- in-place methods (never recorded) -------------------------------------------
+namespace {
+// Note: in-place ops are not differentiable in tape. Writing into a tensor that
+// requires grad while recording would silently corrupt gradients, so it is an
+// error; under NoGradGuard (optimizers) or on detached data it is allowed, and
+// the version bump lets saved-tensor checks catch writes to saved data.
+void check_inplace(const Tensor& t, const char* op) {
+  TAPE_CHECK(t.defined(), op, ": tensor is undefined");
+  TAPE_CHECK(!(grad_enabled() && t.requires_grad()), op, ": in-place operation on a tensor of shape ", t.shape(),
+             " that requires grad; wrap it in NoGradGuard or use detach()");
+  TAPE_CHECK(t.is_contiguous(), op, ": in-place operation needs a contiguous tensor, got shape ", t.shape());
+}
+
+template <class F>
+Tensor& inplace_binary(Tensor& self, const Tensor& other, const char* op, F f) {
+  check_inplace(self, op);
+  check_float(self, op, "self");
+  check_float(other, op, "other");
+  TAPE_CHECK(broadcast_shapes(self.shape(), other.shape(), op) == self.shape(), op, ": cannot broadcast shape ",
+             other.shape(), " into ", self.shape());
+  float* ps = self.data<float>();
+  const int64_t n = self.numel();
+  if (other.is_contiguous() && other.numel() == n) {
+    const float* po = other.data<float>();
+    parallel_for(n, [&](int64_t i) { ps[i] = f(ps[i], po[i]); });
+  } else {
+    Tensor b = binary_kernel(self.detach(), other.detach(), op, f);
+    std::memcpy(ps, b.data<float>(), size_t(n) * sizeof(float));
+  }
+  self.impl()->storage->bump_version();
+  return self;
+}
+}  // namespace
+
+Tensor& Tensor::add_(const Tensor& other, float alpha) {
+  return inplace_binary(*this, other, "add_", [alpha](float a, float b) { return a + alpha * b; });
+}
+Tensor& Tensor::mul_(const Tensor& other) {
+  return inplace_binary(*this, other, "mul_", [](float a, float b) { return a * b; });
+}
+Tensor& Tensor::add_(float s) { return add_(scalar_tensor(s)); }
+Tensor& Tensor::mul_(float s) { return mul_(scalar_tensor(s)); }
+
+Tensor& Tensor::fill_(float v) {
+  check_inplace(*this, "fill_");
+  check_float(*this, "fill_", "self");
+  float* p = data<float>();
+  for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = v;
+  impl()->storage->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::zero_() {
+  check_inplace(*this, "zero_");
+  std::memset(static_cast<char*>(impl()->storage->data()) + impl()->offset * int64_t(dtype_size(dtype())), 0,
+              size_t(numel()) * dtype_size(dtype()));
+  impl()->storage->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  check_inplace(*this, "copy_");
+  TAPE_CHECK(src.defined(), "copy_: source is undefined");
+  TAPE_CHECK(src.dtype() == dtype(), "copy_: dtype ", dtype_name(src.dtype()), " does not match ",
+             dtype_name(dtype()));
+  TAPE_CHECK(src.shape() == shape(), "copy_: source shape ", src.shape(),
+             " does not match destination shape ", shape());
+  Tensor s = contig(src);
+  std::memcpy(static_cast<char*>(impl()->storage->data()) + impl()->offset * int64_t(dtype_size(dtype())),
+              static_cast<const char*>(s.impl()->storage->data()) + s.impl()->offset * int64_t(dtype_size(dtype())),
+              size_t(numel()) * dtype_size(dtype()));
+  impl()->storage->bump_version();
+  return *this;
+}
+
+}  // namespace tape

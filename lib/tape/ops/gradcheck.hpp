@@ -1,0 +1,42 @@
+#pragma once
+/// \file Gradient checking: analytic gradients against central finite differences.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tape/core/tensor.hpp"
+
+namespace tape {
+
+struct GradcheckOptions {
+  float eps = 1e-3f;   ///< finite-difference step
+  float rtol = 1e-2f;  ///< pass if |analytic − numeric| ≤ atol + rtol·|numeric| everywhere
+  float atol = 1e-3f;
+  uint64_t seed = 0;   ///< for the random upstream gradient
+};
+
+struct GradcheckResult {
+  bool ok = false;
+  float max_abs_err = 0.f;  ///< max |analytic − numeric|
+  float max_rel_err = 0.f;  ///< max |analytic − numeric| / (|numeric| + atol)
+  std::string message;      ///< why it failed (which input, which element), or "ok"
+};
+
+/// Checks d(sum(f(inputs) ⊙ v))/d(input) for a random v against central
+/// differences, for every input with requires_grad. Fails if any element is
+/// out of tolerance, and also if the numeric gradient is zero everywhere
+/// (a check that cannot see the op is not a pass).
+GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                          const std::vector<Tensor>& inputs, const GradcheckOptions& opt = {});
+
+/// Gradcheck of a registry op on its sample inputs (drawn with `seed`).
+GradcheckResult gradcheck_op(const struct OpInfo& op, uint64_t seed = 0);
+
+/// The checker's own test: results for (correct backward, backward 5 % off,
+/// all-zero backward) on the same function. A working checker returns {pass, fail, fail}.
+struct SelfTestResult {
+  GradcheckResult correct, five_percent_off, all_zero;
+};
+SelfTestResult gradcheck_self_test();
+
+}  // namespace tape

@@ -1,0 +1,128 @@
+// matmul and linear on oneDNN's matmul primitive. Transposed operands are
+// passed as strided memory descriptors, so backward never copies a transpose.
+#include "tape/backend/dnnl.hpp"
+#include "tape/ops/op_util.hpp"
+
+namespace tape {
+using namespace detail;
+namespace dn = backend;
+
+namespace {
+
+/// oneDNN's matmul takes plain layouts where one of the two inner dims is dense.
+Tensor as_matmul_operand(const Tensor& t) {
+  const auto& st = t.strides();
+  const auto nd = size_t(t.dim());
+  if (st[nd - 1] == 1 || st[nd - 2] == 1) return t;
+  return contig(t);
+}
+
+/// c = a·b (+ bias), no graph. a [..,M,K], b [..,K,N] may be strided views.
+Tensor mm(const Tensor& a_in, const Tensor& b_in, const Tensor& bias = {}) {
+  Tensor a = as_matmul_operand(a_in), b = as_matmul_operand(b_in);
+  const size_t nd = size_t(a.dim());
+  Shape c_shape = a.shape();
+  c_shape[nd - 1] = b.shape()[nd - 1];
+  Tensor c = Tensor::empty(c_shape);
+
+  struct Prim {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul prim;
+  };
+  dn::Key key{int64_t(dn::OpId::Matmul), int64_t(nd), bias.defined()};
+  for (const Tensor* t : {&a, &b}) {
+    key.insert(key.end(), t->shape().begin(), t->shape().end());
+    key.insert(key.end(), t->strides().begin(), t->strides().end());
+  }
+  Shape bias_shape(nd, 1);
+  bias_shape[nd - 1] = c_shape[nd - 1];
+  Prim& p = dn::cached<Prim>(key, [&] {
+    // memory descriptors → primitive descriptor → primitive
+    auto a_md = dn::md(a), b_md = dn::md(b), c_md = dn::md(c);
+    auto pd = bias.defined()
+                  ? dnnl::matmul::primitive_desc(
+                        dnnl::matmul::desc(a_md, b_md, dn::md(bias_shape, contiguous_strides(bias_shape)), c_md),
+                        dn::engine())
+                  : dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, c_md), dn::engine());
+    return Prim{pd, dnnl::matmul(pd)};
+  });
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dn::mem(p.pd.src_desc(), a)},
+                                             {DNNL_ARG_WEIGHTS, dn::mem(p.pd.weights_desc(), b)},
+                                             {DNNL_ARG_DST, dn::mem(p.pd.dst_desc(), c)}};
+  if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dn::mem(dn::md(bias_shape, contiguous_strides(bias_shape)), bias));
+  p.prim.execute(dn::stream(), args);
+  dn::stream().wait();
+  return c;
+}
+
+Tensor swap_last(const Tensor& t) {
+  NoGradGuard g;
+  return transpose(t, -1, -2);
+}
+
+// Forward: C = A·B             Backward: dA = G·Bᵀ, dB = Aᵀ·G
+struct MatmulBackward final : SavingNode<2> {
+  const char* name() const override { return "MatmulBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    Tensor a = saved(0), b = saved(1);
+    return {needs_input_grad(0) ? mm(g, swap_last(b)) : Tensor(), needs_input_grad(1) ? mm(swap_last(a), g) : Tensor()};
+  }
+};
+
+// Forward: y = x·Wᵀ + b        Backward: dx = G·W, dW = Gᵀ·x, db = Σ_rows G
+struct LinearBackward final : SavingNode<2> {
+  const char* name() const override { return "LinearBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    Tensor x = saved(0), w = saved(1);
+    return {needs_input_grad(0) ? mm(g, w) : Tensor(), needs_input_grad(1) ? mm(swap_last(g), x) : Tensor(),
+            needs_input_grad(2) ? sum(g, 0) : Tensor()};
+  }
+};
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_float(a, "matmul", "first operand");
+  check_float(b, "matmul", "second operand");
+  const bool ok2 = a.dim() == 2 && b.dim() == 2, ok3 = a.dim() == 3 && b.dim() == 3;
+  TAPE_CHECK(ok2 || ok3, "matmul: expects two 2-D or two 3-D tensors, got shapes ", a.shape(), " and ", b.shape());
+  TAPE_CHECK(a.size(-1) == b.size(-2), "matmul: shapes ", a.shape(), " and ", b.shape(),
+             " cannot be multiplied (", a.size(-1), " != ", b.size(-2), ")");
+  TAPE_CHECK(ok2 || a.size(0) == b.size(0), "matmul: batch sizes differ in shapes ", a.shape(), " and ", b.shape());
+  Tensor c = mm(a, b);
+  if (any_requires_grad({&a, &b})) {
+    auto node = std::make_shared<MatmulBackward>();
+    node->save(0, a);
+    node->save(1, b);
+    record(c, std::move(node), {&a, &b});
+  }
+  return c;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_float(x, "linear", "input");
+  check_float(w, "linear", "weight");
+  TAPE_CHECK(w.dim() == 2, "linear: weight must be 2-D [out, in], got shape ", w.shape());
+  TAPE_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1), "linear: input of shape ", x.shape(),
+             " does not match weight of shape ", w.shape(), " (expected last dim ", w.size(1), ")");
+  if (b.defined()) {
+    check_float(b, "linear", "bias");
+    TAPE_CHECK(b.dim() == 1 && b.size(0) == w.size(0), "linear: bias of shape ", b.shape(),
+               " does not match weight of shape ", w.shape(), " (expected [", w.size(0), "])");
+  }
+  if (x.dim() != 2) {  // [*, in] → [N, in] → [*, out]
+    Shape out = x.shape();
+    out.back() = w.size(0);
+    return reshape(linear(reshape(x, {-1, w.size(1)}), w, b), out);
+  }
+  Tensor y = mm(x, swap_last(w), b);
+  if (any_requires_grad({&x, &w, &b})) {
+    auto node = std::make_shared<LinearBackward>();
+    node->save(0, x);
+    node->save(1, w);
+    record(y, std::move(node), {&x, &w, &b});
+  }
+  return y;
+}
+
+}  // namespace tape

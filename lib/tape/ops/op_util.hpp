@@ -1,0 +1,105 @@
+#pragma once
+// Internal (not installed): helpers shared by the op files.
+#include <omp.h>
+
+#include "tape/autograd/grad_mode.hpp"
+#include "tape/autograd/node.hpp"
+#include "tape/core/strided.hpp"
+#include "tape/ops/ops.hpp"
+
+namespace tape::detail {
+
+/// Elements below which a loop stays on one thread (team start-up costs more).
+constexpr int64_t kParallelGrain = 32768;
+
+template <class F>
+inline void parallel_for(int64_t n, F&& f) {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+inline void check_float(const Tensor& t, const char* op, const char* arg = "input") {
+  TAPE_CHECK(t.defined(), op, ": ", arg, " is an undefined tensor");
+  TAPE_CHECK(t.dtype() == Dtype::Float32, op, ": ", arg, " must be Float32, got ", dtype_name(t.dtype()),
+             " tensor of shape ", t.shape());
+}
+
+/// A contiguous version of t for a kernel to read (never recorded in the graph).
+inline Tensor contig(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  NoGradGuard no_grad;
+  return t.contiguous();
+}
+
+/// A new contiguous tensor holding `t` broadcast to `shape` (not recorded).
+inline Tensor expand_copy(const Tensor& t, const Shape& shape) {
+  Tensor out = Tensor::empty(shape);
+  float* po = out.data<float>();
+  const float* pt = static_cast<const float*>(t.impl()->storage->data()) + t.impl()->offset;
+  const Shape st = broadcast_strides(t.shape(), t.strides(), shape);
+  for_each_strided<1>(shape, {&st}, [&](int64_t i, const std::array<int64_t, 1>& o) { po[i] = pt[o[0]]; });
+  return out;
+}
+
+/// Node that remembers a list of saved tensors and frees them after backward.
+/// Subclasses name themselves and implement apply().
+template <size_t K>
+class SavingNode : public Node {
+ public:
+  void save(size_t i, const Tensor& t) { saved_[i] = SavedTensor(t); }
+  Tensor saved(size_t i) const { return saved_[i].unpack(*this); }
+  void release_saved() override {
+    for (auto& s : saved_) s.reset();
+  }
+
+ private:
+  std::array<SavedTensor, K> saved_;
+};
+
+// --- unary elementwise ops --------------------------------------------------
+// An op is a small struct: name, forward f(x), derivative df(x, y) (dy/dx given
+// input and output) and which of x / y backward needs. One template turns it
+// into a forward loop plus a Node, so no kernel is written twice.
+template <class Op>
+class UnaryBackward final : public SavingNode<2> {
+ public:
+  explicit UnaryBackward(Op op) : op_(op) {}
+  const char* name() const override { return Op::kBackwardName; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    Tensor x = Op::kNeedsX ? saved(0) : Tensor();
+    Tensor y = Op::kNeedsY ? saved(1) : Tensor();
+    Tensor gc = g.contiguous();
+    Tensor dx = Tensor::empty(g.shape());
+    const float* pg = gc.data<float>();
+    const float* px = Op::kNeedsX ? x.data<float>() : nullptr;
+    const float* py = Op::kNeedsY ? y.data<float>() : nullptr;
+    float* pd = dx.data<float>();
+    const Op op = op_;
+    parallel_for(g.numel(), [&](int64_t i) {
+      pd[i] = pg[i] * op.df(px ? px[i] : 0.f, py ? py[i] : 0.f);
+    });
+    return {dx};
+  }
+
+ private:
+  Op op_;
+};
+
+template <class Op>
+Tensor unary_op(const Tensor& x_in, Op op = {}) {
+  check_float(x_in, Op::kName);
+  Tensor x = contig(x_in);
+  Tensor y = Tensor::empty(x.shape());
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  parallel_for(x.numel(), [&](int64_t i) { py[i] = op.f(px[i]); });
+  if (any_requires_grad({&x_in})) {
+    auto node = std::make_shared<UnaryBackward<Op>>(op);
+    if (Op::kNeedsX) node->save(0, x);
+    if (Op::kNeedsY) node->save(1, y);
+    record(y, std::move(node), {&x_in});
+  }
+  return y;
+}
+
+}  // namespace tape::detail

@@ -1,0 +1,146 @@
+// The op registry: one entry per differentiable op (see registry.hpp).
+// Adding an op: write it in its family's file, then add one entry below.
+#include "tape/ops/registry.hpp"
+
+#include <cmath>
+
+#include "tape/ops/ops.hpp"
+
+namespace tape {
+
+namespace {
+using Inputs = std::vector<Tensor>;
+
+/// Uniform in [lo, hi), requiring grad.
+Tensor u(Generator& g, const Shape& s, float lo = -1.f, float hi = 1.f, bool grad = true) {
+  Tensor t = rand(s, g);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = lo + (hi - lo) * p[i];
+  if (grad) t.requires_grad_();
+  return t;
+}
+/// Uniform with |x| in [0.2, 1.2): keeps samples away from the kink of relu/abs/...
+Tensor away(Generator& g, const Shape& s) {
+  Tensor t = u(g, s, 0.2f, 1.2f, false);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (g.uniform() < 0.5f) p[i] = -p[i];
+  return t.requires_grad_();
+}
+
+std::vector<OpInfo> build() {
+  std::vector<OpInfo> r;
+  auto add_op = [&](OpInfo o) { r.push_back(std::move(o)); };
+
+  // --- elementwise
+  add_op({"add", "elementwise", "add(a, b)", "y = a + b; da = g, db = g (summed over broadcast dims)",
+          [](Generator& g) { return Inputs{u(g, {3, 4}), u(g, {4})}; },
+          [](const Inputs& x) { return add(x[0], x[1]); }});
+  add_op({"sub", "elementwise", "sub(a, b)", "y = a − b; da = g, db = −g",
+          [](Generator& g) { return Inputs{u(g, {2, 3, 4}), u(g, {3, 1})}; },
+          [](const Inputs& x) { return sub(x[0], x[1]); }});
+  add_op({"mul", "elementwise", "mul(a, b)", "y = a·b; da = g·b, db = g·a",
+          [](Generator& g) { return Inputs{u(g, {3, 4}), u(g, {3, 1})}; },
+          [](const Inputs& x) { return mul(x[0], x[1]); }});
+  add_op({"div", "elementwise", "div(a, b)", "y = a / b; da = g / b, db = −g·a / b²",
+          [](Generator& g) { return Inputs{u(g, {3, 4}), u(g, {4}, 0.5f, 2.f)}; },
+          [](const Inputs& x) { return div(x[0], x[1]); }});
+  add_op({"scalar_ops", "elementwise", "2 − x·3 + x/4", "operators with float scalars",
+          [](Generator& g) { return Inputs{u(g, {5})}; },
+          [](const Inputs& x) { return 2.f - x[0] * 3.f + x[0] / 4.f; }});
+  add_op({"neg", "elementwise", "neg(x)", "y = −x; dx = −g", [](Generator& g) { return Inputs{u(g, {3, 4})}; },
+          [](const Inputs& x) { return neg(x[0]); }});
+  add_op({"exp", "elementwise", "exp(x)", "y = eˣ; dx = g·y", [](Generator& g) { return Inputs{u(g, {3, 4})}; },
+          [](const Inputs& x) { return exp(x[0]); }});
+  add_op({"log", "elementwise", "log(x)", "y = ln x; dx = g / x",
+          [](Generator& g) { return Inputs{u(g, {3, 4}, 0.5f, 2.f)}; }, [](const Inputs& x) { return log(x[0]); }});
+  add_op({"sqrt", "elementwise", "sqrt(x)", "y = √x; dx = g / (2y)",
+          [](Generator& g) { return Inputs{u(g, {3, 4}, 0.5f, 2.f)}; }, [](const Inputs& x) { return sqrt(x[0]); }});
+  add_op({"abs", "elementwise", "abs(x)", "y = |x|; dx = g·sign(x)", [](Generator& g) { return Inputs{away(g, {3, 4})}; },
+          [](const Inputs& x) { return abs(x[0]); }});
+  add_op({"pow", "elementwise", "pow(x, 2.5)", "y = xᵉ; dx = g·e·xᵉ⁻¹",
+          [](Generator& g) { return Inputs{u(g, {3, 4}, 0.5f, 1.5f)}; },
+          [](const Inputs& x) { return pow(x[0], 2.5f); }});
+
+  // --- activations
+  add_op({"relu", "activation", "relu(x)", "y = max(x, 0); dx = g·[x > 0]",
+          [](Generator& g) { return Inputs{away(g, {4, 5})}; }, [](const Inputs& x) { return relu(x[0]); }});
+  add_op({"leaky_relu", "activation", "leaky_relu(x, 0.1)", "y = x or s·x; dx = g·(1 or s)",
+          [](Generator& g) { return Inputs{away(g, {4, 5})}; }, [](const Inputs& x) { return leaky_relu(x[0], 0.1f); }});
+  add_op({"elu", "activation", "elu(x, 1)", "y = x or α(eˣ − 1); dx = g·(1 or y + α)",
+          [](Generator& g) { return Inputs{away(g, {4, 5})}; }, [](const Inputs& x) { return elu(x[0], 1.f); }});
+  add_op({"selu", "activation", "selu(x)", "y = λ·elu(x, α); dx = g·λ·(1 or α·eˣ)",
+          [](Generator& g) { return Inputs{away(g, {4, 5})}; }, [](const Inputs& x) { return selu(x[0]); }});
+  add_op({"tanh", "activation", "tanh(x)", "y = tanh x; dx = g·(1 − y²)",
+          [](Generator& g) { return Inputs{u(g, {4, 5}, -2.f, 2.f)}; }, [](const Inputs& x) { return tanh(x[0]); }});
+  add_op({"sigmoid", "activation", "sigmoid(x)", "y = 1/(1 + e⁻ˣ); dx = g·y(1 − y)",
+          [](Generator& g) { return Inputs{u(g, {4, 5}, -3.f, 3.f)}; }, [](const Inputs& x) { return sigmoid(x[0]); }});
+
+  // --- linear algebra
+  add_op({"matmul", "linear algebra", "matmul(a, b)", "C = A·B; dA = G·Bᵀ, dB = Aᵀ·G",
+          [](Generator& g) { return Inputs{u(g, {3, 5}), u(g, {5, 4})}; },
+          [](const Inputs& x) { return matmul(x[0], x[1]); }});
+  add_op({"matmul_batched", "linear algebra", "matmul(a, b) 3-D", "C[i] = A[i]·B[i]",
+          [](Generator& g) { return Inputs{u(g, {2, 3, 4}), u(g, {2, 4, 2})}; },
+          [](const Inputs& x) { return matmul(x[0], x[1]); }});
+  add_op({"matmul_transposed", "linear algebra", "matmul(a.t(), b)", "strided (transposed) operand",
+          [](Generator& g) { return Inputs{u(g, {5, 3}), u(g, {5, 4})}; },
+          [](const Inputs& x) { return matmul(x[0].t(), x[1]); }});
+  add_op({"linear", "linear algebra", "linear(x, w, b)", "y = x·Wᵀ + b; dx = G·W, dW = Gᵀ·x, db = Σ G",
+          [](Generator& g) { return Inputs{u(g, {4, 6}), u(g, {3, 6}), u(g, {3})}; },
+          [](const Inputs& x) { return linear(x[0], x[1], x[2]); }});
+
+  // --- shape
+  add_op({"reshape", "shape", "reshape(x, {3, -1})", "view; dx = g reshaped back",
+          [](Generator& g) { return Inputs{u(g, {2, 3, 2})}; },
+          [](const Inputs& x) { return mul(reshape(x[0], {3, -1}), reshape(x[0], {3, -1})); }});
+  add_op({"flatten", "shape", "flatten(x, 1)", "view; dx = g reshaped back",
+          [](Generator& g) { return Inputs{u(g, {2, 3, 2})}; },
+          [](const Inputs& x) { return exp(flatten(x[0], 1)); }});
+  add_op({"transpose", "shape", "transpose(x, 0, 2)", "strided view; dx = gᵀ",
+          [](Generator& g) { return Inputs{u(g, {2, 3, 4})}; },
+          [](const Inputs& x) { return mul(transpose(x[0], 0, 2), transpose(x[0], 0, 2)); }});
+
+  // --- reductions
+  add_op({"sum", "reduction", "sum(x)", "y = Σx; dx = g", [](Generator& g) { return Inputs{u(g, {3, 4})}; },
+          [](const Inputs& x) { return sum(mul(x[0], x[0])); }});
+  add_op({"sum_dim", "reduction", "sum(x, 1, keepdim)", "y = Σ_dim x; dx = g broadcast",
+          [](Generator& g) { return Inputs{u(g, {2, 3, 4})}; }, [](const Inputs& x) { return sum(x[0], 1, true); }});
+  add_op({"mean", "reduction", "mean(x)", "y = Σx / n; dx = g / n", [](Generator& g) { return Inputs{u(g, {3, 4})}; },
+          [](const Inputs& x) { return mean(mul(x[0], x[0])); }});
+  add_op({"mean_dim", "reduction", "mean(x, -1)", "y = mean along dim; dx = g / n",
+          [](Generator& g) { return Inputs{u(g, {3, 4})}; }, [](const Inputs& x) { return mean(x[0], -1); }});
+  add_op({"max_dim", "reduction", "max(x, 1)", "y = max along dim; dx = g at the arg max",
+          [](Generator& g) {
+            // distinct values so the arg max is stable under ±eps
+            Tensor t = arange(0.f, 12.f);
+            float* p = t.data<float>();
+            for (int i = 11; i > 0; --i) std::swap(p[i], p[g.below(uint64_t(i + 1))]);
+            return Inputs{reshape(t * 0.3f, {3, 4}).detach().requires_grad_()};
+          },
+          [](const Inputs& x) { return max(x[0], 1); }});
+
+  // --- softmax
+  add_op({"softmax", "softmax & losses", "softmax(x, 1)", "y = eˣ/Σeˣ; dx = y(g − Σg·y)",
+          [](Generator& g) { return Inputs{u(g, {3, 5}, -2.f, 2.f)}; }, [](const Inputs& x) { return softmax(x[0], 1); }});
+  add_op({"softmax_dim0", "softmax & losses", "softmax(x, 0)", "along a non-last dim",
+          [](Generator& g) { return Inputs{u(g, {4, 3}, -2.f, 2.f)}; }, [](const Inputs& x) { return softmax(x[0], 0); }});
+  add_op({"log_softmax", "softmax & losses", "log_softmax(x, 1)", "y = x − log Σeˣ; dx = g − eʸ·Σg",
+          [](Generator& g) { return Inputs{u(g, {3, 5}, -2.f, 2.f)}; },
+          [](const Inputs& x) { return log_softmax(x[0], 1); }});
+  return r;
+}
+}  // namespace
+
+const std::vector<OpInfo>& op_registry() {
+  static const std::vector<OpInfo> r = build();
+  return r;
+}
+
+const OpInfo* find_op(const std::string& name) {
+  for (const auto& o : op_registry())
+    if (o.name == name) return &o;
+  return nullptr;
+}
+
+}  // namespace tape

@@ -1,0 +1,130 @@
+// Shape ops: reshape/flatten (views of contiguous data), transpose (a strided
+// view), clone/contiguous (a copy).
+#include <cstring>
+
+#include "tape/ops/op_util.hpp"
+
+namespace tape {
+using namespace detail;
+
+int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
+  const int64_t lo = -std::max<int64_t>(ndim, 1), hi = std::max<int64_t>(ndim, 1) - 1;
+  TAPE_CHECK(dim >= lo && dim <= hi, op, ": dim ", dim, " is out of range for a ", ndim,
+             "-D tensor (expected in [", lo, ", ", hi, "])");
+  return dim < 0 ? dim + std::max<int64_t>(ndim, 1) : dim;
+}
+
+namespace {
+Tensor make_view(const Tensor& t, Shape shape, Shape strides) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = t.impl()->storage;
+  impl->offset = t.impl()->offset;
+  impl->shape = std::move(shape);
+  impl->strides = std::move(strides);
+  impl->dtype = t.dtype();
+  return Tensor(std::move(impl));
+}
+
+// Forward: y = x viewed as another shape   Backward: dx = g viewed as x's shape
+struct ReshapeBackward final : Node {
+  Shape in_shape;
+  const char* name() const override { return "ReshapeBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override { return {reshape(g, in_shape)}; }
+};
+
+// Forward: y = x with dims d0, d1 swapped  Backward: dx = g with them swapped back
+struct TransposeBackward final : Node {
+  int64_t d0 = 0, d1 = 0;
+  const char* name() const override { return "TransposeBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override { return {transpose(g, d0, d1)}; }
+};
+
+// Forward: y = copy of x                   Backward: dx = g
+struct CloneBackward final : Node {
+  const char* name() const override { return "CloneBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override { return {g}; }
+};
+}  // namespace
+
+Tensor reshape(const Tensor& t, const Shape& shape_in) {
+  TAPE_CHECK(t.defined(), "reshape: input is undefined");
+  Shape shape = shape_in;
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      TAPE_CHECK(infer < 0, "reshape: only one dimension can be -1, got ", shape_in);
+      infer = int64_t(i);
+    } else {
+      TAPE_CHECK(shape[i] >= 0, "reshape: invalid size ", shape[i], " in ", shape_in);
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0) {
+    TAPE_CHECK(known > 0 && t.numel() % known == 0, "reshape: cannot reshape tensor of shape ", t.shape(), " (",
+               t.numel(), " elements) into ", shape_in);
+    shape[size_t(infer)] = t.numel() / known;
+  }
+  TAPE_CHECK(shape_numel(shape) == t.numel(), "reshape: cannot reshape tensor of shape ", t.shape(), " (", t.numel(),
+             " elements) into ", shape_in);
+  Tensor src = contig(t);
+  Tensor y = make_view(src, shape, contiguous_strides(shape));
+  if (any_requires_grad({&t})) {
+    auto node = std::make_shared<ReshapeBackward>();
+    node->in_shape = t.shape();
+    record(y, std::move(node), {&t});
+  }
+  return y;
+}
+
+Tensor flatten(const Tensor& t, int64_t start_dim) {
+  TAPE_CHECK(t.defined(), "flatten: input is undefined");
+  if (t.dim() == 0) return reshape(t, {1});
+  start_dim = wrap_dim(start_dim, t.dim(), "flatten");
+  Shape s(t.shape().begin(), t.shape().begin() + start_dim);
+  int64_t rest = 1;
+  for (int64_t i = start_dim; i < t.dim(); ++i) rest *= t.shape()[size_t(i)];
+  s.push_back(rest);
+  return reshape(t, s);
+}
+
+Tensor transpose(const Tensor& t, int64_t d0, int64_t d1) {
+  TAPE_CHECK(t.defined(), "transpose: input is undefined");
+  d0 = wrap_dim(d0, t.dim(), "transpose");
+  d1 = wrap_dim(d1, t.dim(), "transpose");
+  Shape shape = t.shape(), strides = t.strides();
+  if (t.dim() > 0) {
+    std::swap(shape[size_t(d0)], shape[size_t(d1)]);
+    std::swap(strides[size_t(d0)], strides[size_t(d1)]);
+  }
+  Tensor y = make_view(t, shape, strides);
+  if (any_requires_grad({&t})) {
+    auto node = std::make_shared<TransposeBackward>();
+    node->d0 = d0;
+    node->d1 = d1;
+    record(y, std::move(node), {&t});
+  }
+  return y;
+}
+
+Tensor Tensor::clone() const {
+  check_defined("clone()");
+  Tensor out = Tensor::empty(shape(), dtype());
+  const size_t es = dtype_size(dtype());
+  const char* src = static_cast<const char*>(impl()->storage->data()) + impl()->offset * int64_t(es);
+  char* dst = static_cast<char*>(out.impl()->storage->data());
+  if (is_contiguous()) {
+    std::memcpy(dst, src, size_t(numel()) * es);
+  } else if (es == 4) {
+    for_each_strided<1>(shape(), {&strides()}, [&](int64_t i, const std::array<int64_t, 1>& o) {
+      reinterpret_cast<float*>(dst)[i] = reinterpret_cast<const float*>(src)[o[0]];
+    });
+  } else {
+    for_each_strided<1>(shape(), {&strides()}, [&](int64_t i, const std::array<int64_t, 1>& o) {
+      reinterpret_cast<int64_t*>(dst)[i] = reinterpret_cast<const int64_t*>(src)[o[0]];
+    });
+  }
+  if (any_requires_grad({this})) record(out, std::make_shared<CloneBackward>(), {this});
+  return out;
+}
+
+}  // namespace tape

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Shared set-up for tools/test.sh and tools/quickstart.sh: installs the Debian
+# packages tape needs (only those missing), then configures and builds.
+# Usage: source tools/setup.sh   (from the repository root)
+set -euo pipefail
+
+TAPE_PACKAGES=(g++ meson ninja-build pkg-config cmake libdnnl-dev libboost-program-options-dev
+               libboost-serialization-dev doctest-dev libstb-dev graphviz nodejs npm)
+
+tape_install_packages() {
+  local missing=()
+  for p in "${TAPE_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# tape_build DIR [meson options...]
+tape_build() {
+  local dir=$1
+  shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  ninja -C "$dir" >/dev/null
+}

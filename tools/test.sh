@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine (as root), builds tape, fetches MNIST and runs
+# the whole test suite twice: a release build, then AddressSanitizer +
+# UndefinedBehaviorSanitizer. Ends with "tests: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source tools/setup.sh
+set +e
+
+tape_install_packages || { echo "tests: 0 passed, 1 failed"; exit 1; }
+echo "== build (release)"
+tape_build build || { echo "build failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
+echo "== fetch MNIST"
+bash tools/fetch_mnist.sh || echo "warning: MNIST unavailable; tests that need it are skipped"
+
+passed=0
+failed=0
+count() {  # reads a log, adds its "tests: N passed, M failed" line to the totals
+  local line
+  line=$(grep -E '^tests: [0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+  if [ -z "$line" ]; then
+    failed=$((failed + 1))
+    return
+  fi
+  passed=$((passed + $(echo "$line" | sed -E 's/tests: ([0-9]+) passed.*/\1/')))
+  failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+}
+
+log=$(mktemp)
+echo "== tests (release)"
+./build/tests/tape_tests --no-version 2>&1 | tee "$log" | grep -vE '^\[doctest\]|^tests:'
+count "$log"
+
+echo "== build (address + undefined sanitizers)"
+if tape_build build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false; then
+  echo "== tests (sanitizers; the slow training tests are left to the release run)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ./build-asan/tests/tape_tests --no-version --test-suite-exclude=slow 2>&1 | tee "$log" | grep -vE '^\[doctest\]|^tests:'
+  count "$log"
+  if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
+    echo "sanitizer reported errors (see above)"
+    failed=$((failed + 1))
+  fi
+else
+  echo "sanitizer build failed"
+  failed=$((failed + 1))
+fi
+rm -f "$log"
+
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
