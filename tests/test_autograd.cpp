@@ -127,6 +127,12 @@ TEST_CASE("autograd: backward() errors") {
   CHECK(x.grad().to_vector<float>() == std::vector<float>{2.f, 1.f});
 }
 
+TEST_CASE("autograd: a leaf takes part in many graphs, one after another") {
+  Tensor w = tensor({2.f}, {1}, true);
+  for (int i = 0; i < 3; ++i) (w * w).sum().backward();
+  CHECK(w.grad().item() == 12.f);
+}
+
 TEST_CASE("autograd: leaf gradients are independent buffers") {
   Tensor a = tensor({1.f}, {1}, true), b = tensor({2.f}, {1}, true);
   (a + b).sum().backward();

@@ -62,7 +62,7 @@ void Engine::run(const Tensor& root, const Tensor& grad_root, bool retain_graph)
                  " a second time, but its saved tensors were already freed; call backward(grad, "
                  "/*retain_graph=*/true) the first time");
       grads = n->apply(grad_out);
-      if (!retain_graph) {
+      if (!retain_graph && n->single_use()) {
         n->release_saved();
         n->released_ = true;
       }

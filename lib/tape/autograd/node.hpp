@@ -47,6 +47,9 @@ class Node {
   virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
   /// Drops saved tensors after backward (unless retain_graph).
   virtual void release_saved() {}
+  /// False for nodes that outlive one graph (a leaf's AccumulateGrad is reused by
+  /// every graph that leaf enters, so backward never marks it released).
+  virtual bool single_use() const { return true; }
 
   const std::vector<Edge>& next_edges() const { return next_edges_; }
   void set_next_edges(std::vector<Edge> e) { next_edges_ = std::move(e); }
@@ -72,6 +75,7 @@ class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
   const char* name() const override { return "AccumulateGrad"; }
+  bool single_use() const override { return false; }
   std::vector<Tensor> apply(const Tensor& grad_output) override;
   Tensor variable() const { return Tensor(leaf_); }
 

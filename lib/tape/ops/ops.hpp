@@ -77,7 +77,7 @@ Tensor one_hot(const Tensor& labels, int64_t num_classes);
 
 // --- regularisation — dropout.cpp
 /// Inverted dropout: zero with probability p, scale the rest by 1/(1-p); identity if !training.
-Tensor dropout(const Tensor& x, float p, bool training);
+Tensor dropout(const Tensor& x, float p, bool training, Generator& gen = default_generator());
 
 // --- convolution & pooling (oneDNN) — conv.cpp, pool.cpp
 /// x [N,C,H,W], w [O,C,kh,kw], b [O] or undefined.

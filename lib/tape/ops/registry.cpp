@@ -128,6 +128,53 @@ std::vector<OpInfo> build() {
   add_op({"log_softmax", "softmax & losses", "log_softmax(x, 1)", "y = x − log Σeˣ; dx = g − eʸ·Σg",
           [](Generator& g) { return Inputs{u(g, {3, 5}, -2.f, 2.f)}; },
           [](const Inputs& x) { return log_softmax(x[0], 1); }});
+
+  // --- losses & regularisation (loss.cpp, dropout.cpp)
+  add_op({"cross_entropy", "softmax & losses", "cross_entropy(logits, Int64 target)",
+          "L = mean(logΣeˣ − x[t]); dx = (softmax(x) − onehot(t)) / N",
+          [](Generator& g) { return Inputs{u(g, {4, 5}, -2.f, 2.f), tensor(std::vector<int64_t>{0, 3, 4, 1}, {4})}; },
+          [](const Inputs& x) { return cross_entropy(x[0], x[1]); }});
+  add_op({"cross_entropy_probs", "softmax & losses", "cross_entropy(logits, Float32 probabilities)",
+          "L = −mean Σ p·log_softmax(x); dx = (softmax(x)·Σp − p) / N",
+          [](Generator& g) { return Inputs{u(g, {3, 4}, -2.f, 2.f), softmax(u(g, {3, 4}, -1.f, 1.f, false), 1)}; },
+          [](const Inputs& x) { return cross_entropy(x[0], x[1]); }});
+  add_op({"nll_loss", "softmax & losses", "nll_loss(log_probs, target)", "L = −mean x[i, t_i]; dx[i, t_i] = −1/N",
+          [](Generator& g) { return Inputs{u(g, {4, 3}), tensor(std::vector<int64_t>{2, 0, 1, 2}, {4})}; },
+          [](const Inputs& x) { return nll_loss(log_softmax(x[0], 1), x[1]); }});
+  add_op({"mse_loss", "softmax & losses", "mse_loss(input, target)", "L = mean((x − t)²); dx = 2(x − t)/n",
+          [](Generator& g) { return Inputs{u(g, {3, 4}), u(g, {3, 4})}; },
+          [](const Inputs& x) { return mse_loss(x[0], x[1]); }});
+  add_op({"dropout", "regularisation", "dropout(x, 0.3, training)", "y = x·m/(1−p); dx = g·m/(1−p)",
+          [](Generator& g) { return Inputs{u(g, {4, 6})}; },
+          [](const Inputs& x) {
+            Generator fixed(99);  // the same mask on every call, so finite differences see one function
+            return dropout(x[0], 0.3f, true, fixed);
+          }});
+
+  // --- convolution & pooling (conv.cpp, pool.cpp)
+  add_op({"conv2d", "convolution & pooling", "conv2d(x, w, b, 1, 1)",
+          "y = x ⋆ w + b; dx = g ⋆ᵀ w, dw = x ⋆ g, db = Σ_{n,i,j} g",
+          // weights in ±0.5 keep |y| small: float32 rounding of y is the finite differences' noise
+          [](Generator& g) { return Inputs{u(g, {2, 3, 7, 7}), u(g, {4, 3, 3, 3}, -.5f, .5f), u(g, {4}, -.5f, .5f)}; },
+          [](const Inputs& x) { return conv2d(x[0], x[1], x[2], 1, 1); }});
+  add_op({"conv2d_stride2", "convolution & pooling", "conv2d(x, w, {}, 2, 0)", "stride 2, no bias",
+          [](Generator& g) { return Inputs{u(g, {2, 2, 7, 6}), u(g, {3, 2, 3, 2}, -.5f, .5f)}; },
+          [](const Inputs& x) { return conv2d(x[0], x[1], {}, 2, 0); }});
+  // distinct values 0.01 apart (≥ 2·eps), so each window's arg max is stable under ±eps
+  static const auto distinct = [](Generator& g, const Shape& s) {
+    Tensor t = arange(0.f, float(shape_numel(s)));
+    float* p = t.data<float>();
+    for (int64_t i = t.numel() - 1; i > 0; --i) std::swap(p[i], p[g.below(uint64_t(i + 1))]);
+    return reshape(t * 0.01f, s).detach().requires_grad_();
+  };
+  add_op({"max_pool2d", "convolution & pooling", "max_pool2d(x, 2)", "y = max over each 2×2 window; dx = g at the arg max",
+          [](Generator& g) { return Inputs{distinct(g, {2, 3, 6, 6})}; },
+          [](const Inputs& x) { return max_pool2d(x[0], 2); }});
+  add_op({"max_pool2d_overlap", "convolution & pooling", "max_pool2d(x, 3, 2)",
+          "overlapping windows: dx sums g over the windows whose arg max it is",
+          [](Generator& g) { return Inputs{distinct(g, {1, 2, 7, 8})}; },
+          [](const Inputs& x) { return max_pool2d(x[0], 3, 2); }});
+
   return r;
 }
 }  // namespace

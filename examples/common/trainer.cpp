@@ -1,0 +1,220 @@
+#include "trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "progress.hpp"
+
+namespace tape::examples {
+
+void add_training_flags(po::options_description& desc, TrainConfig& c) {
+  desc.add_options()
+      ("data", po::value(&c.data_dir)->default_value(c.data_dir), "MNIST directory (tools/fetch_mnist.sh fills it)")
+      ("seed", po::value(&c.seed)->default_value(c.seed), "random seed (init, shuffling, dropout)")
+      ("threads", po::value(&c.threads)->default_value(c.threads), "threads for oneDNN and tape (0 = default)")
+      ("epochs", po::value(&c.epochs)->default_value(c.epochs), "training epochs")
+      ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "minibatch size")
+      ("lr", po::value(&c.lr)->default_value(c.lr), "learning rate")
+      ("optimizer", po::value(&c.optimizer)->default_value(c.optimizer), "adam | adamw | sgd")
+      ("weight-decay", po::value(&c.weight_decay)->default_value(c.weight_decay), "L2 (adam, sgd) or decoupled (adamw)")
+      ("momentum", po::value(&c.momentum)->default_value(c.momentum), "SGD momentum")
+      ("schedule", po::value(&c.schedule)->default_value(c.schedule), "learning-rate schedule: none | step | cosine")
+      ("limit-train", po::value(&c.limit_train)->default_value(c.limit_train), "train on the first N images only (0 = all)")
+      ("csv", po::value(&c.csv), "write one row per epoch: epoch,train_loss,test_loss,test_accuracy,seconds")
+      ("plot", po::value(&c.plot), "write loss and accuracy curves to this PNG")
+      ("save", po::value(&c.save), "write a checkpoint here after every epoch")
+      ("resume", po::value(&c.resume), "continue from this checkpoint")
+      ("quiet", po::bool_switch(&c.quiet), "print only the final accuracy");
+}
+
+void validate(const TrainConfig& c) {
+  TAPE_CHECK(c.epochs >= 1, "--epochs must be at least 1, got ", c.epochs);
+  TAPE_CHECK(c.batch_size >= 1, "--batch-size must be at least 1, got ", c.batch_size);
+  TAPE_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be positive, got ", c.lr);
+  TAPE_CHECK(c.optimizer == "adam" || c.optimizer == "adamw" || c.optimizer == "sgd", "unknown --optimizer '",
+             c.optimizer, "' (expected adam, adamw or sgd)");
+  TAPE_CHECK(c.schedule == "none" || c.schedule == "step" || c.schedule == "cosine", "unknown --schedule '",
+             c.schedule, "' (expected none, step or cosine)");
+  TAPE_CHECK(c.weight_decay >= 0, "--weight-decay must be >= 0, got ", c.weight_decay);
+  TAPE_CHECK(c.limit_train >= 0, "--limit-train must be >= 0, got ", c.limit_train);
+  TAPE_CHECK(c.threads >= 0 && c.threads <= 1024, "--threads must be in [0, 1024], got ", c.threads);
+}
+
+std::pair<double, double> evaluate(nn::Module& model, const data::Dataset& test, int64_t batch_size) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  double loss = 0;
+  int64_t correct = 0;
+  data::DataLoader loader(test, batch_size, /*shuffle=*/false);
+  for (auto& b : loader) {
+    Tensor logits = model(b.x);
+    loss += double(cross_entropy(logits, b.y).item()) * double(b.y.numel());
+    auto pred = argmax(logits, 1).to_vector<int64_t>();
+    auto truth = b.y.to_vector<int64_t>();
+    for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == truth[i];
+  }
+  model.train(was_training);
+  return {loss / double(test.size()), double(correct) / double(test.size())};
+}
+
+namespace {
+std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c, std::vector<Tensor> params) {
+  if (c.optimizer == "sgd") return std::make_unique<optim::SGD>(std::move(params), c.lr, c.momentum, c.weight_decay);
+  if (c.optimizer == "adamw")
+    return std::make_unique<optim::AdamW>(std::move(params), c.lr, 0.9, 0.999, 1e-8, c.weight_decay);
+  return std::make_unique<optim::Adam>(std::move(params), c.lr, 0.9, 0.999, 1e-8, c.weight_decay);
+}
+
+/// The learning rate of epoch e (0-based) under the schedule — closed forms,
+/// so a resumed run needs nothing but the epoch.
+double scheduled_lr(const TrainConfig& c, int e) {
+  if (c.schedule == "step") return c.lr * std::pow(0.1, e / std::max(1, c.epochs / 3));
+  if (c.schedule == "cosine") return 0.5 * c.lr * (1 + std::cos(M_PI * e / c.epochs));
+  return c.lr;
+}
+
+void write_plot(const std::vector<EpochStats>& h, const std::string& path) {
+  data::Series train{"train loss", {}, {}}, test{"test loss", {}, {}}, acc{"test accuracy %", {}, {}};
+  for (const auto& s : h) {
+    train.y.push_back(s.train_loss);
+    test.y.push_back(s.test_loss);
+    acc.y.push_back(100 * s.test_accuracy);
+  }
+  data::PlotOptions lo;
+  lo.title = "loss";
+  lo.x_label = "epoch";
+  lo.y_label = "cross-entropy";
+  lo.y_from_zero = true;
+  data::Image a = data::plot_curves({train, test}, lo);
+  data::PlotOptions ao;
+  ao.title = "test accuracy";
+  ao.x_label = "epoch";
+  ao.y_label = "%";
+  data::Image b = data::plot_curves({acc}, ao);
+  // stack the two charts vertically
+  data::Image out;
+  out.width = std::max(a.width, b.width);
+  out.height = a.height + b.height;
+  out.channels = 3;
+  out.pixels.assign(size_t(out.width) * size_t(out.height) * 3, 255);
+  for (const data::Image* img : {&a, &b}) {
+    const int y0 = img == &a ? 0 : a.height;
+    for (int y = 0; y < img->height; ++y)
+      for (int x = 0; x < img->width; ++x)
+        for (int ch = 0; ch < 3; ++ch)
+          out.pixels[(size_t(y0 + y) * size_t(out.width) + size_t(x)) * 3 + size_t(ch)] =
+              img->pixels[(size_t(y) * size_t(img->width) + size_t(x)) * size_t(img->channels) +
+                          size_t(img->channels == 1 ? 0 : ch)];
+  }
+  data::save_png(out, path);
+}
+}  // namespace
+
+TrainResult train_mnist(const ModelSpec& spec, const TrainConfig& c) {
+  validate(c);
+  apply_threads(c.threads);
+  data::Dataset train = data::load_mnist(c.data_dir, "train");
+  data::Dataset test = data::load_mnist(c.data_dir, "test");
+  if (c.limit_train > 0 && c.limit_train < train.size()) train = train.subset(0, c.limit_train);
+
+  manual_seed(c.seed);
+  auto model = build_model(spec);
+  auto opt = make_optimizer(c, model->parameters());
+  data::DataLoader loader(train, c.batch_size, /*shuffle=*/true, c.seed);
+
+  TrainResult result;
+  int start_epoch = 0;
+  if (!c.resume.empty()) {
+    CheckpointMeta meta = read_checkpoint_meta(c.resume);
+    TAPE_CHECK(meta.model_spec == spec.to_string(), "--resume: checkpoint '", c.resume, "' holds model ",
+               meta.model_spec, " but this run builds ", spec.to_string());
+    meta = load_checkpoint(c.resume, *model, opt.get());
+    start_epoch = int(meta.epoch);
+    for (int e = 0; e < start_epoch; ++e) {
+      EpochStats s;
+      s.epoch = e + 1;
+      s.train_loss = meta.scalars.count(cat("train_loss.", e + 1)) ? meta.scalars[cat("train_loss.", e + 1)] : NAN;
+      s.test_loss = meta.scalars.count(cat("test_loss.", e + 1)) ? meta.scalars[cat("test_loss.", e + 1)] : NAN;
+      s.test_accuracy = meta.scalars.count(cat("test_accuracy.", e + 1)) ? meta.scalars[cat("test_accuracy.", e + 1)] : NAN;
+      s.seconds = meta.scalars.count(cat("seconds.", e + 1)) ? meta.scalars[cat("seconds.", e + 1)] : NAN;
+      result.history.push_back(s);
+    }
+    if (!c.quiet) std::printf("resumed from %s after epoch %d\n", c.resume.c_str(), start_epoch);
+  }
+
+  if (!c.quiet) {
+    std::printf("%s", model->summary({1, 1, 28, 28}).c_str());
+    std::printf("training %s on %lld images, batch %lld, %s lr %g%s, %d epochs, seed %llu, %d threads\n",
+                spec.to_string().c_str(), (long long)train.size(), (long long)c.batch_size, c.optimizer.c_str(),
+                c.lr, c.schedule == "none" ? "" : (" (" + c.schedule + " schedule)").c_str(), c.epochs,
+                (unsigned long long)c.seed, get_num_threads());
+  }
+  std::ofstream csv;
+  if (!c.csv.empty()) {
+    csv.open(c.csv);
+    TAPE_CHECK(csv.good(), "--csv: cannot write '", c.csv, "'");
+    csv << "epoch,train_loss,test_loss,test_accuracy,seconds\n";
+    for (const auto& s : result.history)
+      csv << s.epoch << ',' << s.train_loss << ',' << s.test_loss << ',' << s.test_accuracy << ',' << s.seconds << '\n';
+  }
+
+  for (int e = start_epoch; e < c.epochs; ++e) {
+    opt->set_lr(scheduled_lr(c, e));
+    loader.set_epoch(e);
+    model->train();
+    ProgressBar bar(loader.num_batches());
+    const auto t0 = std::chrono::steady_clock::now();
+    double loss_sum = 0;
+    int64_t seen = 0, step = 0;
+    for (auto& b : loader) {
+      Tensor loss = cross_entropy((*model)(b.x), b.y);
+      opt->zero_grad();
+      loss.backward();
+      opt->step();
+      const int64_t n = b.y.numel();
+      loss_sum += double(loss.item()) * double(n);
+      seen += n;
+      bar.update(++step, cat("loss ", loss.item()));
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    bar.clear();
+    auto [test_loss, test_acc] = evaluate(*model, test);
+    EpochStats s{e + 1, loss_sum / double(seen), test_loss, test_acc, secs, double(seen) / secs};
+    result.history.push_back(s);
+    if (!c.quiet)
+      std::printf("epoch %2d/%d  train_loss %.4f  test_loss %.4f  test_acc %.2f%%  %.2fs  %s samples/s\n", s.epoch,
+                  c.epochs, s.train_loss, s.test_loss, 100 * s.test_accuracy, s.seconds,
+                  with_commas(int64_t(s.samples_per_s)).c_str());
+    std::fflush(stdout);
+    if (csv.is_open()) {
+      csv << s.epoch << ',' << s.train_loss << ',' << s.test_loss << ',' << s.test_accuracy << ',' << s.seconds << '\n';
+      csv.flush();
+    }
+    if (!c.save.empty()) {
+      CheckpointMeta meta;
+      meta.model_spec = spec.to_string();
+      meta.epoch = e + 1;
+      for (const auto& h : result.history) {
+        meta.scalars[cat("train_loss.", h.epoch)] = h.train_loss;
+        meta.scalars[cat("test_loss.", h.epoch)] = h.test_loss;
+        meta.scalars[cat("test_accuracy.", h.epoch)] = h.test_accuracy;
+        meta.scalars[cat("seconds.", h.epoch)] = h.seconds;
+      }
+      save_checkpoint(c.save, *model, opt.get(), meta);
+    }
+  }
+  result.test_accuracy = result.history.empty() ? evaluate(*model, test).second : result.history.back().test_accuracy;
+  std::printf("final test accuracy: %.2f%%\n", 100 * result.test_accuracy);
+  if (!c.plot.empty()) {
+    write_plot(result.history, c.plot);
+    if (!c.quiet) std::printf("wrote %s\n", c.plot.c_str());
+  }
+  if (!c.save.empty() && !c.quiet) std::printf("checkpoint: %s\n", c.save.c_str());
+  return result;
+}
+
+}  // namespace tape::examples

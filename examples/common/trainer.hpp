@@ -1,0 +1,50 @@
+#pragma once
+// The MNIST training loop shared by mnist_mlp and mnist_lenet5: minibatches,
+// a progress bar, one line per epoch, CSV and a loss-curve PNG, checkpoints.
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "models.hpp"
+
+namespace tape::examples {
+
+struct TrainConfig {
+  std::string data_dir = "data/mnist";
+  uint64_t seed = 0;
+  int threads = 0;
+  int epochs = 10;
+  int64_t batch_size = 1000;
+  double lr = 0.01;
+  std::string optimizer = "adam";  ///< adam | adamw | sgd
+  double weight_decay = 0.0;
+  double momentum = 0.9;           ///< sgd only
+  std::string schedule = "none";   ///< none | step | cosine
+  int64_t limit_train = 0;         ///< use only the first N training images (0 = all)
+  std::string csv, plot, save, resume;
+  bool quiet = false;
+};
+
+struct EpochStats {
+  int epoch = 0;
+  double train_loss = 0, test_loss = 0, test_accuracy = 0, seconds = 0, samples_per_s = 0;
+};
+
+struct TrainResult {
+  double test_accuracy = 0;
+  std::vector<EpochStats> history;
+};
+
+/// Adds --data --seed --threads --epochs --batch-size --lr --optimizer
+/// --weight-decay --schedule --csv --plot --save --resume --limit-train to desc.
+void add_training_flags(po::options_description& desc, TrainConfig& cfg);
+/// Checks the values (one-line tape::Error naming the flag).
+void validate(const TrainConfig& cfg);
+
+/// Trains `spec` on MNIST and evaluates on the test set after every epoch.
+TrainResult train_mnist(const ModelSpec& spec, const TrainConfig& cfg);
+
+/// Test-set loss and accuracy of a model (eval mode, no graph).
+std::pair<double, double> evaluate(nn::Module& model, const data::Dataset& test, int64_t batch_size = 1000);
+
+}  // namespace tape::examples

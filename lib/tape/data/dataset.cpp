@@ -1,0 +1,135 @@
+#include "tape/data/dataset.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace tape::data {
+
+namespace {
+
+/// A row-range view of `t` (dim 0), sharing storage.
+Tensor rows_view(const Tensor& t, int64_t begin, int64_t end) {
+  Tensor c = t.contiguous();
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = c.impl()->storage;
+  impl->shape = c.shape();
+  impl->shape[0] = end - begin;
+  impl->strides = contiguous_strides(impl->shape);
+  impl->offset = c.impl()->offset + begin * c.strides()[0];
+  impl->dtype = c.dtype();
+  return Tensor(std::move(impl));
+}
+
+std::vector<uint8_t> read_file(const char* fn, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    const fs::path dir = fs::path(path).parent_path();
+    const bool no_dir = !dir.empty() && !fs::is_directory(dir, ec);
+    throw Error(cat(fn, ": ", path, " does not exist", no_dir ? cat(" (nor does the directory ", dir.string(), ")") : "",
+                    "; run tools/fetch_mnist.sh to download MNIST"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  TAPE_CHECK(in, fn, ": cannot open ", path, ": ", std::strerror(errno));
+  std::vector<uint8_t> bytes(size_t(fs::file_size(path, ec)));
+  TAPE_CHECK(!ec, fn, ": cannot read the size of ", path, ": ", ec.message());
+  in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size()));
+  TAPE_CHECK(size_t(in.gcount()) == bytes.size(), fn, ": read error on ", path, " after ", in.gcount(), " of ",
+             bytes.size(), " bytes");
+  return bytes;
+}
+
+uint32_t be32(const uint8_t* p) {
+  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
+}
+
+std::string hex(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+/// Checks the magic number and header size of an IDX file; returns its dimensions.
+std::vector<uint64_t> idx_header(const char* fn, const std::vector<uint8_t>& b, const std::string& path,
+                                 uint32_t magic, const char* kind) {
+  const size_t ndims = magic & 0xff;
+  const size_t header = 4 + 4 * ndims;
+  TAPE_CHECK(b.size() >= 4, fn, ": ", path, " is truncated: ", b.size(),
+             " bytes, too short for an IDX header");
+  TAPE_CHECK(be32(b.data()) == magic, fn, ": ", path, " has magic number ", hex(be32(b.data())),
+             ", expected ", hex(magic), " (IDX ", kind, " file)");
+  TAPE_CHECK(b.size() >= header, fn, ": ", path, " is truncated: ", b.size(),
+             " bytes, shorter than its ", header, "-byte IDX header");
+  std::vector<uint64_t> dims(ndims);
+  for (size_t i = 0; i < ndims; ++i) dims[i] = be32(b.data() + 4 + 4 * i);
+  return dims;
+}
+
+Tensor read_images(const char* fn, const std::string& path) {
+  const auto b = read_file(fn, path);
+  const auto d = idx_header(fn, b, path, 0x803, "images");
+  const uint64_t n = d[0], rows = d[1], cols = d[2];
+  uint64_t want = 0;  // header + pixels; a corrupt header must not overflow this
+  const bool fits = !__builtin_mul_overflow(n, rows * cols, &want) && want <= UINT64_MAX - 16;
+  want += 16;
+  TAPE_CHECK(fits, fn, ": ", path, " has a corrupt header: ", n, " images of ", rows, "x", cols);
+  TAPE_CHECK(b.size() >= want, fn, ": ", path, " is truncated: header says ", n, " images of ",
+             rows, "x", cols, " (", want, " bytes) but the file has ", b.size(), " bytes");
+  TAPE_CHECK(b.size() == want, fn, ": ", path, " has ", b.size() - want,
+             " trailing bytes after ", n, " images of ", rows, "x", cols, " (", want, " bytes)");
+  Tensor t = Tensor::empty({int64_t(n), 1, int64_t(rows), int64_t(cols)});
+  float* out = t.data<float>();
+  float scale[256];
+  for (int v = 0; v < 256; ++v) scale[v] = float(v) / 255.f;
+  for (uint64_t i = 0; i < n * rows * cols; ++i) out[i] = scale[b[16 + i]];
+  return t;
+}
+
+Tensor read_labels(const char* fn, const std::string& path) {
+  const auto b = read_file(fn, path);
+  const uint64_t n = idx_header(fn, b, path, 0x801, "labels")[0];
+  TAPE_CHECK(b.size() >= 8 + n, fn, ": ", path, " is truncated: header says ", n,
+             " labels (", 8 + n, " bytes) but the file has ", b.size(), " bytes");
+  TAPE_CHECK(b.size() == 8 + n, fn, ": ", path, " has ", b.size() - 8 - n,
+             " trailing bytes after ", n, " labels (", 8 + n, " bytes)");
+  Tensor t = Tensor::empty({int64_t(n)}, Dtype::Int64);
+  int64_t* out = t.data<int64_t>();
+  for (uint64_t i = 0; i < n; ++i) out[i] = b[8 + i];
+  return t;
+}
+
+}  // namespace
+
+int64_t Dataset::size() const { return images.defined() ? images.size(0) : 0; }
+
+Dataset Dataset::subset(int64_t begin, int64_t end) const {
+  TAPE_CHECK(0 <= begin && begin <= end && end <= size(), "Dataset::subset: range [", begin, ", ",
+             end, ") is outside the dataset of ", size(), " samples");
+  return {rows_view(images, begin, end), rows_view(labels, begin, end)};
+}
+
+Tensor load_idx_images(const std::string& path) { return read_images("load_idx_images", path); }
+
+Tensor load_idx_labels(const std::string& path) { return read_labels("load_idx_labels", path); }
+
+Dataset load_mnist(const std::string& dir, const std::string& split) {
+  const char* fn = "load_mnist";
+  TAPE_CHECK(split == "train" || split == "test", fn, ": unknown split '", split,
+             "' (expected \"train\" or \"test\")");
+  const std::string prefix = split == "train" ? "train" : "t10k";
+  const std::string images_path = (std::filesystem::path(dir) / (prefix + "-images-idx3-ubyte")).string();
+  const std::string labels_path = (std::filesystem::path(dir) / (prefix + "-labels-idx1-ubyte")).string();
+  Dataset ds{read_images(fn, images_path), read_labels(fn, labels_path)};
+  TAPE_CHECK(ds.images.size(0) == ds.labels.size(0), fn, ": ", labels_path, " has ",
+             ds.labels.size(0), " labels but ", images_path, " has ", ds.images.size(0), " images");
+  const int64_t* y = ds.labels.data<int64_t>();
+  for (int64_t i = 0; i < ds.labels.numel(); ++i)
+    TAPE_CHECK(y[i] <= 9, fn, ": ", labels_path, ": label ", y[i], " at index ", i,
+               " is not a digit 0..9");
+  return ds;
+}
+
+}  // namespace tape::data

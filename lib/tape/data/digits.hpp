@@ -1,0 +1,132 @@
+#pragma once
+/// \file Finding handwritten digits in a photo (report quiz 10): locate each digit,
+/// crop it and normalise it the way MNIST was made, so a network trained on MNIST
+/// can read it. Also a generator of synthetic test pages made of MNIST test digits.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tape/core/tensor.hpp"
+#include "tape/data/dataset.hpp"
+#include "tape/data/image.hpp"
+
+namespace tape::data {
+
+/// Side of an MNIST image, and of the box the digit is fitted into.
+inline constexpr int kDigitSide = 28;
+inline constexpr int kDigitFit = 20;
+
+/// Which way round ink and background are.
+enum class Polarity { Auto, DarkOnLight, LightOnDark };
+
+/// "auto", "dark-on-light", "light-on-dark".
+const char* polarity_name(Polarity p);
+
+/// Tunables of find_digits(). The defaults suit photos of digits 15–300 px tall.
+struct FindOptions {
+  /// Auto compares how many pixels stand out darker / lighter than the local background.
+  Polarity polarity = Polarity::Auto;
+  /// Side of the window of the morphological closing that estimates the background
+  /// (must exceed the stroke width); 0 = min(width, height) / 10 clamped to [15, 101].
+  int background_window = 0;
+  /// Lowest threshold on the background-normalised ink (0 = background, 1 = black
+  /// ink on white); Otsu's threshold is used when it is higher.
+  float min_contrast = 0.25f;
+  /// Hysteresis: a digit grows from pixels above the threshold through pixels above
+  /// hysteresis × the threshold, which keeps faint thin strokes (1 = off).
+  float hysteresis = 0.6f;
+  /// In dark or noisy regions the threshold rises to this many std-devs of the pixel
+  /// noise (estimated from the image) above the background.
+  float noise_sigmas = 4.f;
+  /// Components with fewer ink pixels are noise.
+  int min_area = 6;
+  /// Specks: a component with area < speck_area × the median component area joins a
+  /// digit only if it overlaps or nearly touches it; after merging, a group with area
+  /// < speck_area × the median group area, or whose larger side is < speck_extent ×
+  /// the median larger side, is dropped.
+  float speck_area = 0.02f;
+  float speck_extent = 0.15f;
+  /// Fragments of one digit are merged when
+  ///  - their boxes overlap by at least merge_box_overlap × the smaller box's area;
+  ///  - they are stacked (horizontal overlap ≥ merge_overlap × the narrower width) with
+  ///    a vertical gap ≤ merge_touch_gap × the merged height, or ≤ merge_gap × it
+  ///    within the size cap;
+  ///  - one is at most 0.6 times as tall as the other, both gaps are ≤ merge_gap ×
+  ///    the merged size, and the size cap holds.
+  /// Size cap: merged height ≤ merge_max_size × the largest of the fragments' sides
+  /// and the median component height; merged width ≤ merge_max_size × the larger of
+  /// the merged height and that median. Specks merge only when the gap is ≤
+  /// merge_touch_gap × the merged size.
+  float merge_box_overlap = 0.25f;
+  float merge_overlap = 0.5f;
+  float merge_touch_gap = 0.08f;
+  float merge_gap = 0.25f;
+  float merge_max_size = 1.4f;
+  /// Reading order: a digit joins a text row when it overlaps the row's vertical
+  /// band by at least row_overlap × its own height.
+  float row_overlap = 0.5f;
+};
+
+/// One digit found in an image.
+struct DigitBox {
+  int x = 0, y = 0, w = 0, h = 0;  ///< bounding box of the ink, in image pixels
+  /// 28*28 MNIST-normalised crop, row-major, 0 = background, 1 = ink: fitted into
+  /// 20×20 keeping the aspect ratio, centre of mass moved to (14, 14).
+  std::vector<float> pixels;
+};
+
+/// Finds the digits in `img` (any channel count) and returns them in reading order
+/// (rows top to bottom, left to right within a row). No digits → empty vector.
+std::vector<DigitBox> find_digits(const Image& img, const FindOptions& opt = {});
+
+/// The background-normalised ink map find_digits() thresholds: 1 channel,
+/// 0 = background, 255 = full-contrast ink. `decided` receives the polarity used.
+Image ink_map(const Image& img, const FindOptions& opt = {}, Polarity* decided = nullptr);
+
+/// Stacks the crops into a [K, 1, 28, 28] Float32 batch (K may be 0).
+Tensor digits_to_batch(const std::vector<DigitBox>& digits);
+
+/// Draws each digit's box and its predicted label (with the confidence, if given)
+/// on a filled tag; a grey image is converted to RGB first. `labels` must have one
+/// entry per digit; `confidences` one per digit or none.
+void annotate(Image& img, const std::vector<DigitBox>& digits, const std::vector<int64_t>& labels,
+              const std::vector<float>& confidences = {});
+
+// --- synthetic test pages ----------------------------------------------------
+
+/// How make_digit_page() lays out and renders a page.
+struct PageOptions {
+  int count = 40;                 ///< digits on the page
+  uint64_t seed = 1;              ///< same seed → same page
+  Polarity polarity = Polarity::DarkOnLight;  ///< Auto is not allowed
+  int min_height = 28;            ///< digit height range in pixels
+  int max_height = 90;
+  int columns = 0;                ///< grid columns; 0 = about sqrt(4/3 · count)
+  float gradient = 0.55f;         ///< lighting falls by this fraction across the page
+  float noise = 0.03f;            ///< std-dev of the pixel noise (1 = full scale)
+};
+
+/// A digit placed on a generated page: its ink box, label and index in the dataset.
+struct TruthBox {
+  int x = 0, y = 0, w = 0, h = 0;
+  int64_t label = 0;
+  int64_t index = 0;
+};
+
+/// Renders `count` random digits of `digits` (e.g. the MNIST test split) on an RGB
+/// page: a loose grid with jitter (boxes never overlap), heights drawn uniformly from
+/// [min_height, max_height], random stroke weight; dark-on-light pages get a lighting
+/// gradient, light-on-dark pages look like chalk on a board; both get mild noise.
+/// `truth`, when given, receives one TruthBox per digit in placement order.
+Image make_digit_page(const Dataset& digits, const PageOptions& opt = {},
+                      std::vector<TruthBox>* truth = nullptr);
+
+/// Intersection over union of two boxes (0 when either is empty).
+float box_iou(int ax, int ay, int aw, int ah, int bx, int by, int bw, int bh);
+
+/// For each truth box, the index of the found box matched to it (greedy, highest
+/// IoU first, one-to-one) or -1 when no box reaches `min_iou`.
+std::vector<int> match_boxes(const std::vector<TruthBox>& truth, const std::vector<DigitBox>& found,
+                             float min_iou = 0.5f);
+
+}  // namespace tape::data

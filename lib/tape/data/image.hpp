@@ -1,0 +1,61 @@
+#pragma once
+/// \file 8-bit images: load (PNG/JPEG/BMP/...), save PNG, and simple drawing.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tape::data {
+
+/// An 8-bit image; `pixels` is row-major with interleaved channels (1 grey,
+/// 2 grey+alpha, 3 RGB, 4 RGBA).
+struct Image {
+  int width = 0, height = 0, channels = 0;
+  std::vector<uint8_t> pixels;
+
+  Image() = default;
+  /// A width x height image with every byte set to `fill`.
+  Image(int width, int height, int channels, uint8_t fill = 0);
+  bool empty() const { return pixels.empty(); }
+  uint8_t* at(int x, int y) { return pixels.data() + (size_t(y) * width + x) * channels; }
+  const uint8_t* at(int x, int y) const { return pixels.data() + (size_t(y) * width + x) * channels; }
+};
+
+/// A drawing colour.
+struct Rgb {
+  uint8_t r = 0, g = 0, b = 0;
+};
+
+/// Reads an image file; `want_channels` 0 keeps the file's own channel count.
+Image load_image(const std::string& path, int want_channels = 0);
+/// Writes `img` as PNG; throws naming the path on failure.
+void save_png(const Image& img, const std::string& path);
+
+/// Luma (ITU-R BT.601) as a 1-channel image; alpha is dropped.
+Image to_grey(const Image& img);
+/// 3-channel copy (grey is replicated, alpha dropped).
+Image to_rgb(const Image& img);
+
+// Drawing: coordinates may lie partly outside the image (clipped). On 1- or
+// 2-channel images the colour's luma is drawn; alpha is set opaque.
+
+/// Sets one pixel (ignored outside the image).
+void set_pixel(Image& img, int x, int y, Rgb c);
+/// Filled rectangle with top-left (x, y).
+void fill_rect(Image& img, int x, int y, int w, int h, Rgb c);
+/// Rectangle outline, `thickness` pixels wide, drawn inside (x, y, w, h).
+void draw_rect(Image& img, int x, int y, int w, int h, Rgb c, int thickness = 1);
+/// Straight line (Bresenham) with square pen of `thickness` pixels.
+void draw_line(Image& img, int x0, int y0, int x1, int y1, Rgb c, int thickness = 1);
+/// Anti-aliased line of `width` pixels with round caps, at sub-pixel positions;
+/// a zero-length line is a disc of diameter `width`.
+void draw_line_smooth(Image& img, float x0, float y0, float x1, float y1, Rgb c, float width = 1.f);
+/// Filled disc of radius `r` centred at (cx, cy).
+void fill_circle(Image& img, int cx, int cy, int r, Rgb c);
+/// Text in a small built-in font (stb_easy_font), top-left at (x, y), glyphs
+/// magnified `scale` times; '\n' starts a new line.
+void draw_text(Image& img, int x, int y, const std::string& text, Rgb c, int scale = 1);
+/// Size in pixels of `text` as draw_text would render it.
+int text_width(const std::string& text, int scale = 1);
+int text_height(const std::string& text, int scale = 1);
+
+}  // namespace tape::data

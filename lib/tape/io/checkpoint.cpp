@@ -1,0 +1,511 @@
+#include "tape/io/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/archive/binary_iarchive.hpp>
+#include <boost/archive/binary_oarchive.hpp>
+#include <boost/serialization/level.hpp>
+#include <boost/serialization/map.hpp>
+#include <boost/serialization/string.hpp>
+#include <boost/serialization/tracking.hpp>
+#include <boost/serialization/utility.hpp>
+#include <boost/serialization/vector.hpp>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <streambuf>
+#include <utility>
+#include <vector>
+
+#include "tape/autograd/grad_mode.hpp"
+#include "tape/core/generator.hpp"
+#include "tape/core/tensor.hpp"
+#include "tape/nn/module.hpp"
+#include "tape/optim/optimizer.hpp"
+
+// Note: file layout. A fixed 32-byte little-endian header that we write by hand,
+// then a Boost.Serialization binary_archive payload:
+//
+//   offset  size  field
+//        0     8  magic "TAPECKPT"
+//        8     4  format version (uint32, currently 1)
+//       12     4  header size in bytes (uint32, 32 for version 1)
+//       16     8  payload size in bytes (uint64)
+//       24     8  FNV-1a-64 checksum of the payload (uint64)
+//       32     …  payload
+//
+// The header is checked before Boost sees a single byte, so a truncated,
+// corrupted or foreign file gives a precise one-line error instead of whatever
+// the archive would make of it. The payload uses only fixed-width integers,
+// std::string, std::vector and std::map; tensor data is stored as raw bytes in
+// the machine's byte order (little-endian on every platform tape targets).
+// Payload types are object_serializable (no per-class version in the stream):
+// the header's format version is the one version number; a future format bumps
+// it and branches on it when decoding.
+
+namespace tape {
+namespace {
+
+constexpr char kMagic[8] = {'T', 'A', 'P', 'E', 'C', 'K', 'P', 'T'};
+constexpr size_t kHeaderSize = 32;
+
+/// One tensor as stored: name, dtype code, shape, raw contiguous bytes.
+struct TensorRecord {
+  std::string name;
+  int32_t dtype = 0;  ///< 0 = Float32, 1 = Int64 (see dtype_code)
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> data;
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    ar & name & dtype & shape & data;
+  }
+};
+
+/// Everything after the header.
+struct Payload {
+  // meta first, so it is the first thing a reader decodes
+  std::string model_spec;
+  int64_t epoch = 0;
+  std::map<std::string, double> meta_scalars;
+  std::map<std::string, std::string> meta_strings;
+  // module
+  std::vector<TensorRecord> parameters;
+  std::vector<TensorRecord> buffers;
+  // optimizer
+  uint8_t has_optimizer = 0;
+  std::string optimizer_type;
+  std::vector<TensorRecord> optimizer_tensors;
+  std::map<std::string, double> optimizer_scalars;
+  // global RNG
+  uint8_t has_rng = 0;
+  std::vector<uint64_t> rng_state;  ///< Generator::State::s (4 words)
+  uint8_t rng_has_spare = 0;
+  float rng_spare = 0.f;
+
+  template <class Archive>
+  void serialize(Archive& ar, unsigned /*version*/) {
+    ar & model_spec & epoch & meta_scalars & meta_strings;
+    ar & parameters & buffers;
+    ar & has_optimizer & optimizer_type & optimizer_tensors & optimizer_scalars;
+    ar & has_rng & rng_state & rng_has_spare & rng_spare;
+  }
+};
+
+}  // namespace
+}  // namespace tape
+
+BOOST_CLASS_IMPLEMENTATION(tape::TensorRecord, boost::serialization::object_serializable)
+BOOST_CLASS_TRACKING(tape::TensorRecord, boost::serialization::track_never)
+BOOST_CLASS_IMPLEMENTATION(tape::Payload, boost::serialization::object_serializable)
+BOOST_CLASS_TRACKING(tape::Payload, boost::serialization::track_never)
+
+namespace tape {
+namespace {
+
+// --- small helpers -----------------------------------------------------------
+
+uint64_t fnv1a64(const char* p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; ++i) {
+    h ^= uint8_t(p[i]);
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+std::string hex(uint64_t v) {
+  std::ostringstream os;
+  os << "0x" << std::hex << v;
+  return os.str();
+}
+
+void put_le(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
+}
+
+uint64_t get_le(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= uint64_t(uint8_t(p[i])) << (8 * i);
+  return v;
+}
+
+int32_t dtype_code(Dtype d) {
+  switch (d) {
+    case Dtype::Float32: return 0;
+    case Dtype::Int64: return 1;
+  }
+  return -1;
+}
+
+bool dtype_from_code(int32_t code, Dtype& d) {
+  switch (code) {
+    case 0: d = Dtype::Float32; return true;
+    case 1: d = Dtype::Int64; return true;
+    default: return false;
+  }
+}
+
+const void* raw_data(const Tensor& c) {
+  switch (c.dtype()) {
+    case Dtype::Float32: return c.data<float>();
+    case Dtype::Int64: return c.data<int64_t>();
+  }
+  return nullptr;
+}
+
+void* raw_data(Tensor& c) { return const_cast<void*>(raw_data(static_cast<const Tensor&>(c))); }
+
+/// "who: 'path'" — the prefix of every message about a file.
+std::string in_file(const char* who, const std::string& path) { return cat(who, ": '", path, "'"); }
+
+// --- tensors <-> records ---------------------------------------------------------
+
+TensorRecord to_record(const std::string& name, const Tensor& t, const char* who, const char* kind) {
+  TAPE_CHECK(t.defined(), who, ": ", kind, " ", name, " is an undefined tensor");
+  TensorRecord r;
+  r.name = name;
+  r.dtype = dtype_code(t.dtype());
+  r.shape = t.shape();
+  const Tensor c = t.detach().contiguous();
+  const auto* p = static_cast<const uint8_t*>(raw_data(c));
+  r.data.assign(p, p + size_t(c.numel()) * dtype_size(c.dtype()));
+  return r;
+}
+
+std::vector<TensorRecord> to_records(const nn::NamedTensors& named, const char* who, const char* kind) {
+  std::vector<TensorRecord> out;
+  out.reserve(named.size());
+  for (const auto& [name, t] : named) out.push_back(to_record(name, t, who, kind));
+  return out;
+}
+
+/// Checks a record (dtype code, shape, byte count) and builds a fresh tensor from it.
+Tensor from_record(const TensorRecord& r, const std::string& where, const char* kind) {
+  Dtype d{};
+  TAPE_CHECK(dtype_from_code(r.dtype, d), where, ": ", kind, " ", r.name, " has unknown dtype code ", r.dtype);
+  int64_t numel = 1;
+  for (int64_t s : r.shape) {
+    TAPE_CHECK(s >= 0 && (s == 0 || numel <= std::numeric_limits<int64_t>::max() / 8 / s), where, ": ", kind,
+               " ", r.name, " has invalid shape ", r.shape);
+    numel *= s;
+  }
+  const size_t want = size_t(numel) * dtype_size(d);
+  TAPE_CHECK(r.data.size() == want, where, ": ", kind, " ", r.name, " of shape ", r.shape, " (", dtype_name(d),
+             ") has ", r.data.size(), " bytes of data, expected ", want);
+  Tensor t = Tensor::empty(r.shape, d);
+  if (want > 0) std::memcpy(raw_data(t), r.data.data(), want);
+  return t;
+}
+
+// --- writing -----------------------------------------------------------------------
+
+std::string encode(const Payload& p) {
+  std::ostringstream os(std::ios::out | std::ios::binary);
+  {
+    boost::archive::binary_oarchive ar(os);
+    ar << p;
+  }
+  return std::move(os).str();
+}
+
+std::string make_header(const std::string& payload) {
+  std::string h(kMagic, sizeof kMagic);
+  put_le(h, kCheckpointFormatVersion, 4);
+  put_le(h, kHeaderSize, 4);
+  put_le(h, payload.size(), 8);
+  put_le(h, fnv1a64(payload.data(), payload.size()), 8);
+  return h;
+}
+
+/// Removes the temporary file unless the save was committed.
+class TempFile {
+ public:
+  TempFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(path_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  int fd() const { return fd_; }
+  /// Closes the descriptor; returns false (errno set) on failure.
+  bool close() {
+    const int fd = fd_;
+    fd_ = -1;
+    return ::close(fd) == 0;
+  }
+  void commit() { committed_ = true; }
+
+ private:
+  std::string path_;
+  int fd_;
+  bool committed_ = false;
+};
+
+// Note: atomic save. The bytes go to "<path>.tmp.<pid>" in the same directory,
+// are fsync'ed, and the temp file is rename()d over the real name, which POSIX
+// makes atomic: a reader (or a crash) sees either the old file or the complete new
+// one, never a half-written file under the real name. The payload is encoded in
+// memory before the temp file is created, so failures while reading the model never
+// touch the disk; any failure afterwards unlinks the temp file before throwing.
+// The parent directory is fsync'ed after the rename (best effort) so the new name
+// itself survives a power loss.
+void write_atomically(const std::string& path, const std::string& header, const std::string& payload,
+                      const char* who) {
+  const std::string tmp = path + ".tmp." + std::to_string(long(::getpid()));
+  auto fail = [&](const char* step) {
+    const int err = errno;
+    throw Error(cat(who, ": cannot write '", path, "': ", step, " '", tmp, "' failed: ", std::strerror(err)));
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) fail("creating");
+  TempFile file(tmp, fd);
+  for (const std::string* part : {&header, &payload}) {
+    const char* p = part->data();
+    size_t left = part->size();
+    while (left > 0) {
+      const ssize_t n = ::write(file.fd(), p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        fail("writing");
+      }
+      p += n;
+      left -= size_t(n);
+    }
+  }
+  if (::fsync(file.fd()) != 0) fail("syncing");
+  if (!file.close()) fail("closing");
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    throw Error(cat(who, ": cannot write '", path, "': renaming '", tmp, "' over it failed: ", std::strerror(err)));
+  }
+  file.commit();
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void write_payload(const std::string& path, const Payload& p, const char* who) {
+  std::string payload;
+  try {
+    payload = encode(p);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(cat(who, ": cannot write '", path, "': encoding failed: ", e.what()));
+  }
+  write_atomically(path, make_header(payload), payload, who);
+}
+
+Payload module_payload(const nn::Module& module, const char* who) {
+  Payload p;
+  p.parameters = to_records(module.named_parameters(), who, "parameter");
+  p.buffers = to_records(module.named_buffers(), who, "buffer");
+  return p;
+}
+
+// --- reading -----------------------------------------------------------------------
+
+std::string read_all(const std::string& path, const char* who) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    throw Error(cat(who, ": cannot open '", path, "': ", std::strerror(err)));
+  }
+  std::string bytes;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) bytes.reserve(size_t(st.st_size));
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      throw Error(cat(who, ": cannot read '", path, "': ", std::strerror(err)));
+    }
+    bytes.append(buf, size_t(n));
+  }
+  ::close(fd);
+  return bytes;
+}
+
+/// A read-only streambuf over memory, so Boost decodes the payload without a copy.
+class MemoryBuf : public std::streambuf {
+ public:
+  MemoryBuf(const char* p, size_t n) {
+    char* b = const_cast<char*>(p);
+    setg(b, b, b + n);
+  }
+};
+
+/// Reads and fully validates a checkpoint file; returns its decoded payload.
+Payload read_payload(const std::string& path, const char* who) {
+  const std::string bytes = read_all(path, who);
+  const std::string where = in_file(who, path);
+  const size_t n = bytes.size();
+
+  const size_t magic_len = std::min(n, sizeof kMagic);
+  TAPE_CHECK(std::memcmp(bytes.data(), kMagic, magic_len) == 0 || n == 0, where,
+             " is not a tape checkpoint (its first bytes are not \"TAPECKPT\")");
+  TAPE_CHECK(n >= kHeaderSize, where, " is truncated (file has ", n, " bytes, the header alone is ", kHeaderSize,
+             ")");
+  const auto version = uint32_t(get_le(bytes.data() + 8, 4));
+  const auto header_size = uint32_t(get_le(bytes.data() + 12, 4));
+  const uint64_t payload_size = get_le(bytes.data() + 16, 8);
+  const uint64_t checksum = get_le(bytes.data() + 24, 8);
+  TAPE_CHECK(version <= kCheckpointFormatVersion, where, " has format version ", version,
+             ", newer than this build of tape reads (up to ", kCheckpointFormatVersion, ")");
+  TAPE_CHECK(version >= 1 && header_size == kHeaderSize, where, " has an invalid header (format version ", version,
+             ", header size ", header_size, ")");
+  const uint64_t have = n - kHeaderSize;
+  TAPE_CHECK(have >= payload_size, where, " is truncated (header says ", payload_size, " bytes of payload, file has ",
+             have, ")");
+  TAPE_CHECK(have == payload_size, where, " is corrupted (header says ", payload_size, " bytes of payload, file has ",
+             have, ")");
+  const char* data = bytes.data() + kHeaderSize;
+  const uint64_t actual = fnv1a64(data, size_t(payload_size));
+  TAPE_CHECK(actual == checksum, where, " is corrupted (payload checksum ", hex(actual), " does not match ",
+             hex(checksum), " in the header)");
+
+  Payload p;
+  MemoryBuf buf(data, size_t(payload_size));
+  try {
+    boost::archive::binary_iarchive ar(buf);
+    ar >> p;
+  } catch (const std::exception& e) {
+    throw Error(cat(where, " has a valid checksum but its payload cannot be decoded (", e.what(), ")"));
+  }
+  TAPE_CHECK(buf.in_avail() == 0, where, " has ", buf.in_avail(), " unread bytes after its payload");
+  TAPE_CHECK(!p.has_rng || p.rng_state.size() == 4, where, ": RNG state has ", p.rng_state.size(),
+             " words, expected 4");
+  return p;
+}
+
+/// Pairs each model tensor with its (validated) counterpart from the file. Checks in
+/// model order, then looks for extras in file order; throws on the first problem.
+void match_tensors(const nn::NamedTensors& model, const std::vector<TensorRecord>& file, const std::string& where,
+                   const char* kind, std::vector<std::pair<Tensor, Tensor>>& copies) {
+  std::map<std::string, const TensorRecord*> by_name;
+  for (const auto& r : file)
+    TAPE_CHECK(by_name.emplace(r.name, &r).second, where, ": the file lists ", kind, " ", r.name, " twice");
+  std::set<std::string> names;
+  for (const auto& [name, dst] : model) {
+    names.insert(name);
+    auto it = by_name.find(name);
+    TAPE_CHECK(it != by_name.end(), where, ": ", kind, " ", name, " of the model is missing from the file");
+    Tensor src = from_record(*it->second, where, kind);
+    TAPE_CHECK(src.shape() == dst.shape(), where, ": ", kind, " ", name, " has shape ", src.shape(),
+               " in the file but ", dst.shape(), " in the model");
+    TAPE_CHECK(src.dtype() == dst.dtype(), where, ": ", kind, " ", name, " has dtype ", dtype_name(src.dtype()),
+               " in the file but ", dtype_name(dst.dtype()), " in the model");
+    copies.emplace_back(dst, std::move(src));
+  }
+  for (const auto& r : file)
+    TAPE_CHECK(names.count(r.name), where, ": the file has ", kind, " ", r.name, ", which the model does not have");
+}
+
+/// Validates the module part of a payload; returns (destination, source) pairs.
+std::vector<std::pair<Tensor, Tensor>> match_module(const nn::Module& module, const Payload& p,
+                                                    const std::string& where) {
+  std::vector<std::pair<Tensor, Tensor>> copies;
+  match_tensors(module.named_parameters(), p.parameters, where, "parameter", copies);
+  match_tensors(module.named_buffers(), p.buffers, where, "buffer", copies);
+  return copies;
+}
+
+// Note: loading copies into the module's existing tensors (copy_ under
+// NoGradGuard) instead of replacing them, so an optimizer or anything else holding
+// the same handles sees the loaded values. The copies happen only after the whole
+// file (header, checksum, every name/shape/dtype, the optimizer state) validated.
+void apply_copies(const std::vector<std::pair<Tensor, Tensor>>& copies) {
+  NoGradGuard no_grad;
+  for (const auto& [dst, src] : copies) {
+    Tensor d = dst;
+    d.copy_(src);
+  }
+}
+
+}  // namespace
+
+// --- public API ----------------------------------------------------------------------
+
+void save(const nn::Module& module, const std::string& path) {
+  write_payload(path, module_payload(module, "save"), "save");
+}
+
+void load(nn::Module& module, const std::string& path) {
+  const Payload p = read_payload(path, "load");
+  apply_copies(match_module(module, p, in_file("load", path)));
+}
+
+void save_checkpoint(const std::string& path, const nn::Module& module, const optim::Optimizer* opt,
+                     const CheckpointMeta& meta) {
+  const char* who = "save_checkpoint";
+  Payload p = module_payload(module, who);
+  p.model_spec = meta.model_spec;
+  p.epoch = meta.epoch;
+  p.meta_scalars = meta.scalars;
+  p.meta_strings = meta.strings;
+  if (opt != nullptr) {
+    const optim::OptimizerState st = opt->state_dict();
+    p.has_optimizer = 1;
+    p.optimizer_type = opt->type_name();
+    p.optimizer_scalars = st.scalars;
+    for (const auto& [name, t] : st.tensors) p.optimizer_tensors.push_back(to_record(name, t, who, "optimizer state"));
+  }
+  const Generator::State rng = default_generator().state();
+  p.has_rng = 1;
+  p.rng_state.assign(rng.s.begin(), rng.s.end());
+  p.rng_has_spare = rng.has_spare ? 1 : 0;
+  p.rng_spare = rng.spare;
+  write_payload(path, p, who);
+}
+
+CheckpointMeta load_checkpoint(const std::string& path, nn::Module& module, optim::Optimizer* opt) {
+  const char* who = "load_checkpoint";
+  const std::string where = in_file(who, path);
+  const Payload p = read_payload(path, who);
+  const auto copies = match_module(module, p, where);
+
+  // The optimizer validates its whole state before changing anything, so loading
+  // it before the module keeps "all or nothing".
+  if (opt != nullptr && p.has_optimizer) {
+    TAPE_CHECK(p.optimizer_type == opt->type_name(), where, ": the file holds ", p.optimizer_type,
+               " optimizer state but the optimizer is ", opt->type_name());
+    optim::OptimizerState st;
+    st.scalars = p.optimizer_scalars;
+    for (const auto& r : p.optimizer_tensors) st.tensors[r.name] = from_record(r, where, "optimizer state");
+    try {
+      opt->load_state_dict(st);
+    } catch (const Error& e) {
+      throw Error(cat(where, ": ", e.what()));
+    }
+  }
+  apply_copies(copies);
+  if (p.has_rng) {
+    Generator::State s;
+    for (size_t i = 0; i < 4; ++i) s.s[i] = p.rng_state[i];
+    s.has_spare = p.rng_has_spare != 0;
+    s.spare = p.rng_spare;
+    default_generator().set_state(s);
+  }
+  return CheckpointMeta{p.model_spec, p.epoch, p.meta_scalars, p.meta_strings};
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  const Payload p = read_payload(path, "read_checkpoint_meta");
+  return CheckpointMeta{p.model_spec, p.epoch, p.meta_scalars, p.meta_strings};
+}
+
+}  // namespace tape

@@ -1,0 +1,310 @@
+#include "tape/nn/module.hpp"
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <ostream>
+#include <sstream>
+#include <typeinfo>
+
+#include "tape/autograd/grad_mode.hpp"
+#include "tape/core/generator.hpp"
+
+namespace tape::nn {
+
+namespace {
+
+// Note: summary() needs every leaf module's output shape. Rather than hooks, a
+// thread-local recorder is active while summary() runs, and Module::operator()
+// appends (module, output shape) to it for modules without children.
+struct Record {
+  const Module* module;
+  Shape shape;
+};
+thread_local std::vector<Record>* t_recorder = nullptr;
+
+struct RecorderScope {
+  explicit RecorderScope(std::vector<Record>* r) : prev_(t_recorder) { t_recorder = r; }
+  ~RecorderScope() { t_recorder = prev_; }
+  std::vector<Record>* prev_;
+};
+
+std::string join(const std::string& prefix, const std::string& name) {
+  return prefix.empty() ? name : prefix + "." + name;
+}
+
+}  // namespace
+
+Module::~Module() = default;
+
+Tensor Module::operator()(const Tensor& x) {
+  TAPE_CHECK(x.defined(), type_name(), ": input is an undefined tensor");
+  Tensor y = forward(x);
+  if (t_recorder && children_.empty()) t_recorder->push_back({this, y.defined() ? y.shape() : Shape{}});
+  return y;
+}
+
+// --- registration -------------------------------------------------------------
+
+void Module::check_new_name(const std::string& name, const char* what) const {
+  TAPE_CHECK(!name.empty(), type_name(), ".", what, ": name must not be empty");
+  TAPE_CHECK(name.find('.') == std::string::npos, type_name(), ".", what, ": name \"", name,
+             "\" must not contain '.'");
+  auto has = [&](const auto& list) {
+    return std::any_of(list.begin(), list.end(), [&](const auto& p) { return p.first == name; });
+  };
+  TAPE_CHECK(!has(parameters_) && !has(buffers_) && !has(children_), type_name(), ".", what, ": name \"",
+             name, "\" is already registered (names must be unique)");
+}
+
+Tensor Module::register_parameter(std::string name, Tensor t) {
+  check_new_name(name, "register_parameter");
+  TAPE_CHECK(t.defined(), type_name(), ".register_parameter: \"", name, "\" is an undefined tensor");
+  TAPE_CHECK(t.dtype() == Dtype::Float32, type_name(), ".register_parameter: \"", name,
+             "\" must be Float32, got ", dtype_name(t.dtype()));
+  TAPE_CHECK(t.is_leaf(), type_name(), ".register_parameter: \"", name,
+             "\" must be a leaf tensor (it is the output of an op; use detach())");
+  t.requires_grad_(true);
+  t.set_name(name);
+  parameters_.emplace_back(std::move(name), t);
+  return t;
+}
+
+Tensor Module::register_buffer(std::string name, Tensor t) {
+  check_new_name(name, "register_buffer");
+  TAPE_CHECK(t.defined(), type_name(), ".register_buffer: \"", name, "\" is an undefined tensor");
+  buffers_.emplace_back(std::move(name), t);
+  return t;
+}
+
+void Module::register_module_impl(std::string name, std::shared_ptr<Module> m) {
+  check_new_name(name, "register_module");
+  TAPE_CHECK(m != nullptr, type_name(), ".register_module: \"", name, "\" is a null module");
+  TAPE_CHECK(m.get() != this, type_name(), ".register_module: \"", name, "\" cannot be the module itself");
+  m->registered_ = true;
+  children_.emplace_back(std::move(name), std::move(m));
+  rename_tensors();
+}
+
+// --- traversal ------------------------------------------------------------------
+
+void Module::collect(const std::string& prefix, bool recurse, bool buffers, NamedTensors& out,
+                     std::vector<const TensorImpl*>& seen) const {
+  for (const auto& [name, t] : buffers ? buffers_ : parameters_) {
+    if (std::find(seen.begin(), seen.end(), t.impl()) != seen.end()) continue;
+    seen.push_back(t.impl());
+    out.emplace_back(join(prefix, name), t);
+  }
+  if (!recurse) return;
+  for (const auto& [name, child] : children_) child->collect(join(prefix, name), true, buffers, out, seen);
+}
+
+void Module::rename_tensors() const {
+  for (bool buffers : {false, true}) {
+    NamedTensors all;
+    std::vector<const TensorImpl*> seen;
+    collect("", true, buffers, all, seen);
+    for (auto& [name, t] : all) t.set_name(name);
+  }
+}
+
+NamedTensors Module::named_parameters(bool recurse) const {
+  NamedTensors out;
+  std::vector<const TensorImpl*> seen;
+  collect("", recurse, false, out, seen);
+  if (!registered_ && recurse)
+    for (auto& [name, t] : out) t.set_name(name);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters(bool recurse) const {
+  std::vector<Tensor> out;
+  for (auto& p : named_parameters(recurse)) out.push_back(std::move(p.second));
+  return out;
+}
+
+NamedTensors Module::named_buffers(bool recurse) const {
+  NamedTensors out;
+  std::vector<const TensorImpl*> seen;
+  collect("", recurse, true, out, seen);
+  return out;
+}
+
+std::vector<Tensor> Module::buffers(bool recurse) const {
+  std::vector<Tensor> out;
+  for (auto& p : named_buffers(recurse)) out.push_back(std::move(p.second));
+  return out;
+}
+
+std::vector<std::shared_ptr<Module>> Module::children() const {
+  std::vector<std::shared_ptr<Module>> out;
+  for (const auto& c : children_) out.push_back(c.second);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_children() const { return children_; }
+
+void Module::apply(const std::function<void(Module&)>& fn) {
+  for (auto& c : children_) c.second->apply(fn);
+  fn(*this);
+}
+
+int64_t Module::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+int64_t Module::num_trainable_parameters() const {
+  int64_t n = 0;
+  for (const auto& p : parameters())
+    if (p.requires_grad()) n += p.numel();
+  return n;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& c : children_) c.second->train(on);
+}
+
+void Module::zero_grad() {
+  for (auto& p : parameters()) p.set_grad({});
+}
+
+// --- printing -------------------------------------------------------------------
+
+std::string Module::type_name() const {
+  const char* mangled = typeid(*this).name();
+  int status = 0;
+  char* d = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string name = (status == 0 && d) ? d : mangled;
+  std::free(d);
+  // Keep the last component at bracket depth 0: "tape::nn::Linear" → "Linear",
+  // "(anonymous namespace)::Net" → "Net", "f<int>()::Local" → "Local"; drop template arguments.
+  size_t start = 0;
+  int depth = 0;
+  for (size_t i = 0; i + 1 < name.size(); ++i) {
+    const char c = name[i];
+    if (c == '<' || c == '(') ++depth;
+    else if (c == '>' || c == ')') --depth;
+    else if (depth == 0 && c == ':' && name[i + 1] == ':') start = i + 2;
+  }
+  name = name.substr(start);
+  if (auto lt = name.find('<'); lt != std::string::npos) name.resize(lt);
+  return name;
+}
+
+void Module::print(std::ostream& os, int indent) const {
+  const std::string extra = extra_repr();
+  os << type_name() << "(";
+  if (children_.empty()) {
+    os << extra << ")";
+    return;
+  }
+  const std::string pad(size_t(indent + 2), ' ');
+  os << "\n";
+  if (!extra.empty()) {
+    std::istringstream lines(extra);
+    for (std::string line; std::getline(lines, line);) os << pad << line << "\n";
+  }
+  for (const auto& [name, child] : children_) {
+    os << pad << "(" << name << "): ";
+    child->print(os, indent + 2);
+    os << "\n";
+  }
+  os << std::string(size_t(indent), ' ') << ")";
+}
+
+std::string Module::repr() const {
+  std::ostringstream os;
+  print(os, 0);
+  return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const Module& m) { return os << m.repr(); }
+
+std::string format_thousands(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+// --- summary --------------------------------------------------------------------
+
+std::string Module::summary(const Shape& input_shape) {
+  // Names of every module reachable from this one (the first path wins for shared ones).
+  std::map<const Module*, std::string> names;
+  std::vector<std::pair<const Module*, bool>> flags;  // training flags to restore
+  std::function<void(const Module&, const std::string&)> walk = [&](const Module& m, const std::string& prefix) {
+    names.emplace(&m, prefix);
+    flags.emplace_back(&m, m.training_);
+    for (const auto& [name, child] : m.children_) walk(*child, join(prefix, name));
+  };
+  walk(*this, "");
+
+  std::vector<Record> records;
+  const Generator::State rng = default_generator().state();
+  eval();
+  try {
+    NoGradGuard no_grad;
+    RecorderScope scope(&records);
+    (*this)(zeros(input_shape));
+  } catch (const Error& e) {
+    for (auto& [m, on] : flags) const_cast<Module*>(m)->training_ = on;
+    default_generator().set_state(rng);
+    throw Error(cat(type_name(), ".summary: forward on zeros(", input_shape, ") failed: ", e.what()));
+  }
+  for (auto& [m, on] : flags) const_cast<Module*>(m)->training_ = on;
+  default_generator().set_state(rng);
+
+  struct Row {
+    std::string layer, shape, params;
+  };
+  std::vector<Row> rows;
+  std::vector<const Module*> counted;
+  for (const auto& r : records) {
+    auto it = names.find(r.module);
+    std::string name = it != names.end() && !it->second.empty() ? it->second : "";
+    std::string layer = name.empty() ? r.module->type_name() : name + " (" + r.module->type_name() + ")";
+    std::string params = "--";
+    if (std::find(counted.begin(), counted.end(), r.module) == counted.end()) {
+      counted.push_back(r.module);
+      params = format_thousands(r.module->num_parameters());
+    }
+    rows.push_back({layer, shape_str(r.shape), params});
+  }
+
+  const std::string h1 = "Layer (type)", h2 = "Output Shape", h3 = "Param #";
+  size_t w1 = h1.size(), w2 = h2.size(), w3 = h3.size();
+  for (const auto& r : rows) {
+    w1 = std::max(w1, r.layer.size());
+    w2 = std::max(w2, r.shape.size());
+    w3 = std::max(w3, r.params.size());
+  }
+  w1 += 4, w2 += 4;
+  const size_t width = w1 + w2 + w3;
+  auto cell = [](const std::string& s, size_t w) { return s + std::string(w - s.size(), ' '); };
+  auto right = [](const std::string& s, size_t w) { return std::string(w - s.size(), ' ') + s; };
+
+  const int64_t total = num_parameters(), trainable = num_trainable_parameters();
+  std::ostringstream os;
+  os << "Model: " << type_name() << "\n";
+  os << "Input shape: " << shape_str(input_shape) << "\n";
+  os << std::string(width, '=') << "\n";
+  os << cell(h1, w1) << cell(h2, w2) << right(h3, w3) << "\n";
+  os << std::string(width, '=') << "\n";
+  for (const auto& r : rows) os << cell(r.layer, w1) << cell(r.shape, w2) << right(r.params, w3) << "\n";
+  os << std::string(width, '=') << "\n";
+  os << "Total params: " << format_thousands(total) << "\n";
+  os << "Trainable params: " << format_thousands(trainable) << "\n";
+  os << "Non-trainable params: " << format_thousands(total - trainable) << "\n";
+  os << std::string(width, '=') << "\n";
+  return os.str();
+}
+
+}  // namespace tape::nn

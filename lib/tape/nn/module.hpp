@@ -1,0 +1,107 @@
+#pragma once
+/// \file Module: the base class of every layer and model (LibTorch's torch::nn::Module).
+/// A module owns named parameters, buffers and child modules, in registration order.
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tape/core/tensor.hpp"
+
+namespace tape::nn {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Module {
+ public:
+  Module() = default;
+  virtual ~Module();
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  /// The computation. Call sub-modules through operator() (not forward) so that
+  /// summary() sees them.
+  virtual Tensor forward(const Tensor& x) = 0;
+  /// Runs forward(x) (and records the output shape while summary() is running).
+  Tensor operator()(const Tensor& x);
+
+  /// All parameters, recursively, in registration order; a shared tensor appears once.
+  std::vector<Tensor> parameters(bool recurse = true) const;
+  /// ("fc1.weight", tensor) pairs. Called on a root module (one not registered in
+  /// another) it also gives each parameter tensor its full dotted name.
+  NamedTensors named_parameters(bool recurse = true) const;
+  /// Non-trainable state (e.g. running statistics), recursively, dotted names.
+  NamedTensors named_buffers(bool recurse = true) const;
+  std::vector<Tensor> buffers(bool recurse = true) const;
+  /// Direct sub-modules in registration order.
+  std::vector<std::shared_ptr<Module>> children() const;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
+  /// Calls fn on every sub-module (depth first, children before parents) and then on this.
+  void apply(const std::function<void(Module&)>& fn);
+
+  /// Total number of parameter elements (shared tensors counted once).
+  int64_t num_parameters() const;
+  /// Elements of parameters that require grad.
+  int64_t num_trainable_parameters() const;
+
+  /// Training mode (the default) or evaluation mode, recursively. Changes layer
+  /// behaviour (dropout) only, never grad mode.
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  /// Clears every parameter's gradient (sets it undefined, like set_to_none=True).
+  void zero_grad();
+
+  /// "Linear". The default is the demangled C++ class name without namespaces.
+  virtual std::string type_name() const;
+  /// "in_features=784, out_features=50, bias=true"; empty by default.
+  virtual std::string extra_repr() const { return {}; }
+  /// The PyTorch-style module tree that operator<< prints.
+  std::string repr() const;
+
+  /// A Keras/torchinfo-style table: each leaf module's name, type, output shape and
+  /// parameter count, then "Total params: 44,426" etc. Runs one dummy forward on
+  /// zeros(input_shape) in eval mode under NoGradGuard; training flags and the
+  /// global RNG state are restored afterwards.
+  std::string summary(const Shape& input_shape);
+
+ protected:
+  /// Registers `t` as parameter `name`: sets requires_grad and names the tensor.
+  /// Returns the same handle (store it in a member).
+  Tensor register_parameter(std::string name, Tensor t);
+  /// Registers state that is saved in checkpoints but not trained.
+  Tensor register_buffer(std::string name, Tensor t);
+  /// Registers a child module; returns the same pointer.
+  template <class M>
+  std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> m) {
+    register_module_impl(std::move(name), m);
+    return m;
+  }
+
+ private:
+  void register_module_impl(std::string name, std::shared_ptr<Module> m);
+  void check_new_name(const std::string& name, const char* what) const;
+  void collect(const std::string& prefix, bool recurse, bool buffers, NamedTensors& out,
+               std::vector<const TensorImpl*>& seen) const;
+  /// Sets every parameter's and buffer's name relative to this module.
+  void rename_tensors() const;
+  void print(std::ostream& os, int indent) const;
+
+  NamedTensors parameters_;
+  NamedTensors buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+  bool registered_ = false;  ///< true once some parent registered this module
+};
+
+/// Prints the module tree like PyTorch's repr.
+std::ostream& operator<<(std::ostream& os, const Module& m);
+
+/// 44426 → "44,426".
+std::string format_thousands(int64_t n);
+
+}  // namespace tape::nn

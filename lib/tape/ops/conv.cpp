@@ -1,0 +1,239 @@
+// conv2d on oneDNN's convolution primitives: forward, backward-data and
+// backward-weights (which also yields the bias gradient).
+#include <optional>
+#include <unordered_map>
+
+#include "tape/backend/dnnl.hpp"
+#include "tape/ops/op_util.hpp"
+
+namespace tape {
+using namespace detail;
+namespace dn = backend;
+
+namespace {
+using dnnl::memory;
+using dnnl::prop_kind;
+
+// Note: tape tensors are always plain (NCHW activations, OIHW weights), but the
+// fast convolutions (jit/brgconv avx512) want blocked layouts (nChw16c, Acdb16a,
+// ...): with plain layouts oneDNN falls back to gemm, 3–5× slower. So every pass
+// creates its descriptors with format_tag::any, and its cached bundle records, per
+// argument, the layout the pd chose plus the reorder between it and the plain
+// tensor (none when they coincide). Each pass (forward, backward-data,
+// backward-weights) chooses independently. Reordered copies live in scratch
+// tensors from the caching allocator, so a training step in steady state
+// allocates nothing from the system.
+
+/// One argument of a primitive: the layout its pd chose and, if that is not the
+/// plain layout, the reorder plain → chosen (inputs) or chosen → plain (outputs).
+struct Arg {
+  memory::desc chosen;
+  std::optional<dnnl::reorder> reorder;
+};
+
+memory::desc plain_md(const Shape& s) { return dn::md(s, contiguous_strides(s)); }
+memory::desc any_md(const Shape& s) { return memory::desc(dn::dims(s), memory::data_type::f32, memory::format_tag::any); }
+
+Arg make_arg(const memory::desc& chosen, const Shape& shape, bool is_input) {
+  const memory::desc plain = plain_md(shape);
+  if (chosen == plain) return {chosen, std::nullopt};
+  const auto& from = is_input ? plain : chosen;
+  const auto& to = is_input ? chosen : plain;
+  return {chosen, dnnl::reorder(dnnl::reorder::primitive_desc(dn::engine(), from, dn::engine(), to))};
+}
+Arg input_arg(const memory::desc& chosen, const Shape& shape) { return make_arg(chosen, shape, true); }
+Arg output_arg(const memory::desc& chosen, const Shape& shape) { return make_arg(chosen, shape, false); }
+
+/// One execution of a primitive with its arguments bridged to plain tensors:
+/// in() reorders inputs into scratch, out() hands the primitive scratch that
+/// run() reorders into the output tensor afterwards. Keeps scratch alive until done.
+class Exec {
+ public:
+  memory in(const Arg& a, const Tensor& t) {
+    memory user = dn::mem(dn::md(t), t);
+    if (!a.reorder) return user;
+    memory m = scratch(a.chosen);
+    a.reorder->execute(dn::stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, m}});
+    return m;
+  }
+  memory out(const Arg& a, const Tensor& t) {
+    memory user = dn::mem(dn::md(t), t);
+    if (!a.reorder) return user;
+    memory m = scratch(a.chosen);
+    pending_.push_back({*a.reorder, m, user});
+    return m;
+  }
+  void run(const dnnl::primitive& p, const std::unordered_map<int, memory>& args) {
+    p.execute(dn::stream(), args);
+    for (auto& [r, from, to] : pending_) r.execute(dn::stream(), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+    dn::stream().wait();
+  }
+
+ private:
+  memory scratch(const memory::desc& d) {
+    scratch_.push_back(Tensor::empty({int64_t((d.get_size() + sizeof(float) - 1) / sizeof(float))}));
+    return dn::mem(d, scratch_.back());
+  }
+  std::vector<Tensor> scratch_;
+  std::vector<std::tuple<dnnl::reorder, memory, memory>> pending_;
+};
+
+/// Everything that identifies a convolution: shapes, stride, padding, bias.
+struct ConvShape {
+  Shape x, w, y;
+  int64_t stride = 1, padding = 0;
+  bool bias = false;
+
+  memory::dims strides() const { return {stride, stride}; }
+  memory::dims pads() const { return {padding, padding}; }
+  Shape bias_shape() const { return {w[0]}; }
+  dn::Key key(dn::OpId op, prop_kind pk) const {
+    dn::Key k{int64_t(op), int64_t(pk), stride, padding, bias};
+    k.insert(k.end(), x.begin(), x.end());
+    k.insert(k.end(), w.begin(), w.end());
+    return k;
+  }
+};
+
+struct ConvFwd {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward prim;
+  Arg src, weights, dst;  // bias is always plain [O]
+};
+
+ConvFwd conv_fwd(const ConvShape& s, prop_kind pk) {
+  return dn::cached<ConvFwd>(s.key(dn::OpId::ConvFwd, pk), [&] {
+    // memory descriptors (any: let oneDNN pick) → primitive descriptor → primitive
+    const auto alg = dnnl::algorithm::convolution_direct;
+    auto desc = s.bias ? dnnl::convolution_forward::desc(pk, alg, any_md(s.x), any_md(s.w), plain_md(s.bias_shape()),
+                                                         any_md(s.y), s.strides(), s.pads(), s.pads())
+                       : dnnl::convolution_forward::desc(pk, alg, any_md(s.x), any_md(s.w), any_md(s.y), s.strides(),
+                                                         s.pads(), s.pads());
+    dnnl::convolution_forward::primitive_desc pd(desc, dn::engine());
+    return ConvFwd{pd, dnnl::convolution_forward(pd), input_arg(pd.src_desc(), s.x),
+                   input_arg(pd.weights_desc(), s.w), output_arg(pd.dst_desc(), s.y)};
+  });
+}
+
+struct ConvBwdData {
+  dnnl::convolution_backward_data::primitive_desc pd;
+  dnnl::convolution_backward_data prim;
+  Arg diff_dst, weights, diff_src;
+};
+
+ConvBwdData conv_bwd_data(const ConvShape& s) {
+  return dn::cached<ConvBwdData>(s.key(dn::OpId::ConvBwdData, prop_kind::backward_data), [&] {
+    const ConvFwd hint = conv_fwd(s, prop_kind::forward_training);
+    dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, any_md(s.x), any_md(s.w),
+                                               any_md(s.y), s.strides(), s.pads(), s.pads());
+    dnnl::convolution_backward_data::primitive_desc pd(desc, dn::engine(), hint.pd);
+    return ConvBwdData{pd, dnnl::convolution_backward_data(pd), input_arg(pd.diff_dst_desc(), s.y),
+                       input_arg(pd.weights_desc(), s.w), output_arg(pd.diff_src_desc(), s.x)};
+  });
+}
+
+struct ConvBwdWeights {
+  dnnl::convolution_backward_weights::primitive_desc pd;
+  dnnl::convolution_backward_weights prim;
+  Arg src, diff_dst, diff_weights;  // diff_bias is always plain [O]
+};
+
+ConvBwdWeights conv_bwd_weights(const ConvShape& s) {
+  return dn::cached<ConvBwdWeights>(s.key(dn::OpId::ConvBwdWeights, prop_kind::backward_weights), [&] {
+    const ConvFwd hint = conv_fwd(s, prop_kind::forward_training);
+    const auto alg = dnnl::algorithm::convolution_direct;
+    auto desc = s.bias ? dnnl::convolution_backward_weights::desc(alg, any_md(s.x), any_md(s.w),
+                                                                  plain_md(s.bias_shape()), any_md(s.y), s.strides(),
+                                                                  s.pads(), s.pads())
+                       : dnnl::convolution_backward_weights::desc(alg, any_md(s.x), any_md(s.w), any_md(s.y),
+                                                                  s.strides(), s.pads(), s.pads());
+    dnnl::convolution_backward_weights::primitive_desc pd(desc, dn::engine(), hint.pd);
+    return ConvBwdWeights{pd, dnnl::convolution_backward_weights(pd), input_arg(pd.src_desc(), s.x),
+                          input_arg(pd.diff_dst_desc(), s.y), output_arg(pd.diff_weights_desc(), s.w)};
+  });
+}
+
+// Forward: y[n,o] = Σ_c x[n,c] ⋆ w[o,c] + b[o]   (cross-correlation, stride s, zero padding p)
+// Backward: dx[n,c] = Σ_o g[n,o] ⋆ᵀ w[o,c],  dw[o,c] = Σ_n x[n,c] ⋆ g[n,o],  db[o] = Σ_{n,i,j} g[n,o,i,j]
+class Conv2dBackward final : public SavingNode<2> {
+ public:
+  explicit Conv2dBackward(ConvShape s) : shape_(std::move(s)) {}
+  const char* name() const override { return "Conv2dBackward"; }
+  std::vector<Tensor> apply(const Tensor& g_in) override {
+    const Tensor g = contig(g_in);
+    Tensor dx, dw, db;
+    // Note: backward-data is the slowest pass of a first layer, whose input never
+    // needs a gradient, so it only runs when x requires grad.
+    if (needs_input_grad(0)) {
+      const ConvBwdData p = conv_bwd_data(shape_);
+      dx = Tensor::empty(shape_.x);
+      Exec e;
+      e.run(p.prim, {{DNNL_ARG_DIFF_DST, e.in(p.diff_dst, g)},
+                     {DNNL_ARG_WEIGHTS, e.in(p.weights, saved(1))},
+                     {DNNL_ARG_DIFF_SRC, e.out(p.diff_src, dx)}});
+    }
+    if (needs_input_grad(1) || needs_input_grad(2)) {
+      const ConvBwdWeights p = conv_bwd_weights(shape_);
+      dw = Tensor::empty(shape_.w);
+      Exec e;
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.in(p.src, saved(0))},
+                                           {DNNL_ARG_DIFF_DST, e.in(p.diff_dst, g)},
+                                           {DNNL_ARG_DIFF_WEIGHTS, e.out(p.diff_weights, dw)}};
+      if (shape_.bias) {
+        db = Tensor::empty(shape_.bias_shape());
+        args.emplace(DNNL_ARG_DIFF_BIAS, dn::mem(plain_md(shape_.bias_shape()), db));
+      }
+      e.run(p.prim, args);
+    }
+    return {dx, needs_input_grad(1) ? dw : Tensor(), needs_input_grad(2) ? db : Tensor()};
+  }
+
+ private:
+  ConvShape shape_;
+};
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int64_t stride, int64_t padding) {
+  check_float(x_in, "conv2d", "input");
+  check_float(w_in, "conv2d", "weight");
+  TAPE_CHECK(x_in.dim() == 4, "conv2d: input must be 4-D [N, C, H, W], got shape ", x_in.shape());
+  TAPE_CHECK(w_in.dim() == 4, "conv2d: weight must be 4-D [O, C, kh, kw], got shape ", w_in.shape());
+  TAPE_CHECK(x_in.size(1) == w_in.size(1), "conv2d: input has ", x_in.size(1), " channels but weight of shape ",
+             w_in.shape(), " expects ", w_in.size(1));
+  if (b_in.defined()) {
+    check_float(b_in, "conv2d", "bias");
+    TAPE_CHECK(b_in.dim() == 1 && b_in.size(0) == w_in.size(0), "conv2d: bias of shape ", b_in.shape(),
+               " does not match weight of shape ", w_in.shape(), " (expected [", w_in.size(0), "])");
+  }
+  TAPE_CHECK(stride >= 1, "conv2d: stride must be >= 1, got ", stride);
+  TAPE_CHECK(padding >= 0, "conv2d: padding must be >= 0, got ", padding);
+  const int64_t hp = x_in.size(2) + 2 * padding, wp = x_in.size(3) + 2 * padding;
+  const int64_t kh = w_in.size(2), kw = w_in.size(3);
+  TAPE_CHECK(kh <= hp && kw <= wp, "conv2d: kernel ", kh, "x", kw, " is larger than the padded input ", hp, "x", wp,
+             " (input shape ", x_in.shape(), ", padding ", padding, ")");
+
+  Tensor x = contig(x_in), w = contig(w_in), b = b_in.defined() ? contig(b_in) : Tensor();
+  ConvShape s{x.shape(), w.shape(), {x.size(0), w.size(0), (hp - kh) / stride + 1, (wp - kw) / stride + 1},
+              stride, padding, b.defined()};
+  Tensor y = Tensor::empty(s.y);
+  const bool recording = any_requires_grad({&x_in, &w_in, &b_in});
+  {
+    const ConvFwd p = conv_fwd(s, recording ? prop_kind::forward_training : prop_kind::forward_inference);
+    Exec e;
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.in(p.src, x)},
+                                         {DNNL_ARG_WEIGHTS, e.in(p.weights, w)},
+                                         {DNNL_ARG_DST, e.out(p.dst, y)}};
+    if (b.defined()) args.emplace(DNNL_ARG_BIAS, dn::mem(plain_md(s.bias_shape()), b));
+    e.run(p.prim, args);
+  }
+  if (recording) {
+    auto node = std::make_shared<Conv2dBackward>(s);
+    if (w_in.requires_grad() || (b.defined() && b_in.requires_grad())) node->save(0, x);  // dw, db need x
+    if (x_in.requires_grad()) node->save(1, w);  // dx needs w
+    record(y, std::move(node), {&x_in, &w_in, &b_in});
+  }
+  return y;
+}
+
+}  // namespace tape

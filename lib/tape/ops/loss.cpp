@@ -1,0 +1,151 @@
+// Losses: cross-entropy fused with log-softmax, nll, mse; and one_hot.
+#include <cmath>
+#include <limits>
+
+#include "tape/ops/op_util.hpp"
+
+namespace tape {
+using namespace detail;
+
+namespace {
+void check_targets(const Tensor& target, int64_t n, int64_t c, const char* op) {
+  TAPE_CHECK(target.dim() == 1 && target.size(0) == n, op, ": target of shape ", target.shape(),
+             " does not match ", n, " samples (expected [", n, "])");
+  Tensor t = contig(target);
+  const int64_t* p = t.data<int64_t>();
+  for (int64_t i = 0; i < n; ++i)
+    TAPE_CHECK(p[i] >= 0 && p[i] < c, op, ": target ", p[i], " at index ", i, " is out of range for ", c,
+               " classes");
+}
+
+// Forward: L = mean_i (log Σ_c e^{x_ic} − Σ_c p_ic·x_ic)  (p = one-hot target or probabilities)
+// Backward: dx_i = g/N · (softmax(x_i)·Σ_c p_ic − p_i)
+struct CrossEntropyBackward final : SavingNode<2> {
+  bool index_target = true;
+  const char* name() const override { return "CrossEntropyBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    Tensor logp = saved(0), target = saved(1);
+    const int64_t n = logp.size(0), c = logp.size(1);
+    Tensor dx = Tensor::empty(logp.shape());
+    const float* pl = logp.data<float>();
+    float* pd = dx.data<float>();
+    const float scale = g.item() / float(n);
+    const int64_t* ti = index_target ? target.data<int64_t>() : nullptr;
+    const float* tp = index_target ? nullptr : target.data<float>();
+    parallel_for(n, [&](int64_t i) {
+      const float* row = pl + i * c;
+      float* drow = pd + i * c;
+      if (ti) {
+        for (int64_t k = 0; k < c; ++k) drow[k] = std::exp(row[k]) * scale;
+        drow[ti[i]] -= scale;
+      } else {
+        float mass = 0.f;
+        for (int64_t k = 0; k < c; ++k) mass += tp[i * c + k];
+        for (int64_t k = 0; k < c; ++k) drow[k] = (std::exp(row[k]) * mass - tp[i * c + k]) * scale;
+      }
+    });
+    return {dx};
+  }
+};
+
+// Forward: L = −mean_i x[i, t_i]        Backward: dx[i, t_i] = −g/N, 0 elsewhere
+struct NllLossBackward final : SavingNode<1> {
+  Shape in_shape;
+  const char* name() const override { return "NllLossBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    Tensor target = saved(0);
+    Tensor dx = zeros(in_shape);
+    const int64_t n = in_shape[0], c = in_shape[1];
+    const int64_t* t = target.data<int64_t>();
+    float* pd = dx.data<float>();
+    for (int64_t i = 0; i < n; ++i) pd[i * c + t[i]] = -g.item() / float(n);
+    return {dx};
+  }
+};
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
+  check_float(logits, "cross_entropy", "logits");
+  TAPE_CHECK(logits.dim() == 2 && logits.size(0) > 0, "cross_entropy: logits must be [N, C] with N > 0, got shape ",
+             logits.shape());
+  TAPE_CHECK(target.defined(), "cross_entropy: target is undefined");
+  const int64_t n = logits.size(0), c = logits.size(1);
+  const bool index_target = target.dtype() == Dtype::Int64;
+  if (index_target) check_targets(target, n, c, "cross_entropy");
+  else
+    TAPE_CHECK(target.shape() == logits.shape(), "cross_entropy: probability target of shape ", target.shape(),
+               " does not match logits of shape ", logits.shape());
+  Tensor logp;
+  {
+    NoGradGuard ng;
+    logp = log_softmax(logits, 1);
+  }
+  Tensor t = contig(target);
+  const float* pl = logp.data<float>();
+  double total = 0;
+  if (index_target) {
+    const int64_t* ti = t.data<int64_t>();
+    for (int64_t i = 0; i < n; ++i) total -= pl[i * c + ti[i]];
+  } else {
+    const float* tp = t.data<float>();
+    for (int64_t i = 0; i < n * c; ++i)
+      if (tp[i] != 0.f) total -= double(tp[i]) * pl[i];
+  }
+  Tensor loss = full({}, float(total / double(n)));
+  if (any_requires_grad({&logits})) {
+    auto node = std::make_shared<CrossEntropyBackward>();
+    node->index_target = index_target;
+    node->save(0, logp);
+    node->save(1, t);
+    record(loss, std::move(node), {&logits});
+  }
+  return loss;
+}
+
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target) {
+  check_float(log_probs, "nll_loss", "log_probs");
+  TAPE_CHECK(log_probs.dim() == 2 && log_probs.size(0) > 0, "nll_loss: log_probs must be [N, C] with N > 0, got shape ",
+             log_probs.shape());
+  TAPE_CHECK(target.defined() && target.dtype() == Dtype::Int64, "nll_loss: target must be an Int64 tensor of class indices");
+  const int64_t n = log_probs.size(0), c = log_probs.size(1);
+  check_targets(target, n, c, "nll_loss");
+  Tensor lp = contig(log_probs), t = contig(target);
+  const float* pl = lp.data<float>();
+  const int64_t* ti = t.data<int64_t>();
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) total -= pl[i * c + ti[i]];
+  Tensor loss = full({}, float(total / double(n)));
+  if (any_requires_grad({&log_probs})) {
+    auto node = std::make_shared<NllLossBackward>();
+    node->in_shape = log_probs.shape();
+    node->save(0, t);
+    record(loss, std::move(node), {&log_probs});
+  }
+  return loss;
+}
+
+// Forward: L = mean((x − t)²)   Backward: composed from sub/pow/mean
+Tensor mse_loss(const Tensor& input, const Tensor& target) {
+  check_float(input, "mse_loss", "input");
+  check_float(target, "mse_loss", "target");
+  TAPE_CHECK(input.shape() == target.shape(), "mse_loss: input of shape ", input.shape(),
+             " and target of shape ", target.shape(), " differ");
+  Tensor d = sub(input, target);
+  return mean(mul(d, d));
+}
+
+Tensor one_hot(const Tensor& labels, int64_t num_classes) {
+  TAPE_CHECK(labels.defined() && labels.dtype() == Dtype::Int64, "one_hot: labels must be an Int64 tensor");
+  TAPE_CHECK(num_classes > 0, "one_hot: num_classes must be positive, got ", num_classes);
+  TAPE_CHECK(labels.dim() == 1, "one_hot: labels must be 1-D [N], got shape ", labels.shape());
+  const int64_t n = labels.size(0);
+  check_targets(labels, n, num_classes, "one_hot");
+  Tensor out = zeros({n, num_classes});
+  Tensor l = contig(labels);
+  const int64_t* pl = l.data<int64_t>();
+  float* po = out.data<float>();
+  for (int64_t i = 0; i < n; ++i) po[i * num_classes + pl[i]] = 1.f;
+  return out;
+}
+
+}  // namespace tape

@@ -1,0 +1,95 @@
+#include "tape/optim/adam.hpp"
+
+#include <cmath>
+
+#include "tape/autograd/grad_mode.hpp"
+
+namespace tape::optim {
+
+Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay)
+    : Adam(std::move(params), lr, beta1, beta2, eps, weight_decay, false, "Adam") {}
+
+Adam::Adam(std::vector<Tensor> params, const AdamOptions& o)
+    : Adam(std::move(params), o.lr(), o.betas().first, o.betas().second, o.eps(), o.weight_decay(), false, "Adam") {}
+
+Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay,
+           bool decoupled, const char* who)
+    : Optimizer(std::move(params), who),
+      beta1_(beta1),
+      beta2_(beta2),
+      eps_(eps),
+      weight_decay_(weight_decay),
+      decoupled_(decoupled),
+      who_(who) {
+  check_lr(lr, who);
+  validate(beta1, beta2, eps, weight_decay);
+  lr_ = initial_lr_ = lr;
+  m_slot_ = add_state_slot("exp_avg");
+  v_slot_ = add_state_slot("exp_avg_sq");
+}
+
+AdamW::AdamW(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay)
+    : Adam(std::move(params), lr, beta1, beta2, eps, weight_decay, true, "AdamW") {}
+
+AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& o)
+    : Adam(std::move(params), o.lr(), o.betas().first, o.betas().second, o.eps(), o.weight_decay(), true, "AdamW") {}
+
+void Adam::validate(double beta1, double beta2, double eps, double weight_decay) const {
+  TAPE_CHECK(beta1 >= 0.0 && beta1 < 1.0, who_, ": beta1 must be in [0, 1), got ", beta1);
+  TAPE_CHECK(beta2 >= 0.0 && beta2 < 1.0, who_, ": beta2 must be in [0, 1), got ", beta2);
+  TAPE_CHECK(std::isfinite(eps) && eps >= 0.0, who_, ": eps must be >= 0, got ", eps);
+  TAPE_CHECK(std::isfinite(weight_decay) && weight_decay >= 0.0, who_, ": weight_decay must be >= 0, got ",
+             weight_decay);
+}
+
+std::map<std::string, double> Adam::hyper_parameters() const {
+  return {{"beta1", beta1_}, {"beta2", beta2_}, {"eps", eps_}, {"weight_decay", weight_decay_}};
+}
+
+void Adam::set_hyper_parameters(const std::map<std::string, double>& hp) {
+  const double b1 = hp.at("beta1"), b2 = hp.at("beta2"), eps = hp.at("eps"), wd = hp.at("weight_decay");
+  validate(b1, b2, eps, wd);
+  beta1_ = b1, beta2_ = b2, eps_ = eps, weight_decay_ = wd;
+}
+
+void Adam::step() {
+  NoGradGuard no_grad;
+  ++step_count_;
+  const float b1 = float(beta1_), b2 = float(beta2_), eps = float(eps_);
+  const float l2 = decoupled_ ? 0.f : float(weight_decay_);
+  const float decay = decoupled_ ? float(1.0 - lr_ * weight_decay_) : 1.f;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i];
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    Tensor holder;
+    const float* gd = detail::grad_data(p, g, holder, who_, i);
+    Tensor& m = state_buffer(m_slot_, i);
+    Tensor& v = state_buffer(v_slot_, i);
+    if (!m.defined()) m = zeros(p.shape());
+    if (!v.defined()) v = zeros(p.shape());
+    const int64_t t = ++param_steps_[i];
+    // Scalars in double, as PyTorch computes them on the host.
+    const double bc1 = 1.0 - std::pow(beta1_, double(t)), bc2 = 1.0 - std::pow(beta2_, double(t));
+    const float step_size = float(lr_ / bc1), bc2_sqrt = float(std::sqrt(bc2));
+    float* pd = p.data<float>();
+    float* md = m.data<float>();
+    float* vd = v.data<float>();
+    const int64_t n = p.numel();
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t j = 0; j < n; ++j) {
+      const float pj = pd[j] * decay;
+      const float gj = gd[j] + l2 * pj;
+      const float mj = b1 * md[j] + (1.f - b1) * gj;
+      const float vj = b2 * vd[j] + (1.f - b2) * gj * gj;
+      md[j] = mj;
+      vd[j] = vj;
+      pd[j] = pj - step_size * mj / (std::sqrt(vj) / bc2_sqrt + eps);
+    }
+    m.impl()->storage->bump_version();
+    v.impl()->storage->bump_version();
+    p.impl()->storage->bump_version();
+  }
+}
+
+}  // namespace tape::optim

@@ -1,0 +1,157 @@
+#include "tape/optim/optimizer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "tape/autograd/grad_mode.hpp"
+
+namespace tape::optim {
+
+Optimizer::Optimizer(std::vector<Tensor> params) : Optimizer(std::move(params), "Optimizer") {}
+
+Optimizer::Optimizer(std::vector<Tensor> params, const char* who) : params_(std::move(params)) {
+  TAPE_CHECK(!params_.empty(), who, ": got an empty parameter list");
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    TAPE_CHECK(p.defined(), who, ": parameter ", i, " is an undefined tensor");
+    TAPE_CHECK(p.dtype() == Dtype::Float32, who, ": parameter ", i, " must be Float32, got ", dtype_name(p.dtype()));
+    TAPE_CHECK(p.is_leaf(), who, ": parameter ", i, " of shape ", p.shape(), " is not a leaf tensor");
+    TAPE_CHECK(p.is_contiguous(), who, ": parameter ", i, " of shape ", p.shape(), " is not contiguous");
+    for (size_t j = 0; j < i; ++j)
+      TAPE_CHECK(!params_[j].is_same(p), who, ": parameter ", i, " is the same tensor as parameter ", j);
+  }
+  param_steps_.assign(params_.size(), 0);
+}
+
+Optimizer::~Optimizer() = default;
+
+void Optimizer::zero_grad() {
+  for (auto& p : params_) p.set_grad({});
+}
+
+void Optimizer::check_lr(double lr, const std::string& who) {
+  TAPE_CHECK(std::isfinite(lr) && lr >= 0.0, who, ": lr must be >= 0, got ", lr);
+}
+
+void Optimizer::set_lr(double lr) {
+  check_lr(lr, type_name() + ".set_lr");
+  lr_ = lr;
+}
+
+void Optimizer::set_initial_lr(double lr) {
+  check_lr(lr, type_name() + ".set_initial_lr");
+  initial_lr_ = lr;
+}
+
+size_t Optimizer::add_state_slot(std::string name) {
+  slot_names_.push_back(std::move(name));
+  slots_.emplace_back(params_.size());
+  return slots_.size() - 1;
+}
+
+OptimizerState Optimizer::state_dict() const {
+  OptimizerState s;
+  s.scalars["step"] = double(step_count_);
+  s.scalars["lr"] = lr_;
+  s.scalars["initial_lr"] = initial_lr_;
+  for (const auto& [k, v] : hyper_parameters()) s.scalars[k] = v;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::string prefix = "param." + std::to_string(i) + ".";
+    if (param_steps_[i] > 0) s.scalars[prefix + "step"] = double(param_steps_[i]);
+    for (size_t k = 0; k < slots_.size(); ++k)
+      if (slots_[k][i].defined()) s.tensors[prefix + slot_names_[k]] = slots_[k][i].detach().clone();
+  }
+  return s;
+}
+
+void Optimizer::load_state_dict(const OptimizerState& state) {
+  const std::string who = type_name() + ".load_state_dict";
+  auto scalar = [&](const std::string& name) {
+    auto it = state.scalars.find(name);
+    TAPE_CHECK(it != state.scalars.end(), who, ": missing entry ", name);
+    return it->second;
+  };
+  auto count = [&](const std::string& name) {
+    const double v = scalar(name);
+    TAPE_CHECK(v >= 0 && v == std::floor(v) && v < 9.0e15, who, ": ", name, " must be a count >= 0, got ", v);
+    return int64_t(v);
+  };
+
+  // 1. Scalars: validate on a copy of the hyper-parameters, apply at the end.
+  const int64_t step = count("step");
+  const double lr = scalar("lr"), initial_lr = scalar("initial_lr");
+  check_lr(lr, who + ": lr");
+  check_lr(initial_lr, who + ": initial_lr");
+  const std::map<std::string, double> old_hp = hyper_parameters();
+  std::map<std::string, double> hp;
+  for (const auto& kv : old_hp) hp[kv.first] = scalar(kv.first);
+  std::set<std::string> known{"step", "lr", "initial_lr"};
+  for (const auto& kv : hp) known.insert(kv.first);
+
+  // 2. Per-parameter steps and buffers.
+  std::vector<int64_t> steps(params_.size(), 0);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::string name = "param." + std::to_string(i) + ".step";
+    if (state.scalars.count(name)) {
+      steps[i] = count(name);
+      known.insert(name);
+    }
+  }
+  for (const auto& kv : state.scalars)
+    TAPE_CHECK(known.count(kv.first), who, ": unexpected entry ", kv.first);
+
+  // Every tensor entry must name a parameter index and a slot of this optimizer.
+  for (const auto& kv : state.tensors) {
+    bool ok = false;
+    for (size_t i = 0; i < params_.size() && !ok; ++i)
+      for (size_t k = 0; k < slot_names_.size() && !ok; ++k)
+        ok = kv.first == "param." + std::to_string(i) + "." + slot_names_[k];
+    TAPE_CHECK(ok, who, ": unexpected entry ", kv.first);
+  }
+
+  set_hyper_parameters(hp);  // validates; undone below if anything else fails
+  try {
+    const std::vector<std::string> in_use = state_names();
+    std::vector<std::vector<Tensor>> slots(slots_.size(), std::vector<Tensor>(params_.size()));
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const std::string prefix = "param." + std::to_string(i) + ".";
+      for (size_t k = 0; k < slot_names_.size(); ++k) {
+        const std::string name = prefix + slot_names_[k];
+        auto it = state.tensors.find(name);
+        const bool wanted = steps[i] > 0 && std::find(in_use.begin(), in_use.end(), slot_names_[k]) != in_use.end();
+        if (!wanted) {
+          TAPE_CHECK(it == state.tensors.end(), who, ": unexpected entry ", name);
+          continue;
+        }
+        TAPE_CHECK(it != state.tensors.end(), who, ": missing entry ", name);
+        const Tensor& t = it->second;
+        TAPE_CHECK(t.defined() && t.dtype() == Dtype::Float32, who, ": ", name, " must be a defined Float32 tensor");
+        TAPE_CHECK(t.shape() == params_[i].shape(), who, ": ", name, " has shape ", t.shape(), ", expected ",
+                   params_[i].shape());
+        NoGradGuard no_grad;
+        slots[k][i] = t.detach().clone();
+      }
+    }
+    slots_ = std::move(slots);
+  } catch (...) {
+    set_hyper_parameters(old_hp);
+    throw;
+  }
+  step_count_ = step;
+  lr_ = lr;
+  initial_lr_ = initial_lr;
+  param_steps_ = std::move(steps);
+}
+
+namespace detail {
+const float* grad_data(const Tensor& p, const Tensor& g, Tensor& holder, const char* who, size_t index) {
+  TAPE_CHECK(g.dtype() == Dtype::Float32 && g.shape() == p.shape(), who, ": gradient of parameter ", index,
+             " has shape ", g.shape(), " (", dtype_name(g.dtype()), "), expected ", p.shape(), " (Float32)");
+  if (g.is_contiguous()) return g.data<float>();
+  holder = g.contiguous();
+  return holder.data<float>();
+}
+}  // namespace detail
+
+}  // namespace tape::optim

@@ -1,0 +1,92 @@
+#pragma once
+/// \file Optimizer: the base class of SGD, Adam and AdamW (LibTorch's torch::optim::Optimizer),
+/// with named per-parameter state for checkpoints.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tape/core/tensor.hpp"
+
+namespace tape::optim {
+
+/// Everything an optimizer needs to continue exactly: per-parameter tensors
+/// ("param.3.exp_avg", "param.3.momentum_buffer") and scalars ("step", "lr",
+/// "initial_lr", hyper-parameters, "param.3.step").
+struct OptimizerState {
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, double> scalars;
+};
+
+class Optimizer {
+ public:
+  /// `params` must be distinct, defined, contiguous Float32 leaf tensors.
+  explicit Optimizer(std::vector<Tensor> params);
+  virtual ~Optimizer();
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  /// One update of every parameter that has a gradient (others are skipped).
+  /// Runs under NoGradGuard.
+  virtual void step() = 0;
+  /// Clears every parameter's gradient (sets it undefined).
+  void zero_grad();
+
+  double lr() const { return lr_; }
+  /// Sets the learning rate (what LR schedulers call); must be >= 0.
+  void set_lr(double lr);
+  /// The learning rate the optimizer was created with (schedulers scale this one).
+  double initial_lr() const { return initial_lr_; }
+  void set_initial_lr(double lr);
+  const std::vector<Tensor>& params() const { return params_; }
+  /// Number of step() calls so far.
+  int64_t step_count() const { return step_count_; }
+
+  virtual std::string type_name() const { return "Optimizer"; }
+
+  /// A snapshot (tensors are copies) of the state, hyper-parameters and step counts.
+  OptimizerState state_dict() const;
+  /// Restores a state_dict() snapshot. Validates everything first (missing
+  /// entries, unexpected entries, shapes, hyper-parameter ranges) and throws a
+  /// one-line error naming the entry, leaving the optimizer unchanged.
+  void load_state_dict(const OptimizerState& state);
+
+ protected:
+  /// For subclasses: `who` names the optimizer in error messages.
+  Optimizer(std::vector<Tensor> params, const char* who);
+
+  /// Hyper-parameters besides lr, by name (saved in state_dict()).
+  virtual std::map<std::string, double> hyper_parameters() const { return {}; }
+  /// Validates and applies hyper-parameters (the keys of hyper_parameters()).
+  virtual void set_hyper_parameters(const std::map<std::string, double>&) {}
+  /// Per-parameter state buffers in use with the current hyper-parameters; each
+  /// exists for every parameter that has been updated at least once.
+  virtual std::vector<std::string> state_names() const { return {}; }
+
+  /// Declares a per-parameter state slot ("exp_avg") in a constructor; returns its index.
+  size_t add_state_slot(std::string name);
+  /// Slot `slot` of parameter i: undefined until the subclass allocates it.
+  Tensor& state_buffer(size_t slot, size_t i) { return slots_[slot][i]; }
+
+  /// Checks the learning rate; `who` prefixes the message.
+  static void check_lr(double lr, const std::string& who);
+
+  std::vector<Tensor> params_;
+  std::vector<int64_t> param_steps_;  ///< updates applied to each parameter
+  int64_t step_count_ = 0;
+  double lr_ = 0.0;
+  double initial_lr_ = 0.0;
+
+ private:
+  std::vector<std::string> slot_names_;
+  std::vector<std::vector<Tensor>> slots_;  ///< [slot][param]
+};
+
+namespace detail {
+/// Checks p and its gradient g (same shape, Float32) and returns g's data, contiguous
+/// (`holder` keeps a contiguous copy alive when g was not).
+const float* grad_data(const Tensor& p, const Tensor& g, Tensor& holder, const char* who, size_t index);
+}  // namespace detail
+
+}  // namespace tape::optim

@@ -1,0 +1,88 @@
+#include "tape/optim/sgd.hpp"
+
+#include <cmath>
+
+#include "tape/autograd/grad_mode.hpp"
+
+namespace tape::optim {
+
+SGD::SGD(std::vector<Tensor> params, double lr, double momentum, double weight_decay, bool nesterov)
+    : SGD(std::move(params), SGDOptions(lr).momentum(momentum).weight_decay(weight_decay).nesterov(nesterov)) {}
+
+SGD::SGD(std::vector<Tensor> params, const SGDOptions& options) : Optimizer(std::move(params), "SGD"), options_(options) {
+  validate(options_);
+  lr_ = initial_lr_ = options_.lr();
+  momentum_slot_ = add_state_slot("momentum_buffer");
+}
+
+void SGD::validate(const SGDOptions& o) {
+  check_lr(o.lr(), "SGD");
+  TAPE_CHECK(std::isfinite(o.momentum()) && o.momentum() >= 0.0, "SGD: momentum must be >= 0, got ", o.momentum());
+  TAPE_CHECK(std::isfinite(o.dampening()) && o.dampening() >= 0.0 && o.dampening() <= 1.0,
+             "SGD: dampening must be in [0, 1], got ", o.dampening());
+  TAPE_CHECK(std::isfinite(o.weight_decay()) && o.weight_decay() >= 0.0, "SGD: weight_decay must be >= 0, got ",
+             o.weight_decay());
+  TAPE_CHECK(!o.nesterov() || (o.momentum() > 0.0 && o.dampening() == 0.0),
+             "SGD: nesterov needs momentum > 0 and dampening = 0, got momentum=", o.momentum(),
+             ", dampening=", o.dampening());
+}
+
+std::map<std::string, double> SGD::hyper_parameters() const {
+  return {{"momentum", options_.momentum()},
+          {"dampening", options_.dampening()},
+          {"weight_decay", options_.weight_decay()},
+          {"nesterov", options_.nesterov() ? 1.0 : 0.0}};
+}
+
+void SGD::set_hyper_parameters(const std::map<std::string, double>& hp) {
+  SGDOptions o = options_;
+  o.momentum(hp.at("momentum")).dampening(hp.at("dampening")).weight_decay(hp.at("weight_decay"));
+  const double nesterov = hp.at("nesterov");
+  TAPE_CHECK(nesterov == 0.0 || nesterov == 1.0, "SGD: nesterov must be 0 or 1, got ", nesterov);
+  o.nesterov(nesterov == 1.0);
+  validate(o);
+  options_ = o;
+}
+
+std::vector<std::string> SGD::state_names() const {
+  if (options_.momentum() == 0.0) return {};
+  return {"momentum_buffer"};
+}
+
+void SGD::step() {
+  NoGradGuard no_grad;
+  ++step_count_;
+  const float lr = float(lr_), wd = float(options_.weight_decay()), mom = float(options_.momentum());
+  const float damp = 1.f - float(options_.dampening());
+  const bool nesterov = options_.nesterov(), use_mom = options_.momentum() != 0.0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i];
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    Tensor holder;
+    const float* gd = detail::grad_data(p, g, holder, "SGD.step", i);
+    float* pd = p.data<float>();
+    const int64_t n = p.numel();
+    ++param_steps_[i];
+    if (!use_mom) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+      for (int64_t j = 0; j < n; ++j) pd[j] -= lr * (gd[j] + wd * pd[j]);
+    } else {
+      Tensor& buf = state_buffer(momentum_slot_, i);
+      const bool first = !buf.defined();
+      if (first) buf = Tensor::empty(p.shape());
+      float* bd = buf.data<float>();
+#pragma omp parallel for schedule(static) if (n > 32768)
+      for (int64_t j = 0; j < n; ++j) {
+        const float d = gd[j] + wd * pd[j];
+        const float b = first ? d : mom * bd[j] + damp * d;
+        bd[j] = b;
+        pd[j] -= lr * (nesterov ? d + mom * b : b);
+      }
+      buf.impl()->storage->bump_version();
+    }
+    p.impl()->storage->bump_version();
+  }
+}
+
+}  // namespace tape::optim

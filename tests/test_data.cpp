@@ -1,0 +1,366 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <tape/tape.hpp>
+#include <tape/data/dataloader.hpp>
+#include <tape/data/dataset.hpp>
+#include <tape/data/image.hpp>
+#include <tape/data/moons.hpp>
+#include <tape/data/plot.hpp>
+
+using namespace tape;
+using namespace tape::data;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// doctest::Contains for a std::string.
+doctest::Contains has(const std::string& s) { return doctest::Contains(doctest::String(s.c_str())); }
+
+/// A fresh, empty directory under the system temp dir, removed on scope exit.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& tag) {
+    static int counter = 0;
+    path = fs::temp_directory_path() / ("tape_test_data_" + tag + "_" + std::to_string(::getpid()) + "_" +
+                                        std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+void put_be32(std::vector<uint8_t>& b, uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) b.push_back(uint8_t(v >> s));
+}
+
+std::vector<uint8_t> idx_images(uint32_t magic, uint32_t n, uint32_t rows, uint32_t cols, size_t pixel_bytes) {
+  std::vector<uint8_t> b;
+  put_be32(b, magic), put_be32(b, n), put_be32(b, rows), put_be32(b, cols);
+  for (size_t i = 0; i < pixel_bytes; ++i) b.push_back(uint8_t(i * 37 % 256));
+  return b;
+}
+
+std::vector<uint8_t> idx_labels(uint32_t magic, uint32_t n, const std::vector<uint8_t>& labels) {
+  std::vector<uint8_t> b;
+  put_be32(b, magic), put_be32(b, n);
+  b.insert(b.end(), labels.begin(), labels.end());
+  return b;
+}
+
+void write(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+}
+
+/// A valid 3-sample "test" split of 2x3 images in `dir`.
+void write_small_mnist(const TempDir& dir) {
+  write(dir / "t10k-images-idx3-ubyte", idx_images(0x803, 3, 2, 3, 18));
+  write(dir / "t10k-labels-idx1-ubyte", idx_labels(0x801, 3, {7, 0, 9}));
+}
+
+Dataset numbered(int64_t n) {  // images [n, 2] = (i, -i), labels [n] = i
+  std::vector<float> xs;
+  std::vector<int64_t> ys;
+  for (int64_t i = 0; i < n; ++i) xs.push_back(float(i)), xs.push_back(float(-i)), ys.push_back(i);
+  return {tensor(xs, {n, 2}), tensor(ys, {n})};
+}
+
+std::vector<int64_t> epoch_order(DataLoader& loader) {
+  std::vector<int64_t> order;
+  for (auto& b : loader) {
+    const auto y = b.y.to_vector<int64_t>();
+    const auto x = b.x.to_vector<float>();
+    for (size_t i = 0; i < y.size(); ++i) {
+      CHECK(x[2 * i] == float(y[i]));  // rows stay paired with their labels
+      order.push_back(y[i]);
+    }
+  }
+  return order;
+}
+
+int count_non(const Image& img, uint8_t r, uint8_t g, uint8_t b) {
+  int n = 0;
+  for (int y = 0; y < img.height; ++y)
+    for (int x = 0; x < img.width; ++x) {
+      const uint8_t* p = img.at(x, y);
+      n += !(p[0] == r && p[1] == g && p[2] == b);
+    }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("data: IDX reader reads values, shape and dtype") {
+  TempDir dir("idx");
+  write_small_mnist(dir);
+  Dataset ds = load_mnist(dir.path.string(), "test");
+  CHECK(ds.size() == 3);
+  CHECK(ds.images.shape() == Shape{3, 1, 2, 3});
+  CHECK(ds.images.dtype() == Dtype::Float32);
+  CHECK(ds.labels.dtype() == Dtype::Int64);
+  CHECK(ds.labels.to_vector<int64_t>() == std::vector<int64_t>{7, 0, 9});
+  const auto px = ds.images.to_vector<float>();
+  for (size_t i = 0; i < px.size(); ++i) CHECK(px[i] == doctest::Approx(float(i * 37 % 256) / 255.f));
+
+  Dataset sub = ds.subset(1, 3);
+  CHECK(sub.size() == 2);
+  CHECK(sub.images.shape() == Shape{2, 1, 2, 3});
+  CHECK(sub.labels.to_vector<int64_t>() == std::vector<int64_t>{0, 9});
+  CHECK(sub.images.to_vector<float>()[0] == doctest::Approx(px[6]));
+  CHECK_THROWS_WITH_AS(ds.subset(2, 4), has("outside the dataset of 3 samples"), Error);
+}
+
+TEST_CASE("data: IDX reader rejects bad files with the path and the problem") {
+  TempDir dir("bad");
+  const std::string images = dir / "t10k-images-idx3-ubyte", labels = dir / "t10k-labels-idx1-ubyte";
+  const std::string d = dir.path.string();
+
+  CHECK_THROWS_WITH_AS(load_mnist(d, "valid"), has("unknown split 'valid'"), Error);
+  CHECK_THROWS_WITH_AS(load_mnist(d + "/nowhere", "test"), has("run tools/fetch_mnist.sh"), Error);
+  CHECK_THROWS_WITH_AS(load_mnist(d + "/nowhere", "test"), has(d + "/nowhere"), Error);
+  CHECK_THROWS_WITH_AS(load_mnist(d, "test"), has(images + " does not exist"), Error);
+
+  SUBCASE("truncated images") {
+    write_small_mnist(dir);
+    write(images, idx_images(0x803, 10000, 28, 28, 1000 - 16));
+    CHECK_THROWS_WITH_AS(load_mnist(d, "test"),
+                         has(images + " is truncated: header says 10000 images of 28x28 (7840016 bytes) "
+                                           "but the file has 1000 bytes"),
+                         Error);
+  }
+  SUBCASE("truncated header") {
+    write_small_mnist(dir);
+    write(images, {0, 0, 8, 3, 0, 0});
+    CHECK_THROWS_WITH_AS(load_mnist(d, "test"), has(images + " is truncated"), Error);
+  }
+  SUBCASE("truncated labels") {
+    write_small_mnist(dir);
+    write(labels, idx_labels(0x801, 3, {1, 2}));
+    CHECK_THROWS_WITH_AS(load_mnist(d, "test"), has(labels + " is truncated: header says 3 labels"), Error);
+  }
+  SUBCASE("wrong magic") {
+    write_small_mnist(dir);
+    write(images, idx_images(0x801, 3, 2, 3, 18));
+    CHECK_THROWS_WITH_AS(load_mnist(d, "test"),
+                         has(images + " has magic number 0x00000801, expected 0x00000803"), Error);
+    write_small_mnist(dir);
+    write(labels, idx_labels(0x01080000, 3, {1, 2, 3}));  // little-endian magic
+    CHECK_THROWS_WITH_AS(load_mnist(d, "test"), has(labels + " has magic number 0x01080000"), Error);
+  }
+  SUBCASE("count mismatch") {
+    write_small_mnist(dir);
+    write(labels, idx_labels(0x801, 2, {1, 2}));
+    CHECK_THROWS_WITH_AS(load_mnist(d, "test"), has(labels + " has 2 labels but " + images + " has 3 images"),
+                         Error);
+  }
+  SUBCASE("label out of range") {
+    write_small_mnist(dir);
+    write(labels, idx_labels(0x801, 3, {1, 12, 3}));
+    CHECK_THROWS_WITH_AS(load_mnist(d, "test"), has(labels + ": label 12 at index 1"), Error);
+  }
+  SUBCASE("trailing bytes") {
+    write_small_mnist(dir);
+    write(images, idx_images(0x803, 3, 2, 3, 20));
+    CHECK_THROWS_WITH_AS(load_mnist(d, "test"), has(images + " has 2 trailing bytes"), Error);
+  }
+}
+
+TEST_CASE("data: real MNIST (skipped when data/mnist is absent)") {
+#ifdef TAPE_SOURCE_DIR
+  const std::string dir = std::string(TAPE_SOURCE_DIR) + "/data/mnist";
+#else
+  const std::string dir = "data/mnist";
+#endif
+  if (!fs::exists(dir + "/train-images-idx3-ubyte")) {
+    MESSAGE("MNIST not found in " << dir << " (run tools/fetch_mnist.sh); skipping");
+    return;
+  }
+  Dataset train = load_mnist(dir, "train"), test = load_mnist(dir, "test");
+  CHECK(train.images.shape() == Shape{60000, 1, 28, 28});
+  CHECK(train.labels.shape() == Shape{60000});
+  CHECK(test.size() == 10000);
+  CHECK(train.labels.data<int64_t>()[0] == 5);
+  CHECK(test.labels.data<int64_t>()[0] == 7);
+  const auto px = test.images.to_vector<float>();
+  const auto [lo, hi] = std::minmax_element(px.begin(), px.end());
+  CHECK(*lo == 0.f);
+  CHECK(*hi == 1.f);
+  std::vector<int64_t> counts(10, 0);
+  for (int64_t y : train.labels.to_vector<int64_t>()) ++counts[size_t(y)];
+  CHECK(counts[1] == 6742);  // the most frequent digit in the training set
+}
+
+TEST_CASE("data: DataLoader batches, shuffling and epochs") {
+  Dataset ds = numbered(10);
+  DataLoader loader(ds, 4, true, 42);
+  CHECK(loader.num_batches() == 3);
+  CHECK(loader.batch_size() == 4);
+  CHECK(loader.epoch() == 0);
+
+  std::vector<int64_t> sizes;
+  for (auto& b : loader) {
+    sizes.push_back(b.x.size(0));
+    CHECK(b.x.dim() == 2);
+    CHECK(b.x.size(1) == 2);
+    CHECK(b.y.dtype() == Dtype::Int64);
+    CHECK(b.x.is_contiguous());
+  }
+  CHECK(sizes == std::vector<int64_t>{4, 4, 2});  // the last partial batch is kept
+  CHECK(loader.epoch() == 1);
+
+  const auto e1 = epoch_order(loader), e2 = epoch_order(loader);
+  CHECK(loader.epoch() == 3);
+  auto sorted = e1;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(sorted == numbered(10).labels.to_vector<int64_t>());  // every index once per epoch
+  CHECK(std::set<int64_t>(e2.begin(), e2.end()).size() == 10);
+  CHECK(e1 != e2);  // reshuffled each epoch
+
+  DataLoader same(ds, 4, true, 42);
+  same.set_epoch(1);
+  CHECK(epoch_order(same) == e1);  // a resumed run continues the same sequence
+  CHECK(epoch_order(same) == e2);
+  CHECK(same.permutation(1) == e1);
+
+  DataLoader other(ds, 4, true, 43);
+  other.set_epoch(1);
+  CHECK(epoch_order(other) != e1);
+
+  DataLoader plain(ds, 3, false);
+  CHECK(epoch_order(plain) == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(plain.num_batches() == 4);
+
+  // MNIST-shaped rows keep their trailing dims.
+  DataLoader imgs(Dataset{zeros({5, 1, 2, 2}), tensor(std::vector<int64_t>{0, 1, 2, 3, 4}, {5})}, 2);
+  CHECK((*imgs.begin()).x.shape() == Shape{2, 1, 2, 2});
+
+  CHECK_THROWS_WITH_AS(DataLoader(ds, 0), has("batch_size must be positive, got 0"), Error);
+  CHECK_THROWS_WITH_AS(DataLoader(ds, -5), has("got -5"), Error);
+}
+
+TEST_CASE("data: make_moons") {
+  Dataset a = make_moons(101, 0.1f, 7), b = make_moons(101, 0.1f, 7), c = make_moons(101, 0.1f, 8);
+  CHECK(a.images.shape() == Shape{101, 2});
+  CHECK(a.labels.shape() == Shape{101});
+  CHECK(a.labels.dtype() == Dtype::Int64);
+  CHECK(a.images.to_vector<float>() == b.images.to_vector<float>());
+  CHECK(a.labels.to_vector<int64_t>() == b.labels.to_vector<int64_t>());
+  CHECK(a.images.to_vector<float>() != c.images.to_vector<float>());
+
+  const auto y2 = a.labels.to_vector<int64_t>();
+  CHECK(std::count(y2.begin(), y2.end(), 0) == 50);  // scikit-learn: n // 2 in the first moon
+  CHECK(std::count(y2.begin(), y2.end(), 1) == 51);
+  CHECK(!std::is_sorted(y2.begin(), y2.end()));      // shuffled
+
+  // Noise-free points lie exactly on their half circles.
+  Dataset clean = make_moons(60, 0.f, 1, 3);
+  const auto p = clean.images.to_vector<float>();
+  const auto y3 = clean.labels.to_vector<int64_t>();
+  for (int k = 0; k < 3; ++k) CHECK(std::count(y3.begin(), y3.end(), k) == 20);
+  for (size_t i = 0; i < y3.size(); ++i) {
+    const double k = double(y3[i]), dx = p[2 * i] - k, dy = p[2 * i + 1] - 0.5 * k;
+    CHECK(dx * dx + dy * dy == doctest::Approx(1.0).epsilon(1e-5));
+    CHECK((y3[i] % 2 == 0 ? dy >= -1e-6 : dy <= 1e-6));  // upper arcs for even classes
+  }
+
+  CHECK_THROWS_WITH_AS(make_moons(0, 0.1f, 1), has("n must be positive, got 0"), Error);
+  CHECK_THROWS_WITH_AS(make_moons(10, -1.f, 1), has("noise must be >= 0"), Error);
+  CHECK_THROWS_WITH_AS(make_moons(10, 0.1f, 1, 4), has("classes must be 2 or 3, got 4"), Error);
+}
+
+TEST_CASE("data: image save/load round trip, grey conversion and errors") {
+  TempDir dir("img");
+  Image img(7, 5, 3);
+  for (int y = 0; y < 5; ++y)
+    for (int x = 0; x < 7; ++x) {
+      uint8_t* p = img.at(x, y);
+      p[0] = uint8_t(x * 30), p[1] = uint8_t(y * 50), p[2] = uint8_t(x * y);
+    }
+  const std::string path = dir / "round.png";
+  save_png(img, path);
+  Image back = load_image(path);
+  CHECK(back.width == 7);
+  CHECK(back.height == 5);
+  CHECK(back.channels == 3);
+  CHECK(back.pixels == img.pixels);
+  CHECK(load_image(path, 4).channels == 4);
+
+  Image grey = to_grey(img);
+  CHECK(grey.channels == 1);
+  CHECK(int(*grey.at(6, 0)) == (299 * 180 + 500) / 1000);  // luma of (180, 0, 0)
+  CHECK(to_rgb(grey).channels == 3);
+
+  const std::string missing = dir / "missing.png";
+  CHECK_THROWS_WITH_AS(load_image(missing), has("load_image: cannot read '" + missing + "'"), Error);
+  const std::string garbage = dir / "garbage.png";
+  write(garbage, {'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'});
+  CHECK_THROWS_WITH_AS(load_image(garbage), has("cannot read '" + garbage + "'"), Error);
+  CHECK_THROWS_WITH_AS(save_png(img, dir / "no/such/dir/x.png"), has("no/such/dir/x.png"), Error);
+}
+
+TEST_CASE("data: drawing") {
+  Image img(80, 40, 3, 255);
+  draw_text(img, 10, 10, "Hi 42", {0, 0, 0}, 2);
+  int dark_inside = 0, dark_outside = 0;
+  const int w = text_width("Hi 42", 2), h = text_height("Hi 42", 2);
+  for (int y = 0; y < img.height; ++y)
+    for (int x = 0; x < img.width; ++x) {
+      const bool inside = x >= 10 && x < 10 + w && y >= 10 && y < 10 + h;
+      if (*img.at(x, y) == 0) ++(inside ? dark_inside : dark_outside);
+    }
+  CHECK(dark_inside > 20);
+  CHECK(dark_outside == 0);
+
+  Image canvas(20, 20, 3, 0);
+  fill_rect(canvas, -5, -5, 10, 10, {255, 0, 0});  // clipped at the border
+  CHECK(canvas.at(4, 4)[0] == 255);
+  CHECK(canvas.at(5, 5)[0] == 0);
+  draw_rect(canvas, 10, 10, 6, 6, {0, 255, 0}, 2);
+  CHECK(canvas.at(11, 11)[1] == 255);
+  CHECK(canvas.at(12, 12)[1] == 0);
+  draw_line(canvas, 0, 19, 19, 0, {0, 0, 255});
+  CHECK(canvas.at(19, 0)[2] == 255);
+  CHECK(canvas.at(10, 9)[2] == 255);
+  draw_line(canvas, -50, 0, 50, 100, {1, 2, 3}, 3);  // off-image parts are clipped, not a crash
+}
+
+TEST_CASE("data: plots") {
+  PlotOptions opt;
+  opt.width = 500, opt.height = 300, opt.title = "loss", opt.x_label = "epoch", opt.y_label = "loss";
+  Image chart = plot_curves({{"train", {2.0, 1.2, 0.8, 0.6}, {}}, {"test", {2.1, 1.4, 1.0, 0.9}, {}}}, opt);
+  CHECK(chart.width == 500);
+  CHECK(chart.height == 300);
+  CHECK(chart.channels == 3);
+  CHECK(count_non(chart, 255, 255, 255) > 2000);
+  CHECK_THROWS_WITH_AS(plot_curves({{"bad", {1, 2}, {1}}}), has("series 'bad' has 1 x values but 2 y values"),
+                       Error);
+
+  Dataset moons = make_moons(90, 0.1f, 3, 3);
+  int64_t calls = 0;
+  auto classify = [&calls](const std::vector<float>& xy) {  // a fixed rule: by x coordinate
+    ++calls;
+    std::vector<int64_t> out(xy.size() / 2);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = xy[2 * i] < 0.5f ? 0 : xy[2 * i] < 1.5f ? 1 : 2;
+    return out;
+  };
+  Image regions = plot_decision_regions(classify, moons.images, moons.labels, 320, 240, "moons");
+  CHECK(calls == 1);  // the whole grid in one call
+  CHECK(regions.width == 320);
+  CHECK(regions.height == 240);
+  CHECK(count_non(regions, 255, 255, 255) > 320 * 240 / 2);
+  CHECK_THROWS_WITH_AS(plot_decision_regions(classify, moons.labels, moons.labels, 320, 240),
+                       has("points must be Float32 [n, 2]"), Error);
+}
