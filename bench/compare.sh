@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs the same networks and micro-benchmarks in PyTorch (Debian's python3-torch,
+# installed if missing; 2 threads) and in tape, in one run, and prints one table
+# with the ratio tape / PyTorch per row.
+#   usage: bench/compare.sh [EPOCHS]      (default 4; epoch rows are medians of epochs 2..N)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+epochs=${1:-4}
+threads=${TAPE_NUM_THREADS:-2}
+export TAPE_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  echo "compare: installing python3-torch"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch >/dev/null
+fi
+source tools/setup.sh
+tape_install_packages
+tape_build build
+bash tools/fetch_mnist.sh >/dev/null || true
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+echo "compare: tape ops" >&2
+./build/bench/ops > "$out/tape_ops.txt"
+echo "compare: tape networks" >&2
+for n in mlp2 mlp4 lenet5 lenet5_64; do ./build/bench/train --epochs "$epochs" --only $n >> "$out/tape_train.txt"; done
+echo "compare: PyTorch" >&2
+/usr/bin/python3 bench/torch_bench.py --only ops > "$out/torch_ops.txt"
+for n in mlp2 mlp4 lenet5 lenet5_64; do
+  /usr/bin/python3 bench/torch_bench.py --epochs "$epochs" --only $n >> "$out/torch_train.txt"
+done
+
+value() {  # value FILE ROW-NAME
+  grep -F "$2" "$1" | head -1 | awk '{print $(NF-1)}'
+}
+printf '\n%s, %s threads, %s\n' "$(date -u +%Y-%m-%d)" "$threads" "$(lscpu | sed -n 's/^Model name: *//p')"
+printf '| %-44s | %12s | %12s | %8s |\n' "row" "tape" "PyTorch" "tape/PT"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..10})"
+show() {  # show LABEL ROW-NAME TAPE-FILE TORCH-FILE UNIT
+  local t p
+  t=$(value "$3" "$2")
+  p=$(value "$4" "$2")
+  if [ -n "$t" ] && [ -n "$p" ]; then
+    printf '| %-44s | %9.3f %-2s | %9.3f %-2s | %7.2fx |\n' "$1" "$t" "$5" "$p" "$5" "$(awk -v a="$t" -v b="$p" 'BEGIN{print a/b}')"
+  fi
+}
+show "eager overhead, us per small op fwd+bwd" "eager overhead, fwd+bwd per small op" "$out/tape_ops.txt" "$out/torch_ops.txt" us
+show "mlp2 epoch, batch 1000" "mlp2 784-50-10 batch 1000 epoch" "$out/tape_train.txt" "$out/torch_train.txt" s
+show "mlp4 epoch, batch 1000" "mlp4 784-370-115-50-10 batch 1000 epoch" "$out/tape_train.txt" "$out/torch_train.txt" s
+show "LeNet-5 epoch, batch 2500" "lenet5 batch 2500 epoch" "$out/tape_train.txt" "$out/torch_train.txt" s
+show "LeNet-5 epoch, batch 64" "lenet5 batch 64 epoch" "$out/tape_train.txt" "$out/torch_train.txt" s
+show "conv1 fwd+bwd, batch 1000" "conv1 1000x1x28x28 -> 6@5x5 fwd+bwd (tape)" "$out/tape_ops.txt" "$out/torch_ops.txt" ms
+show "conv2 fwd+bwd, batch 1000" "conv2 1000x6x12x12 -> 16@5x5 fwd+bwd (tape)" "$out/tape_ops.txt" "$out/torch_ops.txt" ms
+show "linear 1000x784x50 fwd+bwd" "linear 1000x784x50 fwd+bwd (tape)" "$out/tape_ops.txt" "$out/torch_ops.txt" ms
+show "linear 1000x784x370 fwd+bwd" "linear 1000x784x370 fwd+bwd (tape)" "$out/tape_ops.txt" "$out/torch_ops.txt" ms
+show "peak RSS during LeNet-5 training (b2500)" "lenet5 batch 2500 peak RSS so far" "$out/tape_train.txt" "$out/torch_train.txt" MB
+show "matmul 1024^3 GFLOP/s (higher is better)" "matmul 1024^3 (tape)" "$out/tape_ops.txt" "$out/torch_ops.txt" GF
+printf '\ntape vs raw oneDNN (same run):\n'
+grep -F "raw/tape" "$out/tape_ops.txt"

@@ -1,0 +1,159 @@
+// bench/ops: tape's per-op costs next to the raw oneDNN primitive, so the
+// framework's overhead shows as a ratio.
+//   eager overhead  — a chain of 100 small elementwise ops on 1×16, fwd + bwd
+//   matmul          — 1000×784×{50,370} forward + backward (dense layer)
+//   conv            — LeNet conv1 / conv2 at batch 1000, forward + backward
+//   gemm            — 1024³ GFLOP/s
+#include <dnnl.hpp>
+
+#include <cstring>
+#include <tape/tape.hpp>
+
+#include "bench_util.hpp"
+
+using namespace tape;
+using bench::median_seconds;
+using bench::row;
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+namespace {
+
+dnnl::engine& eng() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+dnnl::stream& strm() {
+  static dnnl::stream s(eng());
+  return s;
+}
+
+void eager_overhead() {
+  Tensor x = randn({1, 16}).requires_grad_();
+  Tensor w = randn({1, 16}), b = randn({1, 16});
+  constexpr int kOps = 100;
+  double t = median_seconds([&] {
+    Tensor y = x;
+    for (int i = 0; i < kOps / 2; ++i) y = y * w + b;
+    y.sum().backward();
+  }, 200, 20);
+  row("eager overhead, fwd+bwd per small op", t / kOps * 1e6, "us");
+  double tf = median_seconds([&] {
+    NoGradGuard ng;
+    Tensor y = x;
+    for (int i = 0; i < kOps / 2; ++i) y = y * w + b;
+  }, 200, 20);
+  row("eager overhead, fwd per small op (no grad)", tf / kOps * 1e6, "us");
+}
+
+/// Raw oneDNN dense layer y = x·W (+b) forward and both backward products, as
+/// a framework would issue them with primitives built once.
+double raw_dense(int64_t m, int64_t k, int64_t n) {
+  using namespace dnnl;
+  std::vector<float> x(size_t(m * k), 0.5f), w(size_t(k * n), 0.01f), y(size_t(m * n)), dy(size_t(m * n), 1.f),
+      dx(size_t(m * k)), dw(size_t(k * n)), bias(size_t(n), 0.f);
+  auto md = [](memory::dims d, memory::dims s) { return memory::desc(d, dt::f32, s); };
+  // forward: x[m,k] · w[k,n] + b
+  dnnl::matmul::primitive_desc fpd(dnnl::matmul::desc(md({m, k}, {k, 1}), md({k, n}, {1, k}), md({1, n}, {n, 1}), md({m, n}, {n, 1})), eng());
+  dnnl::matmul fwd(fpd);
+  // dx = dy[m,n] · wᵀ[n,k]
+  dnnl::matmul::primitive_desc dpd(dnnl::matmul::desc(md({m, n}, {n, 1}), md({n, k}, {k, 1}), md({m, k}, {k, 1})), eng());
+  dnnl::matmul bwd_data(dpd);
+  // dw = dyᵀ[n,m] · x[m,k]
+  dnnl::matmul::primitive_desc wpd(dnnl::matmul::desc(md({n, m}, {1, n}), md({m, k}, {k, 1}), md({n, k}, {k, 1})), eng());
+  dnnl::matmul bwd_w(wpd);
+  auto mem = [](const memory::desc& d, std::vector<float>& v) { return memory(d, eng(), v.data()); };
+  return median_seconds([&] {
+    fwd.execute(strm(), {{DNNL_ARG_SRC, mem(fpd.src_desc(), x)}, {DNNL_ARG_WEIGHTS, mem(fpd.weights_desc(), w)},
+                         {DNNL_ARG_BIAS, mem(md({1, n}, {n, 1}), bias)}, {DNNL_ARG_DST, mem(fpd.dst_desc(), y)}});
+    bwd_data.execute(strm(), {{DNNL_ARG_SRC, mem(dpd.src_desc(), dy)}, {DNNL_ARG_WEIGHTS, mem(dpd.weights_desc(), w)},
+                              {DNNL_ARG_DST, mem(dpd.dst_desc(), dx)}});
+    bwd_w.execute(strm(), {{DNNL_ARG_SRC, mem(wpd.src_desc(), dy)}, {DNNL_ARG_WEIGHTS, mem(wpd.weights_desc(), x)},
+                           {DNNL_ARG_DST, mem(wpd.dst_desc(), dw)}});
+    // bias gradient: column sums of dy
+    std::fill(bias.begin(), bias.end(), 0.f);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) bias[size_t(j)] += dy[size_t(i * n + j)];
+    strm().wait();
+  });
+}
+
+void dense(int64_t m, int64_t k, int64_t n) {
+  Tensor x = randn({m, k}), w = (randn({n, k}) * 0.05f).requires_grad_(), b = zeros({n}).requires_grad_();
+  Tensor g = ones({m, n});
+  double t = median_seconds([&] {
+    Tensor y = linear(x, w, b);
+    y.backward(g);
+  });
+  double raw = raw_dense(m, k, n);
+  const std::string name = cat("linear ", m, "x", k, "x", n, " fwd+bwd");
+  row(name + " (tape)", t * 1e3, "ms");
+  row(name + " (raw oneDNN)", raw * 1e3, "ms");
+  row(name + " raw/tape", raw / t, "x");
+}
+
+double raw_conv(int64_t n, int64_t c, int64_t hw, int64_t o, int64_t k, bool need_dx) {
+  using namespace dnnl;
+  const int64_t ohw = hw - k + 1;
+  memory::dims src{n, c, hw, hw}, wei{o, c, k, k}, bia{o}, dst{n, o, ohw, ohw}, st{1, 1}, pad{0, 0};
+  auto any = [](memory::dims d) { return memory::desc(d, dt::f32, tag::any); };
+  convolution_forward::primitive_desc fpd(
+      convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, any(src), any(wei),
+                                any(bia), any(dst), st, pad, pad),
+      eng());
+  convolution_backward_weights::primitive_desc wpd(
+      convolution_backward_weights::desc(algorithm::convolution_direct, any(src), any(wei), any(bia), any(dst), st, pad, pad),
+      eng(), fpd);
+  convolution_backward_data::primitive_desc dpd(
+      convolution_backward_data::desc(algorithm::convolution_direct, any(src), any(wei), any(dst), st, pad, pad), eng(), fpd);
+  memory s(fpd.src_desc(), eng()), w(fpd.weights_desc(), eng()), b(fpd.bias_desc(), eng()), d(fpd.dst_desc(), eng());
+  memory dd(wpd.diff_dst_desc(), eng()), ws(wpd.src_desc(), eng()), dw(wpd.diff_weights_desc(), eng()),
+      db(wpd.diff_bias_desc(), eng());
+  memory ddd(dpd.diff_dst_desc(), eng()), dww(dpd.weights_desc(), eng()), ds(dpd.diff_src_desc(), eng());
+  convolution_forward fwd(fpd);
+  convolution_backward_weights bw(wpd);
+  convolution_backward_data bd(dpd);
+  return median_seconds([&] {
+    fwd.execute(strm(), {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, d}});
+    bw.execute(strm(), {{DNNL_ARG_SRC, ws}, {DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_DIFF_WEIGHTS, dw}, {DNNL_ARG_DIFF_BIAS, db}});
+    if (need_dx) bd.execute(strm(), {{DNNL_ARG_DIFF_DST, ddd}, {DNNL_ARG_WEIGHTS, dww}, {DNNL_ARG_DIFF_SRC, ds}});
+    strm().wait();
+  });
+}
+
+void conv(const char* name, int64_t n, int64_t c, int64_t hw, int64_t o, int64_t k, bool need_dx) {
+  Tensor x = randn({n, c, hw, hw});
+  if (need_dx) x.requires_grad_();
+  Tensor w = (randn({o, c, k, k}) * 0.1f).requires_grad_(), b = zeros({o}).requires_grad_();
+  Tensor g = ones({n, o, hw - k + 1, hw - k + 1});
+  double t = median_seconds([&] { conv2d(x, w, b).backward(g); }, 10, 2);
+  double raw = raw_conv(n, c, hw, o, k, need_dx);
+  row(cat(name, " fwd+bwd (tape)"), t * 1e3, "ms");
+  row(cat(name, " fwd+bwd (raw oneDNN, blocked, no reorders)"), raw * 1e3, "ms");
+  row(cat(name, " raw/tape"), raw / t, "x");
+}
+
+void gemm() {
+  const int64_t n = 1024;
+  Tensor a = randn({n, n}), b = randn({n, n});
+  double t = median_seconds([&] { matmul(a, b); }, 10, 2);
+  row("matmul 1024^3 (tape)", 2.0 * double(n * n * n) / t / 1e9, "GFLOP/s");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--help") == 0) {
+    std::printf("usage: bench/ops  — per-op timings of tape next to raw oneDNN (TAPE_NUM_THREADS sets threads)\n");
+    return 0;
+  }
+  manual_seed(0);
+  std::printf("bench/ops: %d threads\n", get_num_threads());
+  eager_overhead();
+  dense(1000, 784, 50);
+  dense(1000, 784, 370);
+  conv("conv1 1000x1x28x28 -> 6@5x5", 1000, 1, 28, 6, 5, false);
+  conv("conv2 1000x6x12x12 -> 16@5x5", 1000, 6, 12, 16, 5, true);
+  gemm();
+  return 0;
+}
