@@ -25,3 +25,5 @@
 #include "tape/data/image.hpp"
 #include "tape/data/plot.hpp"
 #include "tape/io/checkpoint.hpp"
+#include "tape/autograd/dot.hpp"
+#include "tape/data/digits.hpp"

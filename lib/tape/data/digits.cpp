@@ -4,7 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
-#include <deque>
+#include <limits>
 #include <numbers>
 #include <numeric>
 
@@ -90,33 +90,66 @@ Plane smooth121(const Plane& p) {
   return out;
 }
 
-/// Running max (or min) along a strided line: out[i] = extreme of
-/// in[i + offset - r ..= i + offset + r] clipped to [0, n_in) (monotonic deque, O(n)).
-void running_extreme(const float* in, ptrdiff_t in_stride, int n_in, float* out, ptrdiff_t out_stride, int n_out,
-                     int offset, int r, bool take_max) {
-  std::deque<int> dq;
-  int next = 0;  // next input index to push
-  for (int i = 0; i < n_out; ++i) {
-    const int lo = std::max(0, i + offset - r), hi = std::min(n_in - 1, i + offset + r);
-    for (; next <= hi; ++next) {
-      const float v = in[next * in_stride];
-      while (!dq.empty() && (take_max ? in[dq.back() * in_stride] <= v : in[dq.back() * in_stride] >= v)) dq.pop_back();
-      dq.push_back(next);
+/// Running max (or min) of radius r over `n_in` slots of `width` floats (slot j at
+/// in + j·in_stride): out slot i = extreme of in slots [i + offset − r, i + offset + r]
+/// clipped to [0, n_in) — the window must meet the input. Van Herk / Gil-Werman: block
+/// prefix and suffix extremes, three comparisons per value whatever r, and the inner
+/// loops run along `width` contiguous floats (whole image rows for the vertical pass).
+void van_herk(const float* in, ptrdiff_t in_stride, int n_in, float* out, ptrdiff_t out_stride, int n_out, int width,
+              int offset, int r, bool take_max, std::vector<float>& buf) {
+  const float neutral = take_max ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
+  auto ext = [take_max](float a, float b) { return take_max ? std::max(a, b) : std::min(a, b); };
+  const int k = 2 * r + 1;
+  const int lo = std::min(0, offset - r), hi = std::max(n_in - 1, n_out - 1 + offset + r);
+  const int len = (hi - lo + 1 + k - 1) / k * k;
+  buf.resize(size_t(3) * len * width);
+  float* pad = buf.data();
+  float* pre = pad + size_t(len) * width;
+  float* suf = pre + size_t(len) * width;
+  for (int j = 0; j < len; ++j) {
+    const int src = j + lo;
+    float* dst = pad + size_t(j) * width;
+    if (src >= 0 && src < n_in) std::copy_n(in + src * in_stride, width, dst);
+    else std::fill_n(dst, width, neutral);
+  }
+  for (int b = 0; b < len; b += k) {
+    std::copy_n(pad + size_t(b) * width, width, pre + size_t(b) * width);
+    for (int j = b + 1; j < b + k; ++j) {
+      const float* p = pad + size_t(j) * width;
+      const float* g0 = pre + size_t(j - 1) * width;
+      float* g = pre + size_t(j) * width;
+      for (int x = 0; x < width; ++x) g[x] = ext(g0[x], p[x]);
     }
-    while (dq.front() < lo) dq.pop_front();
-    out[i * out_stride] = in[dq.front() * in_stride];
+    std::copy_n(pad + size_t(b + k - 1) * width, width, suf + size_t(b + k - 1) * width);
+    for (int j = b + k - 2; j >= b; --j) {
+      const float* p = pad + size_t(j) * width;
+      const float* h0 = suf + size_t(j + 1) * width;
+      float* h = suf + size_t(j) * width;
+      for (int x = 0; x < width; ++x) h[x] = ext(h0[x], p[x]);
+    }
+  }
+  for (int i = 0; i < n_out; ++i) {
+    const int s0 = i + offset - r - lo;  // window [s0, s0 + k - 1] in padded slots
+    const float* h = suf + size_t(s0) * width;
+    const float* g = pre + size_t(s0 + k - 1) * width;
+    float* o = out + i * out_stride;
+    for (int x = 0; x < width; ++x) o[x] = ext(h[x], g[x]);
   }
 }
 
 /// Separable square max/min filter of radius r; the output grows by `grow` px on
 /// every side (windows clipped to the input) or, for negative `grow`, shrinks.
+/// |grow| <= r, so every window meets the input.
 Plane extreme_filter(const Plane& p, int r, bool take_max, int grow = 0) {
   if (r <= 0 && grow == 0) return p;
   const int w = p.w + 2 * grow, h = p.h + 2 * grow;
   Plane tmp(w, p.h), out(w, h);
+  std::vector<float> buf;
   for (int y = 0; y < p.h; ++y)
-    running_extreme(p.v.data() + size_t(y) * p.w, 1, p.w, tmp.v.data() + size_t(y) * w, 1, w, -grow, r, take_max);
-  for (int x = 0; x < w; ++x) running_extreme(tmp.v.data() + x, w, p.h, out.v.data() + x, w, h, -grow, r, take_max);
+    van_herk(p.v.data() + size_t(y) * p.w, 1, p.w, tmp.v.data() + size_t(y) * w, 1, w, 1, -grow, r, take_max, buf);
+  constexpr int kStrip = 256;  // columns per vertical pass: bounded buffer, cache-friendly rows
+  for (int x0 = 0; x0 < w; x0 += kStrip)
+    van_herk(tmp.v.data() + x0, w, p.h, out.v.data() + x0, w, h, std::min(kStrip, w - x0), -grow, r, take_max, buf);
   return out;
 }
 
@@ -136,16 +169,26 @@ float median_of(std::vector<float> v) {
   return *mid;
 }
 
+/// Median of a plane-sized array, estimated from at most ~1M evenly spaced samples.
+float median_sampled(const std::vector<float>& v) {
+  const size_t step = std::max<size_t>(1, v.size() / (1u << 20));
+  std::vector<float> sample;
+  sample.reserve(v.size() / step + 1);
+  for (size_t i = 0; i < v.size(); i += step) sample.push_back(v[i]);
+  return median_of(std::move(sample));
+}
+
 /// Background level by tile medians, bilinearly interpolated between tile centres.
 Plane tile_median(const Plane& g, int tile) {
   const int gx = std::max(1, (g.w + tile - 1) / tile), gy = std::max(1, (g.h + tile - 1) / tile);
   std::vector<float> med(size_t(gx) * gy);
   std::vector<float> buf;
+  const int step = std::max(1, tile / 32);  // ≤ ~1024 samples a tile
   for (int ty = 0; ty < gy; ++ty)
     for (int tx = 0; tx < gx; ++tx) {
       buf.clear();
-      for (int y = ty * tile; y < std::min(g.h, (ty + 1) * tile); ++y)
-        for (int x = tx * tile; x < std::min(g.w, (tx + 1) * tile); ++x) buf.push_back(g.at(x, y));
+      for (int y = ty * tile; y < std::min(g.h, (ty + 1) * tile); y += step)
+        for (int x = tx * tile; x < std::min(g.w, (tx + 1) * tile); x += step) buf.push_back(g.at(x, y));
       med[size_t(ty) * gx + tx] = median_of(buf);
     }
   Plane out(g.w, g.h);
@@ -166,7 +209,7 @@ Plane tile_median(const Plane& g, int tile) {
 }
 
 int auto_window(const FindOptions& opt, int w, int h) {
-  int win = opt.background_window > 0 ? opt.background_window : std::clamp(std::min(w, h) / 10, 15, 101);
+  int win = opt.background_window > 0 ? opt.background_window : std::clamp(std::min(w, h) / 5, 15, 101);
   return win | 1;
 }
 
@@ -175,10 +218,11 @@ int auto_window(const FindOptions& opt, int w, int h) {
 // the majority of every tile, and the counter-spaces of digits sit at background
 // level, so the side with more outliers is the ink.
 Polarity decide_polarity(const Plane& g, int window) {
-  const Plane bg = tile_median(g, std::max(8, window));
+  // Tiles well above the stroke width, so that ink is a minority in each.
+  const Plane bg = tile_median(g, std::max({16, 2 * window, std::min(g.w, g.h) / 4}));
   std::vector<float> dev(g.v.size());
   for (size_t i = 0; i < g.v.size(); ++i) dev[i] = std::fabs(g.v[i] - bg.v[i]);
-  const float sigma = 1.4826f * median_of(dev);
+  const float sigma = 1.4826f * median_sampled(dev);
   const float delta = std::max(0.1f, 5.f * sigma);
   size_t dark = 0, light = 0;
   for (size_t i = 0; i < g.v.size(); ++i) {
@@ -211,7 +255,7 @@ InkMap compute_ink(const Image& img, const FindOptions& opt, Polarity* decided) 
   const Plane local = box_blur(raw, 1);
   std::vector<float> res(raw.v.size());
   for (size_t i = 0; i < res.size(); ++i) res[i] = std::fabs(raw.v[i] - local.v[i]);
-  const float sigma = 1.4826f * median_of(std::move(res)) / 0.943f;
+  const float sigma = 1.4826f * median_sampled(res) / 0.943f;
   const Plane p = smooth121(raw);  // light denoising that keeps thin strokes
   const float sigma_p = 0.375f * sigma;  // noise left after [1 2 1]²/16
   const int r = window / 2;
@@ -220,8 +264,8 @@ InkMap compute_ink(const Image& img, const FindOptions& opt, Polarity* decided) 
   bg = box_blur(bg, r / 2);
   InkMap out{Plane(g.w, g.h), Plane(g.w, g.h)};
   for (size_t i = 0; i < p.v.size(); ++i) {
-    const float b = std::max(bg.v[i], 0.02f);
-    out.ink.v[i] = clamp01(1.f - p.v[i] / b);
+    const float b = std::max(bg.v[i], 0.1f);  // a near-black "paper" has no contrast to offer
+    out.ink.v[i] = clamp01((bg.v[i] - p.v[i]) / b);
     out.floor.v[i] = opt.noise_sigmas * sigma_p / b;
   }
   return out;
@@ -307,12 +351,15 @@ struct Group {
 bool should_merge(const Group& ga, const Group& gb, float ref_h, float speck, const FindOptions& opt) {
   const Rect& a = ga.box;
   const Rect& b = gb.box;
+  Rect m = a;
+  m.add(b);
+  // No digit is much larger than the typical one; this also stops a wrong merge from
+  // snowballing through a crowded page.
+  if (std::max(m.w(), m.h()) > opt.merge_max_ref * ref_h) return false;
   const int ix = std::min(a.x1, b.x1) - std::max(a.x0, b.x0);  // < 0: horizontal gap
   const int iy = std::min(a.y1, b.y1) - std::max(a.y0, b.y0);  // < 0: vertical gap
   if (ix > 0 && iy > 0 && double(ix) * iy >= opt.merge_box_overlap * double(std::min(a.area(), b.area())))
     return true;
-  Rect m = a;
-  m.add(b);
   const double gap_x = std::max(0, -ix), gap_y = std::max(0, -iy);
   if (ga.area < speck || gb.area < speck)
     return std::max(gap_x, gap_y) <= opt.merge_touch_gap * std::max(m.w(), m.h());
@@ -386,8 +433,9 @@ std::vector<float> mnist_normalise(const Plane& crop) {
       m += v, mx += v * x, my += v * y;
     }
   if (m <= 0) return out;
-  const int ox = std::clamp(int(std::lround(kDigitSide / 2.0 - mx / m)), 0, kDigitSide - tw);
-  const int oy = std::clamp(int(std::lround(kDigitSide / 2.0 - my / m)), 0, kDigitSide - th);
+  // Ties round down, so a symmetric 20-px digit lands on rows 4..23 (the central 20×20).
+  const int ox = std::clamp(int(std::ceil(kDigitSide / 2.0 - mx / m - 0.5 - 1e-3)), 0, kDigitSide - tw);
+  const int oy = std::clamp(int(std::ceil(kDigitSide / 2.0 - my / m - 0.5 - 1e-3)), 0, kDigitSide - th);
   for (int y = 0; y < th; ++y)
     for (int x = 0; x < tw; ++x) out[size_t(y + oy) * kDigitSide + x + ox] = clamp01(small.at(x, y));
   return out;
@@ -549,7 +597,7 @@ void annotate(Image& img, const std::vector<DigitBox>& digits, const std::vector
   TAPE_CHECK(confidences.empty() || confidences.size() == digits.size(), "annotate: ", digits.size(),
              " digits but ", confidences.size(), " confidences");
   if (img.channels != 3) img = to_rgb(img);
-  const int thick = std::max(1, std::min(img.width, img.height) / 400);
+  const int thick = std::max(2, std::min(img.width, img.height) / 400);
   for (size_t i = 0; i < digits.size(); ++i) {
     const DigitBox& d = digits[i];
     Rgb colour{40, 200, 40};  // confident (or no confidence given)
@@ -640,10 +688,18 @@ Image make_digit_page(const Dataset& digits, const PageOptions& opt, std::vector
 
   Plane refl(pw, ph, paper);  // reflectance (dark-on-light) or emitted level (light-on-dark)
   if (truth) truth->clear();
+  auto ink_box = [](const Plane& a) {  // at half alpha
+    Rect box{a.w, a.h, 0, 0};
+    for (int y = 0; y < a.h; ++y)
+      for (int x = 0; x < a.w; ++x)
+        if (a.at(x, y) >= 0.5f) box.add({x, y, x + 1, y + 1});
+    return box;
+  };
+  const int room = cell - 2 * pad;  // a digit's box must fit here, so boxes never overlap
   for (int i = 0; i < opt.count; ++i) {
     Plane a;
     int64_t idx = 0;
-    const int height = opt.min_height + int(rng.below(uint64_t(opt.max_height - opt.min_height + 1)));
+    int height = opt.min_height + int(rng.below(uint64_t(opt.max_height - opt.min_height + 1)));
     const float stroke = -0.3f + 1.5f * rng.uniform();
     const int grow = std::max(0, int(std::lround(stroke * height / 40.0)));
     const float cut = 0.3f + 0.3f * rng.uniform();
@@ -652,13 +708,15 @@ Image make_digit_page(const Dataset& digits, const PageOptions& opt, std::vector
       a = render_digit(pix + idx * kDigitSide * kDigitSide, height, grow, cut);
     }
     TAPE_CHECK(!a.v.empty(), "make_digit_page: could not find a non-blank digit");
-    // Ink box at half alpha; the rendering may be wider than a cell for very bold digits.
-    Rect box{a.w, a.h, 0, 0};
-    for (int y = 0; y < a.h; ++y)
-      for (int x = 0; x < a.w; ++x)
-        if (a.at(x, y) >= 0.5f) box.add({x, y, x + 1, y + 1});
+    Rect box = ink_box(a);
+    // A wide (or very bold) digit is drawn smaller so that it fits its cell.
+    for (int tries = 0; tries < 8 && std::max(box.w(), box.h()) > room && height > 8; ++tries) {
+      height = std::max(8, int(height * double(room) / std::max(box.w(), box.h())) - 1);
+      a = render_digit(pix + idx * kDigitSide * kDigitSide, height, grow, cut);
+      box = ink_box(a);
+    }
     const int cx = margin + (i % cols) * cell, cy = margin + (i / cols) * cell;
-    const int room_x = cell - 2 * pad - box.w(), room_y = cell - 2 * pad - box.h();
+    const int room_x = room - box.w(), room_y = room - box.h();
     const int ox = cx + pad + (room_x > 0 ? int(rng.below(uint64_t(room_x + 1))) : room_x / 2) - box.x0;
     const int oy = cy + pad + (room_y > 0 ? int(rng.below(uint64_t(room_y + 1))) : room_y / 2) - box.y0;
     const float ink = dark_ink ? 0.05f + 0.2f * rng.uniform() : 0.75f + 0.2f * rng.uniform();

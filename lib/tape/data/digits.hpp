@@ -22,12 +22,13 @@ enum class Polarity { Auto, DarkOnLight, LightOnDark };
 /// "auto", "dark-on-light", "light-on-dark".
 const char* polarity_name(Polarity p);
 
-/// Tunables of find_digits(). The defaults suit photos of digits 15–300 px tall.
+/// Tunables of find_digits(). The defaults were tuned on generated pages with digits
+/// 18–150 px tall; set background_window for strokes wider than ~50 px.
 struct FindOptions {
   /// Auto compares how many pixels stand out darker / lighter than the local background.
   Polarity polarity = Polarity::Auto;
   /// Side of the window of the morphological closing that estimates the background
-  /// (must exceed the stroke width); 0 = min(width, height) / 10 clamped to [15, 101].
+  /// (must exceed the stroke width); 0 = min(width, height) / 5 clamped to [15, 101].
   int background_window = 0;
   /// Lowest threshold on the background-normalised ink (0 = background, 1 = black
   /// ink on white); Otsu's threshold is used when it is higher.
@@ -56,12 +57,14 @@ struct FindOptions {
   /// Size cap: merged height ≤ merge_max_size × the largest of the fragments' sides
   /// and the median component height; merged width ≤ merge_max_size × the larger of
   /// the merged height and that median. Specks merge only when the gap is ≤
-  /// merge_touch_gap × the merged size.
+  /// merge_touch_gap × the merged size. Nothing merges into a box with a side
+  /// longer than merge_max_ref × the median component height.
   float merge_box_overlap = 0.25f;
   float merge_overlap = 0.5f;
   float merge_touch_gap = 0.08f;
   float merge_gap = 0.25f;
   float merge_max_size = 1.4f;
+  float merge_max_ref = 2.5f;
   /// Reading order: a digit joins a text row when it overlaps the row's vertical
   /// band by at least row_overlap × its own height.
   float row_overlap = 0.5f;
@@ -70,8 +73,10 @@ struct FindOptions {
 /// One digit found in an image.
 struct DigitBox {
   int x = 0, y = 0, w = 0, h = 0;  ///< bounding box of the ink, in image pixels
-  /// 28*28 MNIST-normalised crop, row-major, 0 = background, 1 = ink: fitted into
-  /// 20×20 keeping the aspect ratio, centre of mass moved to (14, 14).
+  /// 28*28 MNIST-normalised crop, row-major, 0 = background, 1 = ink (grey edges kept):
+  /// fitted into 20×20 keeping the aspect ratio (area-averaging), then shifted by whole
+  /// pixels so that the centre of mass (in pixel-index coordinates) is within 0.5 px
+  /// of (14, 14), as in MNIST.
   std::vector<float> pixels;
 };
 
@@ -115,7 +120,8 @@ struct TruthBox {
 
 /// Renders `count` random digits of `digits` (e.g. the MNIST test split) on an RGB
 /// page: a loose grid with jitter (boxes never overlap), heights drawn uniformly from
-/// [min_height, max_height], random stroke weight; dark-on-light pages get a lighting
+/// [min_height, max_height] (a digit too wide for its cell is drawn smaller), random
+/// stroke weight (dilation and a soft threshold); dark-on-light pages get a lighting
 /// gradient, light-on-dark pages look like chalk on a board; both get mild noise.
 /// `truth`, when given, receives one TruthBox per digit in placement order.
 Image make_digit_page(const Dataset& digits, const PageOptions& opt = {},

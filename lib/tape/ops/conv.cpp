@@ -1,6 +1,7 @@
 // conv2d on oneDNN's convolution primitives: forward, backward-data and
 // backward-weights (which also yields the bias gradient).
 #include <optional>
+#include <string>
 #include <unordered_map>
 
 #include "tape/backend/dnnl.hpp"
@@ -15,14 +16,82 @@ using dnnl::memory;
 using dnnl::prop_kind;
 
 // Note: tape tensors are always plain (NCHW activations, OIHW weights), but the
-// fast convolutions (jit/brgconv avx512) want blocked layouts (nChw16c, Acdb16a,
-// ...): with plain layouts oneDNN falls back to gemm, 3–5× slower. So every pass
-// creates its descriptors with format_tag::any, and its cached bundle records, per
-// argument, the layout the pd chose plus the reorder between it and the plain
-// tensor (none when they coincide). Each pass (forward, backward-data,
-// backward-weights) chooses independently. Reordered copies live in scratch
-// tensors from the caching allocator, so a training step in steady state
-// allocates nothing from the system.
+// fast convolutions (jit / brgconv avx512) want blocked layouts (nChw16c,
+// Acdb16a, ...): on plain layouts oneDNN falls back to gemm, 3–5× slower. So
+// weights are always `any`, and each pass (forward, backward-data,
+// backward-weights) chooses its own activation layouts. Its cached bundle
+// records, per argument, the layout the pd chose and the reorder between it and
+// the plain tensor (none when they coincide). Reordered copies live in scratch
+// tensors from the caching allocator, so steady-state training allocates
+// nothing from the system.
+//
+// `any` alone is not always the best offer (oneDNN 2.6, measured at LeNet sizes):
+// - forward, few input channels: a jit kernel reads plain NCHW directly, while
+//   `any` picks brgconv on NHWC for inference (two reorders; conv1 1.3× slower);
+// - backward-weights, 6 input channels: `any` gets jit:avx2, NHWC gets
+//   jit:avx512 (1.8× faster);
+// - backward-data, 1–3 input channels: the avx512 kernel pads the input
+//   channels to 16 and is 5× slower than gemm on plain layouts.
+// So each pass offers a short list of layout sets and keeps the pd whose
+// implementation ranks best (avx512-class jit first, gemm/ref last, the earlier
+// offer on ties). The choice depends only on the shapes and the CPU, never on
+// timing, so runs stay bit-reproducible.
+
+memory::desc plain_md(const Shape& s) { return dn::md(s, contiguous_strides(s)); }
+memory::desc any_md(const Shape& s) { return memory::desc(dn::dims(s), memory::data_type::f32, memory::format_tag::any); }
+
+/// The activation layouts a pass is offered (weights are always `any`).
+enum class Offer {
+  Any,         ///< oneDNN picks (blocked nChw16c for most shapes)
+  PlainInput,  ///< src / diff_src as the plain NCHW tensor, the output side `any`
+  Nhwc,        ///< channels-last on both sides
+};
+
+/// The descriptor of an activation under an offer; `input_side` is src / diff_src.
+memory::desc act_md(const Shape& s, Offer o, bool input_side) {
+  if (o == Offer::Nhwc) return memory::desc(dn::dims(s), memory::data_type::f32, memory::format_tag::nhwc);
+  return o == Offer::PlainInput && input_side ? plain_md(s) : any_md(s);
+}
+
+/// 2 for avx512-class kernels, 1 for narrower-ISA jit, 0 for gemm and reference.
+int impl_rank(const std::string& impl) {
+  if (impl.rfind("ref", 0) == 0 || impl.find("gemm:") != std::string::npos) return 0;
+  return impl.find("avx512") != std::string::npos ? 2 : 1;
+}
+
+/// Everything that identifies a convolution: shapes, stride, padding, bias.
+struct ConvShape {
+  Shape x, w, y;
+  int64_t stride = 1, padding = 0;
+  bool bias = false;
+
+  memory::dims strides() const { return {stride, stride}; }
+  memory::dims pads() const { return {padding, padding}; }
+  Shape bias_shape() const { return {w[0]}; }
+  dn::Key key(dn::OpId op, prop_kind pk) const {
+    dn::Key k{int64_t(op), int64_t(pk), stride, padding, bias};
+    k.insert(k.end(), x.begin(), x.end());
+    k.insert(k.end(), w.begin(), w.end());
+    return k;
+  }
+};
+
+/// The pd with the best-ranked implementation over `offers` (the earliest on ties).
+template <class Pd, class MakePd>
+Pd best_pd(std::initializer_list<Offer> offers, MakePd&& make_pd, const ConvShape& s, const char* pass) {
+  std::optional<Pd> best;
+  int best_rank = -1;
+  for (Offer o : offers) {
+    try {
+      Pd pd = make_pd(o);
+      const int r = impl_rank(pd.impl_info_str());
+      if (r > best_rank) best = pd, best_rank = r;
+    } catch (const dnnl::error&) {  // no implementation for this layout set: try the next
+    }
+  }
+  TAPE_CHECK(best, "conv2d: oneDNN has no ", pass, " implementation for input ", s.x, " and weight ", s.w);
+  return *best;
+}
 
 /// One argument of a primitive: the layout its pd chose and, if that is not the
 /// plain layout, the reorder plain → chosen (inputs) or chosen → plain (outputs).
@@ -30,9 +99,6 @@ struct Arg {
   memory::desc chosen;
   std::optional<dnnl::reorder> reorder;
 };
-
-memory::desc plain_md(const Shape& s) { return dn::md(s, contiguous_strides(s)); }
-memory::desc any_md(const Shape& s) { return memory::desc(dn::dims(s), memory::data_type::f32, memory::format_tag::any); }
 
 Arg make_arg(const memory::desc& chosen, const Shape& shape, bool is_input) {
   const memory::desc plain = plain_md(shape);
@@ -45,7 +111,7 @@ Arg input_arg(const memory::desc& chosen, const Shape& shape) { return make_arg(
 Arg output_arg(const memory::desc& chosen, const Shape& shape) { return make_arg(chosen, shape, false); }
 
 /// One execution of a primitive with its arguments bridged to plain tensors:
-/// in() reorders inputs into scratch, out() hands the primitive scratch that
+/// in() reorders an input into scratch, out() hands the primitive scratch that
 /// run() reorders into the output tensor afterwards. Keeps scratch alive until done.
 class Exec {
  public:
@@ -78,23 +144,6 @@ class Exec {
   std::vector<std::tuple<dnnl::reorder, memory, memory>> pending_;
 };
 
-/// Everything that identifies a convolution: shapes, stride, padding, bias.
-struct ConvShape {
-  Shape x, w, y;
-  int64_t stride = 1, padding = 0;
-  bool bias = false;
-
-  memory::dims strides() const { return {stride, stride}; }
-  memory::dims pads() const { return {padding, padding}; }
-  Shape bias_shape() const { return {w[0]}; }
-  dn::Key key(dn::OpId op, prop_kind pk) const {
-    dn::Key k{int64_t(op), int64_t(pk), stride, padding, bias};
-    k.insert(k.end(), x.begin(), x.end());
-    k.insert(k.end(), w.begin(), w.end());
-    return k;
-  }
-};
-
 struct ConvFwd {
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward prim;
@@ -103,13 +152,17 @@ struct ConvFwd {
 
 ConvFwd conv_fwd(const ConvShape& s, prop_kind pk) {
   return dn::cached<ConvFwd>(s.key(dn::OpId::ConvFwd, pk), [&] {
-    // memory descriptors (any: let oneDNN pick) → primitive descriptor → primitive
-    const auto alg = dnnl::algorithm::convolution_direct;
-    auto desc = s.bias ? dnnl::convolution_forward::desc(pk, alg, any_md(s.x), any_md(s.w), plain_md(s.bias_shape()),
-                                                         any_md(s.y), s.strides(), s.pads(), s.pads())
-                       : dnnl::convolution_forward::desc(pk, alg, any_md(s.x), any_md(s.w), any_md(s.y), s.strides(),
-                                                         s.pads(), s.pads());
-    dnnl::convolution_forward::primitive_desc pd(desc, dn::engine());
+    // memory descriptors → primitive descriptor → primitive
+    using Pd = dnnl::convolution_forward::primitive_desc;
+    const auto make_pd = [&](Offer o) {
+      const auto alg = dnnl::algorithm::convolution_direct;
+      const auto src = act_md(s.x, o, true), weights = any_md(s.w), dst = act_md(s.y, o, false);
+      return Pd(s.bias ? dnnl::convolution_forward::desc(pk, alg, src, weights, plain_md(s.bias_shape()), dst,
+                                                         s.strides(), s.pads(), s.pads())
+                       : dnnl::convolution_forward::desc(pk, alg, src, weights, dst, s.strides(), s.pads(), s.pads()),
+                dn::engine());
+    };
+    const Pd pd = best_pd<Pd>({Offer::PlainInput, Offer::Any}, make_pd, s, "forward");
     return ConvFwd{pd, dnnl::convolution_forward(pd), input_arg(pd.src_desc(), s.x),
                    input_arg(pd.weights_desc(), s.w), output_arg(pd.dst_desc(), s.y)};
   });
@@ -123,10 +176,18 @@ struct ConvBwdData {
 
 ConvBwdData conv_bwd_data(const ConvShape& s) {
   return dn::cached<ConvBwdData>(s.key(dn::OpId::ConvBwdData, prop_kind::backward_data), [&] {
+    // memory descriptors → primitive descriptor (forward as hint) → primitive
+    using Pd = dnnl::convolution_backward_data::primitive_desc;
     const ConvFwd hint = conv_fwd(s, prop_kind::forward_training);
-    dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, any_md(s.x), any_md(s.w),
-                                               any_md(s.y), s.strides(), s.pads(), s.pads());
-    dnnl::convolution_backward_data::primitive_desc pd(desc, dn::engine(), hint.pd);
+    const auto make_pd = [&](Offer o) {
+      return Pd(dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, act_md(s.x, o, true),
+                                                      any_md(s.w), act_md(s.y, o, false), s.strides(), s.pads(),
+                                                      s.pads()),
+                dn::engine(), hint.pd);
+    };
+    const bool few_channels = s.x[1] < 4;
+    const Pd pd = few_channels ? best_pd<Pd>({Offer::PlainInput}, make_pd, s, "backward-data")
+                               : best_pd<Pd>({Offer::Any, Offer::Nhwc}, make_pd, s, "backward-data");
     return ConvBwdData{pd, dnnl::convolution_backward_data(pd), input_arg(pd.diff_dst_desc(), s.y),
                        input_arg(pd.weights_desc(), s.w), output_arg(pd.diff_src_desc(), s.x)};
   });
@@ -140,14 +201,19 @@ struct ConvBwdWeights {
 
 ConvBwdWeights conv_bwd_weights(const ConvShape& s) {
   return dn::cached<ConvBwdWeights>(s.key(dn::OpId::ConvBwdWeights, prop_kind::backward_weights), [&] {
+    // memory descriptors → primitive descriptor (forward as hint) → primitive
+    using Pd = dnnl::convolution_backward_weights::primitive_desc;
     const ConvFwd hint = conv_fwd(s, prop_kind::forward_training);
-    const auto alg = dnnl::algorithm::convolution_direct;
-    auto desc = s.bias ? dnnl::convolution_backward_weights::desc(alg, any_md(s.x), any_md(s.w),
-                                                                  plain_md(s.bias_shape()), any_md(s.y), s.strides(),
-                                                                  s.pads(), s.pads())
-                       : dnnl::convolution_backward_weights::desc(alg, any_md(s.x), any_md(s.w), any_md(s.y),
-                                                                  s.strides(), s.pads(), s.pads());
-    dnnl::convolution_backward_weights::primitive_desc pd(desc, dn::engine(), hint.pd);
+    const auto make_pd = [&](Offer o) {
+      const auto alg = dnnl::algorithm::convolution_direct;
+      const auto src = act_md(s.x, o, true), diff_weights = any_md(s.w), diff_dst = act_md(s.y, o, false);
+      return Pd(s.bias ? dnnl::convolution_backward_weights::desc(alg, src, diff_weights, plain_md(s.bias_shape()),
+                                                                  diff_dst, s.strides(), s.pads(), s.pads())
+                       : dnnl::convolution_backward_weights::desc(alg, src, diff_weights, diff_dst, s.strides(),
+                                                                  s.pads(), s.pads()),
+                dn::engine(), hint.pd);
+    };
+    const Pd pd = best_pd<Pd>({Offer::Any, Offer::Nhwc}, make_pd, s, "backward-weights");
     return ConvBwdWeights{pd, dnnl::convolution_backward_weights(pd), input_arg(pd.src_desc(), s.x),
                           input_arg(pd.diff_dst_desc(), s.y), output_arg(pd.diff_weights_desc(), s.w)};
   });
@@ -230,7 +296,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int64_
   if (recording) {
     auto node = std::make_shared<Conv2dBackward>(s);
     if (w_in.requires_grad() || (b.defined() && b_in.requires_grad())) node->save(0, x);  // dw, db need x
-    if (x_in.requires_grad()) node->save(1, w);  // dx needs w
+    if (x_in.requires_grad()) node->save(1, w);                                            // dx needs w
     record(y, std::move(node), {&x_in, &w_in, &b_in});
   }
   return y;

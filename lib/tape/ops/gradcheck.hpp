@@ -12,7 +12,16 @@ struct GradcheckOptions {
   float eps = 1e-3f;   ///< finite-difference step
   float rtol = 1e-2f;  ///< pass if |analytic − numeric| ≤ atol + rtol·|numeric| everywhere
   float atol = 1e-3f;
-  uint64_t seed = 0;   ///< for the random upstream gradient
+  uint64_t seed = 0;   ///< for the random upstream gradient (and the element sample)
+  /// Check at most this many elements of each input (0 = all), drawn without
+  /// replacement from `seed`: whole networks have too many for every one.
+  int64_t max_elements_per_input = 0;
+  /// Excuse elements that sit on a kink (ReLU at 0, a max-pool tie): where the
+  /// central difference fails, the one-sided differences (f(x+ε) − f(x))/ε and
+  /// (f(x) − f(x−ε))/ε differ by more than the tolerance, and the analytic value
+  /// lies between them (a valid subgradient). Counted in GradcheckResult::kinks
+  /// instead of failing. Off for single ops, whose samples avoid kinks.
+  bool excuse_kinks = false;
 };
 
 struct GradcheckResult {
@@ -20,6 +29,8 @@ struct GradcheckResult {
   float max_abs_err = 0.f;  ///< max |analytic − numeric|
   float max_rel_err = 0.f;  ///< max |analytic − numeric| / (|numeric| + atol)
   std::string message;      ///< why it failed (which input, which element), or "ok"
+  int64_t checked = 0;      ///< elements compared (over all inputs)
+  int64_t kinks = 0;        ///< elements excused as kinks (see excuse_kinks), not in the errors
 };
 
 /// Checks d(sum(f(inputs) ⊙ v))/d(input) for a random v against central

@@ -2,6 +2,7 @@
 // Adding an op: write it in its family's file, then add one entry below.
 #include "tape/ops/registry.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "tape/ops/ops.hpp"
@@ -188,6 +189,41 @@ const OpInfo* find_op(const std::string& name) {
   for (const auto& o : op_registry())
     if (o.name == name) return &o;
   return nullptr;
+}
+
+namespace {
+/// A markdown table cell: '|' must be escaped, newlines become spaces.
+std::string md_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += "\\|";
+    else if (c == '\n') out += ' ';
+    else out += c;
+  }
+  return out;
+}
+}  // namespace
+
+std::string ops_markdown() {
+  const auto& ops = op_registry();
+  std::vector<std::string> groups;  // in order of first appearance
+  for (const auto& o : ops)
+    if (std::find(groups.begin(), groups.end(), o.group) == groups.end()) groups.push_back(o.group);
+  std::string s =
+      "# Differentiable ops\n\n"
+      "Generated from the op registry (`lib/tape/ops/registry.cpp`) by\n"
+      "`build/tools/tape-ops-doc > docs/ops.md` — do not edit by hand; a test fails\n"
+      "when this file is out of date. Every op here is checked against central finite\n"
+      "differences by `tape-gradcheck` and by the test suite. `g` is the gradient\n"
+      "arriving at the op's output.\n\n";
+  s += cat(ops.size(), " ops in ", groups.size(), " groups.\n\n");
+  s += "| group | op | signature | formula |\n|---|---|---|---|\n";
+  for (const auto& gname : groups)
+    for (const auto& o : ops)
+      if (o.group == gname)
+        s += "| " + md_cell(o.group) + " | `" + md_cell(o.name) + "` | `" + md_cell(o.signature) + "` | " +
+             md_cell(o.formula) + " |\n";
+  return s;
 }
 
 }  // namespace tape

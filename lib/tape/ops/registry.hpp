@@ -26,5 +26,9 @@ struct OpInfo {
 const std::vector<OpInfo>& op_registry();
 /// The entry called `name`, or nullptr.
 const OpInfo* find_op(const std::string& name);
+/// docs/ops.md: a markdown table of every registered op (group, name, signature,
+/// formula), grouped by group in registry order. tools/tape-ops-doc prints it and
+/// a test checks that docs/ops.md matches it.
+std::string ops_markdown();
 
 }  // namespace tape

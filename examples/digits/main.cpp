@@ -1,0 +1,72 @@
+// Report quiz 10: find the handwritten digits in a photo or scan, classify each
+// with a saved network (any mnist_mlp or mnist_lenet5 checkpoint), and write an
+// annotated copy of the image.
+#include <cstdio>
+#include <fstream>
+
+#include "../common/cli.hpp"
+#include "../common/models.hpp"
+
+using namespace tape;
+using namespace tape::examples;
+
+int main(int argc, char** argv) {
+  return run_program("digits", [&] {
+    std::string model_path, image_path, out_path, json_path, polarity = "auto";
+    int threads = 0;
+    po::options_description desc("digits options");
+    desc.add_options()("help", "show this help")
+        ("model", po::value(&model_path)->required(), "checkpoint from mnist_mlp or mnist_lenet5 (--save)")
+        ("image", po::value(&image_path)->required(), "PNG, JPEG or BMP to read digits from")
+        ("out", po::value(&out_path), "write the image with boxes and labels here (PNG)")
+        ("json", po::value(&json_path), "write the digits as a JSON list here")
+        ("polarity", po::value(&polarity)->default_value(polarity), "auto | dark-on-light | light-on-dark")
+        ("threads", po::value(&threads)->default_value(threads), "threads (0 = default)");
+    if (!parse_flags(argc, argv, desc,
+                     "usage: digits --model FILE --image IN [--out annotated.png] [--json boxes.json]\n"
+                     "prints one line per digit, in reading order: x y w h label confidence"))
+      return 0;
+    apply_threads(threads);
+    data::FindOptions find;
+    if (polarity == "dark-on-light") find.polarity = data::Polarity::DarkOnLight;
+    else if (polarity == "light-on-dark") find.polarity = data::Polarity::LightOnDark;
+    else TAPE_CHECK(polarity == "auto", "unknown --polarity '", polarity, "' (expected auto, dark-on-light or light-on-dark)");
+
+    // The checkpoint says which network it holds.
+    CheckpointMeta meta = read_checkpoint_meta(model_path);
+    auto model = build_model(ModelSpec::parse(meta.model_spec));
+    load_checkpoint(model_path, *model, nullptr);
+    model->eval();
+
+    data::Image img = data::load_image(image_path);
+    std::vector<data::DigitBox> digits = data::find_digits(img, find);
+    std::vector<int64_t> labels;
+    std::vector<float> conf;
+    if (!digits.empty()) {
+      NoGradGuard no_grad;
+      Tensor probs = softmax((*model)(data::digits_to_batch(digits)), 1);  // all digits in one batch
+      labels = argmax(probs, 1).to_vector<int64_t>();
+      Tensor best = max(probs, 1);
+      conf = best.to_vector<float>();
+    }
+    for (size_t i = 0; i < digits.size(); ++i)
+      std::printf("%d %d %d %d %lld %.3f\n", digits[i].x, digits[i].y, digits[i].w, digits[i].h,
+                  (long long)labels[i], conf[i]);
+    if (!json_path.empty()) {
+      std::ofstream js(json_path);
+      TAPE_CHECK(js.good(), "--json: cannot write '", json_path, "'");
+      js << "[";
+      for (size_t i = 0; i < digits.size(); ++i)
+        js << (i ? ",\n " : "\n ") << "{\"x\": " << digits[i].x << ", \"y\": " << digits[i].y << ", \"w\": " << digits[i].w
+           << ", \"h\": " << digits[i].h << ", \"label\": " << labels[i] << ", \"confidence\": " << conf[i] << "}";
+      js << (digits.empty() ? "]\n" : "\n]\n");
+    }
+    if (!out_path.empty()) {
+      data::Image rgb = data::to_rgb(img);
+      data::annotate(rgb, digits, labels, conf);
+      data::save_png(rgb, out_path);
+      std::fprintf(stderr, "digits: %zu found; wrote %s\n", digits.size(), out_path.c_str());
+    }
+    return 0;
+  });
+}

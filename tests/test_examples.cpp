@@ -1,0 +1,152 @@
+// End-to-end checks of the example programs: digit reading with a freshly
+// trained LeNet-5, exact resume across processes, and bad-input handling.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <tape/tape.hpp>
+
+#include "models.hpp"
+#include "trainer.hpp"
+
+using namespace tape;
+using namespace tape::examples;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kMnist = std::string(TAPE_SOURCE_DIR) + "/data/mnist";
+const std::string kBuild = TAPE_BUILD_DIR;
+
+bool have_mnist() { return fs::exists(kMnist + "/t10k-images-idx3-ubyte"); }
+
+struct Run {
+  int code = -1;
+  std::string out;
+};
+/// Runs a shell command, capturing stdout+stderr and the exit code.
+Run run(const std::string& cmd) {
+  Run r;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p);
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string tmp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("tape_test_" + name + "_" + std::to_string(getpid()));
+  fs::create_directories(d);
+  return d.string();
+}
+}  // namespace
+
+TEST_CASE("examples: bad input gives a one-line error and exit code 2" * doctest::test_suite("slow")) {
+  const std::string mlp = kBuild + "/examples/mnist_mlp";
+  for (const std::string& args : {std::string("--activation swish"), std::string("--dropout 1.5"),
+                                  std::string("--dropout -0.1"), std::string("--batch-size 0"),
+                                  std::string("--hidden 0"), std::string("--hidden 370,,50"),
+                                  std::string("--data /nonexistent/mnist"), std::string("--epochs 0"),
+                                  std::string("--no-such-flag"), std::string("--lr abc")}) {
+    Run r = run(mlp + " " + args);
+    INFO("mnist_mlp ", args, " → ", r.out);
+    CHECK(r.code == 2);
+    CHECK(r.out.rfind("mnist_mlp: error: ", 0) == 0);
+    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+  }
+  Run r = run(mlp + " --activation swish");
+  CHECK(r.out.find("unknown activation 'swish'") != std::string::npos);
+  r = run(kBuild + "/examples/digits --model /nonexistent.ckpt --image x.png");
+  CHECK(r.code == 2);
+  CHECK(r.out.find("/nonexistent.ckpt") != std::string::npos);
+  r = run(kBuild + "/examples/moons --samples 0");
+  CHECK(r.code == 2);
+  r = run(kBuild + "/examples/mnist_lenet5 --threads -1");
+  CHECK(r.code == 2);
+  CHECK(run(mlp + " --help").code == 0);
+}
+
+TEST_CASE("examples: moons reaches 97% training accuracy" * doctest::test_suite("slow")) {
+  Run r = run(kBuild + "/examples/moons");
+  REQUIRE(r.code == 0);
+  auto at = r.out.find("training accuracy: ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stod(r.out.substr(at + 19)) >= 97.0);
+}
+
+TEST_CASE("examples: a resumed run is bit-identical to an uninterrupted one" * doctest::test_suite("slow")) {
+  if (!have_mnist()) {
+    MESSAGE("MNIST not found in " << kMnist << ": skipped (run tools/fetch_mnist.sh)");
+    return;
+  }
+  const std::string d = tmp_dir("resume");
+  const std::string base = kBuild + "/examples/mnist_mlp --data " + kMnist +
+                           " --limit-train 3000 --hidden 64,32 --dropout 0.2 --batch-size 100 --quiet";
+  REQUIRE(run(base + " --epochs 2 --save " + d + "/straight.ckpt").code == 0);
+  REQUIRE(run(base + " --epochs 1 --save " + d + "/half.ckpt").code == 0);
+  Run resumed = run(base + " --epochs 2 --resume " + d + "/half.ckpt --save " + d + "/resumed.ckpt");
+  REQUIRE(resumed.code == 0);
+  ModelSpec spec = ModelSpec::parse(read_checkpoint_meta(d + "/straight.ckpt").model_spec);
+  auto a = build_model(spec), b = build_model(spec);
+  load_checkpoint(d + "/straight.ckpt", *a);
+  load_checkpoint(d + "/resumed.ckpt", *b);
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  REQUIRE(pa.size() == pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) {
+    INFO(pa[i].first);
+    CHECK(pa[i].second.to_vector<float>() == pb[i].second.to_vector<float>());
+  }
+  fs::remove_all(d);
+}
+
+TEST_CASE("examples: LeNet-5 reads >= 95% of the digits on a generated page" * doctest::test_suite("slow")) {
+  if (!have_mnist()) {
+    MESSAGE("MNIST not found in " << kMnist << ": skipped (run tools/fetch_mnist.sh)");
+    return;
+  }
+  // A short training: 20 000 images, 2 epochs of batch 64.
+  const std::string d = tmp_dir("digits");
+  Run train = run(kBuild + "/examples/mnist_lenet5 --data " + kMnist +
+                  " --limit-train 20000 --epochs 2 --batch-size 64 --quiet --save " + d + "/lenet5.ckpt");
+  REQUIRE(train.code == 0);
+  data::Dataset test = data::load_mnist(kMnist, "test");
+  int total = 0, right = 0;
+  for (data::Polarity pol : {data::Polarity::DarkOnLight, data::Polarity::LightOnDark}) {
+    data::PageOptions po;
+    po.polarity = pol;
+    po.seed = 7;
+    std::vector<data::TruthBox> truth;
+    data::save_png(data::make_digit_page(test, po, &truth), d + "/page.png");
+    Run r = run(kBuild + "/examples/digits --model " + d + "/lenet5.ckpt --image " + d + "/page.png --out " + d +
+                "/annotated.png");
+    REQUIRE(r.code == 0);
+    // parse "x y w h label confidence" lines and match them to the truth boxes
+    std::vector<data::DigitBox> found;
+    std::vector<int64_t> labels;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      data::DigitBox b;
+      long long label;
+      float conf;
+      if (std::sscanf(line.c_str(), "%d %d %d %d %lld %f", &b.x, &b.y, &b.w, &b.h, &label, &conf) == 6) {
+        found.push_back(b);
+        labels.push_back(label);
+      }
+    }
+    std::vector<int> match = data::match_boxes(truth, found);
+    for (size_t i = 0; i < truth.size(); ++i) {
+      ++total;
+      right += match[i] >= 0 && labels[size_t(match[i])] == truth[i].label;
+    }
+    CHECK(fs::exists(d + "/annotated.png"));
+  }
+  MESSAGE("digits found and classified: " << right << "/" << total);
+  CHECK(double(right) / total >= 0.95);
+  fs::remove_all(d);
+}

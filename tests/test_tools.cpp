@@ -1,0 +1,122 @@
+// Tools for seeing and checking: graph export (to_dot) and the generated op table.
+#include <doctest/doctest.h>
+
+#include <cctype>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include <tape/tape.hpp>
+
+using namespace tape;
+
+namespace {
+
+size_t count(const std::string& s, const std::string& sub) {
+  size_t n = 0;
+  for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
+  return n;
+}
+/// Node statements ("  n3 [label=...]"), not edges.
+size_t count_nodes(const std::string& dot) {
+  std::istringstream in(dot);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);)
+    if (line.size() > 3 && line.rfind("  n", 0) == 0 && std::isdigit(static_cast<unsigned char>(line[3])) &&
+        line.find(" -> ") == std::string::npos)
+      ++n;
+  return n;
+}
+bool contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("to_dot: linear -> relu -> sum through a module") {
+  manual_seed(1);
+  nn::Sequential net;
+  net.push_back("fc", std::make_shared<nn::Linear>(3, 4));
+  net.push_back("act", std::make_shared<nn::ReLU>());
+  net.named_parameters();  // names the leaves
+  Tensor x = randn({2, 3});
+  Tensor y = sum(net(x));
+  const std::string dot = to_dot(y);
+  CAPTURE(dot);
+
+  CHECK(dot.rfind("digraph", 0) == 0);
+  CHECK(contains(dot, "\"Linear\\n[2, 4]\""));
+  CHECK(contains(dot, "\"Relu\\n[2, 4]\""));
+  CHECK(contains(dot, "\"Sum\\n[]\""));
+  CHECK_FALSE(contains(dot, "Backward"));
+  CHECK(contains(dot, "fc.weight\\n[4, 3]"));
+  CHECK(contains(dot, "fc.bias\\n[4]"));
+  // nodes: Sum, Relu, Linear, 2 leaves; edges: weight→Linear, bias→Linear, Linear→Relu, Relu→Sum
+  CHECK(count_nodes(dot) == 5);
+  CHECK(count(dot, " -> ") == 4);
+  // Linear has three inputs (x needs no grad): its edges carry positions 1 and 2
+  CHECK(contains(dot, "[label=\" 1\"]"));
+  CHECK(contains(dot, "[label=\" 2\"]"));
+  // leaves are ellipses, ops boxes; exactly one root
+  CHECK(count(dot, "shape=ellipse") == 2);
+  CHECK(count(dot, "shape=box") == 3);
+  CHECK(count(dot, "// root") == 1);
+  CHECK(count(dot, "peripheries=2") == 1);
+  CHECK_FALSE(contains(dot, "grad‖"));
+}
+
+TEST_CASE("to_dot: unnamed leaves, repeated inputs, no graph") {
+  Tensor a = tensor({1, 2, 3}, {3}, true);
+  Tensor y = mul(a, a);
+  const std::string dot = to_dot(y);
+  CHECK(contains(dot, "\"leaf\\n[3]\""));
+  CHECK(count(dot, " -> ") == 2);  // a feeds Mul twice, as input 0 and input 1
+  CHECK(contains(dot, "[label=\" 0\"]"));
+
+  CHECK(contains(to_dot(a), "leaf\\n[3]"));  // a leaf root
+  CHECK(contains(to_dot(tensor({1, 2}, {2})), "does not require grad"));
+  CHECK_THROWS_AS(to_dot(Tensor()), Error);
+}
+
+TEST_CASE("to_dot: a 10 000-node chain converts without recursion") {
+  Tensor x = tensor({0.5f, -0.25f}, {2}, true);
+  Tensor y = x;
+  for (int i = 0; i < 10000; ++i) y = y * 1.0001f;
+  const std::string dot = to_dot(y);
+  CHECK(count(dot, " -> ") == 10000);
+  CHECK(count_nodes(dot) == 10001);
+  CHECK(count(dot, "shape=box") == 10000);
+  CHECK(count(dot, "shape=ellipse") == 1);
+}
+
+TEST_CASE("to_dot: gradient norms with show_grad_norms") {
+  Tensor small = tensor({1e-8f, 0.f}, {2}, true).set_name("small");
+  Tensor big = tensor({3e3f, 4e3f}, {2}, true).set_name("big");
+  Tensor mid = tensor({1.f, 2.f}, {2}, true).set_name("mid");
+  Tensor unused = tensor({1.f}, {1}, true).set_name("unused");
+  Tensor loss = sum(mul(small, small)) + sum(mul(big, big)) + sum(mul(mid, mid)) + sum(unused);
+  loss.backward();
+  // grads: 2·small → ‖·‖ = 2e-8; 2·big → 1e4; 2·mid → √20 ≈ 4.5
+  unused.set_grad({});
+  const std::string plain = to_dot(loss);
+  CHECK_FALSE(contains(plain, "‖grad‖"));
+  const std::string dot = to_dot(loss, DotOptions{true});
+  CAPTURE(dot);
+  CHECK(contains(dot, "small\\n[2]\\n‖grad‖ 2.0e-08 (vanishing)"));
+  CHECK(contains(dot, "big\\n[2]\\n‖grad‖ 1.0e+04 (exploding)"));
+  CHECK(contains(dot, "mid\\n[2]\\n‖grad‖ 4.5e+00\""));
+  CHECK(contains(dot, "unused\\n[1]\\n‖grad‖ none"));
+  CHECK(contains(dot, "#f7a1a1"));  // red for exploding
+  CHECK(contains(dot, "#f2f2f2"));  // pale for vanishing
+}
+
+TEST_CASE("tools: docs/ops.md is up to date") {
+  const std::string path = TAPE_SOURCE_DIR "/docs/ops.md";
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream file;
+  file << in.rdbuf();
+  const std::string expected = ops_markdown();
+  if (file.str() != expected)
+    FAIL(path << " is out of date with the op registry; regenerate it with\n"
+                   "    ninja -C build tools/tape-ops-doc && build/tools/tape-ops-doc > docs/ops.md");
+  CHECK(contains(expected, "| `conv2d` |"));
+}
