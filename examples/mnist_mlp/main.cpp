@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
     desc.add_options()("help", "show this help")
         ("hidden", po::value(&hidden)->default_value(hidden), "hidden layer sizes, e.g. 50 or 370,115,50")
         ("activation", po::value(&activation)->default_value(activation), "relu | tanh | sigmoid | leaky_relu | elu | selu")
-        ("dropout", po::value(&dropout)->default_value(dropout), "inverted-dropout probability after each hidden layer, in [0, 1)");
+        ("dropout", po::value(&dropout)->default_value(dropout, "0"), "inverted-dropout probability after each hidden layer, in [0, 1)");
     add_training_flags(desc, cfg);
     if (!parse_flags(argc, argv, desc, "usage: mnist_mlp [options]  — train an MLP on MNIST")) return 0;
     TAPE_CHECK(dropout >= 0.f && dropout < 1.f, "--dropout must be in [0, 1), got ", dropout);

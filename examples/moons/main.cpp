@@ -22,11 +22,11 @@ int main(int argc, char** argv) {
     po::options_description desc("moons options");
     desc.add_options()("help", "show this help")
         ("samples", po::value(&samples)->default_value(samples), "number of points")
-        ("noise", po::value(&noise)->default_value(noise), "standard deviation of the Gaussian noise")
+        ("noise", po::value(&noise)->default_value(noise, "0.1"), "standard deviation of the Gaussian noise")
         ("classes", po::value(&classes)->default_value(classes), "2 or 3 moons")
         ("hidden", po::value(&hidden)->default_value(hidden), "hidden units of the 2-layer network")
         ("activation", po::value(&activation)->default_value(activation), "hidden activation")
-        ("lr", po::value(&lr)->default_value(lr), "learning rate (full-batch gradient descent)")
+        ("lr", po::value(&lr)->default_value(lr, "0.5"), "learning rate (full-batch gradient descent)")
         ("epochs", po::value(&epochs)->default_value(epochs), "gradient-descent steps")
         ("seed", po::value(&seed)->default_value(seed), "random seed (data and init)")
         ("threads", po::value(&threads)->default_value(threads), "threads (0 = default)")
