@@ -71,11 +71,12 @@ TEST_CASE("conv2d: forward matches a direct convolution loop") {
   Generator g(42);
   for (int r = 0; r < 6; ++r) {  // random shapes
     const int64_t k = 1 + int64_t(g.below(4)), p = int64_t(g.below(3));
-    cases.push_back({{1 + int64_t(g.below(3)), 1 + int64_t(g.below(5)), k + int64_t(g.below(8)), k + int64_t(g.below(8))},
-                     {1 + int64_t(g.below(8)), 0, k, k},
-                     1 + int64_t(g.below(3)),
+    const auto up_to = [&](int64_t n) { return int64_t(g.below(uint64_t(n))); };
+    cases.push_back({{1 + up_to(3), 1 + up_to(5), k + up_to(8), k + up_to(8)},
+                     {1 + up_to(8), 0, k, k},
+                     1 + up_to(3),
                      p,
-                     g.below(2) == 1});
+                     up_to(2) == 1});
     cases.back().w[1] = cases.back().x[1];
   }
   for (const Case& c : cases) {
@@ -187,7 +188,8 @@ TEST_CASE("conv2d: an input without requires_grad gets no gradient, weight and b
         for (int64_t n = 0; n < 2; ++n)
           for (int64_t i = 0; i < 4; ++i)
             for (int64_t j = 0; j < 4; ++j) want += xv[size_t(((n * 3 + c) * 6 + i + a) * 6 + j + e)];
-        for (int64_t o = 0; o < 4; ++o) CHECK(dw[size_t(((o * 3 + c) * 3 + a) * 3 + e)] == doctest::Approx(want).epsilon(1e-4));
+        for (int64_t o = 0; o < 4; ++o)
+          CHECK(dw[size_t(((o * 3 + c) * 3 + a) * 3 + e)] == doctest::Approx(want).epsilon(1e-4));
       }
 
   // only the bias requires grad: still gets it; the input and weight do not
@@ -273,7 +275,8 @@ TEST_CASE("conv2d: errors name the op and the shapes") {
   CHECK_THROWS_WITH_AS(conv2d(x, w, ones({5})),
                        "conv2d: bias of shape [5] does not match weight of shape [6, 3, 5, 5] (expected [6])", Error);
   CHECK_THROWS_WITH_AS(conv2d(x, w, ones({6, 1})),
-                       "conv2d: bias of shape [6, 1] does not match weight of shape [6, 3, 5, 5] (expected [6])", Error);
+                       "conv2d: bias of shape [6, 1] does not match weight of shape [6, 3, 5, 5] (expected [6])",
+                       Error);
   CHECK_THROWS_WITH_AS(conv2d(ones({1, 3, 4, 8}), w),
                        "conv2d: kernel 5x5 is larger than the padded input 4x8 (input shape [1, 3, 4, 8], padding 0)",
                        Error);
@@ -290,10 +293,11 @@ TEST_CASE("conv2d: errors name the op and the shapes") {
 
 TEST_CASE("max_pool2d: errors name the op and the shapes") {
   Tensor x = ones({2, 3, 4, 6});
-  CHECK_THROWS_WITH_AS(max_pool2d(ones({3, 4, 4}), 2), "max_pool2d: input must be 4-D [N, C, H, W], got shape [3, 4, 4]",
-                       Error);
+  CHECK_THROWS_WITH_AS(max_pool2d(ones({3, 4, 4}), 2),
+                       "max_pool2d: input must be 4-D [N, C, H, W], got shape [3, 4, 4]", Error);
   CHECK_THROWS_WITH_AS(max_pool2d(x, 0), "max_pool2d: kernel must be >= 1, got 0", Error);
-  CHECK_THROWS_WITH_AS(max_pool2d(x, 2, 0), "max_pool2d: stride must be >= 1 (or -1 for stride = kernel), got 0", Error);
+  CHECK_THROWS_WITH_AS(max_pool2d(x, 2, 0), "max_pool2d: stride must be >= 1 (or -1 for stride = kernel), got 0",
+                       Error);
   CHECK_THROWS_WITH_AS(max_pool2d(x, 5),
                        "max_pool2d: kernel 5x5 is larger than the input 4x6 (input shape [2, 3, 4, 6])", Error);
   CHECK_THROWS_WITH_AS(max_pool2d(zeros({2, 3, 4, 4}, Dtype::Int64), 2),

@@ -120,3 +120,62 @@ TEST_CASE("tools: docs/ops.md is up to date") {
                    "    ninja -C build tools/tape-ops-doc && build/tools/tape-ops-doc > docs/ops.md");
   CHECK(contains(expected, "| `conv2d` |"));
 }
+
+namespace {
+/// y = x, but backward scales the gradient by `factor` (a deliberately wrong op).
+struct ScaledIdentityBackward final : Node {
+  float factor = 1.f;
+  const char* name() const override { return "ScaledIdentityBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override { return {g * factor}; }
+};
+Tensor scaled_identity(const Tensor& x, float factor) {
+  Tensor y;
+  {
+    NoGradGuard ng;
+    y = x.clone();
+  }
+  if (any_requires_grad({&x})) {
+    auto node = std::make_shared<ScaledIdentityBackward>();
+    node->factor = factor;
+    record(y, std::move(node), {&x});
+  }
+  return y;
+}
+}  // namespace
+
+TEST_CASE("gradcheck: max_elements_per_input samples deterministically") {
+  Generator g(5);
+  Tensor x = rand({6, 10}, g).requires_grad_();
+  auto f = [](const std::vector<Tensor>& in) { return mean(in[0] * in[0]); };
+  GradcheckOptions opt;
+  opt.max_elements_per_input = 17;
+  const GradcheckResult a = gradcheck(f, {x}, opt), b = gradcheck(f, {x}, opt);
+  CHECK(a.ok);
+  CHECK(a.checked == 17);
+  CHECK(a.max_abs_err == b.max_abs_err);
+  opt.max_elements_per_input = 0;
+  CHECK(gradcheck(f, {x}, opt).checked == 60);
+}
+
+TEST_CASE("gradcheck: excuse_kinks counts a ReLU kink but still catches a wrong backward") {
+  // Element 0 sits 5e-4 from ReLU's kink: the ±1e-3 central difference sees slope
+  // 0.75, the analytic gradient is 1.
+  Tensor x = tensor({5e-4f, 0.7f, -0.4f}, {3}, true);
+  auto f = [](const std::vector<Tensor>& in) { return sum(relu(in[0]) * 2.f); };
+  GradcheckOptions opt;
+  const GradcheckResult strict = gradcheck(f, {x}, opt);
+  CHECK_FALSE(strict.ok);
+  CHECK(strict.kinks == 0);
+  opt.excuse_kinks = true;
+  const GradcheckResult lenient = gradcheck(f, {x}, opt);
+  CHECK(lenient.ok);
+  CHECK(lenient.kinks == 1);
+  CHECK(lenient.checked == 3);
+
+  // A 5 % error where the function is smooth is not excused.
+  Tensor w = tensor({0.3f, -0.8f, 1.1f, 0.5f}, {4}, true);
+  auto wrong = [](const std::vector<Tensor>& in) { return sum(tanh(scaled_identity(in[0], 1.05f))); };
+  const GradcheckResult bad = gradcheck(wrong, {w}, opt);
+  CHECK_FALSE(bad.ok);
+  CHECK(bad.kinks == 0);
+}

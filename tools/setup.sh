@@ -5,7 +5,7 @@
 set -euo pipefail
 
 TAPE_PACKAGES=(g++ meson ninja-build pkg-config cmake libdnnl-dev libboost-program-options-dev
-               libboost-serialization-dev doctest-dev libstb-dev graphviz nodejs npm python3 binutils)
+               libboost-serialization-dev doctest-dev libstb-dev graphviz python3 binutils)
 
 tape_install_packages() {
   local missing=()

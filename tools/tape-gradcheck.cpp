@@ -63,12 +63,14 @@ int check_ops(const std::string& only, uint64_t seed) {
   return failures.empty() ? 0 : 1;
 }
 
-int check_model(const std::string& model, int64_t batch, int64_t max_elements, float eps, uint64_t seed) {
+int check_model(const std::string& model, int64_t batch, int64_t max_elements, float eps, float atol, float rtol,
+                uint64_t seed) {
   ModelSpec spec;
   TAPE_CHECK(tools::model_spec_for(model, spec), "--model: unknown model '", model, "' (valid: mlp, deep, lenet5)");
   TAPE_CHECK(batch > 0, "--batch must be positive, got ", batch);
   TAPE_CHECK(max_elements >= 0, "--max-elements must be >= 0, got ", max_elements);
   TAPE_CHECK(eps > 0.f, "--eps must be positive, got ", eps);
+  TAPE_CHECK(atol >= 0.f && rtol >= 0.f, "--atol and --rtol must be >= 0, got ", atol, " and ", rtol);
 
   manual_seed(seed);
   auto net = build_model(spec);
@@ -83,15 +85,23 @@ int check_model(const std::string& model, int64_t batch, int64_t max_elements, f
 
   GradcheckOptions opt;
   opt.eps = eps;
+  opt.atol = atol;
+  opt.rtol = rtol;
   opt.seed = seed;
   opt.max_elements_per_input = max_elements;
   // Note: ReLU and max-pool have kinks. Perturbing one weight by ε moves some
-  // pre-activation across 0 now and then (≈ 1 element in 200 at ε = 1e-3), and the
-  // central difference there averages the two slopes. A smaller ε does not help in
-  // float32: the loss carries a few ulps of rounding noise, so the numeric
-  // gradient's error grows like 4e-7/ε (≈ 4e-3 at ε = 1e-4, over the tolerance).
-  // So we keep ε = 1e-3 and excuse elements whose one-sided differences show a
-  // kink with the analytic value between them; the table counts them.
+  // pre-activations across 0 (or switches a pooling window's maximum) now and
+  // then — for a first-layer conv weight, which touches every pixel, almost
+  // always — and the central difference there averages the slopes on both
+  // sides. A smaller ε does not help in float32: the loss carries a few ulps of
+  // rounding noise, so the numeric error grows like 4e-7/ε (≈ 4e-3 at ε = 1e-4,
+  // over the tolerance; ≈ 4e-4 at the default 1e-3). So ε stays 1e-3, elements
+  // where the loss visibly bends within ±ε are counted as kinks rather than
+  // judged (see excuse_kinks), and atol is 2e-3 rather than the ops' 1e-3 to
+  // absorb bends too mild to see through the noise (about 1 LeNet-5 run in 150
+  // failed marginally at 1e-3). A 5 % error in a backward is still caught
+  // wherever |grad| ≳ 0.05, which the table's max |grad| column shows is most
+  // of each parameter.
   opt.excuse_kinks = true;
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> failures;
@@ -151,7 +161,7 @@ int main(int argc, char** argv) {
     std::string op, model;
     uint64_t seed = 0;
     int64_t batch = 2, max_elements = 32;
-    float eps = 1e-3f;
+    float eps = 1e-3f, atol = 2e-3f, rtol = 1e-2f;
     bool self = false;
     po::options_description desc("tape-gradcheck options");
     desc.add_options()("help", "show this help")
@@ -162,6 +172,8 @@ int main(int argc, char** argv) {
         ("max-elements", po::value(&max_elements)->default_value(max_elements),
          "--model: elements checked per parameter, sampled from the seed (0 = all; slow)")
         ("eps", po::value(&eps)->default_value(eps, "1e-3"), "--model: finite-difference step")
+        ("atol", po::value(&atol)->default_value(atol, "2e-3"), "--model: absolute tolerance")
+        ("rtol", po::value(&rtol)->default_value(rtol, "1e-2"), "--model: relative tolerance")
         ("self-test", po::bool_switch(&self), "check the checker: a correct backward must pass, a 5 % off and an "
                                                "all-zero backward must fail");
     if (!parse_flags(argc, argv, desc,
@@ -173,7 +185,7 @@ int main(int argc, char** argv) {
     TAPE_CHECK(int(!op.empty()) + int(!model.empty()) + int(self) <= 1,
                "--op, --model and --self-test are alternatives: give at most one");
     if (self) return self_test();
-    if (!model.empty()) return check_model(model, batch, max_elements, eps, seed);
+    if (!model.empty()) return check_model(model, batch, max_elements, eps, atol, rtol, seed);
     return check_ops(op, seed);
   });
 }

@@ -38,7 +38,9 @@ using dnnl::prop_kind;
 // timing, so runs stay bit-reproducible.
 
 memory::desc plain_md(const Shape& s) { return dn::md(s, contiguous_strides(s)); }
-memory::desc any_md(const Shape& s) { return memory::desc(dn::dims(s), memory::data_type::f32, memory::format_tag::any); }
+memory::desc any_md(const Shape& s) {
+  return memory::desc(dn::dims(s), memory::data_type::f32, memory::format_tag::any);
+}
 
 /// The activation layouts a pass is offered (weights are always `any`).
 enum class Offer {

@@ -16,11 +16,11 @@ struct GradcheckOptions {
   /// Check at most this many elements of each input (0 = all), drawn without
   /// replacement from `seed`: whole networks have too many for every one.
   int64_t max_elements_per_input = 0;
-  /// Excuse elements that sit on a kink (ReLU at 0, a max-pool tie): where the
-  /// central difference fails, the one-sided differences (f(x+ε) − f(x))/ε and
-  /// (f(x) − f(x−ε))/ε differ by more than the tolerance, and the analytic value
-  /// lies between them (a valid subgradient). Counted in GradcheckResult::kinks
-  /// instead of failing. Off for single ops, whose samples avoid kinks.
+  /// Count an element that fails as a kink instead when f visibly bends within ±eps
+  /// (ReLU at 0, a max-pool switch): its one-sided slopes, or its slopes over eps/4
+  /// segments, differ by more than the tolerance plus their rounding noise. Finite
+  /// differences cannot judge such elements; a wrong backward where f is smooth
+  /// still fails. For whole networks; single ops' samples avoid kinks.
   bool excuse_kinks = false;
 };
 
@@ -30,7 +30,7 @@ struct GradcheckResult {
   float max_rel_err = 0.f;  ///< max |analytic − numeric| / (|numeric| + atol)
   std::string message;      ///< why it failed (which input, which element), or "ok"
   int64_t checked = 0;      ///< elements compared (over all inputs)
-  int64_t kinks = 0;        ///< elements excused as kinks (see excuse_kinks), not in the errors
+  int64_t kinks = 0;        ///< failing elements counted as kinks (excuse_kinks), not in the errors
 };
 
 /// Checks d(sum(f(inputs) ⊙ v))/d(input) for a random v against central

@@ -168,7 +168,8 @@ std::vector<OpInfo> build() {
     for (int64_t i = t.numel() - 1; i > 0; --i) std::swap(p[i], p[g.below(uint64_t(i + 1))]);
     return reshape(t * 0.01f, s).detach().requires_grad_();
   };
-  add_op({"max_pool2d", "convolution & pooling", "max_pool2d(x, 2)", "y = max over each 2×2 window; dx = g at the arg max",
+  add_op({"max_pool2d", "convolution & pooling", "max_pool2d(x, 2)",
+          "y = max over each 2×2 window; dx = g at the arg max",
           [](Generator& g) { return Inputs{distinct(g, {2, 3, 6, 6})}; },
           [](const Inputs& x) { return max_pool2d(x[0], 2); }});
   add_op({"max_pool2d_overlap", "convolution & pooling", "max_pool2d(x, 3, 2)",
