@@ -174,8 +174,8 @@ int main(int argc, char** argv) {
         ("eps", po::value(&eps)->default_value(eps, "1e-3"), "--model: finite-difference step")
         ("atol", po::value(&atol)->default_value(atol, "2e-3"), "--model: absolute tolerance")
         ("rtol", po::value(&rtol)->default_value(rtol, "1e-2"), "--model: relative tolerance")
-        ("self-test", po::bool_switch(&self), "check the checker: a correct backward must pass, a 5 % off and an "
-                                               "all-zero backward must fail");
+        ("self-test", po::bool_switch(&self),
+         "check the checker: a correct backward must pass, one 5%-off and an all-zero one must fail");
     if (!parse_flags(argc, argv, desc,
                      "usage: tape-gradcheck [--op NAME] [--seed N]\n"
                      "       tape-gradcheck --model mlp|deep|lenet5 [--batch N] [--max-elements N]\n"

@@ -14,8 +14,8 @@ namespace tape {
 namespace {
 
 constexpr const char* kFont = "Helvetica,Arial,sans-serif";
-constexpr double kVanishing = 1e-6;  // ‖grad‖ below this is drawn pale
-constexpr double kExploding = 1e3;   // ‖grad‖ above this is drawn red
+constexpr double kVanishing = 1e-6;  // a gradient L2 norm below this is drawn pale
+constexpr double kExploding = 1e3;   // ... and above this red
 
 /// Escapes a label for a double-quoted DOT string; '\n' becomes a DOT line break.
 std::string escape(const std::string& s) {
@@ -43,6 +43,9 @@ std::string op_label(const char* name) {
   return s;
 }
 
+/// "[2, 10]", or "scalar" for a zero-dimensional shape.
+std::string shape_label(const Shape& s) { return s.empty() ? "scalar" : shape_str(s); }
+
 std::string sci(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1e", v);
@@ -59,26 +62,26 @@ double l2_norm(const Tensor& t) {
 /// The attribute list of a leaf (parameter) node.
 std::string leaf_attrs(const Tensor& var, const Shape& shape, const DotOptions& opt) {
   std::string label = var.defined() && !var.name().empty() ? var.name() : "leaf";
-  label += cat("\n", shape_str(shape));
+  label += cat("\n", shape_label(shape));
   std::string fill = "#d9f2d0", border = "#4a8a3c", font = "#000000";
   if (opt.show_grad_norms) {
     const Tensor g = var.defined() ? var.grad() : Tensor();
     if (!g.defined()) {
-      label += "\n‖grad‖ none";
+      label += "\ngrad norm: none";
       fill = "#ffffff";
       border = "#999999";
     } else {
       const double n = l2_norm(g);
-      label += cat("\n‖grad‖ ", sci(n));
-      if (!(n >= kVanishing)) {  // also catches NaN
-        label += std::isnan(n) ? " (NaN)" : " (vanishing)";
+      label += cat("\ngrad norm ", sci(n));
+      if (std::isnan(n) || n > kExploding) {
+        label += std::isnan(n) ? " (NaN)" : " (exploding)";
+        fill = "#f7a1a1";
+        border = "#c00000";
+      } else if (n < kVanishing) {
+        label += " (vanishing)";
         fill = "#f2f2f2";
         border = "#bbbbbb";
         font = "#8c8c8c";
-      } else if (n > kExploding) {
-        label += " (exploding)";
-        fill = "#f7a1a1";
-        border = "#c00000";
       }
     }
   }
@@ -134,7 +137,7 @@ std::string to_dot(const Tensor& root, const DotOptions& opt) {
     if (const auto* leaf = dynamic_cast<const AccumulateGrad*>(n)) {
       os << leaf_attrs(leaf->variable(), n->output_shape(), opt);
     } else {
-      os << "label=\"" << escape(cat(op_label(n->name()), "\n", shape_str(n->output_shape())))
+      os << "label=\"" << escape(cat(op_label(n->name()), "\n", shape_label(n->output_shape())))
          << "\", shape=box, style=\"rounded,filled\", "
          << (i == 0 ? "fillcolor=\"#fde3bf\", color=\"#c0701c\"" : "fillcolor=\"#dce8f8\", color=\"#3b6ea8\"");
     }

@@ -24,7 +24,8 @@ Node::~Node() {
   draining = false;
 }
 
-SavedTensor::SavedTensor(const Tensor& t) : data_(t.defined() ? t.detach() : Tensor()), version_(t.defined() ? t.version() : 0) {}
+SavedTensor::SavedTensor(const Tensor& t, bool is_output)
+    : data_(t.defined() && is_output ? t.detach() : t), version_(t.defined() ? t.version() : 0) {}
 
 Tensor SavedTensor::unpack(const Node& owner) const {
   if (data_.defined() && data_.version() != version_)

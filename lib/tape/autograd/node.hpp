@@ -20,16 +20,19 @@ struct Edge {
 
 /// A tensor kept for backward, with the version it had when saved.
 /// unpack() throws if an in-place op modified it since.
+/// Note: an op's own output is saved as a detached alias (keeping the handle
+/// would make output → grad_fn → node → output a reference cycle); inputs are
+/// kept as they are, which saves an allocation per saved tensor.
 class SavedTensor {
  public:
   SavedTensor() = default;
-  explicit SavedTensor(const Tensor& t);
+  explicit SavedTensor(const Tensor& t, bool is_output = false);
   Tensor unpack(const Node& owner) const;
   bool defined() const { return data_.defined(); }
   void reset() { data_ = Tensor(); }
 
  private:
-  Tensor data_;          // detached alias: never holds a grad_fn, so no cycles
+  Tensor data_;          // the input itself, or a detached alias of an output
   uint32_t version_ = 0;
 };
 

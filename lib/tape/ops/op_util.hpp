@@ -12,9 +12,15 @@ namespace tape::detail {
 /// Elements below which a loop stays on one thread (team start-up costs more).
 constexpr int64_t kParallelGrain = 32768;
 
+// Note: small loops never enter an OpenMP region — even `if(false)` costs a
+// futex round trip in libgomp, which would dominate a 16-element op.
 template <class F>
 inline void parallel_for(int64_t n, F&& f) {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  if (n <= kParallelGrain) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) f(i);
 }
 
@@ -46,7 +52,8 @@ inline Tensor expand_copy(const Tensor& t, const Shape& shape) {
 template <size_t K>
 class SavingNode : public Node {
  public:
-  void save(size_t i, const Tensor& t) { saved_[i] = SavedTensor(t); }
+  /// Saves t for backward; pass is_output = true for the op's own output.
+  void save(size_t i, const Tensor& t, bool is_output = false) { saved_[i] = SavedTensor(t, is_output); }
   Tensor saved(size_t i) const { return saved_[i].unpack(*this); }
   void release_saved() override {
     for (auto& s : saved_) s.reset();
@@ -96,7 +103,7 @@ Tensor unary_op(const Tensor& x_in, Op op = {}) {
   if (any_requires_grad({&x_in})) {
     auto node = std::make_shared<UnaryBackward<Op>>(op);
     if (Op::kNeedsX) node->save(0, x);
-    if (Op::kNeedsY) node->save(1, y);
+    if (Op::kNeedsY) node->save(1, y, /*is_output=*/true);
     record(y, std::move(node), {&x_in});
   }
   return y;

@@ -51,8 +51,12 @@ Tensor reduce_sum(const Tensor& t_in, int64_t dim, bool keepdim, bool all, bool 
     d.n = t.numel();
     d.keep_shape = Shape(size_t(t.dim()), 1);
     double acc = 0;  // double accumulation: a loss over 60 000 samples stays exact to float precision
-#pragma omp parallel for reduction(+ : acc) if (d.n > kParallelGrain)
-    for (int64_t i = 0; i < d.n; ++i) acc += p[i];
+    if (d.n <= kParallelGrain) {
+      for (int64_t i = 0; i < d.n; ++i) acc += p[i];
+    } else {
+#pragma omp parallel for reduction(+ : acc)
+      for (int64_t i = 0; i < d.n; ++i) acc += p[i];
+    }
     out = full({}, float(is_mean ? acc / double(std::max<int64_t>(d.n, 1)) : acc));
   } else {
     dim = wrap_dim(dim, t.dim(), op);

@@ -85,7 +85,7 @@ Tensor softmax_impl(const Tensor& t, int64_t dim, bool log_space) {
     auto node = std::make_shared<SoftmaxBackward>();
     node->r = r;
     node->log_space = log_space;
-    node->save(0, y);
+    node->save(0, y, /*is_output=*/true);
     record(y, std::move(node), {&t});
   }
   return y;
