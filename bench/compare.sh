@@ -9,9 +9,12 @@ epochs=${1:-4}
 threads=${TAPE_NUM_THREADS:-2}
 export TAPE_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 
-if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  echo "compare: installing python3-torch"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch >/dev/null
+# Debian's torch calls whatever libblas.so.3 is selected; without OpenBLAS that is
+# the reference BLAS (~5 GFLOP/s), which would make the comparison meaningless.
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null || ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; then
+  echo "compare: installing python3-torch and OpenBLAS" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    python3-torch libopenblas0-pthread >/dev/null
 fi
 source tools/setup.sh
 tape_install_packages
