@@ -19,10 +19,12 @@ echo "== quiz 9: 784-50-10 MLP, Adam lr 0.01, batch 1000, 10 epochs"
 echo "== quiz 12 (short): LeNet-5, batch 128, 2 epochs"
 ./build/examples/mnist_lenet5 --batch-size 128 --epochs 2 --save out/lenet5.ckpt --plot out/lenet5.png
 
-if [ -x build/tools/make_digit_page ] && [ -x build/examples/digits ]; then
-  echo "== quiz 10: digits on a generated page"
-  ./build/tools/make_digit_page --out out/page.png --truth out/page.json
-  ./build/examples/digits --model out/lenet5.ckpt --image out/page.png --out out/page_annotated.png --json out/digits.json
-  echo "annotated image: out/page_annotated.png"
-fi
-echo "== done: loss curves out/mlp.png, out/lenet5.png; checkpoints out/*.ckpt"
+echo "== quiz 10: digits on generated pages (MNIST test digits), read with the LeNet-5 checkpoint"
+./build/tools/make_digit_page --out out/page.png --truth out/page.json --mode both
+for page in dark-on-light light-on-dark; do
+  ./build/examples/digits --model out/lenet5.ckpt --image "out/page-$page.png" \
+    --out "out/page-$page-annotated.png" --json "out/digits-$page.json" > "out/digits-$page.txt"
+  echo "  $(wc -l < "out/digits-$page.txt") digits read; annotated image: out/page-$page-annotated.png"
+done
+echo "== done: curves out/mlp.png, out/lenet5.png; checkpoints out/mlp.ckpt, out/lenet5.ckpt;"
+echo "   annotated digits out/page-*-annotated.png"
