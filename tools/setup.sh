@@ -28,5 +28,13 @@ tape_build() {
   if [ ! -f "$dir/build.ninja" ]; then
     meson setup "$dir" "$@" >/dev/null
   fi
-  ninja -C "$dir" >/dev/null
+  # keep the compiler output; show warnings (the build is meant to be warning-free)
+  if ! ninja -C "$dir" > "$dir/ninja.log" 2>&1; then
+    tail -40 "$dir/ninja.log"
+    return 1
+  fi
+  if grep -q "warning:" "$dir/ninja.log"; then
+    echo "setup: compiler warnings in $dir:"
+    grep "warning:" "$dir/ninja.log" | sort -u | head -20
+  fi
 }
