@@ -44,10 +44,10 @@ ModelSpec ModelSpec::lenet5() {
 
 std::string ModelSpec::to_string() const {
   if (kind == "lenet5") return "lenet5";
-  std::string sizes = "784";
-  for (int64_t h : hidden) sizes += "-" + std::to_string(h);
   std::ostringstream os;
-  os << "mlp:" << sizes << "-10:" << activation << ":dropout=" << dropout;
+  os << "mlp:784";
+  for (int64_t h : hidden) os << '-' << h;
+  os << "-10:" << activation << ":dropout=" << dropout;
   return os.str();
 }
 
@@ -97,13 +97,12 @@ std::shared_ptr<nn::Sequential> build_model(const ModelSpec& spec) {
   int64_t in = 784;
   for (size_t i = 0; i < spec.hidden.size(); ++i) {
     TAPE_CHECK(spec.hidden[i] > 0, "hidden size ", i + 1, " must be positive, got ", spec.hidden[i]);
-    const std::string k = std::to_string(i + 1);
-    net->push_back("fc" + k, std::make_shared<nn::Linear>(in, spec.hidden[i]));
-    net->push_back("act" + k, make_activation(spec.activation));
-    if (spec.dropout > 0.f) net->push_back("drop" + k, std::make_shared<nn::Dropout>(spec.dropout));
+    net->push_back(cat("fc", i + 1), std::make_shared<nn::Linear>(in, spec.hidden[i]));
+    net->push_back(cat("act", i + 1), make_activation(spec.activation));
+    if (spec.dropout > 0.f) net->push_back(cat("drop", i + 1), std::make_shared<nn::Dropout>(spec.dropout));
     in = spec.hidden[i];
   }
-  net->push_back("fc" + std::to_string(spec.hidden.size() + 1), std::make_shared<nn::Linear>(in, 10));
+  net->push_back(cat("fc", spec.hidden.size() + 1), std::make_shared<nn::Linear>(in, 10));
   return net;
 }
 

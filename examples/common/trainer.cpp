@@ -69,12 +69,12 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c, std::vect
   return std::make_unique<optim::Adam>(std::move(params), c.lr, 0.9, 0.999, 1e-8, c.weight_decay);
 }
 
-/// The learning rate of epoch e (0-based) under the schedule — closed forms,
-/// so a resumed run needs nothing but the epoch.
-double scheduled_lr(const TrainConfig& c, int e) {
-  if (c.schedule == "step") return c.lr * std::pow(0.1, e / std::max(1, c.epochs / 3));
-  if (c.schedule == "cosine") return 0.5 * c.lr * (1 + std::cos(M_PI * e / c.epochs));
-  return c.lr;
+/// The library's scheduler for --schedule (none: a constant rate). Schedulers
+/// are closed forms of the epoch, so a resumed run needs nothing but the epoch.
+std::unique_ptr<optim::LRScheduler> make_scheduler(const TrainConfig& c, optim::Optimizer& opt) {
+  if (c.schedule == "step") return std::make_unique<optim::StepLR>(opt, std::max(1, c.epochs / 3), 0.1);
+  if (c.schedule == "cosine") return std::make_unique<optim::CosineAnnealingLR>(opt, c.epochs);
+  return nullptr;
 }
 
 void write_plot(const std::vector<EpochStats>& h, const std::string& path) {
@@ -124,6 +124,7 @@ TrainResult train_mnist(const ModelSpec& spec, const TrainConfig& c) {
   manual_seed(c.seed);
   auto model = build_model(spec);
   auto opt = make_optimizer(c, model->parameters());
+  auto scheduler = make_scheduler(c, *opt);
   data::DataLoader loader(train, c.batch_size, /*shuffle=*/true, c.seed);
 
   TrainResult result;
@@ -163,7 +164,7 @@ TrainResult train_mnist(const ModelSpec& spec, const TrainConfig& c) {
   }
 
   for (int e = start_epoch; e < c.epochs; ++e) {
-    opt->set_lr(scheduled_lr(c, e));
+    if (scheduler) opt->set_lr(scheduler->lr_at(e));
     loader.set_epoch(e);
     model->train();
     ProgressBar bar(loader.num_batches());
