@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -22,29 +24,23 @@ inline double median_seconds(const std::function<void()>& f, int reps = 20, int 
   return t[t.size() / 2];
 }
 
-/// Peak resident set size of this process, in MB (from /proc/self/status VmHWM).
-inline double peak_rss_mb() {
+/// A memory figure from /proc/self/status ("VmHWM" peak, "VmRSS" current), in MB.
+inline double proc_status_mb(const char* key) {
   FILE* f = std::fopen("/proc/self/status", "r");
   if (!f) return 0;
   char line[256];
   double kb = 0;
+  const std::string prefix = std::string(key) + ":";
   while (std::fgets(line, sizeof line, f))
-    if (std::sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
+    if (std::strncmp(line, prefix.c_str(), prefix.size()) == 0) {
+      kb = std::atof(line + prefix.size());
+      break;
+    }
   std::fclose(f);
   return kb / 1024;
 }
-
-/// Current resident set size in MB (VmRSS).
-inline double rss_mb() {
-  FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  double kb = 0;
-  while (std::fgets(line, sizeof line, f))
-    if (std::sscanf(line, "VmRSS: %lf kB", &kb) == 1) break;
-  std::fclose(f);
-  return kb / 1024;
-}
+inline double peak_rss_mb() { return proc_status_mb("VmHWM"); }
+inline double rss_mb() { return proc_status_mb("VmRSS"); }
 
 /// One result row: "name  value unit" (machine-readable: name|value|unit with --tsv).
 inline void row(const std::string& name, double value, const std::string& unit) {
