@@ -82,8 +82,12 @@ class UnaryBackward final : public SavingNode<2> {
     const float* py = Op::kNeedsY ? y.data<float>() : nullptr;
     float* pd = dx.data<float>();
     const Op op = op_;
+    // which of x / y is read is decided at compile time, so the loop vectorises
     parallel_for(g.numel(), [&](int64_t i) {
-      pd[i] = pg[i] * op.df(px ? px[i] : 0.f, py ? py[i] : 0.f);
+      float xv = 0.f, yv = 0.f;
+      if constexpr (Op::kNeedsX) xv = px[i];
+      if constexpr (Op::kNeedsY) yv = py[i];
+      pd[i] = pg[i] * op.df(xv, yv);
     });
     return {dx};
   }
