@@ -75,7 +75,6 @@ struct Printer {
     for (size_t d = 0; d < nd; ++d) items[d] = dim_items(d);
     std::vector<size_t> pos(nd, 0);
     size_t d = 0;
-    int64_t off = 0;
     std::vector<int64_t> base(nd + 1, 0);
     os << "[";
     while (true) {
@@ -108,7 +107,6 @@ struct Printer {
         --d;
       }
     }
-    (void)off;
   }
 };
 
