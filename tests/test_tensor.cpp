@@ -105,3 +105,20 @@ TEST_CASE("allocator: a steady loop reuses cached blocks") {
   for (int i = 0; i < 100; ++i) Tensor t = zeros({1000, 50});
   CHECK(allocator_stats().system_allocs == before);
 }
+
+TEST_CASE("allocator: a freed large block is split for smaller tensors and merged again") {
+  empty_cache();
+  { Tensor big = Tensor::empty({4 << 20}); }  // 16 MiB, now cached
+  const auto before = allocator_stats();
+  {
+    Tensor a = Tensor::empty({1 << 20}), b = Tensor::empty({2 << 20});  // 4 + 8 MiB carved from it
+    CHECK(allocator_stats().system_allocs == before.system_allocs);
+    CHECK(allocator_stats().bytes_in_use >= before.bytes_in_use + (12u << 20));
+  }
+  { Tensor again = Tensor::empty({4 << 20}); }  // the pieces merged back into 16 MiB
+  CHECK(allocator_stats().system_allocs == before.system_allocs);
+  CHECK(allocator_stats().peak_bytes_in_use >= (16u << 20));
+  const size_t cached = allocator_stats().bytes_cached;
+  empty_cache();  // the segment has no live block: it goes back to the system
+  CHECK(allocator_stats().bytes_cached + (16u << 20) <= cached);
+}

@@ -10,12 +10,14 @@ namespace tape {
 /// Caching allocator statistics (see docs/architecture.md, "Memory").
 struct AllocatorStats {
   size_t bytes_in_use = 0;     ///< handed out to live storages
+  size_t peak_bytes_in_use = 0;  ///< the most ever handed out at once
   size_t bytes_cached = 0;     ///< freed, kept for reuse
   size_t system_allocs = 0;    ///< calls that reached the system allocator
   size_t cache_hits = 0;
 };
 AllocatorStats allocator_stats();
-/// Returns every cached block to the system.
+/// Returns cached memory to the system: the small free lists and every large
+/// segment that has no live block.
 void empty_cache();
 
 class Storage {
