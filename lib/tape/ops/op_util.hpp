@@ -14,9 +14,10 @@ constexpr int64_t kParallelGrain = 32768;
 
 // Note: small loops never enter an OpenMP region — even `if(false)` costs a
 // futex round trip in libgomp, which would dominate a 16-element op.
+/// `cost` is the elements one iteration touches (1 for elementwise loops).
 template <class F>
-inline void parallel_for(int64_t n, F&& f) {
-  if (n <= kParallelGrain) {
+inline void parallel_for(int64_t n, F&& f, int64_t cost = 1) {
+  if (n * cost <= kParallelGrain || n == 1) {
     for (int64_t i = 0; i < n; ++i) f(i);
     return;
   }
