@@ -303,3 +303,47 @@ TEST_CASE("max_pool2d: errors name the op and the shapes") {
   CHECK_THROWS_WITH_AS(max_pool2d(zeros({2, 3, 4, 4}, Dtype::Int64), 2),
                        "max_pool2d: input must be Float32, got Int64 tensor of shape [2, 3, 4, 4]", Error);
 }
+
+TEST_CASE("conv2d: a batch run in slices gives the direct loops' values and gradients") {
+  // 450 LeNet-5 conv1 images: several oneDNN calls, the nChw16c → NCHW loop,
+  // and weight gradients summed over slices
+  Generator g(11);
+  const int64_t N = 450, O = 6, H = 28, K = 5, HO = H - K + 1;
+  Tensor x = uniform({N, 1, H, H}, g).requires_grad_();
+  Tensor w = uniform({O, 1, K, K}, g).requires_grad_(), b = uniform({O}, g).requires_grad_();
+  Tensor up = uniform({N, O, HO, HO}, g);
+  Tensor y = conv2d(x, w, b);
+  CHECK(max_abs_diff(y, naive_conv(x, w, b, 1, 0)) < 1e-4f);
+  (y * up).sum().backward();
+
+  const auto xv = x.to_vector<float>(), wv = w.to_vector<float>(), uv = up.to_vector<float>();
+  // exact sums, and sums of |terms| (the scale of float rounding in the result)
+  std::vector<double> dw(size_t(O * K * K), 0.0), db(size_t(O), 0.0), dx(size_t(N * H * H), 0.0);
+  std::vector<double> dw_abs(dw.size(), 0.0), db_abs(db.size(), 0.0), dx_abs(dx.size(), 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t i = 0; i < HO; ++i)
+        for (int64_t j = 0; j < HO; ++j) {
+          const double gv = uv[size_t(((n * O + o) * HO + i) * HO + j)];
+          db[size_t(o)] += gv;
+          db_abs[size_t(o)] += std::abs(gv);
+          for (int64_t a = 0; a < K; ++a)
+            for (int64_t e = 0; e < K; ++e) {
+              const size_t wi = size_t((o * K + a) * K + e), xi = size_t((n * H + i + a) * H + j + e);
+              dw[wi] += gv * xv[xi];
+              dw_abs[wi] += std::abs(gv * xv[xi]);
+              dx[xi] += gv * wv[wi];
+              dx_abs[xi] += std::abs(gv * wv[wi]);
+            }
+        }
+  // a missing or doubled slice would be off by a third of the scale
+  const auto close = [](const Tensor& got, const std::vector<double>& want, const std::vector<double>& scale) {
+    const auto v = got.to_vector<float>();
+    double worst = 0;
+    for (size_t i = 0; i < v.size(); ++i) worst = std::max(worst, std::abs(v[i] - want[i]) / (1e-3 + scale[i]));
+    return worst < 1e-5;
+  };
+  CHECK(close(w.grad(), dw, dw_abs));
+  CHECK(close(b.grad(), db, db_abs));
+  CHECK(close(x.grad(), dx, dx_abs));
+}
