@@ -50,6 +50,30 @@ TEST_CASE("ops: unary math and activations") {
   CHECK(sigmoid(tensor({-1000.f, 1000.f}, {2})).to_vector<float>() == std::vector<float>{0.f, 1.f});
 }
 
+TEST_CASE("ops: large tensors take the vectorised activation kernels and agree with libm") {
+  // 20 000 elements (above kBulkMinimum) spanning [-12, 12]
+  const int64_t n = 20000;
+  std::vector<float> xs(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) xs[size_t(i)] = -12.f + 24.f * float(i) / float(n - 1);
+  Tensor x = tensor(xs, {n});
+  const auto worst = [&](const Tensor& y, float (*ref)(float)) {
+    const auto v = y.to_vector<float>();
+    double w = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = ref(xs[size_t(i)]);
+      w = std::max(w, std::abs(v[size_t(i)] - want) / (1e-3 + std::abs(want)));
+    }
+    return w;
+  };
+  CHECK(worst(tanh(x), [](float v) { return std::tanh(v); }) < 1e-5);
+  CHECK(worst(sigmoid(x), [](float v) { return 1.f / (1.f + std::exp(-v)); }) < 1e-5);
+  CHECK(worst(elu(x), [](float v) { return v > 0 ? v : std::expm1(v); }) < 1e-5);
+  CHECK(worst(selu(x), [](float v) {
+          return 1.0507009873554805f * (v > 0 ? v : 1.6732632423543772f * std::expm1(v));
+        }) < 1e-5);
+  CHECK(worst(elu(x, 0.5f), [](float v) { return v > 0 ? v : 0.5f * std::expm1(v); }) < 1e-5);
+}
+
 TEST_CASE("ops: matmul and linear") {
   Tensor a = tensor({1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor b = tensor({1, 0, 0, 1, 1, 1}, {3, 2});

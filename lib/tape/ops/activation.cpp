@@ -1,7 +1,10 @@
 // Activation functions: each is one small struct turned into forward + backward
-// by detail::unary_op (see op_util.hpp).
+// by detail::unary_op (see op_util.hpp). tanh, sigmoid, elu and selu give large
+// tensors (≥ kBulkMinimum elements) to oneDNN's JIT eltwise through bulk():
+// their scalar f() calls libm once per element.
 #include <cmath>
 
+#include "tape/backend/eltwise.hpp"
 #include "tape/ops/op_util.hpp"
 
 namespace tape {
@@ -33,6 +36,7 @@ struct EluOp {
   float alpha;
   float f(float x) const { return x > 0.f ? x : alpha * std::expm1(x); }
   float df(float x, float y) const { return x > 0.f ? 1.f : y + alpha; }
+  void bulk(const float* x, float* y, int64_t n) const { backend::eltwise_forward(backend::Eltwise::Elu, alpha, x, y, n); }
 };
 // Forward: y = λ·elu(x, α) with λ≈1.0507, α≈1.6733   Backward: dx = g·λ·(1 or eˣ·α)
 struct SeluOp {
@@ -42,6 +46,10 @@ struct SeluOp {
   static constexpr float kAlpha = 1.6732632423543772f, kScale = 1.0507009873554805f;
   float f(float x) const { return x > 0.f ? kScale * x : kScale * kAlpha * std::expm1(x); }
   float df(float x, float y) const { return x > 0.f ? kScale : y + kScale * kAlpha; }
+  void bulk(const float* x, float* y, int64_t n) const {  // oneDNN 2.6 has no SELU: elu, then scale
+    backend::eltwise_forward(backend::Eltwise::Elu, kAlpha, x, y, n);
+    parallel_for(n, [&](int64_t i) { y[i] *= kScale; });
+  }
 };
 // Forward: y = tanh x                    Backward: dx = g·(1 − y²)
 struct TanhOp {
@@ -50,6 +58,7 @@ struct TanhOp {
   static constexpr bool kNeedsX = false, kNeedsY = true;
   float f(float x) const { return std::tanh(x); }
   float df(float, float y) const { return 1.f - y * y; }
+  void bulk(const float* x, float* y, int64_t n) const { backend::eltwise_forward(backend::Eltwise::Tanh, 0.f, x, y, n); }
 };
 // Forward: y = 1 / (1 + e⁻ˣ)             Backward: dx = g·y(1 − y)
 struct SigmoidOp {
@@ -58,6 +67,9 @@ struct SigmoidOp {
   static constexpr bool kNeedsX = false, kNeedsY = true;
   float f(float x) const { return x >= 0.f ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x)); }
   float df(float, float y) const { return y * (1.f - y); }
+  void bulk(const float* x, float* y, int64_t n) const {
+    backend::eltwise_forward(backend::Eltwise::Logistic, 0.f, x, y, n);
+  }
 };
 }  // namespace
 

@@ -11,6 +11,8 @@ namespace tape::detail {
 
 /// Elements below which a loop stays on one thread (team start-up costs more).
 constexpr int64_t kParallelGrain = 32768;
+/// Elements from which a unary op with a bulk() kernel uses it.
+constexpr int64_t kBulkMinimum = 4096;
 
 // Note: small loops never enter an OpenMP region — even `if(false)` costs a
 // futex round trip in libgomp, which would dominate a 16-element op.
@@ -104,7 +106,13 @@ Tensor unary_op(const Tensor& x_in, Op op = {}) {
   Tensor y = Tensor::empty(x.shape());
   const float* px = x.data<float>();
   float* py = y.data<float>();
-  parallel_for(x.numel(), [&](int64_t i) { py[i] = op.f(px[i]); });
+  const int64_t n = x.numel();
+  // an op may hand large tensors to a vectorised kernel (oneDNN eltwise) instead
+  // of calling a libm function per element
+  bool done = false;
+  if constexpr (requires { op.bulk(px, py, n); })
+    if (n >= kBulkMinimum) done = (op.bulk(px, py, n), true);
+  if (!done) parallel_for(n, [&](int64_t i) { py[i] = op.f(px[i]); });
   if (any_requires_grad({&x_in})) {
     auto node = std::make_shared<UnaryBackward<Op>>(op);
     if (Op::kNeedsX) node->save(0, x);
