@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <tape/tape.hpp>
 
 using namespace tape;
@@ -143,4 +144,29 @@ TEST_CASE("autograd: leaf gradients are independent buffers") {
   CHECK(b.grad().item() == 2.f);
   a.set_grad({});
   CHECK(!a.grad().defined());
+}
+
+TEST_CASE("autograd: an elementwise backward that writes over its incoming gradient corrupts nothing shared") {
+  Generator gen(5);
+  Tensor x = (rand({64, 50}, gen) - 0.5f).requires_grad_();
+  Tensor g = rand({64, 50}, gen);
+  const auto g_before = g.to_vector<float>(), xv = x.to_vector<float>();
+
+  // the caller's gradient is shared with the caller: it must come back untouched
+  relu(x).backward(g);
+  CHECK(g.to_vector<float>() == g_before);
+  const auto dx1 = x.grad().to_vector<float>();
+  for (size_t i = 0; i < xv.size(); ++i) CHECK(dx1[i] == (xv[i] > 0 ? g_before[i] : 0.f));
+
+  // one gradient buffer reaches two consumers (add's backward passes it to both)
+  x.set_grad({});
+  Tensor y = relu(x * 2.f) + tanh(x * 2.f);
+  y.backward(g);
+  const auto dx2 = x.grad().to_vector<float>();
+  for (size_t i = 0; i < xv.size(); ++i) {
+    const float t = std::tanh(2.f * xv[i]);
+    const float want = 2.f * g_before[i] * ((xv[i] > 0 ? 1.f : 0.f) + (1.f - t * t));
+    CHECK(dx2[i] == doctest::Approx(want).epsilon(1e-5));
+  }
+  CHECK(g.to_vector<float>() == g_before);
 }
