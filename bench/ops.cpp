@@ -126,7 +126,7 @@ void conv(const char* name, int64_t n, int64_t c, int64_t hw, int64_t o, int64_t
   if (need_dx) x.requires_grad_();
   Tensor w = (randn({o, c, k, k}) * 0.1f).requires_grad_(), b = zeros({o}).requires_grad_();
   Tensor g = ones({n, o, hw - k + 1, hw - k + 1});
-  double t = median_seconds([&] { conv2d(x, w, b).backward(g); }, 10, 2);
+  double t = median_seconds([&] { conv2d(x, w, b).backward(g); }, 30, 3);
   double raw = raw_conv(n, c, hw, o, k, need_dx);
   row(cat(name, " fwd+bwd (tape)"), t * 1e3, "ms");
   row(cat(name, " fwd+bwd (raw oneDNN, blocked, no reorders)"), raw * 1e3, "ms");

@@ -112,7 +112,7 @@ def ops():
         ww = (torch.randn(o, c, 5, 5) * 0.1).requires_grad_()
         bb = torch.zeros(o, requires_grad=True)
         gg = torch.ones(1000, o, hw - 4, hw - 4)
-        t = median(lambda: F.conv2d(xx, ww, bb).backward(gg), 10, 2)
+        t = median(lambda: F.conv2d(xx, ww, bb).backward(gg), 30, 3)
         row(f"{name} fwd+bwd (tape)", t * 1e3, "ms")
     a, b2 = torch.randn(1024, 1024), torch.randn(1024, 1024)
     t = median(lambda: a @ b2, 10, 2)
