@@ -36,7 +36,9 @@ struct EluOp {
   float alpha;
   float f(float x) const { return x > 0.f ? x : alpha * std::expm1(x); }
   float df(float x, float y) const { return x > 0.f ? 1.f : y + alpha; }
-  void bulk(const float* x, float* y, int64_t n) const { backend::eltwise_forward(backend::Eltwise::Elu, alpha, x, y, n); }
+  void bulk(const float* x, float* y, int64_t n) const {
+    backend::eltwise_forward(backend::Eltwise::Elu, alpha, x, y, n);
+  }
 };
 // Forward: y = λ·elu(x, α) with λ≈1.0507, α≈1.6733   Backward: dx = g·λ·(1 or eˣ·α)
 struct SeluOp {
@@ -58,7 +60,9 @@ struct TanhOp {
   static constexpr bool kNeedsX = false, kNeedsY = true;
   float f(float x) const { return std::tanh(x); }
   float df(float, float y) const { return 1.f - y * y; }
-  void bulk(const float* x, float* y, int64_t n) const { backend::eltwise_forward(backend::Eltwise::Tanh, 0.f, x, y, n); }
+  void bulk(const float* x, float* y, int64_t n) const {
+    backend::eltwise_forward(backend::Eltwise::Tanh, 0.f, x, y, n);
+  }
 };
 // Forward: y = 1 / (1 + e⁻ˣ)             Backward: dx = g·y(1 − y)
 struct SigmoidOp {

@@ -110,8 +110,8 @@ Arg make_arg(const memory::desc& chosen, const Shape& shape, bool is_input) {
   if (chosen == plain) return {chosen, plain, std::nullopt};
   const auto& from = is_input ? plain : chosen;
   const auto& to = is_input ? chosen : plain;
-  const bool nchw16c = shape.size() == 4 && shape[1] < 16 && chosen == memory::desc(dn::dims(shape), memory::data_type::f32,
-                                                                   memory::format_tag::nChw16c);
+  const bool nchw16c = shape.size() == 4 && shape[1] < 16 &&
+                       chosen == memory::desc(dn::dims(shape), memory::data_type::f32, memory::format_tag::nChw16c);
   return {chosen, plain, dnnl::reorder(dnnl::reorder::primitive_desc(dn::engine(), from, dn::engine(), to)),
           !is_input && nchw16c};
 }
@@ -209,7 +209,8 @@ constexpr int64_t kStagingBytes = int64_t(16) << 20;
 /// Images per primitive call for a batch of `s.x[0]`.
 int64_t images_per_call(const ConvShape& s) {
   const auto padded = [](int64_t c) { return (c + 15) / 16 * 16; };
-  const int64_t per_image = int64_t(sizeof(float)) * (padded(s.x[1]) * s.x[2] * s.x[3] + padded(s.y[1]) * s.y[2] * s.y[3]);
+  const int64_t per_image =
+      int64_t(sizeof(float)) * (padded(s.x[1]) * s.x[2] * s.x[3] + padded(s.y[1]) * s.y[2] * s.y[3]);
   const int64_t n = s.x[0], most = std::clamp<int64_t>(kStagingBytes / per_image, 1, n);
   const int64_t calls = (n + most - 1) / most;
   return (n + calls - 1) / calls;
