@@ -347,3 +347,57 @@ TEST_CASE("conv2d: a batch run in slices gives the direct loops' values and grad
   CHECK(close(b.grad(), db, db_abs));
   CHECK(close(x.grad(), dx, dx_abs));
 }
+
+TEST_CASE("relu → max_pool2d keeps no activation alive: only ReLU's sign bytes and the pool's arg max") {
+  Generator g(4);
+  Tensor w = uniform({6, 1, 5, 5}, g).requires_grad_();
+  Tensor x = uniform({64, 1, 28, 28}, g);
+  Tensor c = conv2d(x, w);
+  Tensor r = relu(c);
+  const size_t activation = size_t(r.numel()) * sizeof(float);
+  Tensor p = max_pool2d(r, 2);
+  const size_t before = allocator_stats().bytes_in_use;
+  c = Tensor();
+  r = Tensor();  // neither ReLU's node nor the pool's holds it
+  CHECK(allocator_stats().bytes_in_use + 2 * activation <= before);
+  // and the gradient is still right: compare with a graph that keeps everything
+  p.sum().backward();
+  const auto dw = w.grad().to_vector<float>();
+  Tensor w2 = w.detach().clone().requires_grad_();
+  Tensor r2 = relu(conv2d(x, w2));
+  max_pool2d(r2, 2).sum().backward();
+  CHECK(w2.grad().to_vector<float>() == dw);
+}
+
+TEST_CASE("max_pool2d: backward still notices an in-place change of an input it no longer holds") {
+  Generator g(6);
+  Tensor xr = uniform({1, 1, 4, 4}, g).requires_grad_();
+  Tensor z = max_pool2d(relu(xr), 2);
+  // the relu output is gone (only the pool read it): its watch has expired, and
+  // backward must neither throw nor lose the arg max
+  z.sum().backward();
+  const auto xv = xr.to_vector<float>(), dx = xr.grad().to_vector<float>();
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 2; ++j) {
+      size_t best = size_t((2 * i) * 4 + 2 * j);
+      for (int64_t a = 0; a < 2; ++a)
+        for (int64_t e = 0; e < 2; ++e) {
+          const size_t k = size_t((2 * i + a) * 4 + 2 * j + e);
+          if (std::max(xv[k], 0.f) > std::max(xv[best], 0.f)) best = k;
+        }
+      for (int64_t a = 0; a < 2; ++a)
+        for (int64_t e = 0; e < 2; ++e) {
+          const size_t k = size_t((2 * i + a) * 4 + 2 * j + e);
+          CHECK(dx[k] == (k == best && xv[k] > 0 ? 1.f : 0.f));
+        }
+    }
+
+  // while the input is alive, an in-place change is still caught
+  Tensor h = xr * 2.f;
+  Tensor z2 = max_pool2d(h, 2);
+  {
+    NoGradGuard no_grad;
+    h.add_(1.f);
+  }
+  CHECK_THROWS_WITH_AS(z2.sum().backward(), Contains("modified by an in-place operation"), Error);
+}

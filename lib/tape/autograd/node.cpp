@@ -27,13 +27,28 @@ Node::~Node() {
 SavedTensor::SavedTensor(const Tensor& t, bool is_output)
     : data_(t.defined() && is_output ? t.detach() : t), version_(t.defined() ? t.version() : 0) {}
 
+namespace {
+[[noreturn]] void modified_in_place(const Node& owner, const Shape& shape, uint32_t now, uint32_t expected) {
+  throw Error(cat("backward of ", owner.name(), ": a tensor of shape ", shape,
+                  " saved for the gradient was modified by an in-place operation: it is at version ", now,
+                  ", expected version ", expected, " (clone() it before modifying, or modify a copy)"));
+}
+}  // namespace
+
 Tensor SavedTensor::unpack(const Node& owner) const {
-  if (data_.defined() && data_.version() != version_)
-    throw Error(cat("backward of ", owner.name(), ": a tensor of shape ", data_.shape(),
-                    " saved for the gradient was modified by an in-place operation: it is at version ",
-                    data_.version(), ", expected version ", version_,
-                    " (clone() it before modifying, or modify a copy)"));
+  if (data_.defined() && data_.version() != version_) modified_in_place(owner, data_.shape(), data_.version(), version_);
   return data_;
+}
+
+SavedVersion::SavedVersion(const Tensor& t)
+    : storage_(t.impl()->storage), shape_(t.shape()), version_(t.version()) {}
+
+void SavedVersion::check(const Node& owner) const {
+  if (auto s = storage_.lock(); s && s->version() != version_) modified_in_place(owner, shape_, s->version(), version_);
+}
+
+bool sole_owner(const Tensor& t) {
+  return t.defined() && t.impl_ptr().use_count() == 1 && t.impl()->storage.use_count() == 1;
 }
 
 std::vector<Tensor> AccumulateGrad::apply(const Tensor& g) {
@@ -42,9 +57,7 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& g) {
              " does not match the leaf's shape ", leaf_->shape);
   if (!m.grad) {
     // Own the buffer: the same gradient tensor may also flow to another input.
-    const bool exclusive = g.impl_ptr().use_count() == 1 && g.impl()->storage.use_count() == 1 &&
-                           g.is_contiguous();
-    m.grad = exclusive ? g.detach().impl_ptr() : g.clone().detach().impl_ptr();
+    m.grad = sole_owner(g) && g.is_contiguous() ? g.detach().impl_ptr() : g.clone().detach().impl_ptr();
   } else {
     Tensor(m.grad).add_(g);
   }

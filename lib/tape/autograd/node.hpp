@@ -36,6 +36,28 @@ class SavedTensor {
   uint32_t version_ = 0;
 };
 
+/// The version a tensor had when an op read it, without keeping its data alive:
+/// for ops whose backward reads something derived from an input (max pooling's
+/// arg max) rather than the input. check() throws, like SavedTensor::unpack, if
+/// an in-place op has changed the tensor since; a tensor that is gone can no
+/// longer change.
+class SavedVersion {
+ public:
+  SavedVersion() = default;
+  explicit SavedVersion(const Tensor& t);
+  void check(const Node& owner) const;
+  void reset() { storage_.reset(); }
+
+ private:
+  std::weak_ptr<Storage> storage_;
+  Shape shape_;
+  uint32_t version_ = 0;
+};
+
+/// True when `t` is the only handle to its TensorImpl and no other TensorImpl
+/// shares its storage: whoever holds `t` may reuse the buffer.
+bool sole_owner(const Tensor& t);
+
 /// One recorded op. apply() maps the gradient of its output to one gradient per
 /// next edge (undefined where that input needs none).
 class Node {

@@ -15,18 +15,18 @@ namespace {
 struct ReluOp {
   static constexpr const char* kName = "relu";
   static constexpr const char* kBackwardName = "ReluBackward";
-  static constexpr bool kNeedsX = false, kNeedsY = true;
+  static constexpr bool kSignOnly = true;
   float f(float x) const { return x > 0.f ? x : 0.f; }
-  float df(float, float y) const { return y > 0.f ? 1.f : 0.f; }
+  float df_sign(bool positive) const { return positive ? 1.f : 0.f; }
 };
 // Forward: y = x if x > 0 else s·x       Backward: dx = g·(1 or s)
 struct LeakyReluOp {
   static constexpr const char* kName = "leaky_relu";
   static constexpr const char* kBackwardName = "LeakyReluBackward";
-  static constexpr bool kNeedsX = true, kNeedsY = false;
+  static constexpr bool kSignOnly = true;
   float slope;
   float f(float x) const { return x > 0.f ? x : slope * x; }
-  float df(float x, float) const { return x > 0.f ? 1.f : slope; }
+  float df_sign(bool positive) const { return positive ? 1.f : slope; }
 };
 // Forward: y = x if x > 0 else α(eˣ − 1)  Backward: dx = g·(1 or y + α)
 struct EluOp {

@@ -27,6 +27,22 @@ inline void parallel_for(int64_t n, F&& f, int64_t cost = 1) {
   for (int64_t i = 0; i < n; ++i) f(i);
 }
 
+/// Like parallel_for, but hands each thread one contiguous range [begin, end):
+/// for loops that need restrict-qualified pointers to vectorise (a byte store
+/// may alias anything, so without them GCC keeps such a loop scalar).
+template <class F>
+inline void parallel_ranges(int64_t n, F&& f) {
+  if (n <= kParallelGrain) {
+    f(int64_t(0), n);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    f(n * t / nt, n * (t + 1) / nt);
+  }
+}
+
 inline void check_float(const Tensor& t, const char* op, const char* arg = "input") {
   TAPE_CHECK(t.defined(), op, ": ", arg, " is an undefined tensor");
   TAPE_CHECK(t.dtype() == Dtype::Float32, op, ": ", arg, " must be Float32, got ", dtype_name(t.dtype()),
@@ -56,8 +72,7 @@ inline Tensor expand_copy(const Tensor& t, const Shape& shape) {
 // elementwise backward may write its result over it: at LeNet-5's peak (ReLU
 // after conv1, batch 2500) that is one 35 MB buffer less.
 inline bool reusable(const Tensor& g) {
-  return g.impl_ptr().use_count() == 1 && g.impl()->storage.use_count() == 1 && g.impl()->offset == 0 &&
-         g.is_contiguous() && !g.requires_grad();
+  return sole_owner(g) && g.impl()->offset == 0 && g.is_contiguous() && !g.requires_grad();
 }
 
 /// Node that remembers a list of saved tensors and frees them after backward.
@@ -80,6 +95,15 @@ class SavingNode : public Node {
 // An op is a small struct: name, forward f(x), derivative df(x, y) (dy/dx given
 // input and output) and which of x / y backward needs. One template turns it
 // into a forward loop plus a Node, so no kernel is written twice.
+//
+// Note: an op whose derivative depends only on whether x > 0 (ReLU, leaky ReLU)
+// sets kSignOnly and gives the two slopes df_sign(true / false) instead. Its
+// node keeps one byte per element rather than a float tensor, so the output can
+// be freed as soon as its consumers are done with it — after a max pool, which
+// keeps only its arg max, right away (35 MB at LeNet-5's batch 2500).
+template <class Op>
+constexpr bool sign_only = requires { requires Op::kSignOnly; };
+
 template <class Op>
 class UnaryBackward final : public SavingNode<2> {
  public:
@@ -111,6 +135,34 @@ class UnaryBackward final : public SavingNode<2> {
 };
 
 template <class Op>
+class SignBackward final : public Node {
+ public:
+  SignBackward(Op op, std::shared_ptr<Storage> positive) : op_(op), positive_(std::move(positive)) {}
+  const char* name() const override { return Op::kBackwardName; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    const bool reuse = reusable(g);
+    Tensor gc = g.contiguous();
+    Tensor dx = reuse ? gc : Tensor::empty(g.shape());
+    const float* pg = gc.data<float>();
+    const auto* pos = static_cast<const uint8_t*>(positive_->data());
+    float* pd = dx.data<float>();
+    const float up = op_.df_sign(true), down = op_.df_sign(false);
+    parallel_ranges(g.numel(), [=](int64_t begin, int64_t end) {
+      const float* __restrict g_ = pg;
+      const uint8_t* __restrict p_ = pos;
+      float* __restrict d_ = pd;
+      for (int64_t i = begin; i < end; ++i) d_[i] = g_[i] * (p_[i] ? up : down);
+    });
+    return {dx};
+  }
+  void release_saved() override { positive_.reset(); }
+
+ private:
+  Op op_;
+  std::shared_ptr<Storage> positive_;  // one byte per element: x > 0
+};
+
+template <class Op>
 Tensor unary_op(const Tensor& x_in, Op op = {}) {
   check_float(x_in, Op::kName);
   Tensor x = contig(x_in);
@@ -118,17 +170,37 @@ Tensor unary_op(const Tensor& x_in, Op op = {}) {
   const float* px = x.data<float>();
   float* py = y.data<float>();
   const int64_t n = x.numel();
+  const bool recording = any_requires_grad({&x_in});
+  if constexpr (sign_only<Op>) {
+    if (recording) {  // the forward loop also records where x > 0
+      auto positive = std::make_shared<Storage>(size_t(std::max<int64_t>(n, 1)));
+      auto* pos = static_cast<uint8_t*>(positive->data());
+      parallel_ranges(n, [=](int64_t begin, int64_t end) {
+        const float* __restrict x_ = px;
+        float* __restrict y_ = py;
+        uint8_t* __restrict p_ = pos;
+        for (int64_t i = begin; i < end; ++i) {
+          p_[i] = x_[i] > 0.f;
+          y_[i] = op.f(x_[i]);
+        }
+      });
+      record(y, std::make_shared<SignBackward<Op>>(op, std::move(positive)), {&x_in});
+      return y;
+    }
+  }
   // an op may hand large tensors to a vectorised kernel (oneDNN eltwise) instead
   // of calling a libm function per element
   bool done = false;
   if constexpr (requires { op.bulk(px, py, n); })
     if (n >= kBulkMinimum) done = (op.bulk(px, py, n), true);
   if (!done) parallel_for(n, [&](int64_t i) { py[i] = op.f(px[i]); });
-  if (any_requires_grad({&x_in})) {
-    auto node = std::make_shared<UnaryBackward<Op>>(op);
-    if (Op::kNeedsX) node->save(0, x);
-    if (Op::kNeedsY) node->save(1, y, /*is_output=*/true);
-    record(y, std::move(node), {&x_in});
+  if constexpr (!sign_only<Op>) {
+    if (recording) {
+      auto node = std::make_shared<UnaryBackward<Op>>(op);
+      if (Op::kNeedsX) node->save(0, x);
+      if (Op::kNeedsY) node->save(1, y, /*is_output=*/true);
+      record(y, std::move(node), {&x_in});
+    }
   }
   return y;
 }

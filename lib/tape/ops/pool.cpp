@@ -69,12 +69,17 @@ Tensor buffer_for(const memory::desc& d) {
 // Forward: y[n,c,i,j] = max_{a,b < k} x[n,c, i·s + a, j·s + b]
 // Backward: dx[n,c,h,w] = Σ_{(i,j) whose window's arg max is (h,w)} g[n,c,i,j]
 // The arg max positions come from the forward's oneDNN workspace.
-class MaxPool2dBackward final : public SavingNode<1> {
+// Note: backward reads only the workspace, so the node does not keep x alive
+// (at LeNet-5's peak that is conv1's 35 MB activation, which ReLU no longer
+// needs either); it only watches x's version, because an in-place change to x
+// would make the arg max stale.
+class MaxPool2dBackward final : public Node {
  public:
-  MaxPool2dBackward(PoolShape s, Tensor workspace) : shape_(std::move(s)), workspace_(std::move(workspace)) {}
+  MaxPool2dBackward(PoolShape s, Tensor workspace, const Tensor& x)
+      : shape_(std::move(s)), workspace_(std::move(workspace)), x_version_(x) {}
   const char* name() const override { return "MaxPool2dBackward"; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
-    (void)saved(0);  // x itself is not read, but an in-place change to it makes the arg max stale
+    x_version_.check(*this);
     const Tensor g = contig(g_in);
     const PoolBwd p = pool_bwd(shape_);
     Tensor dx = Tensor::empty(shape_.x);
@@ -85,13 +90,14 @@ class MaxPool2dBackward final : public SavingNode<1> {
     return {dx};
   }
   void release_saved() override {
-    SavingNode<1>::release_saved();
     workspace_ = Tensor();
+    x_version_.reset();
   }
 
  private:
   PoolShape shape_;
   Tensor workspace_;
+  SavedVersion x_version_;
 };
 
 }  // namespace
@@ -124,9 +130,7 @@ Tensor max_pool2d(const Tensor& x_in, int64_t kernel, int64_t stride) {
   p.prim.execute(dn::stream(), args);
   dn::stream().wait();
   if (recording) {
-    auto node = std::make_shared<MaxPool2dBackward>(s, std::move(workspace));
-    node->save(0, x);
-    record(y, std::move(node), {&x_in});
+    record(y, std::make_shared<MaxPool2dBackward>(s, std::move(workspace), x_in), {&x_in});
   }
   return y;
 }
