@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "tape/autograd/grad_mode.hpp"
+#include "tape/ops/op_util.hpp"
 
 namespace tape::optim {
 
@@ -75,17 +76,21 @@ void Adam::step() {
     float* pd = p.data<float>();
     float* md = m.data<float>();
     float* vd = v.data<float>();
-    const int64_t n = p.numel();
-#pragma omp parallel for schedule(static) if (n > 32768)
-    for (int64_t j = 0; j < n; ++j) {
-      const float pj = pd[j] * decay;
-      const float gj = gd[j] + l2 * pj;
-      const float mj = b1 * md[j] + (1.f - b1) * gj;
-      const float vj = b2 * vd[j] + (1.f - b2) * gj * gj;
-      md[j] = mj;
-      vd[j] = vj;
-      pd[j] = pj - step_size * mj / (std::sqrt(vj) / bc2_sqrt + eps);
-    }
+    tape::detail::parallel_ranges(p.numel(), [=](int64_t begin, int64_t end) {
+      float* __restrict p_ = pd;
+      float* __restrict m_ = md;
+      float* __restrict v_ = vd;
+      const float* __restrict g_ = gd;
+      for (int64_t j = begin; j < end; ++j) {
+        const float pj = p_[j] * decay;
+        const float gj = g_[j] + l2 * pj;
+        const float mj = b1 * m_[j] + (1.f - b1) * gj;
+        const float vj = b2 * v_[j] + (1.f - b2) * gj * gj;
+        m_[j] = mj;
+        v_[j] = vj;
+        p_[j] = pj - step_size * mj / (std::sqrt(vj) / bc2_sqrt + eps);
+      }
+    });
     m.impl()->storage->bump_version();
     v.impl()->storage->bump_version();
     p.impl()->storage->bump_version();

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "tape/autograd/grad_mode.hpp"
+#include "tape/ops/op_util.hpp"
 
 namespace tape::optim {
 
@@ -65,20 +66,27 @@ void SGD::step() {
     const int64_t n = p.numel();
     ++param_steps_[i];
     if (!use_mom) {
-#pragma omp parallel for schedule(static) if (n > 32768)
-      for (int64_t j = 0; j < n; ++j) pd[j] -= lr * (gd[j] + wd * pd[j]);
+      tape::detail::parallel_ranges(n, [=](int64_t begin, int64_t end) {
+        float* __restrict p_ = pd;
+        const float* __restrict g_ = gd;
+        for (int64_t j = begin; j < end; ++j) p_[j] -= lr * (g_[j] + wd * p_[j]);
+      });
     } else {
       Tensor& buf = state_buffer(momentum_slot_, i);
       const bool first = !buf.defined();
       if (first) buf = Tensor::empty(p.shape());
       float* bd = buf.data<float>();
-#pragma omp parallel for schedule(static) if (n > 32768)
-      for (int64_t j = 0; j < n; ++j) {
-        const float d = gd[j] + wd * pd[j];
-        const float b = first ? d : mom * bd[j] + damp * d;
-        bd[j] = b;
-        pd[j] -= lr * (nesterov ? d + mom * b : b);
-      }
+      tape::detail::parallel_ranges(n, [=](int64_t begin, int64_t end) {
+        float* __restrict p_ = pd;
+        float* __restrict b_ = bd;
+        const float* __restrict g_ = gd;
+        for (int64_t j = begin; j < end; ++j) {
+          const float d = g_[j] + wd * p_[j];
+          const float b = first ? d : mom * b_[j] + damp * d;
+          b_[j] = b;
+          p_[j] -= lr * (nesterov ? d + mom * b : b);
+        }
+      });
       buf.impl()->storage->bump_version();
     }
     p.impl()->storage->bump_version();
