@@ -75,6 +75,17 @@ inline bool reusable(const Tensor& g) {
   return sole_owner(g) && g.impl()->offset == 0 && g.is_contiguous() && !g.requires_grad();
 }
 
+/// An elementwise backward's operands: the incoming gradient made contiguous,
+/// and the buffer for dx (that same buffer when reusable).
+struct GradientBuffers {
+  Tensor g, dx;
+};
+inline GradientBuffers gradient_buffers(const Tensor& g) {
+  const bool reuse = reusable(g);  // before `g.contiguous()` adds a handle
+  Tensor gc = g.contiguous();
+  return {gc, reuse ? gc : Tensor::empty(g.shape())};
+}
+
 /// Node that remembers a list of saved tensors and frees them after backward.
 /// Subclasses name themselves and implement apply().
 template <size_t K>
@@ -112,9 +123,7 @@ class UnaryBackward final : public SavingNode<2> {
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor x = Op::kNeedsX ? saved(0) : Tensor();
     Tensor y = Op::kNeedsY ? saved(1) : Tensor();
-    const bool reuse = reusable(g);
-    Tensor gc = g.contiguous();
-    Tensor dx = reuse ? gc : Tensor::empty(g.shape());
+    auto [gc, dx] = gradient_buffers(g);
     const float* pg = gc.data<float>();
     const float* px = Op::kNeedsX ? x.data<float>() : nullptr;
     const float* py = Op::kNeedsY ? y.data<float>() : nullptr;
@@ -140,9 +149,7 @@ class SignBackward final : public Node {
   SignBackward(Op op, std::shared_ptr<Storage> positive) : op_(op), positive_(std::move(positive)) {}
   const char* name() const override { return Op::kBackwardName; }
   std::vector<Tensor> apply(const Tensor& g) override {
-    const bool reuse = reusable(g);
-    Tensor gc = g.contiguous();
-    Tensor dx = reuse ? gc : Tensor::empty(g.shape());
+    auto [gc, dx] = gradient_buffers(g);
     const float* pg = gc.data<float>();
     const auto* pos = static_cast<const uint8_t*>(positive_->data());
     float* pd = dx.data<float>();
