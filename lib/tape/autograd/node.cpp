@@ -36,7 +36,8 @@ namespace {
 }  // namespace
 
 Tensor SavedTensor::unpack(const Node& owner) const {
-  if (data_.defined() && data_.version() != version_) modified_in_place(owner, data_.shape(), data_.version(), version_);
+  if (data_.defined() && data_.version() != version_)
+    modified_in_place(owner, data_.shape(), data_.version(), version_);
   return data_;
 }
 
@@ -44,7 +45,8 @@ SavedVersion::SavedVersion(const Tensor& t)
     : storage_(t.impl()->storage), shape_(t.shape()), version_(t.version()) {}
 
 void SavedVersion::check(const Node& owner) const {
-  if (auto s = storage_.lock(); s && s->version() != version_) modified_in_place(owner, shape_, s->version(), version_);
+  if (auto s = storage_.lock(); s && s->version() != version_)
+    modified_in_place(owner, shape_, s->version(), version_);
 }
 
 bool sole_owner(const Tensor& t) {

@@ -21,7 +21,7 @@ namespace tape {
 //   keeping, and merged with free neighbours when returned — the scheme of
 //   PyTorch's caching allocator. A freed 35 MB gradient can then hold the next
 //   step's 9 MB and 20 MB tensors; exact-size reuse kept one block per distinct
-//   size and held ~100 MB more at LeNet-5's peak.
+//   size and held 80 MB more at LeNet-5's peak (403 vs 323 MB RSS).
 namespace {
 constexpr size_t kAlign = 64;
 constexpr int kClasses = 64;
