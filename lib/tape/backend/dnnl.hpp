@@ -44,6 +44,14 @@ inline dnnl::memory::desc md(const Shape& shape, const Shape& strides) {
   return dnnl::memory::desc(dims(shape), dnnl::memory::data_type::f32, dims(strides));
 }
 inline dnnl::memory::desc md(const Tensor& t) { return md(t.shape(), t.strides()); }
+/// The descriptor of a contiguous (row-major) f32 tensor of this shape.
+inline dnnl::memory::desc plain_md(const Shape& shape) { return md(shape, contiguous_strides(shape)); }
+
+/// A buffer from the caching allocator big enough for a memory of any layout
+/// or type (blocked scratch, pooling workspace).
+inline Tensor buffer_for(const dnnl::memory::desc& d) {
+  return Tensor::empty({int64_t((d.get_size() + sizeof(float) - 1) / sizeof(float))});
+}
 
 /// A oneDNN memory over a tensor's buffer (no copy).
 inline dnnl::memory mem(const dnnl::memory::desc& d, const Tensor& t) {

@@ -19,9 +19,9 @@ namespace tape {
 // - Large: segments from the system, carved into blocks by best fit (the
 //   smallest free block that is big enough), split when the rest is worth
 //   keeping, and merged with free neighbours when returned — the scheme of
-//   PyTorch's caching allocator. A freed 35 MB gradient can then hold the next
-//   step's 9 MB and 20 MB tensors; exact-size reuse kept one block per distinct
-//   size and held 80 MB more at LeNet-5's peak (403 vs 323 MB RSS).
+//   PyTorch's caching allocator. A freed 35 MB gradient can then hold several
+//   smaller tensors of the next step; exact-size reuse kept one block per
+//   distinct size and held 80 MB more at LeNet-5's peak (403 vs 323 MB RSS).
 namespace {
 constexpr size_t kAlign = 64;
 constexpr int kClasses = 64;

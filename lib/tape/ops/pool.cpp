@@ -27,8 +27,6 @@ struct PoolShape {
   }
 };
 
-memory::desc plain_md(const Shape& s) { return dn::md(s, contiguous_strides(s)); }
-
 struct PoolFwd {
   dnnl::pooling_forward::primitive_desc pd;
   dnnl::pooling_forward prim;
@@ -39,8 +37,8 @@ struct PoolFwd {
 PoolFwd pool_fwd(const PoolShape& s, prop_kind pk) {
   return dn::cached<PoolFwd>(s.key(dn::OpId::PoolFwd, pk), [&] {
     // memory descriptors → primitive descriptor → primitive
-    dnnl::pooling_forward::desc desc(pk, dnnl::algorithm::pooling_max, plain_md(s.x), plain_md(s.y), s.strides(),
-                                     s.kernels(), s.pads(), s.pads());
+    dnnl::pooling_forward::desc desc(pk, dnnl::algorithm::pooling_max, dn::plain_md(s.x), dn::plain_md(s.y),
+                                     s.strides(), s.kernels(), s.pads(), s.pads());
     dnnl::pooling_forward::primitive_desc pd(desc, dn::engine());
     return PoolFwd{pd, dnnl::pooling_forward(pd)};
   });
@@ -54,16 +52,11 @@ struct PoolBwd {
 PoolBwd pool_bwd(const PoolShape& s) {
   return dn::cached<PoolBwd>(s.key(dn::OpId::PoolBwd, prop_kind::backward_data), [&] {
     const PoolFwd hint = pool_fwd(s, prop_kind::forward_training);
-    dnnl::pooling_backward::desc desc(dnnl::algorithm::pooling_max, plain_md(s.x), plain_md(s.y), s.strides(),
+    dnnl::pooling_backward::desc desc(dnnl::algorithm::pooling_max, dn::plain_md(s.x), dn::plain_md(s.y), s.strides(),
                                       s.kernels(), s.pads(), s.pads());
     dnnl::pooling_backward::primitive_desc pd(desc, dn::engine(), hint.pd);
     return PoolBwd{pd, dnnl::pooling_backward(pd)};
   });
-}
-
-/// A buffer for a oneDNN memory of any type (workspace), from the caching allocator.
-Tensor buffer_for(const memory::desc& d) {
-  return Tensor::empty({int64_t((d.get_size() + sizeof(float) - 1) / sizeof(float))});
 }
 
 // Forward: y[n,c,i,j] = max_{a,b < k} x[n,c, i·s + a, j·s + b]
@@ -84,7 +77,7 @@ class MaxPool2dBackward final : public Node {
     const PoolBwd p = pool_bwd(shape_);
     Tensor dx = Tensor::empty(shape_.x);
     p.prim.execute(dn::stream(), {{DNNL_ARG_DIFF_DST, dn::mem(dn::md(g), g)},
-                                  {DNNL_ARG_DIFF_SRC, dn::mem(plain_md(shape_.x), dx)},
+                                  {DNNL_ARG_DIFF_SRC, dn::mem(dn::plain_md(shape_.x), dx)},
                                   {DNNL_ARG_WORKSPACE, dn::mem(p.pd.workspace_desc(), workspace_)}});
     dn::stream().wait();
     return {dx};
@@ -120,11 +113,11 @@ Tensor max_pool2d(const Tensor& x_in, int64_t kernel, int64_t stride) {
   // backward; forward_inference skips it and is ~4× faster, so it is used whenever
   // no graph is recorded.
   const PoolFwd p = pool_fwd(s, recording ? prop_kind::forward_training : prop_kind::forward_inference);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dn::mem(plain_md(s.x), x)},
-                                       {DNNL_ARG_DST, dn::mem(plain_md(s.y), y)}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dn::mem(dn::plain_md(s.x), x)},
+                                       {DNNL_ARG_DST, dn::mem(dn::plain_md(s.y), y)}};
   Tensor workspace;
   if (recording) {
-    workspace = buffer_for(p.pd.workspace_desc());
+    workspace = dn::buffer_for(p.pd.workspace_desc());
     args.emplace(DNNL_ARG_WORKSPACE, dn::mem(p.pd.workspace_desc(), workspace));
   }
   p.prim.execute(dn::stream(), args);
