@@ -6,10 +6,14 @@ set -euo pipefail
 
 TAPE_PACKAGES=(g++ meson ninja-build pkg-config cmake libdnnl-dev libboost-program-options-dev
                libboost-serialization-dev doctest-dev libstb-dev graphviz python3 binutils)
+# tools/fuzz.sh: clang with its sanitizer/libFuzzer runtimes and OpenMP
+TAPE_FUZZ_PACKAGES=(clang libclang-rt-dev libomp-dev)
 
+# tape_install_packages [PACKAGE...]   (default: TAPE_PACKAGES)
 tape_install_packages() {
   local missing=()
-  for p in "${TAPE_PACKAGES[@]}"; do
+  [ $# -gt 0 ] || set -- "${TAPE_PACKAGES[@]}"
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then

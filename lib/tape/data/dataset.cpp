@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 namespace tape::data {
 
@@ -73,7 +74,11 @@ Tensor read_images(const char* fn, const std::string& path) {
   const auto d = idx_header(fn, b, path, 0x803, "images");
   const uint64_t n = d[0], rows = d[1], cols = d[2];
   uint64_t want = 0;  // header + pixels; a corrupt header must not overflow this
-  const bool fits = !__builtin_mul_overflow(n, rows * cols, &want) && want <= UINT64_MAX - 16;
+  // the tensor's numel and strides (partial products of [n, 1, rows, cols]) must fit an int64,
+  // also when a size is 0 and the file is short
+  const uint64_t max = uint64_t(std::numeric_limits<int64_t>::max());
+  const bool fits = rows * cols <= max && n * rows <= max &&
+                    !__builtin_mul_overflow(n, rows * cols, &want) && want <= UINT64_MAX - 16;
   want += 16;
   TAPE_CHECK(fits, fn, ": ", path, " has a corrupt header: ", n, " images of ", rows, "x", cols);
   TAPE_CHECK(b.size() >= want, fn, ": ", path, " is truncated: header says ", n, " images of ",
