@@ -67,10 +67,11 @@ void checkpoints(const fs::path& whole, const fs::path& payload) {
   meta.strings["note"] = "seed";
   save_checkpoint((tmp / "adam.ckpt").string(), *model, &opt, meta);
   save(*model, (tmp / "model.ckpt").string());
-  for (const char* name : {"adam.ckpt", "model.ckpt"}) {
-    const std::string bytes = read(tmp / name);
+  // named without ".ckpt", which .gitignore skips
+  for (const std::string name : {"adam", "model"}) {
+    const std::string bytes = read(tmp / (name + ".ckpt"));
     write(whole / name, bytes);
-    write(whole / (std::string(name) + ".truncated"), bytes.substr(0, bytes.size() / 2));
+    write(whole / (name + "-truncated"), bytes.substr(0, bytes.size() / 2));
     write(payload / name, bytes.substr(32));
   }
   write(whole / "header-only", read(tmp / "model.ckpt").substr(0, 32));
