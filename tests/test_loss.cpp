@@ -40,7 +40,7 @@ TEST_CASE("loss: errors name the op and the values") {
   CHECK_THROWS_WITH_AS(cross_entropy(logits, tensor(std::vector<int64_t>{0}, {1})),
                        "cross_entropy: target of shape [1] does not match 2 samples (expected [2])", Error);
   CHECK_THROWS_WITH_AS(cross_entropy(zeros({3}), tensor(std::vector<int64_t>{0}, {1})),
-                       "cross_entropy: logits must be [N, C] with N > 0, got shape [3]", Error);
+                       "cross_entropy: logits must be [N, C], got shape [3]", Error);
   CHECK_THROWS_WITH_AS(cross_entropy(logits, zeros({2, 4})),
                        "cross_entropy: probability target of shape [2, 4] does not match logits of shape [2, 3]", Error);
   CHECK_THROWS_WITH_AS(mse_loss(zeros({2}), zeros({3})), "mse_loss: input of shape [2] and target of shape [3] differ",

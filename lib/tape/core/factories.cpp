@@ -75,7 +75,11 @@ Tensor arange(int64_t n, Dtype dtype) {
 
 Tensor arange(float start, float end, float step) {
   TAPE_CHECK(step != 0.f, "arange(): step must be non-zero");
-  const auto n = int64_t(std::ceil((end - start) / step));
+  // a float → int64 conversion out of range (inf, NaN, 1e30) is undefined: check first
+  const float count = std::ceil((end - start) / step);
+  TAPE_CHECK(std::isfinite(count) && count < 0x1p63f, "arange(): unsupported range ", start, " -> ", end, " with step ",
+             step, " (", count, " elements)");
+  const auto n = int64_t(count);
   Tensor t = Tensor::empty({std::max<int64_t>(n, 0)});
   float* p = t.data<float>();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = start + float(i) * step;

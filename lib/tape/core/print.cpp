@@ -56,6 +56,10 @@ struct Printer {
   // Iterative walk over the index space with elision, writing nested brackets.
   void write(std::ostream& os, const std::string& indent) const {
     const auto nd = size_t(t.dim());
+    if (t.numel() == 0) {  // PyTorch: tensor([], size=(0, 3)); the shape follows below
+      os << "[]";
+      return;
+    }
     if (nd == 0) {
       os << fmt(0);
       return;

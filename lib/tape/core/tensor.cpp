@@ -1,6 +1,7 @@
 #include "tape/core/tensor.hpp"
 
 #include <cstring>
+#include <new>
 
 #include "tape/autograd/grad_mode.hpp"
 #include "tape/autograd/node.hpp"
@@ -17,30 +18,39 @@ std::string shape_str(const Shape& s) {
   return out + "]";
 }
 
+// Note: every element count goes through shape_numel, which checks each
+// product for int64 overflow (a wrapped count once allocated a small buffer that
+// kernels then overran). It multiplies from the last dim, as strides are built,
+// so a shape whose count fits also has strides that fit: [0, 2^40, 2^40] has no
+// elements but a stride of 2^80 and is rejected, like PyTorch's numel check.
+namespace {
+/// acc·d, or a tape::Error naming the shape when it overflows int64.
+int64_t mul_size(int64_t acc, int64_t d, const Shape& s) {
+  TAPE_CHECK(d >= 0, "invalid shape ", s, ": sizes must be non-negative");
+  int64_t out;
+  if (__builtin_mul_overflow(acc, d, &out)) [[unlikely]]
+    throw Error(cat("invalid shape ", s, ": the number of elements overflows int64"));
+  return out;
+}
+}  // namespace
+
 Shape contiguous_strides(const Shape& s) {
   Shape st(s.size());
   int64_t acc = 1;
   for (size_t i = s.size(); i-- > 0;) {
     st[i] = acc;
-    acc *= s[i];
+    acc = mul_size(acc, s[i], s);
   }
   return st;
 }
 
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
-  for (int64_t d : s) {
-    TAPE_CHECK(d >= 0, "invalid shape ", s, ": sizes must be non-negative");
-    n *= d;
-  }
+  for (size_t i = s.size(); i-- > 0;) n = mul_size(n, s[i], s);
   return n;
 }
 
-int64_t TensorImpl::numel() const {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
+int64_t TensorImpl::numel() const { return shape_numel(shape); }
 
 bool TensorImpl::is_contiguous() const {
   int64_t acc = 1;
@@ -66,9 +76,17 @@ void bad_data_access(const Tensor& t, Dtype want, bool contiguous_issue) {
 }  // namespace detail
 
 Tensor Tensor::empty(const Shape& shape, Dtype dtype) {
-  auto impl = std::make_shared<TensorImpl>();
   const int64_t n = shape_numel(shape);
-  impl->storage = std::make_shared<Storage>(size_t(n) * dtype_size(dtype));
+  int64_t nbytes;
+  TAPE_CHECK(!__builtin_mul_overflow(n, int64_t(dtype_size(dtype)), &nbytes), "Tensor::empty: a ", dtype_name(dtype),
+             " tensor of shape ", shape, " is too large (its size in bytes overflows int64)");
+  auto impl = std::make_shared<TensorImpl>();
+  try {
+    impl->storage = std::make_shared<Storage>(size_t(nbytes));
+  } catch (const std::bad_alloc&) {
+    throw Error(cat("Tensor::empty: cannot allocate ", nbytes, " bytes for a ", dtype_name(dtype), " tensor of shape ",
+                    shape, " (out of memory)"));
+  }
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;

@@ -52,11 +52,8 @@ void Module::check_new_name(const std::string& name, const char* what) const {
   TAPE_CHECK(!name.empty(), type_name(), ".", what, ": name must not be empty");
   TAPE_CHECK(name.find('.') == std::string::npos, type_name(), ".", what, ": name \"", name,
              "\" must not contain '.'");
-  auto has = [&](const auto& list) {
-    return std::any_of(list.begin(), list.end(), [&](const auto& p) { return p.first == name; });
-  };
-  TAPE_CHECK(!has(parameters_) && !has(buffers_) && !has(children_), type_name(), ".", what, ": name \"",
-             name, "\" is already registered (names must be unique)");
+  TAPE_CHECK(!names_.contains(name), type_name(), ".", what, ": name \"", name,
+             "\" is already registered (names must be unique)");
 }
 
 Tensor Module::register_parameter(std::string name, Tensor t) {
@@ -68,6 +65,7 @@ Tensor Module::register_parameter(std::string name, Tensor t) {
              "\" must be a leaf tensor (it is the output of an op; use detach())");
   t.requires_grad_(true);
   t.set_name(name);
+  names_.insert(name);
   parameters_.emplace_back(std::move(name), t);
   return t;
 }
@@ -75,6 +73,7 @@ Tensor Module::register_parameter(std::string name, Tensor t) {
 Tensor Module::register_buffer(std::string name, Tensor t) {
   check_new_name(name, "register_buffer");
   TAPE_CHECK(t.defined(), type_name(), ".register_buffer: \"", name, "\" is an undefined tensor");
+  names_.insert(name);
   buffers_.emplace_back(std::move(name), t);
   return t;
 }
@@ -83,36 +82,39 @@ void Module::register_module_impl(std::string name, std::shared_ptr<Module> m) {
   check_new_name(name, "register_module");
   TAPE_CHECK(m != nullptr, type_name(), ".register_module: \"", name, "\" is a null module");
   TAPE_CHECK(m.get() != this, type_name(), ".register_module: \"", name, "\" cannot be the module itself");
+  // Note: only the new subtree is renamed (the rest of this module's tensors
+  // already carry their names), so a Sequential of n layers builds in O(n) — it
+  // used to rename the whole tree on every insert. A module registered a second
+  // time keeps the names of its first registration.
+  if (!m->registered_) m->rename_tensors(name);
   m->registered_ = true;
+  names_.insert(name);
   children_.emplace_back(std::move(name), std::move(m));
-  rename_tensors();
 }
 
 // --- traversal ------------------------------------------------------------------
 
-void Module::collect(const std::string& prefix, bool recurse, bool buffers, NamedTensors& out,
-                     std::vector<const TensorImpl*>& seen) const {
+void Module::collect(const std::string& prefix, bool recurse, bool buffers, NamedTensors& out, Seen& seen) const {
   for (const auto& [name, t] : buffers ? buffers_ : parameters_) {
-    if (std::find(seen.begin(), seen.end(), t.impl()) != seen.end()) continue;
-    seen.push_back(t.impl());
+    if (!seen.insert(t.impl()).second) continue;
     out.emplace_back(join(prefix, name), t);
   }
   if (!recurse) return;
   for (const auto& [name, child] : children_) child->collect(join(prefix, name), true, buffers, out, seen);
 }
 
-void Module::rename_tensors() const {
+void Module::rename_tensors(const std::string& prefix) const {
   for (bool buffers : {false, true}) {
     NamedTensors all;
-    std::vector<const TensorImpl*> seen;
-    collect("", true, buffers, all, seen);
+    Seen seen;
+    collect(prefix, true, buffers, all, seen);
     for (auto& [name, t] : all) t.set_name(name);
   }
 }
 
 NamedTensors Module::named_parameters(bool recurse) const {
   NamedTensors out;
-  std::vector<const TensorImpl*> seen;
+  Seen seen;
   collect("", recurse, false, out, seen);
   if (!registered_ && recurse)
     for (auto& [name, t] : out) t.set_name(name);
@@ -127,7 +129,7 @@ std::vector<Tensor> Module::parameters(bool recurse) const {
 
 NamedTensors Module::named_buffers(bool recurse) const {
   NamedTensors out;
-  std::vector<const TensorImpl*> seen;
+  Seen seen;
   collect("", recurse, true, out, seen);
   return out;
 }

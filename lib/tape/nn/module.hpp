@@ -6,6 +6,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -85,15 +86,16 @@ class Module {
  private:
   void register_module_impl(std::string name, std::shared_ptr<Module> m);
   void check_new_name(const std::string& name, const char* what) const;
-  void collect(const std::string& prefix, bool recurse, bool buffers, NamedTensors& out,
-               std::vector<const TensorImpl*>& seen) const;
-  /// Sets every parameter's and buffer's name relative to this module.
-  void rename_tensors() const;
+  using Seen = std::unordered_set<const TensorImpl*>;
+  void collect(const std::string& prefix, bool recurse, bool buffers, NamedTensors& out, Seen& seen) const;
+  /// Names every parameter and buffer of this subtree "prefix.name".
+  void rename_tensors(const std::string& prefix) const;
   void print(std::ostream& os, int indent) const;
 
   NamedTensors parameters_;
   NamedTensors buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::unordered_set<std::string> names_;  ///< of parameters, buffers and children: O(1) duplicate checks
   bool training_ = true;
   bool registered_ = false;  ///< true once some parent registered this module
 };

@@ -16,8 +16,8 @@ struct ReluOp {
   static constexpr const char* kName = "relu";
   static constexpr const char* kBackwardName = "ReluBackward";
   static constexpr bool kSignOnly = true;
-  float f(float x) const { return x > 0.f ? x : 0.f; }
-  float df_sign(bool positive) const { return positive ? 1.f : 0.f; }
+  float f(float x) const { return !(x <= 0.f) ? x : 0.f; }  // NaN stays NaN, like PyTorch
+  float df_sign(bool positive) const { return positive ? 1.f : 0.f; }  // 0 at NaN (x > 0 is false), like PyTorch
 };
 // Forward: y = x if x > 0 else s·x       Backward: dx = g·(1 or s)
 struct LeakyReluOp {

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "tape/backend/dnnl.hpp"
+#include "tape/backend/dnnl_error.hpp"
 #include "tape/ops/op_util.hpp"
 
 namespace tape {
@@ -302,6 +303,18 @@ ConvBwdWeights conv_bwd_weights(const ConvShape& s) {
   });
 }
 
+// Note: a convolution whose input or weight has no elements (an empty batch,
+// zero channels) gets no oneDNN call — oneDNN 2.6 divides by zero planning it
+// (SIGFPE) — and none is needed: every output is a sum over nothing, so y = b
+// (or 0), and backward gives dx = 0, dw = 0, db = Σ_{n,i,j} g, as in PyTorch.
+bool is_empty_conv(const ConvShape& s) { return shape_numel(s.x) == 0 || shape_numel(s.w) == 0; }
+
+Tensor empty_conv_forward(const ConvShape& s, const Tensor& b) {
+  Tensor y = zeros(s.y);
+  if (s.bias && y.numel() > 0) y.add_(reshape(b.detach(), {1, s.w[0], 1, 1}));
+  return y;
+}
+
 // Forward: y[n,o] = Σ_c x[n,c] ⋆ w[o,c] + b[o]   (cross-correlation, stride s, zero padding p)
 // Backward: dx[n,c] = Σ_o g[n,o] ⋆ᵀ w[o,c],  dw[o,c] = Σ_n x[n,c] ⋆ g[n,o],  db[o] = Σ_{n,i,j} g[n,o,i,j]
 class Conv2dBackward final : public SavingNode<2> {
@@ -309,6 +322,15 @@ class Conv2dBackward final : public SavingNode<2> {
   explicit Conv2dBackward(ConvShape s) : shape_(std::move(s)) {}
   const char* name() const override { return "Conv2dBackward"; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
+    const ConvShape& s = shape_;
+    if (is_empty_conv(s)) [[unlikely]]
+      return {needs_input_grad(0) ? zeros(s.x) : Tensor(), needs_input_grad(1) ? zeros(s.w) : Tensor(),
+              needs_input_grad(2) ? sum(sum(sum(g_in, 3), 2), 0) : Tensor()};
+    return dn::translate_errors("conv2d backward", {&s.x, &s.w}, [&] { return apply_dnnl(g_in); });
+  }
+
+ private:
+  std::vector<Tensor> apply_dnnl(const Tensor& g_in) {
     const Tensor g = contig(g_in);
     const ConvShape& s = shape_;
     Tensor dx, dw, db;
@@ -345,7 +367,6 @@ class Conv2dBackward final : public SavingNode<2> {
     return {dx, needs_input_grad(1) ? dw : Tensor(), needs_input_grad(2) ? db : Tensor()};
   }
 
- private:
   ConvShape shape_;
 };
 
@@ -373,9 +394,10 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int64_
   Tensor x = contig(x_in), w = contig(w_in), b = b_in.defined() ? contig(b_in) : Tensor();
   ConvShape s{x.shape(), w.shape(), {x.size(0), w.size(0), (hp - kh) / stride + 1, (wp - kw) / stride + 1},
               stride, padding, b.defined()};
-  Tensor y = Tensor::empty(s.y);
+  const bool empty = is_empty_conv(s);
+  Tensor y = empty ? empty_conv_forward(s, b) : Tensor::empty(s.y);
   const bool recording = any_requires_grad({&x_in, &w_in, &b_in});
-  {
+  if (!empty) dn::translate_errors("conv2d", {&s.x, &s.w}, [&] {
     Exec e;
     for_each_slice(s, [&](int64_t n0, const ConvShape& slice) {
       const ConvFwd p = conv_fwd(slice, recording ? prop_kind::forward_training : prop_kind::forward_inference);
@@ -385,7 +407,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int64_
       if (b.defined()) args.emplace(DNNL_ARG_BIAS, dn::mem(dn::plain_md(s.bias_shape()), b));
       e.run(p.prim, args);
     });
-  }
+  });
   if (recording) {
     auto node = std::make_shared<Conv2dBackward>(s);
     if (w_in.requires_grad() || (b.defined() && b_in.requires_grad())) node->save(0, x);  // dw, db need x

@@ -66,8 +66,8 @@ struct NllLossBackward final : SavingNode<1> {
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
   check_float(logits, "cross_entropy", "logits");
-  TAPE_CHECK(logits.dim() == 2 && logits.size(0) > 0, "cross_entropy: logits must be [N, C] with N > 0, got shape ",
-             logits.shape());
+  // N = 0 is allowed: the mean over an empty batch is NaN, like PyTorch
+  TAPE_CHECK(logits.dim() == 2, "cross_entropy: logits must be [N, C], got shape ", logits.shape());
   TAPE_CHECK(target.defined(), "cross_entropy: target is undefined");
   const int64_t n = logits.size(0), c = logits.size(1);
   const bool index_target = target.dtype() == Dtype::Int64;
@@ -104,8 +104,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target) {
   check_float(log_probs, "nll_loss", "log_probs");
-  TAPE_CHECK(log_probs.dim() == 2 && log_probs.size(0) > 0, "nll_loss: log_probs must be [N, C] with N > 0, got shape ",
-             log_probs.shape());
+  TAPE_CHECK(log_probs.dim() == 2, "nll_loss: log_probs must be [N, C], got shape ", log_probs.shape());
   TAPE_CHECK(target.defined() && target.dtype() == Dtype::Int64, "nll_loss: target must be an Int64 tensor of class indices");
   const int64_t n = log_probs.size(0), c = log_probs.size(1);
   check_targets(target, n, c, "nll_loss");

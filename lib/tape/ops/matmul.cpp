@@ -1,6 +1,7 @@
 // matmul and linear on oneDNN's matmul primitive. Transposed operands are
 // passed as strided memory descriptors, so backward never copies a transpose.
 #include "tape/backend/dnnl.hpp"
+#include "tape/backend/dnnl_error.hpp"
 #include "tape/ops/op_util.hpp"
 
 namespace tape {
@@ -17,8 +18,8 @@ Tensor as_matmul_operand(const Tensor& t) {
   return contig(t);
 }
 
-/// c = a·b (+ bias), no graph. a [..,M,K], b [..,K,N] may be strided views.
-Tensor mm(const Tensor& a_in, const Tensor& b_in, const Tensor& bias = {}) {
+/// c = a·b (+ bias) on oneDNN, no graph. a [..,M,K], b [..,K,N] may be strided views.
+Tensor mm_dnnl(const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
   Tensor a = as_matmul_operand(a_in), b = as_matmul_operand(b_in);
   const size_t nd = size_t(a.dim());
   Shape c_shape = a.shape();
@@ -53,6 +54,23 @@ Tensor mm(const Tensor& a_in, const Tensor& b_in, const Tensor& bias = {}) {
   p.prim.execute(dn::stream(), args);
   dn::stream().wait();
   return c;
+}
+
+// Note: oneDNN fails on zero-sized dims (an error, or SIGFPE in its thread
+// partitioning), and an empty product needs no kernel: with no output elements
+// there is nothing to do, and with K = 0 every output is a sum over nothing (0,
+// plus the bias) — PyTorch's results, forward and backward (dA = G·Bᵀ of an empty
+// batch is empty, dB = Aᵀ·G is zeros).
+/// c = a·b (+ bias), no graph.
+Tensor mm(const Tensor& a, const Tensor& b, const Tensor& bias = {}) {
+  if (a.numel() == 0 || b.numel() == 0) [[unlikely]] {
+    Shape c_shape = a.shape();
+    c_shape.back() = b.shape().back();
+    Tensor c = zeros(c_shape);
+    if (bias.defined() && c.numel() > 0) c.add_(bias.detach());
+    return c;
+  }
+  return dn::translate_errors("matmul", {&a.shape(), &b.shape()}, [&] { return mm_dnnl(a, b, bias); });
 }
 
 Tensor swap_last(const Tensor& t) {
@@ -113,7 +131,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   if (x.dim() != 2) {  // [*, in] → [N, in] → [*, out]
     Shape out = x.shape();
     out.back() = w.size(0);
-    return reshape(linear(reshape(x, {-1, w.size(1)}), w, b), out);
+    const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));  // not -1: in may be 0
+    return reshape(linear(reshape(x, {rows, w.size(1)}), w, b), out);
   }
   Tensor y = mm(x, swap_last(w), b);
   if (any_requires_grad({&x, &w, &b})) {

@@ -2,7 +2,10 @@
 // Internal (not installed): helpers shared by the op files.
 #include <omp.h>
 
+#include <atomic>
+
 #include "tape/autograd/grad_mode.hpp"
+#include "tape/backend/dnnl_error.hpp"
 #include "tape/autograd/node.hpp"
 #include "tape/core/strided.hpp"
 #include "tape/ops/ops.hpp"
@@ -41,6 +44,19 @@ inline void parallel_ranges(int64_t n, F&& f) {
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
     f(n * t / nt, n * (t + 1) / nt);
   }
+}
+
+/// True when any of p[0, n) is NaN (the only value unequal to itself): a
+/// vectorised scan, for ops whose fast kernel would drop NaNs.
+inline bool has_nan(const float* p, int64_t n) {
+  std::atomic<bool> found{false};
+  parallel_ranges(n, [&](int64_t begin, int64_t end) {
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int64_t i = begin; i < end; ++i) any |= p[i] != p[i];
+    if (any) found.store(true, std::memory_order_relaxed);
+  });
+  return found.load(std::memory_order_relaxed);
 }
 
 inline void check_float(const Tensor& t, const char* op, const char* arg = "input") {
@@ -199,7 +215,10 @@ Tensor unary_op(const Tensor& x_in, Op op = {}) {
   // of calling a libm function per element
   bool done = false;
   if constexpr (requires { op.bulk(px, py, n); })
-    if (n >= kBulkMinimum) done = (op.bulk(px, py, n), true);
+    if (n >= kBulkMinimum) {
+      backend::translate_errors(Op::kName, {&x.shape()}, [&] { op.bulk(px, py, n); });
+      done = true;
+    }
   if (!done) parallel_for(n, [&](int64_t i) { py[i] = op.f(px[i]); });
   if constexpr (!sign_only<Op>) {
     if (recording) {

@@ -1,7 +1,10 @@
 // max_pool2d on oneDNN's pooling primitive (algorithm::pooling_max).
+#include <cmath>
+#include <limits>
 #include <unordered_map>
 
 #include "tape/backend/dnnl.hpp"
+#include "tape/backend/dnnl_error.hpp"
 #include "tape/ops/op_util.hpp"
 
 namespace tape {
@@ -61,18 +64,29 @@ PoolBwd pool_bwd(const PoolShape& s) {
 
 // Forward: y[n,c,i,j] = max_{a,b < k} x[n,c, i·s + a, j·s + b]
 // Backward: dx[n,c,h,w] = Σ_{(i,j) whose window's arg max is (h,w)} g[n,c,i,j]
-// The arg max positions come from the forward's oneDNN workspace.
+// The arg max positions come from the forward's oneDNN workspace, or, after the
+// reference forward below, from its Int64 index (a flat offset per H×W plane).
 // Note: backward reads only the workspace, so the node does not keep x alive
 // (at LeNet-5's peak that is conv1's 35 MB activation, which ReLU no longer
 // needs either); it only watches x's version, because an in-place change to x
 // would make the arg max stale.
 class MaxPool2dBackward final : public Node {
  public:
-  MaxPool2dBackward(PoolShape s, Tensor workspace, const Tensor& x)
-      : shape_(std::move(s)), workspace_(std::move(workspace)), x_version_(x) {}
+  MaxPool2dBackward(PoolShape s, Tensor workspace, const Tensor& x, bool by_index = false)
+      : shape_(std::move(s)), workspace_(std::move(workspace)), x_version_(x), by_index_(by_index) {}
   const char* name() const override { return "MaxPool2dBackward"; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
     x_version_.check(*this);
+    if (by_index_) [[unlikely]] return {scatter_by_index(contig(g_in))};
+    return dn::translate_errors("max_pool2d backward", {&shape_.x}, [&] { return apply_dnnl(g_in); });
+  }
+  void release_saved() override {
+    workspace_ = Tensor();
+    x_version_.reset();
+  }
+
+ private:
+  std::vector<Tensor> apply_dnnl(const Tensor& g_in) {
     const Tensor g = contig(g_in);
     const PoolBwd p = pool_bwd(shape_);
     Tensor dx = Tensor::empty(shape_.x);
@@ -82,16 +96,67 @@ class MaxPool2dBackward final : public Node {
     dn::stream().wait();
     return {dx};
   }
-  void release_saved() override {
-    workspace_ = Tensor();
-    x_version_.reset();
+
+  /// dx[plane, index[o]] += g[o]
+  Tensor scatter_by_index(const Tensor& g) const {
+    Tensor dx = zeros(shape_.x);
+    const int64_t hw = shape_.x[2] * shape_.x[3], ohw = shape_.y[2] * shape_.y[3];
+    const float* pg = g.data<float>();
+    const int64_t* pi = workspace_.data<int64_t>();
+    float* pd = dx.data<float>();
+    parallel_for(shape_.x[0] * shape_.x[1], [&](int64_t plane) {
+      for (int64_t o = plane * ohw; o < (plane + 1) * ohw; ++o) pd[plane * hw + pi[o]] += pg[o];
+    }, /*cost=*/ohw);
+    return dx;
   }
 
- private:
   PoolShape shape_;
-  Tensor workspace_;
+  Tensor workspace_;  ///< oneDNN's workspace, or the Int64 index when by_index_
   SavedVersion x_version_;
+  bool by_index_;
 };
+
+// Note: oneDNN's max pooling drops NaN (the window {0, 1, 4, NaN} gave 0), while
+// PyTorch propagates it: a window holding a NaN gives NaN, and backward sends the
+// window's gradient to that NaN (the last one, as PyTorch's CPU kernel does). A
+// vectorised scan of x (detail::has_nan: one read, cheaper than the pooling)
+// finds NaNs, and only then does this plain loop run instead of oneDNN. It also
+// serves inputs with no elements, which oneDNN cannot take.
+/// Max pooling with PyTorch's NaN rule; `index` (if defined) receives each
+/// window's arg max as a flat offset into its H×W plane.
+Tensor reference_pool(const Tensor& x, const PoolShape& s, Tensor* index) {
+  Tensor y = Tensor::empty(s.y);
+  if (index) *index = Tensor::empty(s.y, Dtype::Int64);
+  const int64_t h = s.x[2], w = s.x[3], oh = s.y[2], ow = s.y[3], k = s.kernel, st = s.stride;
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  int64_t* pi = index ? index->data<int64_t>() : nullptr;
+  parallel_for(s.x[0] * s.x[1], [&](int64_t plane) {
+    const float* in = px + plane * h * w;
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        float best = -std::numeric_limits<float>::infinity();
+        int64_t arg = i * st * w + j * st;
+        for (int64_t a = 0; a < k; ++a)
+          for (int64_t b = 0; b < k; ++b) {
+            const int64_t at = (i * st + a) * w + j * st + b;
+            if (in[at] > best || std::isnan(in[at])) best = in[at], arg = at;
+          }
+        const int64_t o = (plane * oh + i) * ow + j;
+        py[o] = best;
+        if (pi) pi[o] = arg;
+      }
+  }, /*cost=*/oh * ow * k * k);
+  return y;
+}
+
+Tensor max_pool2d_reference(const Tensor& x_in, const Tensor& x, const PoolShape& s) {
+  if (!any_requires_grad({&x_in})) return reference_pool(x, s, nullptr);
+  Tensor index;
+  Tensor y = reference_pool(x, s, &index);
+  record(y, std::make_shared<MaxPool2dBackward>(s, std::move(index), x_in, /*by_index=*/true), {&x_in});
+  return y;
+}
 
 }  // namespace
 
@@ -107,21 +172,24 @@ Tensor max_pool2d(const Tensor& x_in, int64_t kernel, int64_t stride) {
 
   Tensor x = contig(x_in);
   PoolShape s{x.shape(), {x.size(0), x.size(1), (h - kernel) / stride + 1, (w - kernel) / stride + 1}, kernel, stride};
+  if (x.numel() == 0 || has_nan(x.data<float>(), x.numel())) [[unlikely]] return max_pool2d_reference(x_in, x, s);
   Tensor y = Tensor::empty(s.y);
   const bool recording = any_requires_grad({&x_in});
-  // Note: forward_training must fill a workspace (the arg max of each window) for
-  // backward; forward_inference skips it and is ~4× faster, so it is used whenever
-  // no graph is recorded.
-  const PoolFwd p = pool_fwd(s, recording ? prop_kind::forward_training : prop_kind::forward_inference);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dn::mem(dn::plain_md(s.x), x)},
-                                       {DNNL_ARG_DST, dn::mem(dn::plain_md(s.y), y)}};
   Tensor workspace;
-  if (recording) {
-    workspace = dn::buffer_for(p.pd.workspace_desc());
-    args.emplace(DNNL_ARG_WORKSPACE, dn::mem(p.pd.workspace_desc(), workspace));
-  }
-  p.prim.execute(dn::stream(), args);
-  dn::stream().wait();
+  dn::translate_errors("max_pool2d", {&s.x}, [&] {
+    // Note: forward_training must fill a workspace (the arg max of each window) for
+    // backward; forward_inference skips it and is ~4× faster, so it is used whenever
+    // no graph is recorded.
+    const PoolFwd p = pool_fwd(s, recording ? prop_kind::forward_training : prop_kind::forward_inference);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dn::mem(dn::plain_md(s.x), x)},
+                                         {DNNL_ARG_DST, dn::mem(dn::plain_md(s.y), y)}};
+    if (recording) {
+      workspace = dn::buffer_for(p.pd.workspace_desc());
+      args.emplace(DNNL_ARG_WORKSPACE, dn::mem(p.pd.workspace_desc(), workspace));
+    }
+    p.prim.execute(dn::stream(), args);
+    dn::stream().wait();
+  });
   if (recording) {
     record(y, std::make_shared<MaxPool2dBackward>(s, std::move(workspace), x_in), {&x_in});
   }

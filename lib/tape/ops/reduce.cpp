@@ -57,13 +57,13 @@ Tensor reduce_sum(const Tensor& t_in, int64_t dim, bool keepdim, bool all, bool 
 #pragma omp parallel for reduction(+ : acc)
       for (int64_t i = 0; i < d.n; ++i) acc += p[i];
     }
-    out = full({}, float(is_mean ? acc / double(std::max<int64_t>(d.n, 1)) : acc));
+    out = full({}, float(is_mean ? acc / double(d.n) : acc));  // the mean of nothing is NaN, like PyTorch
   } else {
     dim = wrap_dim(dim, t.dim(), op);
     d = split(t.shape(), dim, keepdim);
     out = zeros(d.out_shape);
     float* po = out.data<float>();
-    const float scale = is_mean ? 1.f / float(std::max<int64_t>(d.n, 1)) : 1.f;
+    const float scale = is_mean ? 1.f / float(d.n) : 1.f;  // n = 0: 0·inf = NaN, like PyTorch
     parallel_for(d.outer, [&](int64_t o) {
       float* dst = po + o * d.inner;
       for (int64_t k = 0; k < d.n; ++k) {
@@ -78,7 +78,7 @@ Tensor reduce_sum(const Tensor& t_in, int64_t dim, bool keepdim, bool all, bool 
     auto node = std::make_shared<SumBackward>();
     node->in_shape = t.shape();
     node->keep_shape = d.keep_shape;
-    node->scale = is_mean ? 1.f / float(std::max<int64_t>(d.n, 1)) : 1.f;
+    node->scale = is_mean ? 1.f / float(d.n) : 1.f;
     node->kind = is_mean ? "MeanBackward" : "SumBackward";
     record(out, std::move(node), {&t_in});
   }
@@ -131,7 +131,6 @@ std::pair<Tensor, Tensor> max_impl(const Tensor& t, const DimSplit& d) {
 Tensor sum(const Tensor& t) { return reduce_sum(t, 0, false, true, false, "sum"); }
 Tensor sum(const Tensor& t, int64_t dim, bool keepdim) { return reduce_sum(t, dim, keepdim, false, false, "sum"); }
 Tensor mean(const Tensor& t) {
-  TAPE_CHECK(t.defined() && t.numel() > 0, "mean: input is empty");
   return reduce_sum(t, 0, false, true, true, "mean");
 }
 Tensor mean(const Tensor& t, int64_t dim, bool keepdim) { return reduce_sum(t, dim, keepdim, false, true, "mean"); }

@@ -49,22 +49,31 @@ struct CloneBackward final : Node {
 Tensor reshape(const Tensor& t, const Shape& shape_in) {
   TAPE_CHECK(t.defined(), "reshape: input is undefined");
   Shape shape = shape_in;
-  int64_t known = 1, infer = -1;
+  int64_t infer = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
       TAPE_CHECK(infer < 0, "reshape: only one dimension can be -1, got ", shape_in);
       infer = int64_t(i);
+      shape[i] = 1;  // counted as 1 until inferred
     } else {
       TAPE_CHECK(shape[i] >= 0, "reshape: invalid size ", shape[i], " in ", shape_in);
-      known *= shape[i];
     }
   }
+  int64_t known = 0;
+  try {
+    known = shape_numel(shape);
+  } catch (const Error&) {
+    throw Error(cat("reshape: the number of elements of ", shape_in, " overflows int64"));
+  }
   if (infer >= 0) {
+    TAPE_CHECK(known > 0 || t.numel() > 0, "reshape: cannot reshape tensor of shape ", t.shape(),
+               " (0 elements) into ", shape_in, ": the size of the -1 dimension is ambiguous");
     TAPE_CHECK(known > 0 && t.numel() % known == 0, "reshape: cannot reshape tensor of shape ", t.shape(), " (",
                t.numel(), " elements) into ", shape_in);
     shape[size_t(infer)] = t.numel() / known;
+    known = t.numel();
   }
-  TAPE_CHECK(shape_numel(shape) == t.numel(), "reshape: cannot reshape tensor of shape ", t.shape(), " (", t.numel(),
+  TAPE_CHECK(known == t.numel(), "reshape: cannot reshape tensor of shape ", t.shape(), " (", t.numel(),
              " elements) into ", shape_in);
   Tensor src = contig(t);
   Tensor y = make_view(src, shape, contiguous_strides(shape));
