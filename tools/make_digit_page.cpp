@@ -3,7 +3,7 @@
 // tape::data::find_digits(). The work is done by tape::data::make_digit_page().
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -11,6 +11,7 @@
 #include <tape/data/dataset.hpp>
 #include <tape/data/digits.hpp>
 #include <tape/data/image.hpp>
+#include <tape/io/file.hpp>
 
 #include "cli.hpp"
 
@@ -44,8 +45,7 @@ std::string json_escape(const std::string& s) {
 }
 
 void write_truth(const std::string& path, const std::string& data_dir, const std::vector<Page>& pages) {
-  std::ofstream f(path);
-  TAPE_CHECK(f, "cannot open ", path, " for writing");
+  std::ostringstream f;
   f << "{\n  \"source\": \"" << json_escape(data_dir) << " (MNIST test split)\",\n  \"pages\": [\n";
   for (size_t p = 0; p < pages.size(); ++p) {
     const Page& pg = pages[p];
@@ -60,7 +60,7 @@ void write_truth(const std::string& path, const std::string& data_dir, const std
     f << "     ]}" << (p + 1 < pages.size() ? ",\n" : "\n");
   }
   f << "  ]\n}\n";
-  TAPE_CHECK(f.good(), "error writing ", path);
+  write_file_atomically(path, f.str(), "--truth");
 }
 
 }  // namespace

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -84,6 +83,7 @@ int main(int argc, char** argv) {
       return 0;
     TAPE_CHECK(batch > 0, "--batch must be positive, got ", batch);
     TAPE_CHECK(!out.empty(), "--out must not be empty");
+    check_writable(out, "--out");
 
     manual_seed(seed);
     ModelSpec spec;
@@ -116,13 +116,7 @@ int main(int argc, char** argv) {
     DotOptions opt;
     opt.show_grad_norms = grads;
     const std::string dot = to_dot(root, opt);
-    {
-      std::ofstream f(out, std::ios::binary);
-      TAPE_CHECK(f.good(), "--out: cannot open '", out, "' for writing");
-      f << dot;
-      f.close();
-      TAPE_CHECK(f.good(), "--out: writing '", out, "' failed");
-    }
+    write_file_atomically(out, dot, "--out");
     std::cout << "graph of " << source << " on a batch of " << batch << (grads ? ", with gradient norms" : "")
               << "\nwrote " << out << "\n";
     if (grads) {

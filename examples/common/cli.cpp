@@ -6,7 +6,8 @@
 
 namespace tape::examples {
 
-bool parse_flags(int argc, char** argv, const po::options_description& desc, const std::string& usage) {
+bool parse_flags(int argc, char** argv, const po::options_description& desc, const std::string& usage,
+                 std::set<std::string>* given) {
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
   if (vm.count("help")) {
@@ -14,6 +15,9 @@ bool parse_flags(int argc, char** argv, const po::options_description& desc, con
     return false;
   }
   po::notify(vm);
+  if (given)
+    for (const auto& [name, value] : vm)
+      if (!value.defaulted()) given->insert(name);
   return true;
 }
 

@@ -1,10 +1,27 @@
 #include "models.hpp"
 
+#include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 namespace tape::examples {
 
+namespace {
+
+/// `s` made safe for a one-line message: non-printable bytes become '?', and
+/// anything past 60 characters is cut (a crafted checkpoint can hold any spec).
+std::string shown(const std::string& s) {
+  std::string out = s.substr(0, 60);
+  for (char& c : out)
+    if (c < 32 || c > 126) c = '?';
+  return s.size() > 60 ? out + "..." : out;
+}
+
+}  // namespace
+
 std::vector<int64_t> parse_sizes(const std::string& s) {
+  TAPE_CHECK(s.size() <= kMaxSpecLength, "hidden sizes: '", shown(s), "' is longer than ", kMaxSpecLength,
+             " characters");
   std::vector<int64_t> out;
   std::stringstream ss(s);
   std::string part;
@@ -16,8 +33,9 @@ std::vector<int64_t> parse_sizes(const std::string& s) {
     } catch (const std::exception&) {
       used = 0;
     }
-    TAPE_CHECK(used == part.size() && !part.empty(), "hidden sizes: '", part, "' in '", s, "' is not a number");
-    TAPE_CHECK(v > 0, "hidden sizes: every size must be positive, got ", v, " in '", s, "'");
+    TAPE_CHECK(used == part.size() && !part.empty(), "hidden sizes: '", shown(part), "' in '", shown(s),
+               "' is not a number");
+    TAPE_CHECK(v > 0, "hidden sizes: every size must be positive, got ", v, " in '", shown(s), "'");
     out.push_back(v);
   }
   TAPE_CHECK(!out.empty(), "hidden sizes: expected a list like 370,115,50, got '", s, "'");
@@ -31,7 +49,7 @@ std::shared_ptr<nn::Module> make_activation(const std::string& name) {
   if (name == "leaky_relu") return std::make_shared<nn::LeakyReLU>(0.01f);
   if (name == "elu") return std::make_shared<nn::ELU>(1.f);
   if (name == "selu") return std::make_shared<nn::SELU>();
-  throw Error(cat("unknown activation '", name, "' (expected relu, tanh, sigmoid, leaky_relu, elu or selu)"));
+  throw Error(cat("unknown activation '", shown(name), "' (expected relu, tanh, sigmoid, leaky_relu, elu or selu)"));
 }
 
 ModelSpec ModelSpec::lenet5() {
@@ -51,25 +69,56 @@ std::string ModelSpec::to_string() const {
   return os.str();
 }
 
+int64_t ModelSpec::parameter_count() const {
+  if (kind == "lenet5") return 44426;
+  int64_t total = 0, in = 784;
+  for (int64_t out : hidden) {
+    total += (in + 1) * out;  // validate() keeps every size <= kMaxLayerSize: no overflow
+    in = out;
+  }
+  return total + (in + 1) * 10;
+}
+
+void ModelSpec::validate() const {
+  if (kind == "lenet5") return;
+  TAPE_CHECK(kind == "mlp", "unknown model kind '", shown(kind), "' (expected mlp or lenet5)");
+  TAPE_CHECK(hidden.size() <= size_t(kMaxHiddenLayers), "model: ", hidden.size(), " hidden layers, more than the limit of ",
+             kMaxHiddenLayers);
+  for (size_t i = 0; i < hidden.size(); ++i)
+    TAPE_CHECK(hidden[i] > 0 && hidden[i] <= kMaxLayerSize, "model: hidden size ", i + 1, " is ", hidden[i],
+               " (expected 1..", kMaxLayerSize, ")");
+  TAPE_CHECK(dropout >= 0.f && dropout < 1.f, "dropout must be in [0, 1), got ", dropout);
+  make_activation(activation);  // validates the name
+  const int64_t params = parameter_count();
+  TAPE_CHECK(params <= kMaxModelParameters, "model: ", to_string(), " has ", params,
+             " parameters, more than the limit of ", kMaxModelParameters);
+}
+
 ModelSpec ModelSpec::parse(const std::string& s) {
   if (s == "lenet5") return lenet5();
+  TAPE_CHECK(s.size() <= kMaxSpecLength, "model spec '", shown(s), "' is longer than ", kMaxSpecLength,
+             " characters");
   // mlp:784-H1-...-10:act:dropout=P
   std::vector<std::string> parts;
   std::stringstream ss(s);
   for (std::string p; std::getline(ss, p, ':');) parts.push_back(p);
-  TAPE_CHECK(parts.size() == 4 && parts[0] == "mlp" && parts[3].rfind("dropout=", 0) == 0, "model spec '", s,
+  TAPE_CHECK(parts.size() == 4 && parts[0] == "mlp" && parts[3].rfind("dropout=", 0) == 0, "model spec '", shown(s),
              "' is not of the form mlp:784-H-...-10:activation:dropout=P or lenet5");
   ModelSpec m;
   std::string sizes = parts[1];
   for (char& c : sizes)
     if (c == '-') c = ',';
   std::vector<int64_t> all = parse_sizes(sizes);
-  TAPE_CHECK(all.size() >= 3 && all.front() == 784 && all.back() == 10, "model spec '", s,
+  TAPE_CHECK(all.size() >= 3 && all.front() == 784 && all.back() == 10, "model spec '", shown(s),
              "': sizes must start with 784 and end with 10");
   m.hidden.assign(all.begin() + 1, all.end() - 1);
   m.activation = parts[2];
-  make_activation(m.activation);  // validates the name
-  m.dropout = std::stof(parts[3].substr(8));
+  const std::string p = parts[3].substr(8);
+  char* end = nullptr;
+  m.dropout = std::strtof(p.c_str(), &end);
+  TAPE_CHECK(!p.empty() && end == p.c_str() + p.size() && std::isfinite(m.dropout), "model spec '", shown(s),
+             "': dropout '", shown(p), "' is not a number");
+  m.validate();
   return m;
 }
 
@@ -91,8 +140,7 @@ std::shared_ptr<nn::Sequential> build_model(const ModelSpec& spec) {
     net->push_back("fc3", std::make_shared<nn::Linear>(84, 10));
     return net;
   }
-  TAPE_CHECK(spec.kind == "mlp", "unknown model kind '", spec.kind, "' (expected mlp or lenet5)");
-  TAPE_CHECK(spec.dropout >= 0.f && spec.dropout < 1.f, "dropout must be in [0, 1), got ", spec.dropout);
+  spec.validate();
   net->push_back("flatten", std::make_shared<nn::Flatten>());
   int64_t in = 784;
   for (size_t i = 0; i < spec.hidden.size(); ++i) {

@@ -10,6 +10,15 @@
 
 namespace tape::examples {
 
+// Note: limits. A spec can come from a checkpoint file, so it is validated
+// before anything is built: at most kMaxHiddenLayers hidden layers of
+// 1..kMaxLayerSize units and kMaxModelParameters parameters in all (4 GB of
+// float32 weights), a known activation and dropout in [0, 1).
+inline constexpr int64_t kMaxHiddenLayers = 100;
+inline constexpr int64_t kMaxLayerSize = 1'000'000;
+inline constexpr int64_t kMaxModelParameters = 1'000'000'000;
+inline constexpr size_t kMaxSpecLength = 4096;
+
 struct ModelSpec {
   std::string kind = "mlp";            ///< "mlp" or "lenet5"
   std::vector<int64_t> hidden{50};     ///< mlp hidden sizes
@@ -17,7 +26,11 @@ struct ModelSpec {
   float dropout = 0.f;                 ///< after each hidden activation (mlp)
 
   std::string to_string() const;
-  static ModelSpec parse(const std::string& s);  ///< throws tape::Error naming the bad part
+  static ModelSpec parse(const std::string& s);  ///< validated; throws tape::Error naming the bad part
+  /// Throws a one-line tape::Error if the spec breaks a limit above (build_model calls it).
+  void validate() const;
+  /// Weights and biases the network will have (valid specs only; see validate()).
+  int64_t parameter_count() const;
   static ModelSpec lenet5();
 };
 

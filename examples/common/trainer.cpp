@@ -3,8 +3,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <algorithm>
 #include <iostream>
+#include <optional>
+#include <sstream>
 
 #include "progress.hpp"
 
@@ -44,6 +46,7 @@ void validate(const TrainConfig& c) {
 }
 
 std::pair<double, double> evaluate(nn::Module& model, const data::Dataset& test, int64_t batch_size) {
+  TAPE_CHECK(test.size() > 0, "evaluate: the test set is empty (0 samples)");
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -114,9 +117,113 @@ void write_plot(const std::vector<EpochStats>& h, const std::string& path) {
 }
 }  // namespace
 
-TrainResult train_mnist(const ModelSpec& spec, const TrainConfig& c) {
+namespace {
+
+std::string csv_row(const EpochStats& s) {
+  return cat(s.epoch, ',', s.train_loss, ',', s.test_loss, ',', s.test_accuracy, ',', s.seconds, '\n');
+}
+
+/// The run's settings, kept in a checkpoint's meta so --resume can compare them.
+void store_settings(const TrainConfig& c, CheckpointMeta& meta) {
+  meta.strings["run.optimizer"] = c.optimizer;
+  meta.strings["run.schedule"] = c.schedule;
+  meta.strings["run.epochs"] = cat(c.epochs);
+  meta.strings["run.batch-size"] = cat(c.batch_size);
+  meta.strings["run.seed"] = cat(c.seed);
+  meta.strings["run.limit-train"] = cat(c.limit_train);
+}
+
+// Note: --resume and flags. A flag not given on the command line takes the
+// checkpoint's value (so `--resume run.ckpt --epochs 20` continues the same run);
+// a flag given with a different value is either applied, with one line saying
+// so, or refused with exit 2 when it cannot be honoured (another network, another
+// optimizer: its state would not fit). The values printed are the values used.
+// The settings come from the checkpoint's meta ("run.*", written by this
+// trainer) and, for lr/weight-decay/momentum, from the optimizer state itself.
+class ResumeMerge {
+ public:
+  ResumeMerge(TrainConfig& c, const CheckpointMeta& meta) : c_(c), meta_(meta) {}
+
+  /// The network: the checkpoint's, unless model flags asked for another one.
+  void model(ModelSpec& spec, bool model_flags_given) const {
+    if (meta_.model_spec == spec.to_string()) return;
+    const bool adopt = !model_flags_given && spec.kind == "mlp" && meta_.model_spec.rfind("mlp:", 0) == 0;
+    TAPE_CHECK(adopt, "--resume: checkpoint '", c_.resume, "' holds model ", meta_.model_spec,
+               " but this run builds ", spec.to_string(), " (a network cannot change when resuming)");
+    spec = ModelSpec::parse(meta_.model_spec);
+  }
+
+  /// A setting kept as text in the meta ("run.epochs" = "10"); `can_change` says
+  /// whether a different value given on the command line may be applied.
+  template <class T>
+  void setting(const char* flag, T& value, bool can_change) {
+    auto it = meta_.strings.find(cat("run.", flag));
+    if (it == meta_.strings.end()) return;
+    const std::string& text = it->second;
+    T old{};
+    std::istringstream is(text);
+    const bool printable = text.size() <= 64 && std::all_of(text.begin(), text.end(), [](char ch) {
+      return ch > 32 && ch < 127;
+    });
+    TAPE_CHECK(printable && (is >> old) && is.eof(), "--resume: checkpoint '", c_.resume, "' has an invalid run.",
+               flag);
+    merge(flag, value, old, can_change);
+  }
+  /// An optimizer hyper-parameter: the loaded state holds the checkpoint's value.
+  bool hyper(const char* flag, double& value, optim::OptimizerState& st, const char* key) {
+    auto it = st.scalars.find(key);
+    if (it == st.scalars.end() || it->second == value) return false;
+    const bool given = c_.given.count(flag) > 0;
+    merge(flag, value, it->second, true);
+    if (given) it->second = value;
+    return given;
+  }
+  const std::vector<std::string>& notes() const { return notes_; }
+
+ private:
+  template <class T>
+  void merge(const char* flag, T& value, const T& old, bool can_change) {
+    if (value == old) return;
+    if (!c_.given.count(flag)) {
+      value = old;
+      return;
+    }
+    TAPE_CHECK(can_change, "--resume: --", flag, " ", value, " differs from the checkpoint's ", old,
+               " (it cannot change when resuming)");
+    notes_.push_back(cat("resume: --", flag, " ", value, " (checkpoint had ", old, ")"));
+  }
+
+  TrainConfig& c_;
+  const CheckpointMeta& meta_;
+  std::vector<std::string> notes_;
+};
+
+}  // namespace
+
+TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
+  TrainConfig c = cfg;
+  ModelSpec spec = spec_in;
   validate(c);
+  // Outputs that cannot be written are found now, not after an hour of training.
+  for (const auto& [path, flag] : {std::pair{c.csv, "--csv"}, {c.plot, "--plot"}, {c.save, "--save"}})
+    if (!path.empty()) check_writable(path, flag);
   apply_threads(c.threads);
+
+  CheckpointMeta resume_meta;
+  std::optional<ResumeMerge> merge;
+  if (!c.resume.empty()) {
+    resume_meta = read_checkpoint_meta(c.resume);
+    merge.emplace(c, resume_meta);
+    merge->model(spec, c.given.count("hidden") || c.given.count("activation") || c.given.count("dropout"));
+    merge->setting("epochs", c.epochs, true);
+    merge->setting("batch-size", c.batch_size, true);
+    merge->setting("seed", c.seed, true);
+    merge->setting("limit-train", c.limit_train, true);
+    merge->setting("optimizer", c.optimizer, false);
+    merge->setting("schedule", c.schedule, true);
+    validate(c);
+  }
+
   data::Dataset train = data::load_mnist(c.data_dir, "train");
   data::Dataset test = data::load_mnist(c.data_dir, "test");
   if (c.limit_train > 0 && c.limit_train < train.size()) train = train.subset(0, c.limit_train);
@@ -124,28 +231,31 @@ TrainResult train_mnist(const ModelSpec& spec, const TrainConfig& c) {
   manual_seed(c.seed);
   auto model = build_model(spec);
   auto opt = make_optimizer(c, model->parameters());
-  auto scheduler = make_scheduler(c, *opt);
   data::DataLoader loader(train, c.batch_size, /*shuffle=*/true, c.seed);
 
   TrainResult result;
   int start_epoch = 0;
-  if (!c.resume.empty()) {
-    CheckpointMeta meta = read_checkpoint_meta(c.resume);
-    TAPE_CHECK(meta.model_spec == spec.to_string(), "--resume: checkpoint '", c.resume, "' holds model ",
-               meta.model_spec, " but this run builds ", spec.to_string());
-    meta = load_checkpoint(c.resume, *model, opt.get());
-    start_epoch = int(meta.epoch);
-    for (int e = 0; e < start_epoch; ++e) {
-      EpochStats s;
-      s.epoch = e + 1;
-      s.train_loss = meta.scalars.count(cat("train_loss.", e + 1)) ? meta.scalars[cat("train_loss.", e + 1)] : NAN;
-      s.test_loss = meta.scalars.count(cat("test_loss.", e + 1)) ? meta.scalars[cat("test_loss.", e + 1)] : NAN;
-      s.test_accuracy = meta.scalars.count(cat("test_accuracy.", e + 1)) ? meta.scalars[cat("test_accuracy.", e + 1)] : NAN;
-      s.seconds = meta.scalars.count(cat("seconds.", e + 1)) ? meta.scalars[cat("seconds.", e + 1)] : NAN;
-      result.history.push_back(s);
+  if (merge) {
+    CheckpointMeta meta = load_checkpoint(c.resume, *model, opt.get());
+    optim::OptimizerState st = opt->state_dict();
+    bool changed = merge->hyper("lr", c.lr, st, "initial_lr");
+    if (changed) st.scalars["lr"] = c.lr;
+    changed |= merge->hyper("weight-decay", c.weight_decay, st, "weight_decay");
+    if (c.optimizer == "sgd") changed |= merge->hyper("momentum", c.momentum, st, "momentum");
+    if (changed) opt->load_state_dict(st);
+    start_epoch = int(meta.epoch);  // load_checkpoint bounds it by kMaxCheckpointEpoch
+    // A crafted file may claim many epochs; history comes only from scalars it holds.
+    for (int e = std::max(0, start_epoch - int(meta.scalars.size())); e < start_epoch; ++e) {
+      auto get = [&](const char* key) {
+        auto it = meta.scalars.find(cat(key, ".", e + 1));
+        return it == meta.scalars.end() ? double(NAN) : it->second;
+      };
+      result.history.push_back({e + 1, get("train_loss"), get("test_loss"), get("test_accuracy"), get("seconds"), 0});
     }
+    for (const std::string& note : merge->notes()) std::printf("%s\n", note.c_str());
     if (!c.quiet) std::printf("resumed from %s after epoch %d\n", c.resume.c_str(), start_epoch);
   }
+  auto scheduler = make_scheduler(c, *opt);
 
   if (!c.quiet) {
     std::printf("%s", model->summary({1, 1, 28, 28}).c_str());
@@ -154,14 +264,9 @@ TrainResult train_mnist(const ModelSpec& spec, const TrainConfig& c) {
                 c.lr, c.schedule == "none" ? "" : (" (" + c.schedule + " schedule)").c_str(), c.epochs,
                 (unsigned long long)c.seed, get_num_threads());
   }
-  std::ofstream csv;
-  if (!c.csv.empty()) {
-    csv.open(c.csv);
-    TAPE_CHECK(csv.good(), "--csv: cannot write '", c.csv, "'");
-    csv << "epoch,train_loss,test_loss,test_accuracy,seconds\n";
-    for (const auto& s : result.history)
-      csv << s.epoch << ',' << s.train_loss << ',' << s.test_loss << ',' << s.test_accuracy << ',' << s.seconds << '\n';
-  }
+  std::string csv = "epoch,train_loss,test_loss,test_accuracy,seconds\n";
+  for (const auto& s : result.history) csv += csv_row(s);
+  if (!c.csv.empty()) write_file_atomically(c.csv, csv, "--csv");
 
   for (int e = start_epoch; e < c.epochs; ++e) {
     if (scheduler) opt->set_lr(scheduler->lr_at(e));
@@ -191,14 +296,13 @@ TrainResult train_mnist(const ModelSpec& spec, const TrainConfig& c) {
                   c.epochs, s.train_loss, s.test_loss, 100 * s.test_accuracy, s.seconds,
                   with_commas(int64_t(s.samples_per_s)).c_str());
     std::fflush(stdout);
-    if (csv.is_open()) {
-      csv << s.epoch << ',' << s.train_loss << ',' << s.test_loss << ',' << s.test_accuracy << ',' << s.seconds << '\n';
-      csv.flush();
-    }
+    csv += csv_row(s);
+    if (!c.csv.empty()) write_file_atomically(c.csv, csv, "--csv");
     if (!c.save.empty()) {
       CheckpointMeta meta;
       meta.model_spec = spec.to_string();
       meta.epoch = e + 1;
+      store_settings(c, meta);
       for (const auto& h : result.history) {
         meta.scalars[cat("train_loss.", h.epoch)] = h.train_loss;
         meta.scalars[cat("test_loss.", h.epoch)] = h.test_loss;

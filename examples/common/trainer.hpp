@@ -1,6 +1,7 @@
 #pragma once
 // The MNIST training loop shared by mnist_mlp and mnist_lenet5: minibatches,
 // a progress bar, one line per epoch, CSV and a loss-curve PNG, checkpoints.
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ struct TrainConfig {
   int64_t limit_train = 0;         ///< use only the first N training images (0 = all)
   std::string csv, plot, save, resume;
   bool quiet = false;
+  /// Flags given on the command line (parse_flags fills it); with --resume, the
+  /// others take the checkpoint's values (docs/cli.md, "Resuming").
+  std::set<std::string> given;
 };
 
 struct EpochStats {

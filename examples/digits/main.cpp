@@ -2,7 +2,7 @@
 // with a saved network (any mnist_mlp or mnist_lenet5 checkpoint), and write an
 // annotated copy of the image.
 #include <cstdio>
-#include <fstream>
+#include <sstream>
 
 #include "../common/cli.hpp"
 #include "../common/models.hpp"
@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
     else if (polarity == "light-on-dark") find.polarity = data::Polarity::LightOnDark;
     else TAPE_CHECK(polarity == "auto", "unknown --polarity '", polarity, "' (expected auto, dark-on-light or light-on-dark)");
 
+    for (const auto& [path, flag] : {std::pair{out_path, "--out"}, {json_path, "--json"}})
+      if (!path.empty()) check_writable(path, flag);
+
     // The checkpoint says which network it holds.
     CheckpointMeta meta = read_checkpoint_meta(model_path);
     auto model = build_model(ModelSpec::parse(meta.model_spec));
@@ -53,13 +56,13 @@ int main(int argc, char** argv) {
       std::printf("%d %d %d %d %lld %.3f\n", digits[i].x, digits[i].y, digits[i].w, digits[i].h,
                   (long long)labels[i], conf[i]);
     if (!json_path.empty()) {
-      std::ofstream js(json_path);
-      TAPE_CHECK(js.good(), "--json: cannot write '", json_path, "'");
+      std::ostringstream js;
       js << "[";
       for (size_t i = 0; i < digits.size(); ++i)
         js << (i ? ",\n " : "\n ") << "{\"x\": " << digits[i].x << ", \"y\": " << digits[i].y << ", \"w\": " << digits[i].w
            << ", \"h\": " << digits[i].h << ", \"label\": " << labels[i] << ", \"confidence\": " << conf[i] << "}";
       js << (digits.empty() ? "]\n" : "\n]\n");
+      write_file_atomically(json_path, js.str(), "--json");
     }
     if (!out_path.empty()) {
       data::Image rgb = data::to_rgb(img);

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
     po::options_description desc("mnist_lenet5 options");
     desc.add_options()("help", "show this help");
     add_training_flags(desc, cfg);
-    if (!parse_flags(argc, argv, desc, "usage: mnist_lenet5 [options]  — train LeNet-5 on MNIST")) return 0;
+    if (!parse_flags(argc, argv, desc, "usage: mnist_lenet5 [options]  — train LeNet-5 on MNIST", &cfg.given)) return 0;
     train_mnist(ModelSpec::lenet5(), cfg);
     return 0;
   });

@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
         ("activation", po::value(&activation)->default_value(activation), "relu | tanh | sigmoid | leaky_relu | elu | selu")
         ("dropout", po::value(&dropout)->default_value(dropout, "0"), "inverted-dropout probability after each hidden layer, in [0, 1)");
     add_training_flags(desc, cfg);
-    if (!parse_flags(argc, argv, desc, "usage: mnist_mlp [options]  — train an MLP on MNIST")) return 0;
+    if (!parse_flags(argc, argv, desc, "usage: mnist_mlp [options]  — train an MLP on MNIST", &cfg.given)) return 0;
     TAPE_CHECK(dropout >= 0.f && dropout < 1.f, "--dropout must be in [0, 1), got ", dropout);
     ModelSpec spec;
     spec.hidden = parse_sizes(hidden);

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
     TAPE_CHECK(epochs >= 1, "--epochs must be at least 1, got ", epochs);
     TAPE_CHECK(lr > 0, "--lr must be positive, got ", lr);
     TAPE_CHECK(noise >= 0, "--noise must be >= 0, got ", noise);
+    if (!plot.empty()) check_writable(plot, "--plot");
     apply_threads(threads);
 
     // Quiz 1: softmax of a row; quiz 5: one-hot; quiz 6: cross-entropy.

@@ -25,5 +25,6 @@
 #include "tape/data/image.hpp"
 #include "tape/data/plot.hpp"
 #include "tape/io/checkpoint.hpp"
+#include "tape/io/file.hpp"
 #include "tape/autograd/dot.hpp"
 #include "tape/data/digits.hpp"

@@ -42,6 +42,7 @@ DataLoader::DataLoader(Dataset ds, int64_t batch_size, bool shuffle, uint64_t se
   TAPE_CHECK(ds_.images.dim() >= 1 && ds_.labels.dim() >= 1 && ds_.images.size(0) == ds_.labels.size(0),
              "DataLoader: images ", ds_.images.shape(), " and labels ", ds_.labels.shape(),
              " disagree on the number of samples");
+  TAPE_CHECK(ds_.size() > 0, "DataLoader: the dataset is empty (0 samples); nothing to iterate over");
   ds_.images = ds_.images.contiguous();
   ds_.labels = ds_.labels.contiguous();
 }

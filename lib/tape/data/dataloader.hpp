@@ -24,6 +24,7 @@ struct Batch {
 // stored in the loader, so only one pass may be in flight at a time.
 class DataLoader {
  public:
+  /// Throws on an empty dataset: a loop over no batches would report NaN losses.
   DataLoader(Dataset ds, int64_t batch_size, bool shuffle = true, uint64_t seed = 0);
 
   class Iterator {

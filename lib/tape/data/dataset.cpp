@@ -4,8 +4,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
+
+#include "tape/io/file.hpp"
 
 namespace tape::data {
 
@@ -24,7 +25,9 @@ Tensor rows_view(const Tensor& t, int64_t begin, int64_t end) {
   return Tensor(std::move(impl));
 }
 
-std::vector<uint8_t> read_file(const char* fn, const std::string& path) {
+/// The whole file as bytes: a regular file (a directory, FIFO or device is a
+/// one-line error, and a FIFO is never opened for a blocking read).
+std::string read_file(const char* fn, const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(path, ec)) {
@@ -33,15 +36,10 @@ std::vector<uint8_t> read_file(const char* fn, const std::string& path) {
     throw Error(cat(fn, ": ", path, " does not exist", no_dir ? cat(" (nor does the directory ", dir.string(), ")") : "",
                     "; run tools/fetch_mnist.sh to download MNIST"));
   }
-  std::ifstream in(path, std::ios::binary);
-  TAPE_CHECK(in, fn, ": cannot open ", path, ": ", std::strerror(errno));
-  std::vector<uint8_t> bytes(size_t(fs::file_size(path, ec)));
-  TAPE_CHECK(!ec, fn, ": cannot read the size of ", path, ": ", ec.message());
-  in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size()));
-  TAPE_CHECK(size_t(in.gcount()) == bytes.size(), fn, ": read error on ", path, " after ", in.gcount(), " of ",
-             bytes.size(), " bytes");
-  return bytes;
+  return read_regular_file(path, cat(fn, ": cannot read ", path), std::numeric_limits<uint64_t>::max());
 }
+
+const uint8_t* bytes_of(const std::string& b) { return reinterpret_cast<const uint8_t*>(b.data()); }
 
 uint32_t be32(const uint8_t* p) {
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
@@ -54,18 +52,18 @@ std::string hex(uint32_t v) {
 }
 
 /// Checks the magic number and header size of an IDX file; returns its dimensions.
-std::vector<uint64_t> idx_header(const char* fn, const std::vector<uint8_t>& b, const std::string& path,
+std::vector<uint64_t> idx_header(const char* fn, const std::string& b, const std::string& path,
                                  uint32_t magic, const char* kind) {
   const size_t ndims = magic & 0xff;
   const size_t header = 4 + 4 * ndims;
   TAPE_CHECK(b.size() >= 4, fn, ": ", path, " is truncated: ", b.size(),
              " bytes, too short for an IDX header");
-  TAPE_CHECK(be32(b.data()) == magic, fn, ": ", path, " has magic number ", hex(be32(b.data())),
+  TAPE_CHECK(be32(bytes_of(b)) == magic, fn, ": ", path, " has magic number ", hex(be32(bytes_of(b))),
              ", expected ", hex(magic), " (IDX ", kind, " file)");
   TAPE_CHECK(b.size() >= header, fn, ": ", path, " is truncated: ", b.size(),
              " bytes, shorter than its ", header, "-byte IDX header");
   std::vector<uint64_t> dims(ndims);
-  for (size_t i = 0; i < ndims; ++i) dims[i] = be32(b.data() + 4 + 4 * i);
+  for (size_t i = 0; i < ndims; ++i) dims[i] = be32(bytes_of(b) + 4 + 4 * i);
   return dims;
 }
 
@@ -89,7 +87,8 @@ Tensor read_images(const char* fn, const std::string& path) {
   float* out = t.data<float>();
   float scale[256];
   for (int v = 0; v < 256; ++v) scale[v] = float(v) / 255.f;
-  for (uint64_t i = 0; i < n * rows * cols; ++i) out[i] = scale[b[16 + i]];
+  const uint8_t* px = bytes_of(b) + 16;
+  for (uint64_t i = 0; i < n * rows * cols; ++i) out[i] = scale[px[i]];
   return t;
 }
 
@@ -102,7 +101,8 @@ Tensor read_labels(const char* fn, const std::string& path) {
              " trailing bytes after ", n, " labels (", 8 + n, " bytes)");
   Tensor t = Tensor::empty({int64_t(n)}, Dtype::Int64);
   int64_t* out = t.data<int64_t>();
-  for (uint64_t i = 0; i < n; ++i) out[i] = b[8 + i];
+  const uint8_t* y = bytes_of(b) + 8;
+  for (uint64_t i = 0; i < n; ++i) out[i] = y[i];
   return t;
 }
 
@@ -128,6 +128,7 @@ Dataset load_mnist(const std::string& dir, const std::string& split) {
   const std::string images_path = (std::filesystem::path(dir) / (prefix + "-images-idx3-ubyte")).string();
   const std::string labels_path = (std::filesystem::path(dir) / (prefix + "-labels-idx1-ubyte")).string();
   Dataset ds{read_images(fn, images_path), read_labels(fn, labels_path)};
+  TAPE_CHECK(ds.images.size(0) > 0, fn, ": ", images_path, " holds 0 images; a dataset needs at least one");
   TAPE_CHECK(ds.images.size(0) == ds.labels.size(0), fn, ": ", labels_path, " has ",
              ds.labels.size(0), " labels but ", images_path, " has ", ds.images.size(0), " images");
   const int64_t* y = ds.labels.data<int64_t>();

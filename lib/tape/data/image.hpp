@@ -1,5 +1,5 @@
 #pragma once
-/// \file 8-bit images: load (PNG/JPEG/BMP/...), save PNG, and simple drawing.
+/// \file 8-bit images: load (PNG/JPEG/BMP), save PNG, and simple drawing.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,9 +25,21 @@ struct Rgb {
   uint8_t r = 0, g = 0, b = 0;
 };
 
-/// Reads an image file; `want_channels` 0 keeps the file's own channel count.
+/// Default for max_image_pixels(): 100 megapixels (PIL's decompression-bomb guard is ~89).
+inline constexpr int64_t kDefaultMaxImagePixels = 100'000'000;
+/// Largest width x height load_image accepts, checked from the header before
+/// decoding. Starts at TAPE_MAX_IMAGE_PIXELS if set, else kDefaultMaxImagePixels.
+int64_t max_image_pixels();
+/// Raises or lowers the limit (> 0) for the whole process.
+void set_max_image_pixels(int64_t pixels);
+
+/// Reads a PNG, JPEG or BMP file (checked by its magic bytes; GIF, PSD, HDR, PNM,
+/// ... are refused); `want_channels` 0 keeps the file's own channel count.
+/// Directories, FIFOs and devices, images over max_image_pixels() and corrupt
+/// files are one-line tape::Errors naming the file.
 Image load_image(const std::string& path, int want_channels = 0);
-/// Writes `img` as PNG; throws naming the path on failure.
+/// Writes `img` as PNG, atomically (write_file_atomically: the old file survives
+/// any failure); throws naming the path on failure.
 void save_png(const Image& img, const std::string& path);
 
 /// Luma (ITU-R BT.601) as a 1-channel image; alpha is dropped.

@@ -6,6 +6,9 @@
 
 #include <boost/archive/binary_iarchive.hpp>
 #include <boost/archive/binary_oarchive.hpp>
+#include <boost/archive/impl/archive_serializer_map.ipp>
+#include <boost/archive/impl/basic_binary_iarchive.ipp>
+#include <boost/archive/impl/basic_binary_iprimitive.ipp>
 #include <boost/serialization/level.hpp>
 #include <boost/serialization/map.hpp>
 #include <boost/serialization/string.hpp>
@@ -24,6 +27,7 @@
 #include "tape/autograd/grad_mode.hpp"
 #include "tape/core/generator.hpp"
 #include "tape/core/tensor.hpp"
+#include "tape/io/file.hpp"
 #include "tape/nn/module.hpp"
 #include "tape/optim/optimizer.hpp"
 
@@ -52,6 +56,21 @@ namespace {
 
 constexpr char kMagic[8] = {'T', 'A', 'P', 'E', 'C', 'K', 'P', 'T'};
 constexpr size_t kHeaderSize = 32;
+/// A checkpoint is read into memory whole; this only turns an absurd size into a clear error.
+constexpr uint64_t kMaxCheckpointBytes = uint64_t(1) << 40;
+
+class BoundedIArchive;
+
+/// Tells the reader the smallest encoding of one item of the collection read next,
+/// so its count is checked against the bytes that remain (see BoundedIArchive).
+/// Writing needs no check.
+template <class Archive>
+void expect_item_bytes(Archive& /*ar*/, size_t /*bytes*/) {}
+void expect_item_bytes(BoundedIArchive& ar, size_t bytes);
+
+/// A lower bound on the payload bytes of one TensorRecord: a name length (8), the
+/// dtype (4) and two collection counts (8 each).
+constexpr size_t kMinRecordBytes = 28;
 
 /// One tensor as stored: name, dtype code, shape, raw contiguous bytes.
 struct TensorRecord {
@@ -62,7 +81,9 @@ struct TensorRecord {
 
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    ar & name & dtype & shape & data;
+    ar & name & dtype;
+    expect_item_bytes(ar, sizeof(int64_t));
+    ar & shape & data;
   }
 };
 
@@ -90,9 +111,16 @@ struct Payload {
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
     ar & model_spec & epoch & meta_scalars & meta_strings;
-    ar & parameters & buffers;
-    ar & has_optimizer & optimizer_type & optimizer_tensors & optimizer_scalars;
-    ar & has_rng & rng_state & rng_has_spare & rng_spare;
+    expect_item_bytes(ar, kMinRecordBytes);
+    ar & parameters;
+    expect_item_bytes(ar, kMinRecordBytes);
+    ar & buffers;
+    ar & has_optimizer & optimizer_type;
+    expect_item_bytes(ar, kMinRecordBytes);
+    ar & optimizer_tensors & optimizer_scalars;
+    ar & has_rng;
+    expect_item_bytes(ar, sizeof(uint64_t));
+    ar & rng_state & rng_has_spare & rng_spare;
   }
 };
 
@@ -222,78 +250,6 @@ std::string make_header(const std::string& payload) {
   return h;
 }
 
-/// Removes the temporary file unless the save was committed.
-class TempFile {
- public:
-  TempFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  int fd() const { return fd_; }
-  /// Closes the descriptor; returns false (errno set) on failure.
-  bool close() {
-    const int fd = fd_;
-    fd_ = -1;
-    return ::close(fd) == 0;
-  }
-  void commit() { committed_ = true; }
-
- private:
-  std::string path_;
-  int fd_;
-  bool committed_ = false;
-};
-
-// Note: atomic save. The bytes go to "<path>.tmp.<pid>" in the same directory,
-// are fsync'ed, and the temp file is rename()d over the real name, which POSIX
-// makes atomic: a reader (or a crash) sees either the old file or the complete new
-// one, never a half-written file under the real name. The payload is encoded in
-// memory before the temp file is created, so failures while reading the model never
-// touch the disk; any failure afterwards unlinks the temp file before throwing.
-// The parent directory is fsync'ed after the rename (best effort) so the new name
-// itself survives a power loss.
-void write_atomically(const std::string& path, const std::string& header, const std::string& payload,
-                      const char* who) {
-  const std::string tmp = path + ".tmp." + std::to_string(long(::getpid()));
-  auto fail = [&](const char* step) {
-    const int err = errno;
-    throw Error(cat(who, ": cannot write '", path, "': ", step, " '", tmp, "' failed: ", std::strerror(err)));
-  };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) fail("creating");
-  TempFile file(tmp, fd);
-  for (const std::string* part : {&header, &payload}) {
-    const char* p = part->data();
-    size_t left = part->size();
-    while (left > 0) {
-      const ssize_t n = ::write(file.fd(), p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        fail("writing");
-      }
-      p += n;
-      left -= size_t(n);
-    }
-  }
-  if (::fsync(file.fd()) != 0) fail("syncing");
-  if (!file.close()) fail("closing");
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    throw Error(cat(who, ": cannot write '", path, "': renaming '", tmp, "' over it failed: ", std::strerror(err)));
-  }
-  file.commit();
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
 void write_payload(const std::string& path, const Payload& p, const char* who) {
   std::string payload;
   try {
@@ -303,7 +259,8 @@ void write_payload(const std::string& path, const Payload& p, const char* who) {
   } catch (const std::exception& e) {
     throw Error(cat(who, ": cannot write '", path, "': encoding failed: ", e.what()));
   }
-  write_atomically(path, make_header(payload), payload, who);
+  const std::string header = make_header(payload);
+  write_file_atomically(path, {header, payload}, who);
 }
 
 Payload module_payload(const nn::Module& module, const char* who) {
@@ -315,31 +272,6 @@ Payload module_payload(const nn::Module& module, const char* who) {
 
 // --- reading -----------------------------------------------------------------------
 
-std::string read_all(const std::string& path, const char* who) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    throw Error(cat(who, ": cannot open '", path, "': ", std::strerror(err)));
-  }
-  std::string bytes;
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) bytes.reserve(size_t(st.st_size));
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      throw Error(cat(who, ": cannot read '", path, "': ", std::strerror(err)));
-    }
-    bytes.append(buf, size_t(n));
-  }
-  ::close(fd);
-  return bytes;
-}
-
 /// A read-only streambuf over memory, so Boost decodes the payload without a copy.
 class MemoryBuf : public std::streambuf {
  public:
@@ -347,11 +279,77 @@ class MemoryBuf : public std::streambuf {
     char* b = const_cast<char*>(p);
     setg(b, b, b + n);
   }
+  size_t remaining() const { return size_t(egptr() - gptr()); }
+  size_t consumed() const { return size_t(gptr() - eback()); }
 };
+
+// Note: bounded decoding. Boost's binary archive reads a length and then resizes:
+// a std::string's length (basic_binary_iprimitive::load) and a collection's count
+// (vector::resize/reserve), so a 48-byte payload with a valid checksum could ask
+// for tens of gigabytes before the stream runs dry. This archive is
+// binary_iarchive with those two reads overridden: every length is checked
+// against the bytes that remain in the payload (times the smallest encoding of
+// one item, announced by expect_item_bytes) before Boost allocates anything. The
+// byte format is exactly binary_iarchive's, so files written by binary_oarchive
+// read unchanged. It reads its header only once its own members exist (no_header,
+// then init), because the header's signature string goes through load() below.
+class BoundedIArchive
+    : public boost::archive::binary_iarchive_impl<BoundedIArchive, char, std::char_traits<char>> {
+  using Base = boost::archive::binary_iarchive_impl<BoundedIArchive, char, std::char_traits<char>>;
+  using Primitive = boost::archive::basic_binary_iprimitive<BoundedIArchive, char, std::char_traits<char>>;
+  friend class boost::archive::detail::interface_iarchive<BoundedIArchive>;
+  friend class boost::archive::basic_binary_iarchive<BoundedIArchive>;
+  friend class boost::archive::basic_binary_iprimitive<BoundedIArchive, char, std::char_traits<char>>;
+  friend class boost::archive::load_access;
+
+ public:
+  explicit BoundedIArchive(MemoryBuf& buf) : Base(buf, boost::archive::no_header), buf_(buf) { init(0); }
+  void expect_item_bytes(size_t bytes) { item_bytes_ = bytes; }
+
+ protected:
+  template <class T>
+  void load_override(T& t) {
+    Base::load_override(t);
+  }
+  void load_override(boost::serialization::collection_size_type& count) {
+    Base::load_override(count);
+    check(size_t(count), std::exchange(item_bytes_, size_t(1)), "a collection count");
+  }
+  using Primitive::load;
+  void load(std::string& s) {
+    std::size_t n = 0;
+    Primitive::load(n);
+    check(n, 1, "a string length");
+    s.resize(n);
+    if (n > 0) load_binary(s.data(), n);
+  }
+
+ private:
+  void check(size_t count, size_t item_bytes, const char* what) const {
+    const size_t left = buf_.remaining();
+    TAPE_CHECK(count <= left / item_bytes, what, " of ", count, " at payload byte ",
+               buf_.consumed(), " exceeds the ", left,
+               " bytes that remain");
+  }
+  MemoryBuf& buf_;
+  size_t item_bytes_ = 1;
+};
+
+void expect_item_bytes(BoundedIArchive& ar, size_t bytes) { ar.expect_item_bytes(bytes); }
+
+}  // namespace
+}  // namespace tape
+
+// Like binary_iarchive: vectors of plain values are one count and one block of bytes
+// (without this, Boost would expect the element-by-element layout and misread files).
+BOOST_SERIALIZATION_USE_ARRAY_OPTIMIZATION(tape::BoundedIArchive)
+
+namespace tape {
+namespace {
 
 /// Reads and fully validates a checkpoint file; returns its decoded payload.
 Payload read_payload(const std::string& path, const char* who) {
-  const std::string bytes = read_all(path, who);
+  const std::string bytes = read_regular_file(path, cat(who, ": cannot open '", path, "'"), kMaxCheckpointBytes);
   const std::string where = in_file(who, path);
   const size_t n = bytes.size();
 
@@ -381,12 +379,14 @@ Payload read_payload(const std::string& path, const char* who) {
   Payload p;
   MemoryBuf buf(data, size_t(payload_size));
   try {
-    boost::archive::binary_iarchive ar(buf);
+    BoundedIArchive ar(buf);
     ar >> p;
   } catch (const std::exception& e) {
     throw Error(cat(where, " has a valid checksum but its payload cannot be decoded (", e.what(), ")"));
   }
   TAPE_CHECK(buf.in_avail() == 0, where, " has ", buf.in_avail(), " unread bytes after its payload");
+  TAPE_CHECK(p.epoch >= 0 && p.epoch <= kMaxCheckpointEpoch, where, " has an absurd epoch count ", p.epoch,
+             " (expected 0..", kMaxCheckpointEpoch, ")");
   TAPE_CHECK(!p.has_rng || p.rng_state.size() == 4, where, ": RNG state has ", p.rng_state.size(),
              " words, expected 4");
   return p;

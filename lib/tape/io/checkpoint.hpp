@@ -30,6 +30,10 @@ struct CheckpointMeta {
 /// Current checkpoint format version (the one save writes; load reads 1..this).
 inline constexpr uint32_t kCheckpointFormatVersion = 1;
 
+/// Largest epoch count a checkpoint's meta may hold; a larger (or negative) one
+/// means a damaged or crafted file and is rejected when loading.
+inline constexpr int64_t kMaxCheckpointEpoch = 1'000'000'000;
+
 /// Saves the module's parameters and buffers by dotted name ("0.weight").
 void save(const nn::Module& module, const std::string& path);
 /// Loads parameters and buffers saved by save() or save_checkpoint() into `module`,
