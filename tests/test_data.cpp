@@ -17,6 +17,8 @@
 #include <tape/data/moons.hpp>
 #include <tape/data/plot.hpp>
 
+#include "mnist.hpp"
+
 using namespace tape;
 using namespace tape::data;
 namespace fs = std::filesystem;
@@ -178,16 +180,8 @@ TEST_CASE("data: IDX reader rejects bad files with the path and the problem") {
   }
 }
 
-TEST_CASE("data: real MNIST (skipped when data/mnist is absent)") {
-#ifdef TAPE_SOURCE_DIR
-  const std::string dir = std::string(TAPE_SOURCE_DIR) + "/data/mnist";
-#else
-  const std::string dir = "data/mnist";
-#endif
-  if (!fs::exists(dir + "/train-images-idx3-ubyte")) {
-    MESSAGE("MNIST not found in " << dir << " (run tools/fetch_mnist.sh); skipping");
-    return;
-  }
+TEST_CASE("data: real MNIST (skipped when data/mnist is absent)" * doctest::skip(!tape_test::mnist_available())) {
+  const std::string dir = tape_test::mnist_dir();
   Dataset train = load_mnist(dir, "train"), test = load_mnist(dir, "test");
   CHECK(train.images.shape() == Shape{60000, 1, 28, 28});
   CHECK(train.labels.shape() == Shape{60000});

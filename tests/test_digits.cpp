@@ -13,6 +13,8 @@
 #include <tape/data/digits.hpp>
 #include <tape/data/image.hpp>
 
+#include "mnist.hpp"
+
 using namespace tape;
 using namespace tape::data;
 namespace fs = std::filesystem;
@@ -71,14 +73,6 @@ void check_boxes(const std::vector<DigitBox>& found, const std::vector<std::arra
     INFO("digit " << i << ": found " << found[i].x << "," << found[i].y << " " << found[i].w << "x" << found[i].h);
     CHECK(near_box(found[i], want[i][0], want[i][1], want[i][2], want[i][3]));
   }
-}
-
-std::string mnist_dir() {
-#ifdef TAPE_SOURCE_DIR
-  return std::string(TAPE_SOURCE_DIR) + "/data/mnist";
-#else
-  return "data/mnist";
-#endif
 }
 
 }  // namespace
@@ -234,12 +228,9 @@ TEST_CASE("digits: box_iou and match_boxes") {
   CHECK(match_boxes(truth, found) == std::vector<int>{1, 0, -1});
 }
 
-TEST_CASE("digits: generated MNIST pages (skipped when data/mnist is absent)") {
-  const std::string dir = mnist_dir();
-  if (!fs::exists(dir + "/t10k-images-idx3-ubyte")) {
-    MESSAGE("MNIST not found in " << dir << " (run tools/fetch_mnist.sh); skipping");
-    return;
-  }
+TEST_CASE("digits: generated MNIST pages (skipped when data/mnist is absent)" *
+          doctest::skip(!tape_test::mnist_available())) {
+  const std::string dir = tape_test::mnist_dir();
   const Dataset test = load_mnist(dir, "test");
   PageOptions bad;
   bad.polarity = Polarity::Auto;

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <tape/tape.hpp>
 
+#include "mnist.hpp"
 #include "models.hpp"
 #include "trainer.hpp"
 
@@ -18,10 +19,8 @@ using namespace tape::examples;
 namespace fs = std::filesystem;
 
 namespace {
-const std::string kMnist = std::string(TAPE_SOURCE_DIR) + "/data/mnist";
+const std::string kMnist = tape_test::mnist_dir();
 const std::string kBuild = TAPE_BUILD_DIR;
-
-bool have_mnist() { return fs::exists(kMnist + "/t10k-images-idx3-ubyte"); }
 
 struct Run {
   int code = -1;
@@ -80,11 +79,8 @@ TEST_CASE("examples: moons reaches 97% training accuracy" * doctest::test_suite(
   CHECK(std::stod(r.out.substr(at + 19)) >= 97.0);
 }
 
-TEST_CASE("examples: a resumed run is bit-identical to an uninterrupted one" * doctest::test_suite("slow")) {
-  if (!have_mnist()) {
-    MESSAGE("MNIST not found in " << kMnist << ": skipped (run tools/fetch_mnist.sh)");
-    return;
-  }
+TEST_CASE("examples: a resumed run is bit-identical to an uninterrupted one" * doctest::test_suite("slow") *
+          doctest::skip(!tape_test::mnist_available())) {
   const std::string d = tmp_dir("resume");
   const std::string base = kBuild + "/examples/mnist_mlp --data " + kMnist +
                            " --limit-train 3000 --hidden 64,32 --dropout 0.2 --batch-size 100 --quiet";
@@ -105,11 +101,8 @@ TEST_CASE("examples: a resumed run is bit-identical to an uninterrupted one" * d
   fs::remove_all(d);
 }
 
-TEST_CASE("examples: LeNet-5 reads >= 95% of the digits on a generated page" * doctest::test_suite("slow")) {
-  if (!have_mnist()) {
-    MESSAGE("MNIST not found in " << kMnist << ": skipped (run tools/fetch_mnist.sh)");
-    return;
-  }
+TEST_CASE("examples: LeNet-5 reads >= 95% of the digits on a generated page" * doctest::test_suite("slow") *
+          doctest::skip(!tape_test::mnist_available())) {
   // A short training: 20 000 images, 2 epochs of batch 64.
   const std::string d = tmp_dir("digits");
   Run train = run(kBuild + "/examples/mnist_lenet5 --data " + kMnist +

@@ -91,6 +91,11 @@ for name in "${harnesses[@]}"; do
 
   # 1. Replay: each committed seed and regression file once (file arguments = run each).
   mapfile -t files < <(find "tests/fuzz/corpus/$name" "tests/fuzz/regressions/$name" -type f 2>/dev/null | sort)
+  if [ ${#files[@]} -eq 0 ]; then  # with no file arguments, libFuzzer would fuzz forever
+    echo "FAILED: fuzz_$name: no seed files in tests/fuzz/corpus/$name"
+    failed=$((failed + 1))
+    continue
+  fi
   "$bin" "${limits[@]}" -artifact_prefix="$artifacts/" "${files[@]}" >"$log" 2>&1
   rc=$?
   echo "fuzz_$name: replayed ${#files[@]} corpus and regression files: $([ $rc -eq 0 ] && echo ok || echo FAILED)"

@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine (as root), builds tape, fetches MNIST and runs
 # the whole test suite twice: a release build, then AddressSanitizer +
-# UndefinedBehaviorSanitizer. Ends with "tests: N passed, M failed".
+# UndefinedBehaviorSanitizer; then the fuzzers (tools/fuzz.sh, about 60 s each;
+# TAPE_FUZZ_SECONDS=N or --fuzz-seconds N for longer, 0 to only replay their
+# corpus). Ends with "tests: N passed, M failed, K skipped" (skipped: tests that
+# cannot run here, e.g. without MNIST).
+# Usage: tools/test.sh [--fuzz-seconds N]
 set -uo pipefail
 cd "$(dirname "$0")/.."
+fuzz_seconds=${TAPE_FUZZ_SECONDS:-60}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --fuzz-seconds) fuzz_seconds=$2; shift 2 ;;
+    *) echo "test.sh: unknown argument '$1' (usage: tools/test.sh [--fuzz-seconds N])"; exit 2 ;;
+  esac
+done
 source tools/setup.sh
 set +e
 
-tape_install_packages || { echo "tests: 0 passed, 1 failed"; exit 1; }
+tape_install_packages || { echo "tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
 echo "== build (release)"
-tape_build build || { echo "build failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
+tape_build build || { echo "build failed"; echo "tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
 echo "== fetch MNIST"
 bash tools/fetch_mnist.sh || echo "warning: MNIST unavailable; tests that need it are skipped"
 
 passed=0
 failed=0
-count() {  # reads a log, adds its "tests: N passed, M failed" line to the totals
+skipped=0
+count() {  # reads a log, adds its "tests: N passed, M failed[, K skipped]" line to the totals
   local line
   line=$(grep -E '^tests: [0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
   if [ -z "$line" ]; then
     failed=$((failed + 1))
     return
   fi
-  passed=$((passed + $(echo "$line" | sed -E 's/tests: ([0-9]+) passed.*/\1/')))
-  failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+  passed=$((passed + $(echo "$line" | sed -E 's/^tests: ([0-9]+) passed.*/\1/')))
+  failed=$((failed + $(echo "$line" | sed -E 's/^tests: [0-9]+ passed, ([0-9]+) failed.*/\1/')))
+  if [[ $line =~ ", "([0-9]+)" skipped" ]]; then skipped=$((skipped + BASH_REMATCH[1])); fi
 }
 
 log=$(mktemp)
@@ -49,7 +62,11 @@ else
   echo "sanitizer build failed"
   failed=$((failed + 1))
 fi
+
+echo "== fuzzers (tools/fuzz.sh, ${fuzz_seconds} s each)"
+bash tools/fuzz.sh --seconds "$fuzz_seconds" 2>&1 | tee "$log" | grep -vE '^tests:'
+count "$log"
 rm -f "$log"
 
-echo "tests: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
