@@ -54,7 +54,8 @@ echo "built in $((SECONDS - start)) s"
 scratch=$(mktemp -d -p "$([ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}")" tape-fuzz.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 export TAPE_FUZZ_TMPDIR=$scratch TAPE_NUM_THREADS=1
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tests/fuzz/ubsan.supp
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10)
 passed=0
 failed=0

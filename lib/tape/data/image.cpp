@@ -129,6 +129,11 @@ Image load_image(const std::string& path, int want_channels) {
   TAPE_CHECK(int64_t(w) * h <= limit, context, ": ", format, " header says ", w, "x", h, " = ", int64_t(w) * h,
              " pixels, more than the limit of ", limit, " (raise it with tape::data::set_max_image_pixels or "
              "TAPE_MAX_IMAGE_PIXELS)");
+  // stb decodes only uncompressed BMPs (no RLE) and reads zeros past the end of
+  // the file, so a BMP must hold at least one bit per pixel: a 92-byte file
+  // claiming 4456451x6 pixels took seconds and 80 MB (found by fuzz_image).
+  TAPE_CHECK(format != "BMP" || bytes.size() >= (uint64_t(w) * uint64_t(h) + 7) / 8, context, ": BMP header says ",
+             w, "x", h, " pixels but the file has only ", bytes.size(), " bytes");
   // Largest single allocation a w x h image needs: 16-bit RGBA scanlines plus
   // filter bytes, or the compressed data (at most twice the file), plus slack.
   tape_stbi_cap = std::max(size_t(8) * size_t(w) * size_t(h) + 4 * size_t(h), 2 * bytes.size()) + (size_t(1) << 20);
