@@ -1,5 +1,5 @@
 // The backward engine: dependency counting over a worklist, never recursion.
-#include <atomic>
+#include <unordered_map>
 
 #include "tape/autograd/grad_mode.hpp"
 #include "tape/autograd/node.hpp"
@@ -26,42 +26,46 @@ void Engine::run(const Tensor& root, const Tensor& grad_root, bool retain_graph)
   NoGradGuard no_grad;  // backward formulas are not recorded
   Edge start = gradient_edge(root);
 
+  // Note: the state of one backward pass — how many consumers each node still
+  // waits for and the sum of the gradients delivered so far — lives in this
+  // call's GraphTask, never on the nodes (PyTorch's GraphTask), so concurrent
+  // backward calls through shared nodes (a leaf's AccumulateGrad, a graph kept
+  // with retain_graph) do not see each other's counts.
+  struct NodeTask {
+    int dependencies = 0;
+    Tensor buffer;  // the summed gradient of the node's output
+  };
+  std::unordered_map<Node*, NodeTask> graph_task;
+
   // 1. Count, for every node reachable from the root, how many edges point at it.
-  static std::atomic<uint64_t> epochs{0};
-  const uint64_t epoch = ++epochs;
+  graph_task[start.fn.get()];
   std::vector<Node*> stack{start.fn.get()};
-  start.fn->epoch_ = epoch;
-  start.fn->dependencies_ = 0;
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
     for (const Edge& e : n->next_edges_) {
       if (!e.fn) continue;
-      Node* c = e.fn.get();
-      if (c->epoch_ != epoch) {
-        c->epoch_ = epoch;
-        c->dependencies_ = 0;
-        c->grad_buffer_ = Tensor();
-        stack.push_back(c);
-      }
-      ++c->dependencies_;
+      auto [it, first] = graph_task.try_emplace(e.fn.get());
+      if (first) stack.push_back(e.fn.get());
+      ++it->second.dependencies;
     }
   }
 
   // 2. Run nodes whose every consumer has delivered its gradient.
-  start.fn->grad_buffer_ = g;
+  graph_task[start.fn.get()].buffer = g;
   std::vector<std::shared_ptr<Node>> ready{start.fn};
   while (!ready.empty()) {
     std::shared_ptr<Node> n = std::move(ready.back());
     ready.pop_back();
-    Tensor grad_out = std::move(n->grad_buffer_);
-    n->grad_buffer_ = Tensor();
+    Tensor grad_out = std::move(graph_task[n.get()].buffer);
     std::vector<Tensor> grads;
     if (grad_out.defined()) {
+      std::lock_guard lock(n->mutex_);
       TAPE_CHECK(!n->released_, "backward(): trying to backward through ", n->name(),
                  " a second time, but its saved tensors were already freed; call backward(grad, "
                  "/*retain_graph=*/true) the first time");
       grads = n->apply(grad_out);
+      grad_out = Tensor();
       if (!retain_graph && n->single_use()) {
         n->release_saved();
         n->released_ = true;
@@ -71,13 +75,13 @@ void Engine::run(const Tensor& root, const Tensor& grad_root, bool retain_graph)
     for (size_t i = 0; i < edges.size(); ++i) {
       Node* c = edges[i].fn.get();
       if (!c) continue;
+      NodeTask& t = graph_task[c];
       if (i < grads.size() && grads[i].defined()) {
-        Tensor& buf = c->grad_buffer_;
         TAPE_CHECK(grads[i].shape() == c->output_shape(), "backward(): ", n->name(), " produced a gradient of shape ",
                    grads[i].shape(), " for an input of shape ", c->output_shape());
-        buf = buf.defined() ? add(buf, grads[i]) : std::move(grads[i]);
+        t.buffer = t.buffer.defined() ? add(t.buffer, grads[i]) : std::move(grads[i]);
       }
-      if (--c->dependencies_ == 0) ready.push_back(edges[i].fn);
+      if (--t.dependencies == 0) ready.push_back(edges[i].fn);
     }
   }
 }

@@ -57,6 +57,7 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& g) {
   AutogradMeta& m = leaf_->meta();
   TAPE_CHECK(g.shape() == leaf_->shape, "AccumulateGrad: gradient of shape ", g.shape(),
              " does not match the leaf's shape ", leaf_->shape);
+  std::lock_guard lock(m.mutex);  // backward in another thread may add into the same leaf
   if (!m.grad) {
     // Own the buffer: the same gradient tensor may also flow to another input.
     m.grad = sole_owner(g) && g.is_contiguous() ? g.detach().impl_ptr() : g.clone().detach().impl_ptr();
@@ -71,6 +72,7 @@ Edge gradient_edge(const Tensor& t) {
   AutogradMeta& m = *t.impl()->autograd;
   if (m.grad_fn) return {m.grad_fn};
   if (!m.requires_grad) return {};
+  std::lock_guard lock(m.mutex);
   std::shared_ptr<Node> acc = m.grad_accumulator.lock();
   if (!acc) {
     acc = std::make_shared<AccumulateGrad>(t.impl_ptr());

@@ -2,6 +2,7 @@
 /// \file The autograd graph: a Node per recorded op, Edges to the nodes that
 /// produced its inputs, SavedTensors guarded by version counters.
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -82,17 +83,21 @@ class Node {
   /// Output shape (for graphs and checks).
   const Shape& output_shape() const { return out_shape_; }
   void set_output_shape(Shape s) { out_shape_ = std::move(s); }
-  bool released() const { return released_; }
+  bool released() const {
+    std::lock_guard lock(mutex_);
+    return released_;
+  }
 
  private:
   friend class Engine;
   std::vector<Edge> next_edges_;
   Shape out_shape_;
+  // Note: a node keeps no state of a backward pass (dependency counts and
+  // gradient buffers live in the engine's per-call GraphTask), so two threads
+  // may run backward through graphs that share nodes. The mutex serialises
+  // apply() and the release of saved tensors on one node.
+  mutable std::mutex mutex_;
   bool released_ = false;
-  // engine scratch (valid during one backward pass only)
-  uint64_t epoch_ = 0;
-  int dependencies_ = 0;
-  Tensor grad_buffer_;
 };
 
 /// The sink of a leaf tensor: adds incoming gradients into leaf.grad().

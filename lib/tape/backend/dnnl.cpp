@@ -4,6 +4,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "tape/backend/parallel.hpp"
+
 namespace tape::backend {
 
 dnnl::engine& engine() {
@@ -12,25 +14,67 @@ dnnl::engine& engine() {
 }
 
 dnnl::stream& stream() {
-  static dnnl::stream s(engine());
+  thread_local dnnl::stream s(engine());
   return s;
+}
+
+dnnl::primitive_attr attr() {
+  dnnl::primitive_attr a;
+  a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return a;
+}
+
+void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args) {
+  sync_num_threads();
+  const dnnl_memory_desc_t* sd = dnnl_primitive_desc_query_md(p.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+  Tensor scratchpad;  // lives until the primitive is done
+  if (sd && dnnl_memory_desc_get_size(sd) > 0) {
+    const dnnl::memory::desc d(*sd);
+    scratchpad = buffer_for(d);
+    args.emplace(DNNL_ARG_SCRATCHPAD, mem(d, scratchpad));
+  }
+  dnnl::stream& s = stream();
+  p.execute(s, args);
+  s.wait();
 }
 
 namespace {
 constexpr size_t kCapacity = 512;
 
-struct KeyHash {
-  size_t operator()(const Key& k) const {
-    uint64_t h = 1469598103934665603ull;
-    for (int64_t v : k) h = (h ^ uint64_t(v)) * 1099511628211ull;
+/// A cache key: the op's key and the thread count the entry was built for.
+struct Entry {
+  Key key;
+  int threads;
+};
+/// The same, borrowed, to look up without copying the key.
+struct EntryRef {
+  const Key& key;
+  int threads;
+};
+
+struct EntryHash {
+  using is_transparent = void;
+  size_t operator()(const EntryRef& e) const {
+    uint64_t h = 1469598103934665603ull ^ uint64_t(e.threads);
+    for (int64_t v : e.key) h = (h ^ uint64_t(v)) * 1099511628211ull;
     return size_t(h);
+  }
+  size_t operator()(const Entry& e) const { return (*this)(EntryRef{e.key, e.threads}); }
+};
+struct EntryEq {
+  using is_transparent = void;
+  static EntryRef ref(const Entry& e) { return {e.key, e.threads}; }
+  static EntryRef ref(const EntryRef& e) { return e; }
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    return ref(a).threads == ref(b).threads && ref(a).key == ref(b).key;
   }
 };
 
 struct Lru {
   std::mutex mu;
-  std::list<std::pair<Key, std::shared_ptr<void>>> items;  // front = most recent
-  std::unordered_map<Key, decltype(items)::iterator, KeyHash> index;
+  std::list<std::pair<Entry, std::shared_ptr<void>>> items;  // front = most recent
+  std::unordered_map<Entry, decltype(items)::iterator, EntryHash, EntryEq> index;
 };
 Lru& lru() {
   static Lru l;
@@ -39,10 +83,12 @@ Lru& lru() {
 }  // namespace
 
 std::shared_ptr<void> cache_lookup(const Key& key, const std::function<std::shared_ptr<void>()>& make) {
+  sync_num_threads();
+  const EntryRef ref{key, omp_get_max_threads()};
   Lru& c = lru();
   {
     std::lock_guard lock(c.mu);
-    auto it = c.index.find(key);
+    auto it = c.index.find(ref);
     if (it != c.index.end()) {
       c.items.splice(c.items.begin(), c.items, it->second);
       return it->second->second;
@@ -50,10 +96,10 @@ std::shared_ptr<void> cache_lookup(const Key& key, const std::function<std::shar
   }
   std::shared_ptr<void> v = make();  // built outside the lock: JIT can take a while
   std::lock_guard lock(c.mu);
-  auto it = c.index.find(key);
+  auto it = c.index.find(ref);
   if (it != c.index.end()) return it->second->second;
-  c.items.emplace_front(key, v);
-  c.index[key] = c.items.begin();
+  c.items.emplace_front(Entry{key, ref.threads}, v);
+  c.index.emplace(c.items.front().first, c.items.begin());
   if (c.items.size() > kCapacity) {
     c.index.erase(c.items.back().first);
     c.items.pop_back();

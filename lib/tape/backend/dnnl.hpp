@@ -8,6 +8,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "tape/core/tensor.hpp"
@@ -15,20 +16,38 @@
 namespace tape::backend {
 
 dnnl::engine& engine();
+/// This thread's stream (one per thread: a dnnl::stream must not be shared).
 dnnl::stream& stream();
 
 using Key = std::vector<int64_t>;
 
 /// A bounded LRU of anything built once per key (primitives and their pds).
+/// Entries are also keyed by the thread count they were built for (oneDNN plans
+/// a primitive's threads when it is created).
 /// Note: oneDNN's own primitive cache still costs ~1.7 µs per re-creation on a
 /// hit; keeping the primitive object makes a small op's launch ~0.3 µs.
 std::shared_ptr<void> cache_lookup(const Key& key, const std::function<std::shared_ptr<void>()>& make);
 
+/// The cached entry: a shared_ptr, so that an eviction by another thread
+/// cannot free it while the caller still uses it.
 template <class T, class Make>
-T& cached(const Key& key, Make&& make) {
+std::shared_ptr<const T> cached(const Key& key, Make&& make) {
   auto p = cache_lookup(key, [&] { return std::shared_ptr<void>(std::make_shared<T>(make())); });
-  return *static_cast<T*>(p.get());
+  return std::static_pointer_cast<const T>(p);
 }
+
+// Note: thread safety (see "Threads" in docs/architecture.md). Every primitive
+// is built with attr() — a user-managed scratchpad — and run through execute(),
+// which hands it a scratchpad of its own from the caching allocator. With
+// oneDNN's default (library) scratchpad, a primitive's temporary buffers (and
+// the barrier counters of its reductions) are shared by every thread running
+// that primitive object, and two threads training same-shaped models run the
+// very same cached primitives: wrong gradients, or a reduction barrier that
+// never opens.
+/// Primitive attributes with a user-managed scratchpad.
+dnnl::primitive_attr attr();
+/// Runs `p` on this thread's stream with its own scratchpad and waits for it.
+void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args);
 /// Entries currently cached, and the bound.
 size_t cache_size();
 size_t cache_capacity();

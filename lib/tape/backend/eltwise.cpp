@@ -21,13 +21,12 @@ void eltwise_forward(Eltwise f, float alpha, const float* x, float* y, int64_t n
   // memory descriptors → primitive descriptor → primitive (cached per size) → execute
   const dnnl::memory::desc d({n}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::a);
   const int64_t alpha_bits = std::bit_cast<int32_t>(alpha);
-  auto& prim = cached<dnnl::eltwise_forward>(Key{int64_t(OpId::Eltwise), int64_t(f), alpha_bits, n}, [&] {
+  const auto prim = cached<dnnl::eltwise_forward>(Key{int64_t(OpId::Eltwise), int64_t(f), alpha_bits, n}, [&] {
     dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference, algorithm_of(f), d, alpha, 0.f);
-    return dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(desc, engine()));
+    return dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(desc, attr(), engine()));
   });
-  prim.execute(stream(), {{DNNL_ARG_SRC, dnnl::memory(d, engine(), const_cast<float*>(x))},
-                          {DNNL_ARG_DST, dnnl::memory(d, engine(), y)}});
-  stream().wait();
+  execute(*prim, {{DNNL_ARG_SRC, dnnl::memory(d, engine(), const_cast<float*>(x))},
+                  {DNNL_ARG_DST, dnnl::memory(d, engine(), y)}});
 }
 
 }  // namespace tape::backend

@@ -48,15 +48,13 @@ Tensor ones_like(const Tensor& t) { return ones(t.shape()); }
 
 Tensor randn(const Shape& shape, Generator& g) {
   Tensor t = Tensor::empty(shape);
-  float* p = t.data<float>();
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = g.normal();
+  g.fill_normal(t.data<float>(), t.numel());
   return t;
 }
 
 Tensor rand(const Shape& shape, Generator& g) {
   Tensor t = Tensor::empty(shape);
-  float* p = t.data<float>();
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = g.uniform();
+  g.fill_uniform(t.data<float>(), t.numel());
   return t;
 }
 

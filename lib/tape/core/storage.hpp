@@ -1,6 +1,7 @@
 #pragma once
 /// \file Storage: a 64-byte aligned buffer from the caching allocator, plus the
 /// version counter shared by every view of it.
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -29,14 +30,14 @@ class Storage {
 
   void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
-  uint32_t version() const { return version_; }
-  void bump_version() { ++version_; }
+  uint32_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   size_t capacity_ = 0;
-  uint32_t version_ = 0;
+  std::atomic<uint32_t> version_{0};  // atomic: views in several threads may bump it
 };
 
 }  // namespace tape

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ struct AutogradMeta {
   std::weak_ptr<Node> grad_accumulator;       ///< cached AccumulateGrad of a leaf
   std::shared_ptr<struct TensorImpl> grad;    ///< accumulated gradient of a leaf
   std::string name;                           ///< parameter name, for graphs
+  /// Guards grad and grad_accumulator while backward runs: AccumulateGrad adds
+  /// under it, and a leaf's accumulator is created under it (so two threads
+  /// recording ops on one leaf share one).
+  std::mutex mutex;
 };
 
 struct TensorImpl {

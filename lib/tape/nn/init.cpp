@@ -1,5 +1,6 @@
 #include "tape/nn/init.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "tape/autograd/grad_mode.hpp"
@@ -17,11 +18,11 @@ float* writable(Tensor& t, const char* fn) {
   return t.data<float>();
 }
 
+/// fill(p, n) writes the n values of t.
 template <class F>
-Tensor& fill_with(Tensor& t, const char* fn, F&& draw) {
+Tensor& fill_with(Tensor& t, const char* fn, F&& fill) {
   NoGradGuard no_grad;
-  float* p = writable(t, fn);
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = draw();
+  fill(writable(t, fn), t.numel());
   t.impl()->storage->bump_version();
   return t;
 }
@@ -40,7 +41,7 @@ Tensor& normal_(Tensor& t, double mean, double std) {
              std, " (mean ", mean, ")");
   Generator& g = default_generator();
   const float m = float(mean), s = float(std);
-  return fill_with(t, "normal_", [&] { return m + s * g.normal(); });
+  return fill_with(t, "normal_", [&](float* p, int64_t n) { g.fill_normal(p, n, m, s); });
 }
 
 Tensor& uniform_(Tensor& t, double lo, double hi) {
@@ -48,7 +49,7 @@ Tensor& uniform_(Tensor& t, double lo, double hi) {
              ", ", hi, ")");
   Generator& g = default_generator();
   const float a = float(lo), w = float(hi - lo);
-  return fill_with(t, "uniform_", [&] { return a + w * g.uniform(); });
+  return fill_with(t, "uniform_", [&](float* p, int64_t n) { g.fill_uniform(p, n, a, w); });
 }
 
 Tensor& kaiming_normal_(Tensor& t, int64_t fan_in) {
@@ -75,11 +76,11 @@ Tensor& xavier_normal_(Tensor& t, int64_t fan_in, int64_t fan_out) {
 }
 
 Tensor& zeros_(Tensor& t) {
-  return fill_with(t, "zeros_", [] { return 0.f; });
+  return fill_with(t, "zeros_", [](float* p, int64_t n) { std::fill_n(p, n, 0.f); });
 }
 
 Tensor& ones_(Tensor& t) {
-  return fill_with(t, "ones_", [] { return 1.f; });
+  return fill_with(t, "ones_", [](float* p, int64_t n) { std::fill_n(p, n, 1.f); });
 }
 
 }  // namespace tape::nn::init

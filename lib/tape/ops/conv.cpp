@@ -114,7 +114,7 @@ Arg make_arg(const memory::desc& chosen, const Shape& shape, bool is_input) {
   const auto& to = is_input ? chosen : plain;
   const bool nchw16c = shape.size() == 4 && shape[1] < 16 &&
                        chosen == memory::desc(dn::dims(shape), memory::data_type::f32, memory::format_tag::nChw16c);
-  return {chosen, plain, dnnl::reorder(dnnl::reorder::primitive_desc(dn::engine(), from, dn::engine(), to)),
+  return {chosen, plain, dnnl::reorder(dnnl::reorder::primitive_desc(dn::engine(), from, dn::engine(), to, dn::attr())),
           !is_input && nchw16c};
 }
 
@@ -151,7 +151,7 @@ class Exec {
     memory user(a.plain, dn::engine(), const_cast<float*>(p));  // oneDNN only reads inputs
     if (!a.reorder) return user;
     memory m = scratch(a.chosen, scratch_);
-    a.reorder->execute(dn::stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, m}});
+    dn::execute(*a.reorder, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, m}});
     return m;
   }
   memory kept(const Arg& a, const float* p) {
@@ -161,7 +161,7 @@ class Exec {
     memory m = user;
     if (a.reorder) {
       m = scratch(a.chosen, kept_);
-      a.reorder->execute(dn::stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, m}});
+      dn::execute(*a.reorder, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, m}});
     }
     kept_mems_.emplace_back(a.chosen, p, m);
     return m;
@@ -174,15 +174,13 @@ class Exec {
     return m;
   }
   void run(const dnnl::primitive& p, const std::unordered_map<int, memory>& args) {
-    p.execute(dn::stream(), args);
-    dn::stream().wait();
+    dn::execute(p, args);
     for (auto& [a, from, to] : pending_) {
       if (a->from_nchw16c) {
         nchw16c_to_nchw(static_cast<const float*>(from.get_data_handle()), static_cast<float*>(to.get_data_handle()),
                         a->plain.dims());
       } else {
-        a->reorder->execute(dn::stream(), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
-        dn::stream().wait();
+        dn::execute(*a->reorder, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
       }
     }
     pending_.clear();
@@ -235,7 +233,7 @@ struct ConvFwd {
 };
 
 ConvFwd conv_fwd(const ConvShape& s, prop_kind pk) {
-  return dn::cached<ConvFwd>(s.key(dn::OpId::ConvFwd, pk), [&] {
+  return *dn::cached<ConvFwd>(s.key(dn::OpId::ConvFwd, pk), [&] {
     // memory descriptors → primitive descriptor → primitive
     using Pd = dnnl::convolution_forward::primitive_desc;
     const auto make_pd = [&](Offer o) {
@@ -244,7 +242,7 @@ ConvFwd conv_fwd(const ConvShape& s, prop_kind pk) {
       return Pd(s.bias ? dnnl::convolution_forward::desc(pk, alg, src, weights, dn::plain_md(s.bias_shape()), dst,
                                                          s.strides(), s.pads(), s.pads())
                        : dnnl::convolution_forward::desc(pk, alg, src, weights, dst, s.strides(), s.pads(), s.pads()),
-                dn::engine());
+                dn::attr(), dn::engine());
     };
     const Pd pd = best_pd<Pd>({Offer::PlainInput, Offer::Any}, make_pd, s, "forward");
     return ConvFwd{pd, dnnl::convolution_forward(pd), input_arg(pd.src_desc(), s.x),
@@ -259,7 +257,7 @@ struct ConvBwdData {
 };
 
 ConvBwdData conv_bwd_data(const ConvShape& s) {
-  return dn::cached<ConvBwdData>(s.key(dn::OpId::ConvBwdData, prop_kind::backward_data), [&] {
+  return *dn::cached<ConvBwdData>(s.key(dn::OpId::ConvBwdData, prop_kind::backward_data), [&] {
     // memory descriptors → primitive descriptor (forward as hint) → primitive
     using Pd = dnnl::convolution_backward_data::primitive_desc;
     const ConvFwd hint = conv_fwd(s, prop_kind::forward_training);
@@ -267,7 +265,7 @@ ConvBwdData conv_bwd_data(const ConvShape& s) {
       return Pd(dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, act_md(s.x, o, true),
                                                       any_md(s.w), act_md(s.y, o, false), s.strides(), s.pads(),
                                                       s.pads()),
-                dn::engine(), hint.pd);
+                dn::attr(), dn::engine(), hint.pd);
     };
     const bool few_channels = s.x[1] < 4;
     const Pd pd = few_channels ? best_pd<Pd>({Offer::PlainInput}, make_pd, s, "backward-data")
@@ -284,7 +282,7 @@ struct ConvBwdWeights {
 };
 
 ConvBwdWeights conv_bwd_weights(const ConvShape& s) {
-  return dn::cached<ConvBwdWeights>(s.key(dn::OpId::ConvBwdWeights, prop_kind::backward_weights), [&] {
+  return *dn::cached<ConvBwdWeights>(s.key(dn::OpId::ConvBwdWeights, prop_kind::backward_weights), [&] {
     // memory descriptors → primitive descriptor (forward as hint) → primitive
     using Pd = dnnl::convolution_backward_weights::primitive_desc;
     const ConvFwd hint = conv_fwd(s, prop_kind::forward_training);
@@ -295,7 +293,7 @@ ConvBwdWeights conv_bwd_weights(const ConvShape& s) {
                                                                   diff_dst, s.strides(), s.pads(), s.pads())
                        : dnnl::convolution_backward_weights::desc(alg, src, diff_weights, diff_dst, s.strides(),
                                                                   s.pads(), s.pads()),
-                dn::engine(), hint.pd);
+                dn::attr(), dn::engine(), hint.pd);
     };
     const Pd pd = best_pd<Pd>({Offer::Any, Offer::Nhwc}, make_pd, s, "backward-weights");
     return ConvBwdWeights{pd, dnnl::convolution_backward_weights(pd), input_arg(pd.src_desc(), s.x),

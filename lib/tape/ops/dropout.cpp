@@ -20,7 +20,9 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
   Tensor mask = Tensor::empty(x.shape());
   float* pm = mask.data<float>();
   const float keep = p >= 1.f ? 0.f : 1.f / (1.f - p);
-  for (int64_t i = 0, n = mask.numel(); i < n; ++i) pm[i] = gen.uniform() >= p ? keep : 0.f;
+  const int64_t n = mask.numel();
+  gen.fill_uniform(pm, n);  // one lock for the whole mask
+  for (int64_t i = 0; i < n; ++i) pm[i] = pm[i] >= p ? keep : 0.f;
   Tensor y;
   {
     NoGradGuard ng;

@@ -37,22 +37,21 @@ Tensor mm_dnnl(const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
   }
   Shape bias_shape(nd, 1);
   bias_shape[nd - 1] = c_shape[nd - 1];
-  Prim& p = dn::cached<Prim>(key, [&] {
+  const auto p = dn::cached<Prim>(key, [&] {
     // memory descriptors → primitive descriptor → primitive
     auto a_md = dn::md(a), b_md = dn::md(b), c_md = dn::md(c);
     auto pd = bias.defined()
                   ? dnnl::matmul::primitive_desc(
                         dnnl::matmul::desc(a_md, b_md, dn::md(bias_shape, contiguous_strides(bias_shape)), c_md),
-                        dn::engine())
-                  : dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, c_md), dn::engine());
+                        dn::attr(), dn::engine())
+                  : dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, c_md), dn::attr(), dn::engine());
     return Prim{pd, dnnl::matmul(pd)};
   });
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dn::mem(p.pd.src_desc(), a)},
-                                             {DNNL_ARG_WEIGHTS, dn::mem(p.pd.weights_desc(), b)},
-                                             {DNNL_ARG_DST, dn::mem(p.pd.dst_desc(), c)}};
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dn::mem(p->pd.src_desc(), a)},
+                                             {DNNL_ARG_WEIGHTS, dn::mem(p->pd.weights_desc(), b)},
+                                             {DNNL_ARG_DST, dn::mem(p->pd.dst_desc(), c)}};
   if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dn::mem(dn::md(bias_shape, contiguous_strides(bias_shape)), bias));
-  p.prim.execute(dn::stream(), args);
-  dn::stream().wait();
+  dn::execute(p->prim, std::move(args));
   return c;
 }
 

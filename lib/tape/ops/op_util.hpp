@@ -6,6 +6,7 @@
 
 #include "tape/autograd/grad_mode.hpp"
 #include "tape/backend/dnnl_error.hpp"
+#include "tape/backend/parallel.hpp"
 #include "tape/autograd/node.hpp"
 #include "tape/core/strided.hpp"
 #include "tape/ops/ops.hpp"
@@ -26,6 +27,7 @@ inline void parallel_for(int64_t n, F&& f, int64_t cost = 1) {
     for (int64_t i = 0; i < n; ++i) f(i);
     return;
   }
+  backend::sync_num_threads();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) f(i);
 }
@@ -39,6 +41,7 @@ inline void parallel_ranges(int64_t n, F&& f) {
     f(int64_t(0), n);
     return;
   }
+  backend::sync_num_threads();
 #pragma omp parallel
   {
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();

@@ -38,11 +38,11 @@ struct PoolFwd {
 // Note: pooling runs on the plain NCHW tensors directly (oneDNN's jit pooling
 // handles nchw), so unlike conv2d no reorders are needed.
 PoolFwd pool_fwd(const PoolShape& s, prop_kind pk) {
-  return dn::cached<PoolFwd>(s.key(dn::OpId::PoolFwd, pk), [&] {
+  return *dn::cached<PoolFwd>(s.key(dn::OpId::PoolFwd, pk), [&] {
     // memory descriptors → primitive descriptor → primitive
     dnnl::pooling_forward::desc desc(pk, dnnl::algorithm::pooling_max, dn::plain_md(s.x), dn::plain_md(s.y),
                                      s.strides(), s.kernels(), s.pads(), s.pads());
-    dnnl::pooling_forward::primitive_desc pd(desc, dn::engine());
+    dnnl::pooling_forward::primitive_desc pd(desc, dn::attr(), dn::engine());
     return PoolFwd{pd, dnnl::pooling_forward(pd)};
   });
 }
@@ -53,11 +53,11 @@ struct PoolBwd {
 };
 
 PoolBwd pool_bwd(const PoolShape& s) {
-  return dn::cached<PoolBwd>(s.key(dn::OpId::PoolBwd, prop_kind::backward_data), [&] {
+  return *dn::cached<PoolBwd>(s.key(dn::OpId::PoolBwd, prop_kind::backward_data), [&] {
     const PoolFwd hint = pool_fwd(s, prop_kind::forward_training);
     dnnl::pooling_backward::desc desc(dnnl::algorithm::pooling_max, dn::plain_md(s.x), dn::plain_md(s.y), s.strides(),
                                       s.kernels(), s.pads(), s.pads());
-    dnnl::pooling_backward::primitive_desc pd(desc, dn::engine(), hint.pd);
+    dnnl::pooling_backward::primitive_desc pd(desc, dn::attr(), dn::engine(), hint.pd);
     return PoolBwd{pd, dnnl::pooling_backward(pd)};
   });
 }
@@ -90,10 +90,9 @@ class MaxPool2dBackward final : public Node {
     const Tensor g = contig(g_in);
     const PoolBwd p = pool_bwd(shape_);
     Tensor dx = Tensor::empty(shape_.x);
-    p.prim.execute(dn::stream(), {{DNNL_ARG_DIFF_DST, dn::mem(dn::md(g), g)},
-                                  {DNNL_ARG_DIFF_SRC, dn::mem(dn::plain_md(shape_.x), dx)},
-                                  {DNNL_ARG_WORKSPACE, dn::mem(p.pd.workspace_desc(), workspace_)}});
-    dn::stream().wait();
+    dn::execute(p.prim, {{DNNL_ARG_DIFF_DST, dn::mem(dn::md(g), g)},
+                         {DNNL_ARG_DIFF_SRC, dn::mem(dn::plain_md(shape_.x), dx)},
+                         {DNNL_ARG_WORKSPACE, dn::mem(p.pd.workspace_desc(), workspace_)}});
     return {dx};
   }
 
@@ -187,8 +186,7 @@ Tensor max_pool2d(const Tensor& x_in, int64_t kernel, int64_t stride) {
       workspace = dn::buffer_for(p.pd.workspace_desc());
       args.emplace(DNNL_ARG_WORKSPACE, dn::mem(p.pd.workspace_desc(), workspace));
     }
-    p.prim.execute(dn::stream(), args);
-    dn::stream().wait();
+    dn::execute(p.prim, std::move(args));
   });
   if (recording) {
     record(y, std::make_shared<MaxPool2dBackward>(s, std::move(workspace), x_in), {&x_in});

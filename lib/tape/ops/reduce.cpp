@@ -54,6 +54,7 @@ Tensor reduce_sum(const Tensor& t_in, int64_t dim, bool keepdim, bool all, bool 
     if (d.n <= kParallelGrain) {
       for (int64_t i = 0; i < d.n; ++i) acc += p[i];
     } else {
+      backend::sync_num_threads();
 #pragma omp parallel for reduction(+ : acc)
       for (int64_t i = 0; i < d.n; ++i) acc += p[i];
     }
