@@ -1,4 +1,6 @@
 // The backward engine: dependency counting over a worklist, never recursion.
+#include <cstddef>
+#include <memory_resource>
 #include <unordered_map>
 
 #include "tape/autograd/grad_mode.hpp"
@@ -35,7 +37,10 @@ void Engine::run(const Tensor& root, const Tensor& grad_root, bool retain_graph)
     int dependencies = 0;
     Tensor buffer;  // the summed gradient of the node's output
   };
-  std::unordered_map<Node*, NodeTask> graph_task;
+  // Small graphs keep the map in a stack arena (no malloc per node).
+  std::byte arena[8192];
+  std::pmr::monotonic_buffer_resource pool(arena, sizeof arena);
+  std::pmr::unordered_map<Node*, NodeTask> graph_task(64, &pool);
 
   // 1. Count, for every node reachable from the root, how many edges point at it.
   graph_task[start.fn.get()];
