@@ -16,6 +16,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <thread>
 #include <tape/tape.hpp>
 
 #include "models.hpp"
@@ -415,6 +416,22 @@ TEST_CASE("hostile: outputs are atomic — a full disk or a bad path keeps the o
     CHECK(r.out.find("is a directory") != std::string::npos);
     CHECK(r.out.find("training accuracy") == std::string::npos);
   }
+}
+
+TEST_CASE("hostile: two threads writing one output at once leave one whole file") {
+  // Each write has its own temporary file, so the result is one writer's bytes,
+  // never a mix (with one temp name per process, the second writer truncated the
+  // first one's file under it).
+  Scratch d;
+  const std::string path = d / "shared.csv";
+  const std::string a(200000, 'a'), b(150000, 'b');
+  std::thread ta([&] { for (int k = 0; k < 50; ++k) write_file_atomically(path, a, "--csv"); });
+  std::thread tb([&] { for (int k = 0; k < 50; ++k) write_file_atomically(path, b, "--csv"); });
+  ta.join();
+  tb.join();
+  const std::string got = slurp(path);
+  CHECK((got == a || got == b));
+  CHECK(d.entries() == 1);  // no temp file left behind
 }
 
 TEST_CASE("hostile: --resume with changed flags applies them and says so, or refuses with exit 2" *

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -48,7 +49,12 @@ class TempFile {
   bool committed_ = false;
 };
 
-std::string temp_name(const std::string& path) { return path + ".tmp." + std::to_string(long(::getpid())); }
+// Note: "<path>.tmp.<pid>.<n>", n counting this process's writes, so two threads
+// writing one path at once never share a temporary file (O_EXCL checks it).
+std::string temp_name(const std::string& path) {
+  static std::atomic<uint64_t> writes{0};
+  return cat(path, ".tmp.", long(::getpid()), ".", ++writes);
+}
 
 [[noreturn]] void fail_step(const char* who, const std::string& path, const char* step, const std::string& tmp) {
   const int err = errno;
@@ -104,7 +110,7 @@ std::string read_regular_file(const std::string& path, const std::string& contex
   return bytes;
 }
 
-// Note: atomic output. The bytes go to "<path>.tmp.<pid>" in the same directory,
+// Note: atomic output. The bytes go to "<path>.tmp.<pid>.<n>" in the same directory,
 // are fsync'ed, and the temp file is rename()d over the real name, which POSIX
 // makes atomic: a reader (or a crash, or a full disk) sees either the old file or
 // the complete new one, never a half-written file under the real name. Callers
@@ -117,7 +123,7 @@ void write_file_atomically(const std::string& path, std::initializer_list<std::s
                            const char* who) {
   TAPE_CHECK(!path.empty(), who, ": cannot write to an empty path");
   const std::string tmp = temp_name(path);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd < 0) fail_step(who, path, "creating", tmp);
   TempFile file(tmp, fd);
   for (std::string_view part : parts) {
@@ -152,7 +158,7 @@ void write_file_atomically(const std::string& path, std::initializer_list<std::s
 void check_writable(const std::string& path, const char* who) {
   check_not_directory(path, who);
   const std::string tmp = temp_name(path);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd < 0) fail_step(who, path, "creating", tmp);
   ::close(fd);
   ::unlink(tmp.c_str());

@@ -16,7 +16,7 @@ namespace tape {
 /// gives "load_image: cannot read 'a.png': it is a directory, not a file".
 std::string read_regular_file(const std::string& path, const std::string& context, uint64_t max_bytes);
 
-/// Writes `parts` (concatenated) to "<path>.tmp.<pid>" in the same directory,
+/// Writes `parts` (concatenated) to "<path>.tmp.<pid>.<n>" in the same directory,
 /// fsyncs and closes it, then renames it over `path` and fsyncs the directory.
 /// On any failure the temp file is removed, `path` is left as it was and a
 /// tape::Error is thrown: "<who>: cannot write 'path': writing 'path.tmp.42' failed: File too large".
@@ -28,7 +28,7 @@ inline void write_file_atomically(const std::string& path, std::string_view data
 
 /// Fails early, before any work, if `path` could not be written later: it is a
 /// directory, or a file cannot be created next to it (the check creates and
-/// removes "<path>.tmp.<pid>"). Same messages as write_file_atomically.
+/// removes "<path>.tmp.<pid>.<n>"). Same messages as write_file_atomically.
 void check_writable(const std::string& path, const char* who);
 
 }  // namespace tape

@@ -54,9 +54,17 @@ Tensor reduce_sum(const Tensor& t_in, int64_t dim, bool keepdim, bool all, bool 
     if (d.n <= kParallelGrain) {
       for (int64_t i = 0; i < d.n; ++i) acc += p[i];
     } else {
-      backend::sync_num_threads();
-#pragma omp parallel for reduction(+ : acc)
-      for (int64_t i = 0; i < d.n; ++i) acc += p[i];
+      // Note: fixed chunks summed in a fixed order, so the result does not depend
+      // on how many threads ran or which finished first (an OpenMP reduction
+      // combines partial sums in completion order: with 3+ threads the bits vary).
+      constexpr int64_t kChunks = 64;
+      double part[kChunks] = {};
+      parallel_for(kChunks, [&](int64_t c) {
+        double s = 0;
+        for (int64_t i = d.n * c / kChunks, end = d.n * (c + 1) / kChunks; i < end; ++i) s += p[i];
+        part[c] = s;
+      }, d.n / kChunks);
+      for (double s : part) acc += s;
     }
     out = full({}, float(is_mean ? acc / double(d.n) : acc));  // the mean of nothing is NaN, like PyTorch
   } else {
