@@ -258,6 +258,8 @@ TEST_CASE("shapes: element counts and byte sizes that overflow are errors, never
   check_error([&] { ones(huge); }, {"overflow"});
   check_error([&] { full(huge, 1.f); }, {"overflow"});
   check_error([&] { randn(huge); }, {"overflow"});
+  check_error([&] { conv2d(zeros({1, 1, 3, 3}), zeros({1, 1, 3, 3}), {}, 1, int64_t(1) << 62); },
+              {"conv2d: padding 4611686018427387904 overflows"});
   check_error([&] { rand(huge); }, {"overflow"});
   check_error([&] { tensor({1.f}, {big, big, 3}); }, {"overflow"});
   check_error([&] { tensor(std::vector<int64_t>{1}, {big, big}); }, {"overflow"});

@@ -1,6 +1,7 @@
 // conv2d on oneDNN's convolution primitives: forward, backward-data and
 // backward-weights (which also yields the bias gradient).
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -384,6 +385,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int64_
   }
   TAPE_CHECK(stride >= 1, "conv2d: stride must be >= 1, got ", stride);
   TAPE_CHECK(padding >= 0, "conv2d: padding must be >= 0, got ", padding);
+  TAPE_CHECK(padding <= (std::numeric_limits<int64_t>::max() - std::max(x_in.size(2), x_in.size(3))) / 2,
+             "conv2d: padding ", padding, " overflows the padded size of input shape ", x_in.shape());
   const int64_t hp = x_in.size(2) + 2 * padding, wp = x_in.size(3) + 2 * padding;
   const int64_t kh = w_in.size(2), kw = w_in.size(3);
   TAPE_CHECK(kh <= hp && kw <= wp, "conv2d: kernel ", kh, "x", kw, " is larger than the padded input ", hp, "x", wp,
