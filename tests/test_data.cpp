@@ -18,6 +18,7 @@
 #include <tape/data/plot.hpp>
 
 #include "mnist.hpp"
+#include "temp_dir.hpp"
 
 using namespace tape;
 using namespace tape::data;
@@ -27,23 +28,6 @@ namespace {
 
 /// doctest::Contains for a std::string.
 doctest::Contains has(const std::string& s) { return doctest::Contains(doctest::String(s.c_str())); }
-
-/// A fresh, empty directory under the system temp dir, removed on scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("tape_test_data_" + tag + "_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void put_be32(std::vector<uint8_t>& b, uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) b.push_back(uint8_t(v >> s));
@@ -108,7 +92,7 @@ int count_non(const Image& img, uint8_t r, uint8_t g, uint8_t b) {
 TEST_CASE("data: IDX reader reads values, shape and dtype") {
   TempDir dir("idx");
   write_small_mnist(dir);
-  Dataset ds = load_mnist(dir.path.string(), "test");
+  Dataset ds = load_mnist(dir.dir.string(), "test");
   CHECK(ds.size() == 3);
   CHECK(ds.images.shape() == Shape{3, 1, 2, 3});
   CHECK(ds.images.dtype() == Dtype::Float32);
@@ -128,7 +112,7 @@ TEST_CASE("data: IDX reader reads values, shape and dtype") {
 TEST_CASE("data: IDX reader rejects bad files with the path and the problem") {
   TempDir dir("bad");
   const std::string images = dir / "t10k-images-idx3-ubyte", labels = dir / "t10k-labels-idx1-ubyte";
-  const std::string d = dir.path.string();
+  const std::string d = dir.dir.string();
 
   CHECK_THROWS_WITH_AS(load_mnist(d, "valid"), has("unknown split 'valid'"), Error);
   CHECK_THROWS_WITH_AS(load_mnist(d + "/nowhere", "test"), has("run tools/fetch_mnist.sh"), Error);

@@ -20,6 +20,7 @@
 #include <tape/tape.hpp>
 
 #include "models.hpp"
+#include "temp_dir.hpp"
 #include "trainer.hpp"
 
 using namespace tape;
@@ -30,23 +31,6 @@ namespace {
 
 const std::string kBuildDir = TAPE_BUILD_DIR;
 const std::string kMnistDir = std::string(TAPE_SOURCE_DIR) + "/data/mnist";
-
-/// A fresh directory, removed at scope exit.
-struct Scratch {
-  fs::path dir;
-  Scratch() {
-    static int n = 0;
-    dir = fs::temp_directory_path() / ("tape_hostile_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string operator/(const std::string& name) const { return (dir / name).string(); }
-  size_t entries() const { return size_t(std::distance(fs::directory_iterator(dir), {})); }
-};
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -200,7 +184,7 @@ std::string with_field(std::string file, size_t at, uint64_t value) {
 }  // namespace
 
 TEST_CASE("hostile: images — pixel limit from the header, only PNG/JPEG/BMP, no directories or FIFOs") {
-  Scratch d;
+  TempDir d("hostile");
   SUBCASE("huge dimensions in a tiny header are refused before decoding") {
     spit(d / "bomb.png", png_header(15000, 15000));
     spit(d / "bomb.bmp", bmp_header(30000, 30000));
@@ -250,7 +234,7 @@ TEST_CASE("hostile: images — pixel limit from the header, only PNG/JPEG/BMP, n
 }
 
 TEST_CASE("hostile: checkpoints — length fields are checked against the bytes that remain") {
-  Scratch d;
+  TempDir d("hostile");
   auto net = build_model(ModelSpec{});  // mlp 784-50-10: fc1.weight, fc1.bias, fc2.weight, fc2.bias
   const std::string path = d / "ok.ckpt";
   save_checkpoint(path, *net, nullptr, {"SPECMARK", 1, {}, {}});
@@ -320,7 +304,7 @@ TEST_CASE("hostile: model specs are validated before a model is built") {
 }
 
 TEST_CASE("hostile: IDX files — directories, FIFOs, devices and empty sets") {
-  Scratch d;
+  TempDir d("hostile");
   CHECK(one_line_error([&] { data::load_idx_images(d.dir.string()); }, {d.dir.string(), "is a directory"}));
   CHECK(one_line_error([] { data::load_idx_labels("/dev/null"); }, {"/dev/null", "character device"}));
   REQUIRE(::mkfifo((d / "fifo").c_str(), 0600) == 0);
@@ -353,7 +337,7 @@ TEST_CASE("hostile: empty datasets are errors, not NaN") {
 }
 
 TEST_CASE("hostile: outputs are atomic — a full disk or a bad path keeps the old file") {
-  Scratch d;
+  TempDir d("hostile");
   const std::string png = d / "plot.png";
   spit(png, "OLD CONTENT");
   data::Image img(300, 300, 3);
@@ -422,7 +406,7 @@ TEST_CASE("hostile: two threads writing one output at once leave one whole file"
   // Each write has its own temporary file, so the result is one writer's bytes,
   // never a mix (with one temp name per process, the second writer truncated the
   // first one's file under it).
-  Scratch d;
+  TempDir d("hostile");
   const std::string path = d / "shared.csv";
   const std::string a(200000, 'a'), b(150000, 'b');
   std::thread ta([&] { for (int k = 0; k < 50; ++k) write_file_atomically(path, a, "--csv"); });
@@ -440,7 +424,7 @@ TEST_CASE("hostile: --resume with changed flags applies them and says so, or ref
     MESSAGE("MNIST not found in " << kMnistDir << ": skipped (run tools/fetch_mnist.sh)");
     return;
   }
-  Scratch d;
+  TempDir d("hostile");
   const std::string mlp = kBuildDir + "/examples/mnist_mlp --data " + kMnistDir + " --limit-train 200 --batch-size 100";
   const std::string ckpt = d / "a.ckpt";
   REQUIRE(exec(mlp + " --hidden 16 --lr 0.002 --epochs 1 --quiet --save " + ckpt).code == 0);

@@ -9,34 +9,13 @@
 #include <iterator>
 #include <tape/tape.hpp>
 
+#include "temp_dir.hpp"
+
 using namespace tape;
 using doctest::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-/// A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() / ("tape_test_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string operator/(const std::string& name) const { return (dir / name).string(); }
-  /// File names in the directory, sorted.
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -72,7 +51,7 @@ void train_steps(nn::Module& m, optim::Optimizer& opt, const Tensor& x, const Te
 }  // namespace
 
 TEST_CASE("io: save/load round trip is bit-identical and in place") {
-  TempDir tmp;
+  TempDir tmp("io");
   const std::string path = tmp / "model.bin";
   manual_seed(1);
   auto a = small_net();
@@ -96,7 +75,7 @@ TEST_CASE("io: save/load round trip is bit-identical and in place") {
 }
 
 TEST_CASE("io: checkpoint with Adam continues bit-identically") {
-  TempDir tmp;
+  TempDir tmp("io");
   const std::string path = tmp / "adam.ckpt";
   manual_seed(3);
   Tensor x = randn({16, 4});
@@ -120,7 +99,7 @@ TEST_CASE("io: checkpoint with Adam continues bit-identically") {
 }
 
 TEST_CASE("io: the global RNG is restored") {
-  TempDir tmp;
+  TempDir tmp("io");
   const std::string path = tmp / "rng.ckpt";
   manual_seed(5);
   auto m = small_net();
@@ -153,7 +132,7 @@ void train_epoch(nn::Module& m, optim::Optimizer& opt, data::DataLoader& loader)
 }  // namespace
 
 TEST_CASE("io: resume exactness — 2 epochs straight == 1 epoch + checkpoint + 1 epoch") {
-  TempDir tmp;
+  TempDir tmp("io");
   const std::string path = tmp / "run.ckpt";
   const data::Dataset ds = data::make_moons(200, 0.1f, 3);
 
@@ -188,7 +167,7 @@ TEST_CASE("io: resume exactness — 2 epochs straight == 1 epoch + checkpoint + 
 }
 
 TEST_CASE("io: bad files give one-line errors naming the file; the model is untouched") {
-  TempDir tmp;
+  TempDir tmp("io");
   const std::string good = tmp / "good.ckpt", bad = tmp / "bad.ckpt";
   manual_seed(7);
   auto src = small_net();
@@ -253,7 +232,7 @@ TEST_CASE("io: bad files give one-line errors naming the file; the model is unto
 }
 
 TEST_CASE("io: parameter mismatches name the first bad parameter") {
-  TempDir tmp;
+  TempDir tmp("io");
   const std::string path = tmp / "m.ckpt";
   const std::string where = "load_checkpoint: '" + path + "'";
   manual_seed(9);
@@ -290,7 +269,7 @@ TEST_CASE("io: parameter mismatches name the first bad parameter") {
 }
 
 TEST_CASE("io: optimizer state mismatches leave model and optimizer unchanged") {
-  TempDir tmp;
+  TempDir tmp("io");
   const std::string path = tmp / "opt.ckpt";
   const std::string where = "load_checkpoint: '" + path + "'";
   manual_seed(10);
@@ -324,7 +303,7 @@ TEST_CASE("io: optimizer state mismatches leave model and optimizer unchanged") 
 }
 
 TEST_CASE("io: a failed save leaves the old file intact and no temp file behind") {
-  TempDir tmp;
+  TempDir tmp("io");
   const std::string path = tmp / "run.ckpt";
   manual_seed(12);
   auto m = small_net();
@@ -385,7 +364,7 @@ TEST_CASE("io: a failed save leaves the old file intact and no temp file behind"
 }
 
 TEST_CASE("io: read_checkpoint_meta, and checkpoints vs plain model files") {
-  TempDir tmp;
+  TempDir tmp("io");
   const std::string ckpt = tmp / "run.ckpt", model = tmp / "model.bin";
   manual_seed(13);
   auto m = small_net();
