@@ -119,6 +119,14 @@ def ops():
     row("matmul 1024^3 (tape)", 2 * 1024 ** 3 / t / 1e9, "GFLOP/s")
 
 
+def blas_in_use():
+    """The BLAS library this process mapped (compare.sh selects OpenMP OpenBLAS)."""
+    torch.ones(2, 2) @ torch.ones(2, 2)  # make sure the BLAS is loaded
+    with open("/proc/self/maps") as f:
+        paths = {line.split()[-1] for line in f if "libblas" in line or "libopenblas" in line}
+    return ", ".join(sorted(paths)) or "unknown"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="data/mnist")
@@ -126,7 +134,7 @@ def main():
     p.add_argument("--only", default="")
     a = p.parse_args()
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}: {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}: {torch.get_num_threads()} threads, BLAS {blas_in_use()}")
     if a.only in ("", "ops"):
         ops()
         if a.only == "ops":
