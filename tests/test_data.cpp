@@ -11,17 +11,22 @@
 #include <unistd.h>
 
 #include <tape/tape.hpp>
+#include <tape_vision/annotate.hpp>
+#include <tape_vision/digit_page.hpp>
+#include <tape_vision/digits.hpp>
+#include <tape_vision/draw.hpp>
+#include <tape_vision/plot.hpp>
 #include <tape/data/dataloader.hpp>
 #include <tape/data/dataset.hpp>
 #include <tape/data/image.hpp>
 #include <tape/data/moons.hpp>
-#include <tape/data/plot.hpp>
 
 #include "mnist.hpp"
 #include "temp_dir.hpp"
 
 using namespace tape;
 using namespace tape::data;
+using namespace tape::vision;
 namespace fs = std::filesystem;
 
 namespace {

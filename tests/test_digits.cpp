@@ -1,4 +1,4 @@
-// Finding digits in a photo (tape/data/digits.hpp): synthetic strokes drawn here,
+// Finding digits in a photo (tape_vision/digits.hpp): synthetic strokes drawn here,
 // and — when data/mnist is present — generated pages of MNIST test digits.
 #include <doctest/doctest.h>
 
@@ -10,13 +10,17 @@
 #include <vector>
 
 #include <tape/data/dataset.hpp>
-#include <tape/data/digits.hpp>
 #include <tape/data/image.hpp>
 
 #include "mnist.hpp"
+#include "tape_vision/annotate.hpp"
+#include "tape_vision/digit_page.hpp"
+#include "tape_vision/digits.hpp"
+#include "tape_vision/draw.hpp"
 
 using namespace tape;
 using namespace tape::data;
+using namespace tape::vision;
 namespace fs = std::filesystem;
 
 namespace {

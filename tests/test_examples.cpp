@@ -9,6 +9,11 @@
 #include <filesystem>
 #include <fstream>
 #include <tape/tape.hpp>
+#include <tape_vision/annotate.hpp>
+#include <tape_vision/digit_page.hpp>
+#include <tape_vision/digits.hpp>
+#include <tape_vision/draw.hpp>
+#include <tape_vision/plot.hpp>
 
 #include "mnist.hpp"
 #include "models.hpp"
@@ -110,21 +115,21 @@ TEST_CASE("examples: LeNet-5 reads >= 95% of the digits on a generated page" * d
   REQUIRE(train.code == 0);
   data::Dataset test = data::load_mnist(kMnist, "test");
   int total = 0, right = 0;
-  for (data::Polarity pol : {data::Polarity::DarkOnLight, data::Polarity::LightOnDark}) {
-    data::PageOptions po;
+  for (vision::Polarity pol : {vision::Polarity::DarkOnLight, vision::Polarity::LightOnDark}) {
+    vision::PageOptions po;
     po.polarity = pol;
     po.seed = 7;
-    std::vector<data::TruthBox> truth;
-    data::save_png(data::make_digit_page(test, po, &truth), d + "/page.png");
+    std::vector<vision::TruthBox> truth;
+    data::save_png(vision::make_digit_page(test, po, &truth), d + "/page.png");
     Run r = run(kBuild + "/examples/digits --model " + d + "/lenet5.ckpt --image " + d + "/page.png --out " + d +
                 "/annotated.png");
     REQUIRE(r.code == 0);
     // parse "x y w h label confidence" lines and match them to the truth boxes
-    std::vector<data::DigitBox> found;
+    std::vector<vision::DigitBox> found;
     std::vector<int64_t> labels;
     std::istringstream in(r.out);
     for (std::string line; std::getline(in, line);) {
-      data::DigitBox b;
+      vision::DigitBox b;
       long long label;
       float conf;
       if (std::sscanf(line.c_str(), "%d %d %d %d %lld %f", &b.x, &b.y, &b.w, &b.h, &label, &conf) == 6) {
@@ -132,7 +137,7 @@ TEST_CASE("examples: LeNet-5 reads >= 95% of the digits on a generated page" * d
         labels.push_back(label);
       }
     }
-    std::vector<int> match = data::match_boxes(truth, found);
+    std::vector<int> match = vision::match_boxes(truth, found);
     for (size_t i = 0; i < truth.size(); ++i) {
       ++total;
       right += match[i] >= 0 && labels[size_t(match[i])] == truth[i].label;

@@ -3,8 +3,11 @@
 #include <set>
 
 #include <tape/tape.hpp>
+#include <tape_testing/gradcheck_ops.hpp>
+#include <tape_testing/registry.hpp>
 
 using namespace tape;
+using namespace tape::testing;
 
 TEST_CASE("gradcheck: every registered op") {
   REQUIRE(op_registry().size() >= 30);

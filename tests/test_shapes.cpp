@@ -11,12 +11,15 @@
 #include <stdexcept>
 #include <string>
 #include <tape/tape.hpp>
+#include <tape_testing/gradcheck_ops.hpp>
+#include <tape_testing/registry.hpp>
 
 #include <dnnl.hpp>  // only for dnnl::error (header-only): the wrapper below must translate it
 
 #include "tape/backend/dnnl_error.hpp"
 
 using namespace tape;
+using namespace tape::testing;
 
 namespace {
 

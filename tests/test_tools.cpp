@@ -8,8 +8,11 @@
 #include <string>
 
 #include <tape/tape.hpp>
+#include <tape_testing/gradcheck_ops.hpp>
+#include <tape_testing/registry.hpp>
 
 using namespace tape;
+using namespace tape::testing;
 
 namespace {
 

@@ -20,7 +20,7 @@ echo "== quiz 12 (short): LeNet-5, batch 128, 2 epochs"
 ./build/examples/mnist_lenet5 --batch-size 128 --epochs 2 --save out/lenet5.ckpt --plot out/lenet5.png
 
 echo "== quiz 10: digits on generated pages (MNIST test digits), read with the LeNet-5 checkpoint"
-./build/tools/make_digit_page --out out/page.png --truth out/page.json --mode both
+./build/tools/tape-digit-page --out out/page.png --truth out/page.json --mode both
 for page in dark-on-light light-on-dark; do
   ./build/examples/digits --model out/lenet5.ckpt --image "out/page-$page.png" \
     --out "out/page-$page-annotated.png" --json "out/digits-$page.json" > "out/digits-$page.txt"

@@ -9,8 +9,10 @@
 
 #include "cli.hpp"
 #include "tool_util.hpp"
+#include "tape_testing/gradcheck_ops.hpp"
 
 using namespace tape;
+using namespace tape::testing;
 using namespace tape::examples;
 using tape::tools::print_table;
 using tape::tools::sci;

@@ -1,5 +1,7 @@
 #include "trainer.hpp"
 
+#include <tape_vision/plot.hpp>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -81,23 +83,23 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const TrainConfig& c, optim::
 }
 
 void write_plot(const std::vector<EpochStats>& h, const std::string& path) {
-  data::Series train{"train loss", {}, {}}, test{"test loss", {}, {}}, acc{"test accuracy %", {}, {}};
+  vision::Series train{"train loss", {}, {}}, test{"test loss", {}, {}}, acc{"test accuracy %", {}, {}};
   for (const auto& s : h) {
     train.y.push_back(s.train_loss);
     test.y.push_back(s.test_loss);
     acc.y.push_back(100 * s.test_accuracy);
   }
-  data::PlotOptions lo;
+  vision::PlotOptions lo;
   lo.title = "loss";
   lo.x_label = "epoch";
   lo.y_label = "cross-entropy";
   lo.y_from_zero = true;
-  data::Image a = data::plot_curves({train, test}, lo);
-  data::PlotOptions ao;
+  data::Image a = vision::plot_curves({train, test}, lo);
+  vision::PlotOptions ao;
   ao.title = "test accuracy";
   ao.x_label = "epoch";
   ao.y_label = "%";
-  data::Image b = data::plot_curves({acc}, ao);
+  data::Image b = vision::plot_curves({acc}, ao);
   // stack the two charts vertically
   data::Image out;
   out.width = std::max(a.width, b.width);

@@ -6,6 +6,10 @@
 
 #include "../common/cli.hpp"
 #include "../common/models.hpp"
+#include "tape_vision/annotate.hpp"
+#include "tape_vision/digit_page.hpp"
+#include "tape_vision/digits.hpp"
+#include "tape_vision/draw.hpp"
 
 using namespace tape;
 using namespace tape::examples;
@@ -27,9 +31,9 @@ int main(int argc, char** argv) {
                      "prints one line per digit, in reading order: x y w h label confidence"))
       return 0;
     apply_threads(threads);
-    data::FindOptions find;
-    if (polarity == "dark-on-light") find.polarity = data::Polarity::DarkOnLight;
-    else if (polarity == "light-on-dark") find.polarity = data::Polarity::LightOnDark;
+    vision::FindOptions find;
+    if (polarity == "dark-on-light") find.polarity = vision::Polarity::DarkOnLight;
+    else if (polarity == "light-on-dark") find.polarity = vision::Polarity::LightOnDark;
     else TAPE_CHECK(polarity == "auto", "unknown --polarity '", polarity, "' (expected auto, dark-on-light or light-on-dark)");
 
     for (const auto& [path, flag] : {std::pair{out_path, "--out"}, {json_path, "--json"}})
@@ -42,12 +46,12 @@ int main(int argc, char** argv) {
     model->eval();
 
     data::Image img = data::load_image(image_path);
-    std::vector<data::DigitBox> digits = data::find_digits(img, find);
+    std::vector<vision::DigitBox> digits = vision::find_digits(img, find);
     std::vector<int64_t> labels;
     std::vector<float> conf;
     if (!digits.empty()) {
       NoGradGuard no_grad;
-      Tensor probs = softmax((*model)(data::digits_to_batch(digits)), 1);  // all digits in one batch
+      Tensor probs = softmax((*model)(vision::digits_to_batch(digits)), 1);  // all digits in one batch
       labels = argmax(probs, 1).to_vector<int64_t>();
       Tensor best = max(probs, 1);
       conf = best.to_vector<float>();
@@ -66,7 +70,7 @@ int main(int argc, char** argv) {
     }
     if (!out_path.empty()) {
       data::Image rgb = data::to_rgb(img);
-      data::annotate(rgb, digits, labels, conf);
+      vision::annotate(rgb, digits, labels, conf);
       data::save_png(rgb, out_path);
       std::fprintf(stderr, "digits: %zu found; wrote %s\n", digits.size(), out_path.c_str());
     }

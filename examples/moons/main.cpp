@@ -8,6 +8,7 @@
 #include "../common/cli.hpp"
 #include "../common/models.hpp"
 #include "../common/progress.hpp"
+#include "tape_vision/plot.hpp"
 
 using namespace tape;
 using namespace tape::examples;
@@ -86,7 +87,7 @@ int main(int argc, char** argv) {
     std::printf("trained in %.2fs (%lld steps)\n", secs, (long long)epochs);
     std::printf("training accuracy: %.2f%% (%lld/%lld)\n", 100 * acc, (long long)correct, (long long)pred.size());
     if (!plot.empty()) {
-      data::Image img = data::plot_decision_regions(
+      data::Image img = vision::plot_decision_regions(
           [&](const std::vector<float>& xy) {
             return predict(tensor(xy, {int64_t(xy.size() / 2), 2})).to_vector<int64_t>();
           },

@@ -40,14 +40,5 @@ struct GradcheckResult {
 GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,
                           const std::vector<Tensor>& inputs, const GradcheckOptions& opt = {});
 
-/// Gradcheck of a registry op on its sample inputs (drawn with `seed`).
-GradcheckResult gradcheck_op(const struct OpInfo& op, uint64_t seed = 0);
-
-/// The checker's own test: results for (correct backward, backward 5 % off,
-/// all-zero backward) on the same function. A working checker returns {pass, fail, fail}.
-struct SelfTestResult {
-  GradcheckResult correct, five_percent_off, all_zero;
-};
-SelfTestResult gradcheck_self_test();
 
 }  // namespace tape

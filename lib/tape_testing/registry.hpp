@@ -7,7 +7,7 @@
 
 #include "tape/core/tensor.hpp"
 
-namespace tape {
+namespace tape::testing {
 
 struct OpInfo {
   std::string name;       ///< "mul"
@@ -31,4 +31,4 @@ const OpInfo* find_op(const std::string& name);
 /// a test checks that docs/ops.md matches it.
 std::string ops_markdown();
 
-}  // namespace tape
+}  // namespace tape::testing

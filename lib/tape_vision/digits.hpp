@@ -10,7 +10,9 @@
 #include "tape/data/dataset.hpp"
 #include "tape/data/image.hpp"
 
-namespace tape::data {
+namespace tape::vision {
+using data::Dataset;
+using data::Image;
 
 /// Side of an MNIST image, and of the box the digit is fitted into.
 inline constexpr int kDigitSide = 28;
@@ -91,48 +93,5 @@ Image ink_map(const Image& img, const FindOptions& opt = {}, Polarity* decided =
 /// Stacks the crops into a [K, 1, 28, 28] Float32 batch (K may be 0).
 Tensor digits_to_batch(const std::vector<DigitBox>& digits);
 
-/// Draws each digit's box and its predicted label (with the confidence, if given)
-/// on a filled tag; a grey image is converted to RGB first. `labels` must have one
-/// entry per digit; `confidences` one per digit or none.
-void annotate(Image& img, const std::vector<DigitBox>& digits, const std::vector<int64_t>& labels,
-              const std::vector<float>& confidences = {});
 
-// --- synthetic test pages ----------------------------------------------------
-
-/// How make_digit_page() lays out and renders a page.
-struct PageOptions {
-  int count = 40;                 ///< digits on the page
-  uint64_t seed = 1;              ///< same seed → same page
-  Polarity polarity = Polarity::DarkOnLight;  ///< Auto is not allowed
-  int min_height = 28;            ///< digit height range in pixels
-  int max_height = 90;
-  int columns = 0;                ///< grid columns; 0 = about sqrt(4/3 · count)
-  float gradient = 0.55f;         ///< lighting falls by this fraction across the page
-  float noise = 0.03f;            ///< std-dev of the pixel noise (1 = full scale)
-};
-
-/// A digit placed on a generated page: its ink box, label and index in the dataset.
-struct TruthBox {
-  int x = 0, y = 0, w = 0, h = 0;
-  int64_t label = 0;
-  int64_t index = 0;
-};
-
-/// Renders `count` random digits of `digits` (e.g. the MNIST test split) on an RGB
-/// page: a loose grid with jitter (boxes never overlap), heights drawn uniformly from
-/// [min_height, max_height] (a digit too wide for its cell is drawn smaller), random
-/// stroke weight (dilation and a soft threshold); dark-on-light pages get a lighting
-/// gradient, light-on-dark pages look like chalk on a board; both get mild noise.
-/// `truth`, when given, receives one TruthBox per digit in placement order.
-Image make_digit_page(const Dataset& digits, const PageOptions& opt = {},
-                      std::vector<TruthBox>* truth = nullptr);
-
-/// Intersection over union of two boxes (0 when either is empty).
-float box_iou(int ax, int ay, int aw, int ah, int bx, int by, int bw, int bh);
-
-/// For each truth box, the index of the found box matched to it (greedy, highest
-/// IoU first, one-to-one) or -1 when no box reaches `min_iou`.
-std::vector<int> match_boxes(const std::vector<TruthBox>& truth, const std::vector<DigitBox>& found,
-                             float min_iou = 0.5f);
-
-}  // namespace tape::data
+}  // namespace tape::vision

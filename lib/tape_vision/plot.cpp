@@ -1,10 +1,12 @@
-#include "tape/data/plot.hpp"
+#include "tape_vision/plot.hpp"
+
+#include "tape_vision/draw.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
-namespace tape::data {
+namespace tape::vision {
 
 namespace {
 
@@ -291,4 +293,4 @@ Image plot_decision_regions(const Classifier& classify, const Tensor& points, co
   return img;
 }
 
-}  // namespace tape::data
+}  // namespace tape::vision

@@ -9,7 +9,9 @@
 #include "tape/core/tensor.hpp"
 #include "tape/data/image.hpp"
 
-namespace tape::data {
+namespace tape::vision {
+using data::Image;
+
 
 /// One line of a chart. Non-finite y values leave a gap.
 struct Series {
@@ -39,4 +41,4 @@ using Classifier = std::function<std::vector<int64_t>(const std::vector<float>& 
 Image plot_decision_regions(const Classifier& classify, const Tensor& points, const Tensor& labels,
                             int width = 600, int height = 480, const std::string& title = "");
 
-}  // namespace tape::data
+}  // namespace tape::vision

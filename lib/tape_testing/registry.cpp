@@ -1,13 +1,13 @@
 // The op registry: one entry per differentiable op (see registry.hpp).
 // Adding an op: write it in its family's file, then add one entry below.
-#include "tape/ops/registry.hpp"
+#include "tape_testing/registry.hpp"
 
 #include <algorithm>
 #include <cmath>
 
 #include "tape/ops/ops.hpp"
 
-namespace tape {
+namespace tape::testing {
 
 namespace {
 using Inputs = std::vector<Tensor>;
@@ -227,4 +227,4 @@ std::string ops_markdown() {
   return s;
 }
 
-}  // namespace tape
+}  // namespace tape::testing

@@ -1,6 +1,6 @@
-// make_digit_page: renders MNIST test digits on a synthetic "photo" of a page and
+// tape-digit-page: renders MNIST test digits on a synthetic "photo" of a page and
 // writes the page (PNG) plus the true boxes and labels (JSON), to exercise
-// tape::data::find_digits(). The work is done by tape::data::make_digit_page().
+// tape::vision::find_digits(). The work is done by tape::vision::make_digit_page().
 #include <cstdint>
 #include <filesystem>
 #include <sstream>
@@ -9,14 +9,18 @@
 #include <vector>
 
 #include <tape/data/dataset.hpp>
-#include <tape/data/digits.hpp>
 #include <tape/data/image.hpp>
 #include <tape/io/file.hpp>
 
 #include "cli.hpp"
+#include "tape_vision/annotate.hpp"
+#include "tape_vision/digit_page.hpp"
+#include "tape_vision/digits.hpp"
+#include "tape_vision/draw.hpp"
 
 using namespace tape;
 using namespace tape::data;
+using namespace tape::vision;
 using namespace tape::examples;
 namespace fs = std::filesystem;
 
@@ -66,7 +70,7 @@ void write_truth(const std::string& path, const std::string& data_dir, const std
 }  // namespace
 
 int main(int argc, char** argv) {
-  return run_program("make_digit_page", [&] {
+  return run_program("tape-digit-page", [&] {
     std::string data = "data/mnist", out = "page.png", truth_path = "truth.json", mode = "both";
     int count = 40, min_height = 28, max_height = 90;
     int64_t seed = 1;
@@ -85,7 +89,7 @@ int main(int argc, char** argv) {
         ("gradient", po::value(&gradient)->default_value(gradient, "0.55"), "lighting fall-off across the page, in [0, 1)")
         ("noise", po::value(&noise)->default_value(noise, "0.03"), "pixel noise std-dev, in [0, 0.5]");
     const std::string usage =
-        "usage: make_digit_page [options]\n"
+        "usage: tape-digit-page [options]\n"
         "Renders random MNIST test digits (random size, position and stroke weight) on a\n"
         "page: dark ink on paper under a lighting gradient, or light chalk on a dark board,\n"
         "with mild noise. Writes the PNG and a JSON with each digit's box, label and index.\n"
