@@ -40,10 +40,10 @@ TEST_CASE("to_dot: linear -> relu -> sum through a module") {
   nn::Sequential net;
   net.push_back("fc", std::make_shared<nn::Linear>(3, 4));
   net.push_back("act", std::make_shared<nn::ReLU>());
-  net.named_parameters();  // names the leaves
   Tensor x = randn({2, 3});
   Tensor y = sum(net(x));
-  const std::string dot = to_dot(y);
+  CHECK(count(to_dot(y), "\"leaf\\n") == 2);  // unnamed without names
+  const std::string dot = to_dot(y, {.names = net.named_parameters()});
   CAPTURE(dot);
 
   CHECK(dot.rfind("digraph", 0) == 0);
@@ -92,17 +92,18 @@ TEST_CASE("to_dot: a 10 000-node chain converts without recursion") {
 }
 
 TEST_CASE("to_dot: gradient norms with show_grad_norms") {
-  Tensor small = tensor({1e-8f, 0.f}, {2}, true).set_name("small");
-  Tensor big = tensor({3e3f, 4e3f}, {2}, true).set_name("big");
-  Tensor mid = tensor({1.f, 2.f}, {2}, true).set_name("mid");
-  Tensor unused = tensor({1.f}, {1}, true).set_name("unused");
+  Tensor small = tensor({1e-8f, 0.f}, {2}, true);
+  Tensor big = tensor({3e3f, 4e3f}, {2}, true);
+  Tensor mid = tensor({1.f, 2.f}, {2}, true);
+  Tensor unused = tensor({1.f}, {1}, true);
+  const DotOptions::Names names = {{"small", small}, {"big", big}, {"mid", mid}, {"unused", unused}};
   Tensor loss = sum(mul(small, small)) + sum(mul(big, big)) + sum(mul(mid, mid)) + sum(unused);
   loss.backward();
   // grads: 2·small → ‖·‖ = 2e-8; 2·big → 1e4; 2·mid → √20 ≈ 4.5
   unused.set_grad({});
-  const std::string plain = to_dot(loss);
+  const std::string plain = to_dot(loss, {.names = names});
   CHECK_FALSE(contains(plain, "grad norm"));
-  const std::string dot = to_dot(loss, DotOptions{true});
+  const std::string dot = to_dot(loss, {.show_grad_norms = true, .names = names});
   CAPTURE(dot);
   CHECK(contains(dot, "small\\n[2]\\ngrad norm 2.0e-08 (vanishing)"));
   CHECK(contains(dot, "big\\n[2]\\ngrad norm 1.0e+04 (exploding)"));

@@ -105,7 +105,6 @@ int main(int argc, char** argv) {
     Generator g(seed + 1);
     const Tensor x = randn({batch, 1, 28, 28}, g);
     Tensor root = (*net)(x);
-    const auto named = net->named_parameters();  // names the leaves: "fc1.weight", ...
     if (grads) {
       std::vector<int64_t> labels;
       for (int64_t i = 0; i < batch; ++i) labels.push_back(int64_t(g.below(10)));
@@ -115,13 +114,14 @@ int main(int argc, char** argv) {
     }
     DotOptions opt;
     opt.show_grad_norms = grads;
+    opt.names = net->named_parameters();  // leaves labelled "fc1.weight", ...
     const std::string dot = to_dot(root, opt);
     write_file_atomically(out, dot, "--out");
     std::cout << "graph of " << source << " on a batch of " << batch << (grads ? ", with gradient norms" : "")
               << "\nwrote " << out << "\n";
     if (grads) {
       std::vector<std::vector<std::string>> rows;
-      for (const auto& [name, p] : named) {
+      for (const auto& [name, p] : opt.names) {
         const Tensor gr = p.grad();
         double s = 0;
         if (gr.defined())

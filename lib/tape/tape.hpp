@@ -4,7 +4,7 @@
 #include "tape/core/generator.hpp"
 #include "tape/core/storage.hpp"
 #include "tape/core/tensor.hpp"
-#include "tape/autograd/grad_mode.hpp"
+#include "tape/core/grad_mode.hpp"
 #include "tape/autograd/node.hpp"
 #include "tape/backend/threads.hpp"
 #include "tape/ops/ops.hpp"

@@ -60,8 +60,16 @@ double l2_norm(const Tensor& t) {
 }
 
 /// The attribute list of a leaf (parameter) node.
+/// The name `opt.names` gives `var`, or "leaf".
+std::string leaf_name(const Tensor& var, const DotOptions& opt) {
+  if (var.defined())
+    for (const auto& [name, t] : opt.names)
+      if (t.defined() && t.impl() == var.impl()) return name;
+  return "leaf";
+}
+
 std::string leaf_attrs(const Tensor& var, const Shape& shape, const DotOptions& opt) {
-  std::string label = var.defined() && !var.name().empty() ? var.name() : "leaf";
+  std::string label = leaf_name(var, opt);
   label += cat("\n", shape_label(shape));
   std::string fill = "#d9f2d0", border = "#4a8a3c", font = "#000000";
   if (opt.show_grad_norms) {

@@ -3,9 +3,8 @@
 #include <memory_resource>
 #include <unordered_map>
 
-#include "tape/autograd/grad_mode.hpp"
+#include "tape/core/grad_mode.hpp"
 #include "tape/autograd/node.hpp"
-#include "tape/ops/ops.hpp"
 
 namespace tape {
 
@@ -84,7 +83,7 @@ void Engine::run(const Tensor& root, const Tensor& grad_root, bool retain_graph)
       if (i < grads.size() && grads[i].defined()) {
         TAPE_CHECK(grads[i].shape() == c->output_shape(), "backward(): ", n->name(), " produced a gradient of shape ",
                    grads[i].shape(), " for an input of shape ", c->output_shape());
-        t.buffer = t.buffer.defined() ? add(t.buffer, grads[i]) : std::move(grads[i]);
+        t.buffer = t.buffer.defined() ? detail::add_same_shape(t.buffer, grads[i]) : std::move(grads[i]);
       }
       if (--t.dependencies == 0) ready.push_back(edges[i].fn);
     }

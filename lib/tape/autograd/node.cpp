@@ -1,7 +1,6 @@
 #include "tape/autograd/node.hpp"
 
-#include "tape/autograd/grad_mode.hpp"
-#include "tape/ops/ops.hpp"
+#include "tape/core/grad_mode.hpp"
 
 namespace tape {
 

@@ -1,8 +1,10 @@
 #pragma once
-// Internal (not installed): the process-wide thread count, applied per thread.
+// Internal (not installed): the process-wide thread count, applied per thread,
+// and the loop helpers that ops and optimizers share.
 #include <omp.h>
 
 #include <atomic>
+#include <cstdint>
 
 namespace tape::backend {
 
@@ -21,6 +23,40 @@ inline void sync_num_threads() {
   if (n != applied) {
     omp_set_num_threads(n);
     applied = n;
+  }
+}
+
+/// Elements below which a loop stays on one thread (team start-up costs more).
+constexpr int64_t kParallelGrain = 32768;
+
+// Note: small loops never enter an OpenMP region — even `if(false)` costs a
+// futex round trip in libgomp, which would dominate a 16-element op.
+/// `cost` is the elements one iteration touches (1 for elementwise loops).
+template <class F>
+inline void parallel_for(int64_t n, F&& f, int64_t cost = 1) {
+  if (n * cost <= kParallelGrain || n == 1) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+  sync_num_threads();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+/// Like parallel_for, but hands each thread one contiguous range [begin, end):
+/// for loops that need restrict-qualified pointers to vectorise (a byte store
+/// may alias anything, so without them GCC keeps such a loop scalar).
+template <class F>
+inline void parallel_ranges(int64_t n, F&& f) {
+  if (n <= kParallelGrain) {
+    f(int64_t(0), n);
+    return;
+  }
+  sync_num_threads();
+#pragma omp parallel
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    f(n * t / nt, n * (t + 1) / nt);
   }
 }
 

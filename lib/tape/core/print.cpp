@@ -5,7 +5,6 @@
 #include <ostream>
 #include <sstream>
 
-#include "tape/autograd/node.hpp"
 #include "tape/core/tensor.hpp"
 
 namespace tape {
@@ -127,7 +126,7 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   os << "tensor(";
   p.write(os, std::string(7, ' '));
   os << ", shape=" << shape_str(t.shape()) << ", dtype=" << dtype_name(t.dtype());
-  if (t.grad_fn()) os << ", grad_fn=<" << t.grad_fn()->name() << ">";
+  if (t.grad_fn()) os << ", grad_fn=<" << t.grad_fn_name() << ">";
   else if (t.requires_grad()) os << ", requires_grad=true";
   return os << ")";
 }

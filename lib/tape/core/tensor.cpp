@@ -3,9 +3,7 @@
 #include <cstring>
 #include <new>
 
-#include "tape/autograd/grad_mode.hpp"
-#include "tape/autograd/node.hpp"
-#include "tape/ops/ops.hpp"
+#include "tape/core/grad_mode.hpp"
 
 namespace tape {
 
@@ -48,6 +46,26 @@ int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
   for (size_t i = s.size(); i-- > 0;) n = mul_size(n, s[i], s);
   return n;
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  const size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    TAPE_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", a, " and ", b,
+               " cannot be broadcast together (dim ", i, ": ", da, " vs ", db, ")");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
+  const int64_t lo = -std::max<int64_t>(ndim, 1), hi = std::max<int64_t>(ndim, 1) - 1;
+  TAPE_CHECK(dim >= lo && dim <= hi, op, ": dim ", dim, " is out of range for a ", ndim,
+             "-D tensor (expected in [", lo, ", ", hi, "])");
+  return dim < 0 ? dim + std::max<int64_t>(ndim, 1) : dim;
 }
 
 int64_t TensorImpl::numel() const { return shape_numel(shape); }
@@ -144,7 +162,7 @@ Tensor& Tensor::requires_grad_(bool on) {
   TAPE_CHECK(!on || dtype() == Dtype::Float32, "requires_grad_(): only Float32 tensors can require grad, got ",
              dtype_name(dtype()), " tensor of shape ", shape());
   TAPE_CHECK(is_leaf(), "requires_grad_(): can only change requires_grad of leaf tensors (this one has grad_fn ",
-             grad_fn()->name(), ")");
+             grad_fn_name(), ")");
   if (on || impl_->autograd) impl_->meta().requires_grad = on;
   return *this;
 }
@@ -176,11 +194,6 @@ const std::shared_ptr<Node>& Tensor::grad_fn() const {
 
 void Tensor::set_grad_fn(std::shared_ptr<Node> fn) { impl_->meta().grad_fn = std::move(fn); }
 
-void Tensor::backward(const Tensor& grad, bool retain_graph) const {
-  check_defined("backward()");
-  run_backward(*this, grad, retain_graph);
-}
-
 Tensor Tensor::detach() const {
   check_defined("detach()");
   auto impl = std::make_shared<TensorImpl>();
@@ -197,43 +210,5 @@ uint32_t Tensor::version() const {
   return impl_->storage->version();
 }
 
-const std::string& Tensor::name() const {
-  static const std::string none;
-  if (!impl_ || !impl_->autograd) return none;
-  return impl_->autograd->name;
-}
-
-Tensor& Tensor::set_name(std::string n) {
-  check_defined("set_name()");
-  impl_->meta().name = std::move(n);
-  return *this;
-}
-
-// --- method forms -----------------------------------------------------------
-Tensor Tensor::reshape(const Shape& s) const { return tape::reshape(*this, s); }
-Tensor Tensor::flatten(int64_t start_dim) const { return tape::flatten(*this, start_dim); }
-Tensor Tensor::transpose(int64_t d0, int64_t d1) const { return tape::transpose(*this, d0, d1); }
-Tensor Tensor::t() const {
-  TAPE_CHECK(dim() == 2, "t(): expects a 2-D tensor, got shape ", shape());
-  return tape::transpose(*this, 0, 1);
-}
-Tensor Tensor::sum() const { return tape::sum(*this); }
-Tensor Tensor::sum(int64_t d, bool keepdim) const { return tape::sum(*this, d, keepdim); }
-Tensor Tensor::mean() const { return tape::mean(*this); }
-Tensor Tensor::mean(int64_t d, bool keepdim) const { return tape::mean(*this, d, keepdim); }
-Tensor Tensor::max(int64_t d, bool keepdim) const { return tape::max(*this, d, keepdim); }
-Tensor Tensor::argmax(int64_t d, bool keepdim) const { return tape::argmax(*this, d, keepdim); }
-Tensor Tensor::matmul(const Tensor& o) const { return tape::matmul(*this, o); }
-Tensor Tensor::exp() const { return tape::exp(*this); }
-Tensor Tensor::log() const { return tape::log(*this); }
-Tensor Tensor::sqrt() const { return tape::sqrt(*this); }
-Tensor Tensor::abs() const { return tape::abs(*this); }
-Tensor Tensor::pow(float e) const { return tape::pow(*this, e); }
-Tensor Tensor::relu() const { return tape::relu(*this); }
-Tensor Tensor::tanh() const { return tape::tanh(*this); }
-Tensor Tensor::sigmoid() const { return tape::sigmoid(*this); }
-Tensor Tensor::softmax(int64_t d) const { return tape::softmax(*this, d); }
-Tensor Tensor::log_softmax(int64_t d) const { return tape::log_softmax(*this, d); }
-Tensor Tensor::operator-() const { return tape::neg(*this); }
 
 }  // namespace tape

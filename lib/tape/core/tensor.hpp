@@ -27,7 +27,6 @@ struct AutogradMeta {
   std::shared_ptr<Node> grad_fn;              ///< set for op outputs
   std::weak_ptr<Node> grad_accumulator;       ///< cached AccumulateGrad of a leaf
   std::shared_ptr<struct TensorImpl> grad;    ///< accumulated gradient of a leaf
-  std::string name;                           ///< parameter name, for graphs
   /// Guards grad and grad_accumulator while backward runs: AccumulateGrad adds
   /// under it, and a leaf's accumulator is created under it (so two threads
   /// recording ops on one leaf share one).
@@ -51,6 +50,10 @@ struct TensorImpl {
 Shape contiguous_strides(const Shape& s);
 /// Number of elements of a shape; checks for negative sizes.
 int64_t shape_numel(const Shape& s);
+/// The shape two shapes broadcast to (NumPy rules); throws naming `op`.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+/// `dim` in [-ndim, ndim) wrapped to [0, ndim) (0-D tensors accept -1 and 0); throws naming `op`.
+int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
 
 class Tensor {
  public:
@@ -83,6 +86,8 @@ class Tensor {
   Tensor grad() const;                 ///< undefined until a gradient arrives
   void set_grad(const Tensor& g);      ///< replaces (or clears, with {}) the gradient
   const std::shared_ptr<Node>& grad_fn() const;
+  /// Name of grad_fn ("MulBackward"), or "" for a leaf (defined in autograd/node.cpp).
+  const char* grad_fn_name() const;
   void set_grad_fn(std::shared_ptr<Node> fn);  ///< used by ops
   void backward(const Tensor& grad = {}, bool retain_graph = false) const;
   /// Same data, no history; shares the version counter like PyTorch's detach().
@@ -90,8 +95,6 @@ class Tensor {
   /// A contiguous copy with its own storage (differentiable).
   Tensor clone() const;
   uint32_t version() const;
-  const std::string& name() const;     ///< parameter name ("fc1.weight") or ""
-  Tensor& set_name(std::string n);
 
   // --- in-place (not recorded; allowed on tensors that need no grad, or under NoGradGuard)
   Tensor& add_(const Tensor& other, float alpha = 1.f);
@@ -169,7 +172,11 @@ template <> struct DtypeOf<int64_t> { static constexpr Dtype value = Dtype::Int6
 
 namespace detail {
 [[noreturn]] void bad_data_access(const Tensor& t, Dtype want, bool contiguous_issue);
-}
+/// A contiguous copy with its own storage, not recorded (the kernel of clone()).
+Tensor copy_contiguous(const Tensor& t);
+/// a + b for two Float32 tensors of one shape, not recorded (gradient accumulation).
+Tensor add_same_shape(const Tensor& a, const Tensor& b);
+}  // namespace detail
 
 template <class T>
 T* Tensor::data() {

@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-#include "tape/autograd/grad_mode.hpp"
+#include "tape/core/grad_mode.hpp"
 #include "tape/core/generator.hpp"
 #include "tape/core/tensor.hpp"
 #include "tape/io/file.hpp"

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "tape/autograd/grad_mode.hpp"
+#include "tape/core/grad_mode.hpp"
 #include "tape/core/generator.hpp"
 
 namespace tape::nn::init {

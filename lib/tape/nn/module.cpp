@@ -9,7 +9,9 @@
 #include <sstream>
 #include <typeinfo>
 
-#include "tape/autograd/grad_mode.hpp"
+#include <fmt/format.h>
+
+#include "tape/core/grad_mode.hpp"
 #include "tape/core/generator.hpp"
 
 namespace tape::nn {
@@ -64,7 +66,6 @@ Tensor Module::register_parameter(std::string name, Tensor t) {
   TAPE_CHECK(t.is_leaf(), type_name(), ".register_parameter: \"", name,
              "\" must be a leaf tensor (it is the output of an op; use detach())");
   t.requires_grad_(true);
-  t.set_name(name);
   names_.insert(name);
   parameters_.emplace_back(std::move(name), t);
   return t;
@@ -82,12 +83,6 @@ void Module::register_module_impl(std::string name, std::shared_ptr<Module> m) {
   check_new_name(name, "register_module");
   TAPE_CHECK(m != nullptr, type_name(), ".register_module: \"", name, "\" is a null module");
   TAPE_CHECK(m.get() != this, type_name(), ".register_module: \"", name, "\" cannot be the module itself");
-  // Note: only the new subtree is renamed (the rest of this module's tensors
-  // already carry their names), so a Sequential of n layers builds in O(n) — it
-  // used to rename the whole tree on every insert. A module registered a second
-  // time keeps the names of its first registration.
-  if (!m->registered_) m->rename_tensors(name);
-  m->registered_ = true;
   names_.insert(name);
   children_.emplace_back(std::move(name), std::move(m));
 }
@@ -103,21 +98,10 @@ void Module::collect(const std::string& prefix, bool recurse, bool buffers, Name
   for (const auto& [name, child] : children_) child->collect(join(prefix, name), true, buffers, out, seen);
 }
 
-void Module::rename_tensors(const std::string& prefix) const {
-  for (bool buffers : {false, true}) {
-    NamedTensors all;
-    Seen seen;
-    collect(prefix, true, buffers, all, seen);
-    for (auto& [name, t] : all) t.set_name(name);
-  }
-}
-
 NamedTensors Module::named_parameters(bool recurse) const {
   NamedTensors out;
   Seen seen;
   collect("", recurse, false, out, seen);
-  if (!registered_ && recurse)
-    for (auto& [name, t] : out) t.set_name(name);
   return out;
 }
 
@@ -227,13 +211,11 @@ std::string Module::repr() const {
 
 std::ostream& operator<<(std::ostream& os, const Module& m) { return os << m.repr(); }
 
+// fmt::group_digits groups by three with ',' whatever the global locale. fmt 9.1
+// prints a negative value as its unsigned two's complement, so the sign is ours.
 std::string format_thousands(int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
+  const uint64_t magnitude = n < 0 ? 0 - uint64_t(n) : uint64_t(n);
+  return fmt::format("{}{}", n < 0 ? "-" : "", fmt::group_digits(magnitude));
 }
 
 // --- summary --------------------------------------------------------------------
@@ -289,24 +271,20 @@ std::string Module::summary(const Shape& input_shape) {
     w3 = std::max(w3, r.params.size());
   }
   w1 += 4, w2 += 4;
-  const size_t width = w1 + w2 + w3;
-  auto cell = [](const std::string& s, size_t w) { return s + std::string(w - s.size(), ' '); };
-  auto right = [](const std::string& s, size_t w) { return std::string(w - s.size(), ' ') + s; };
+  // Two left-aligned columns and a right-aligned count, ruled with '='.
+  auto row = [&](const std::string& a, const std::string& b, const std::string& c) {
+    return fmt::format("{:<{}}{:<{}}{:>{}}\n", a, w1, b, w2, c, w3);
+  };
+  const std::string rule = fmt::format("{:=<{}}\n", "", w1 + w2 + w3);
 
   const int64_t total = num_parameters(), trainable = num_trainable_parameters();
-  std::ostringstream os;
-  os << "Model: " << type_name() << "\n";
-  os << "Input shape: " << shape_str(input_shape) << "\n";
-  os << std::string(width, '=') << "\n";
-  os << cell(h1, w1) << cell(h2, w2) << right(h3, w3) << "\n";
-  os << std::string(width, '=') << "\n";
-  for (const auto& r : rows) os << cell(r.layer, w1) << cell(r.shape, w2) << right(r.params, w3) << "\n";
-  os << std::string(width, '=') << "\n";
-  os << "Total params: " << format_thousands(total) << "\n";
-  os << "Trainable params: " << format_thousands(trainable) << "\n";
-  os << "Non-trainable params: " << format_thousands(total - trainable) << "\n";
-  os << std::string(width, '=') << "\n";
-  return os.str();
+  std::string out = fmt::format("Model: {}\nInput shape: {}\n", type_name(), shape_str(input_shape));
+  out += rule + row(h1, h2, h3) + rule;
+  for (const auto& r : rows) out += row(r.layer, r.shape, r.params);
+  out += rule;
+  out += fmt::format("Total params: {}\nTrainable params: {}\nNon-trainable params: {}\n", format_thousands(total),
+                     format_thousands(trainable), format_thousands(total - trainable));
+  return out + rule;
 }
 
 }  // namespace tape::nn

@@ -88,8 +88,6 @@ class Module {
   void check_new_name(const std::string& name, const char* what) const;
   using Seen = std::unordered_set<const TensorImpl*>;
   void collect(const std::string& prefix, bool recurse, bool buffers, NamedTensors& out, Seen& seen) const;
-  /// Names every parameter and buffer of this subtree "prefix.name".
-  void rename_tensors(const std::string& prefix) const;
   void print(std::ostream& os, int indent) const;
 
   NamedTensors parameters_;
@@ -97,7 +95,6 @@ class Module {
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   std::unordered_set<std::string> names_;  ///< of parameters, buffers and children: O(1) duplicate checks
   bool training_ = true;
-  bool registered_ = false;  ///< true once some parent registered this module
 };
 
 /// Prints the module tree like PyTorch's repr.

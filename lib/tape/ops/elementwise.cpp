@@ -1,5 +1,5 @@
-// Elementwise arithmetic with NumPy broadcasting, the unary math ops, and the
-// in-place methods.
+// Elementwise arithmetic with NumPy broadcasting and the unary math ops (the
+// in-place methods are core: core/inplace.cpp).
 #include <cmath>
 #include <cstring>
 
@@ -7,19 +7,6 @@
 
 namespace tape {
 using namespace detail;
-
-Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
-  const size_t n = std::max(a.size(), b.size());
-  Shape out(n);
-  for (size_t i = 0; i < n; ++i) {
-    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    TAPE_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", a, " and ", b,
-               " cannot be broadcast together (dim ", i, ": ", da, " vs ", db, ")");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
 
 namespace {
 
@@ -229,80 +216,5 @@ Tensor log(const Tensor& x) { return unary_op<LogOp>(x); }
 Tensor sqrt(const Tensor& x) { return unary_op<SqrtOp>(x); }
 Tensor abs(const Tensor& x) { return unary_op<AbsOp>(x); }
 Tensor pow(const Tensor& x, float e) { return unary_op<PowOp>(x, PowOp{e}); }
-
-// --- in-place methods (never recorded) -------------------------------------------
-namespace {
-// Note: in-place ops are not differentiable in tape. Writing into a tensor that
-// requires grad while recording would silently corrupt gradients, so it is an
-// error; under NoGradGuard (optimizers) or on detached data it is allowed, and
-// the version bump lets saved-tensor checks catch writes to saved data.
-void check_inplace(const Tensor& t, const char* op) {
-  TAPE_CHECK(t.defined(), op, ": tensor is undefined");
-  TAPE_CHECK(!(grad_enabled() && t.requires_grad()), op, ": in-place operation on a tensor of shape ", t.shape(),
-             " that requires grad; wrap it in NoGradGuard or use detach()");
-  TAPE_CHECK(t.is_contiguous(), op, ": in-place operation needs a contiguous tensor, got shape ", t.shape());
-}
-
-template <class F>
-Tensor& inplace_binary(Tensor& self, const Tensor& other, const char* op, F f) {
-  check_inplace(self, op);
-  check_float(self, op, "self");
-  check_float(other, op, "other");
-  TAPE_CHECK(broadcast_shapes(self.shape(), other.shape(), op) == self.shape(), op, ": cannot broadcast shape ",
-             other.shape(), " into ", self.shape());
-  float* ps = self.data<float>();
-  const int64_t n = self.numel();
-  if (other.is_contiguous() && other.numel() == n) {
-    const float* po = other.data<float>();
-    parallel_for(n, [&](int64_t i) { ps[i] = f(ps[i], po[i]); });
-  } else {
-    Tensor b = binary_kernel(self.detach(), other.detach(), op, f);
-    std::memcpy(ps, b.data<float>(), size_t(n) * sizeof(float));
-  }
-  self.impl()->storage->bump_version();
-  return self;
-}
-}  // namespace
-
-Tensor& Tensor::add_(const Tensor& other, float alpha) {
-  return inplace_binary(*this, other, "add_", [alpha](float a, float b) { return a + alpha * b; });
-}
-Tensor& Tensor::mul_(const Tensor& other) {
-  return inplace_binary(*this, other, "mul_", [](float a, float b) { return a * b; });
-}
-Tensor& Tensor::add_(float s) { return add_(scalar_tensor(s)); }
-Tensor& Tensor::mul_(float s) { return mul_(scalar_tensor(s)); }
-
-Tensor& Tensor::fill_(float v) {
-  check_inplace(*this, "fill_");
-  check_float(*this, "fill_", "self");
-  float* p = data<float>();
-  for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = v;
-  impl()->storage->bump_version();
-  return *this;
-}
-
-Tensor& Tensor::zero_() {
-  check_inplace(*this, "zero_");
-  std::memset(static_cast<char*>(impl()->storage->data()) + impl()->offset * int64_t(dtype_size(dtype())), 0,
-              size_t(numel()) * dtype_size(dtype()));
-  impl()->storage->bump_version();
-  return *this;
-}
-
-Tensor& Tensor::copy_(const Tensor& src) {
-  check_inplace(*this, "copy_");
-  TAPE_CHECK(src.defined(), "copy_: source is undefined");
-  TAPE_CHECK(src.dtype() == dtype(), "copy_: dtype ", dtype_name(src.dtype()), " does not match ",
-             dtype_name(dtype()));
-  TAPE_CHECK(src.shape() == shape(), "copy_: source shape ", src.shape(),
-             " does not match destination shape ", shape());
-  Tensor s = contig(src);
-  std::memcpy(static_cast<char*>(impl()->storage->data()) + impl()->offset * int64_t(dtype_size(dtype())),
-              static_cast<const char*>(s.impl()->storage->data()) + s.impl()->offset * int64_t(dtype_size(dtype())),
-              size_t(numel()) * dtype_size(dtype()));
-  impl()->storage->bump_version();
-  return *this;
-}
 
 }  // namespace tape

@@ -4,7 +4,7 @@
 
 #include <atomic>
 
-#include "tape/autograd/grad_mode.hpp"
+#include "tape/core/grad_mode.hpp"
 #include "tape/backend/dnnl_error.hpp"
 #include "tape/backend/parallel.hpp"
 #include "tape/autograd/node.hpp"
@@ -13,41 +13,12 @@
 
 namespace tape::detail {
 
-/// Elements below which a loop stays on one thread (team start-up costs more).
-constexpr int64_t kParallelGrain = 32768;
 /// Elements from which a unary op with a bulk() kernel uses it.
 constexpr int64_t kBulkMinimum = 4096;
-
-// Note: small loops never enter an OpenMP region — even `if(false)` costs a
-// futex round trip in libgomp, which would dominate a 16-element op.
-/// `cost` is the elements one iteration touches (1 for elementwise loops).
-template <class F>
-inline void parallel_for(int64_t n, F&& f, int64_t cost = 1) {
-  if (n * cost <= kParallelGrain || n == 1) {
-    for (int64_t i = 0; i < n; ++i) f(i);
-    return;
-  }
-  backend::sync_num_threads();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) f(i);
-}
-
-/// Like parallel_for, but hands each thread one contiguous range [begin, end):
-/// for loops that need restrict-qualified pointers to vectorise (a byte store
-/// may alias anything, so without them GCC keeps such a loop scalar).
-template <class F>
-inline void parallel_ranges(int64_t n, F&& f) {
-  if (n <= kParallelGrain) {
-    f(int64_t(0), n);
-    return;
-  }
-  backend::sync_num_threads();
-#pragma omp parallel
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    f(n * t / nt, n * (t + 1) / nt);
-  }
-}
+// The loop helpers live in the backend (backend/parallel.hpp).
+using backend::kParallelGrain;
+using backend::parallel_for;
+using backend::parallel_ranges;
 
 /// True when any of p[0, n) is NaN (the only value unequal to itself): a
 /// vectorised scan, for ops whose fast kernel would drop NaNs.

@@ -30,8 +30,6 @@ Tensor operator-(float s, const Tensor& a);
 Tensor operator*(float s, const Tensor& a);
 Tensor operator/(float s, const Tensor& a);
 
-/// The shape two shapes broadcast to (NumPy rules); throws naming `op`.
-Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 /// Sums `t` down to `shape` (the reverse of broadcasting; differentiable).
 Tensor sum_to(const Tensor& t, const Shape& shape);
 
@@ -84,8 +82,5 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& gen = default
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = {}, int64_t stride = 1,
               int64_t padding = 0);
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1 /* = kernel */);
-
-/// Maps a possibly negative dim into [0, ndim); throws naming `op`.
-int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
 
 }  // namespace tape

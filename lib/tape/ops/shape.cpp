@@ -1,18 +1,11 @@
 // Shape ops: reshape/flatten (views of contiguous data), transpose (a strided
-// view), clone/contiguous (a copy).
+// view). clone/contiguous are Tensor methods: autograd/functions.cpp.
 #include <cstring>
 
 #include "tape/ops/op_util.hpp"
 
 namespace tape {
 using namespace detail;
-
-int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
-  const int64_t lo = -std::max<int64_t>(ndim, 1), hi = std::max<int64_t>(ndim, 1) - 1;
-  TAPE_CHECK(dim >= lo && dim <= hi, op, ": dim ", dim, " is out of range for a ", ndim,
-             "-D tensor (expected in [", lo, ", ", hi, "])");
-  return dim < 0 ? dim + std::max<int64_t>(ndim, 1) : dim;
-}
 
 namespace {
 Tensor make_view(const Tensor& t, Shape shape, Shape strides) {
@@ -39,11 +32,6 @@ struct TransposeBackward final : Node {
   std::vector<Tensor> apply(const Tensor& g) override { return {transpose(g, d0, d1)}; }
 };
 
-// Forward: y = copy of x                   Backward: dx = g
-struct CloneBackward final : Node {
-  const char* name() const override { return "CloneBackward"; }
-  std::vector<Tensor> apply(const Tensor& g) override { return {g}; }
-};
 }  // namespace
 
 Tensor reshape(const Tensor& t, const Shape& shape_in) {
@@ -113,27 +101,6 @@ Tensor transpose(const Tensor& t, int64_t d0, int64_t d1) {
     record(y, std::move(node), {&t});
   }
   return y;
-}
-
-Tensor Tensor::clone() const {
-  check_defined("clone()");
-  Tensor out = Tensor::empty(shape(), dtype());
-  const size_t es = dtype_size(dtype());
-  const char* src = static_cast<const char*>(impl()->storage->data()) + impl()->offset * int64_t(es);
-  char* dst = static_cast<char*>(out.impl()->storage->data());
-  if (is_contiguous()) {
-    std::memcpy(dst, src, size_t(numel()) * es);
-  } else if (es == 4) {
-    for_each_strided<1>(shape(), {&strides()}, [&](int64_t i, const std::array<int64_t, 1>& o) {
-      reinterpret_cast<float*>(dst)[i] = reinterpret_cast<const float*>(src)[o[0]];
-    });
-  } else {
-    for_each_strided<1>(shape(), {&strides()}, [&](int64_t i, const std::array<int64_t, 1>& o) {
-      reinterpret_cast<int64_t*>(dst)[i] = reinterpret_cast<const int64_t*>(src)[o[0]];
-    });
-  }
-  if (any_requires_grad({this})) record(out, std::make_shared<CloneBackward>(), {this});
-  return out;
 }
 
 }  // namespace tape

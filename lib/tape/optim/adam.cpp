@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "tape/autograd/grad_mode.hpp"
-#include "tape/ops/op_util.hpp"
+#include "tape/core/grad_mode.hpp"
+#include "tape/backend/parallel.hpp"
 
 namespace tape::optim {
 
@@ -76,7 +76,7 @@ void Adam::step() {
     float* pd = p.data<float>();
     float* md = m.data<float>();
     float* vd = v.data<float>();
-    tape::detail::parallel_ranges(p.numel(), [=](int64_t begin, int64_t end) {
+    backend::parallel_ranges(p.numel(), [=](int64_t begin, int64_t end) {
       float* __restrict p_ = pd;
       float* __restrict m_ = md;
       float* __restrict v_ = vd;

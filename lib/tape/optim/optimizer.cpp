@@ -4,7 +4,7 @@
 #include <cmath>
 #include <set>
 
-#include "tape/autograd/grad_mode.hpp"
+#include "tape/core/grad_mode.hpp"
 
 namespace tape::optim {
 

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "tape/autograd/grad_mode.hpp"
-#include "tape/ops/op_util.hpp"
+#include "tape/core/grad_mode.hpp"
+#include "tape/backend/parallel.hpp"
 
 namespace tape::optim {
 
@@ -66,7 +66,7 @@ void SGD::step() {
     const int64_t n = p.numel();
     ++param_steps_[i];
     if (!use_mom) {
-      tape::detail::parallel_ranges(n, [=](int64_t begin, int64_t end) {
+      backend::parallel_ranges(n, [=](int64_t begin, int64_t end) {
         float* __restrict p_ = pd;
         const float* __restrict g_ = gd;
         for (int64_t j = begin; j < end; ++j) p_[j] -= lr * (g_[j] + wd * p_[j]);
@@ -76,7 +76,7 @@ void SGD::step() {
       const bool first = !buf.defined();
       if (first) buf = Tensor::empty(p.shape());
       float* bd = buf.data<float>();
-      tape::detail::parallel_ranges(n, [=](int64_t begin, int64_t end) {
+      backend::parallel_ranges(n, [=](int64_t begin, int64_t end) {
         float* __restrict p_ = pd;
         float* __restrict b_ = bd;
         const float* __restrict g_ = gd;

@@ -1,4 +1,4 @@
-#include "tape/autograd/grad_mode.hpp"
+#include "tape/core/grad_mode.hpp"
 
 namespace tape {
 

@@ -1,0 +1,33 @@
+// The method forms of the free functions in ops.hpp (t.sum(), t.matmul(w), ...).
+// Declared with Tensor in core/tensor.hpp, defined here where the ops live.
+#include "tape/ops/ops.hpp"
+
+namespace tape {
+
+Tensor Tensor::reshape(const Shape& s) const { return tape::reshape(*this, s); }
+Tensor Tensor::flatten(int64_t start_dim) const { return tape::flatten(*this, start_dim); }
+Tensor Tensor::transpose(int64_t d0, int64_t d1) const { return tape::transpose(*this, d0, d1); }
+Tensor Tensor::t() const {
+  TAPE_CHECK(dim() == 2, "t(): expects a 2-D tensor, got shape ", shape());
+  return tape::transpose(*this, 0, 1);
+}
+Tensor Tensor::sum() const { return tape::sum(*this); }
+Tensor Tensor::sum(int64_t d, bool keepdim) const { return tape::sum(*this, d, keepdim); }
+Tensor Tensor::mean() const { return tape::mean(*this); }
+Tensor Tensor::mean(int64_t d, bool keepdim) const { return tape::mean(*this, d, keepdim); }
+Tensor Tensor::max(int64_t d, bool keepdim) const { return tape::max(*this, d, keepdim); }
+Tensor Tensor::argmax(int64_t d, bool keepdim) const { return tape::argmax(*this, d, keepdim); }
+Tensor Tensor::matmul(const Tensor& o) const { return tape::matmul(*this, o); }
+Tensor Tensor::exp() const { return tape::exp(*this); }
+Tensor Tensor::log() const { return tape::log(*this); }
+Tensor Tensor::sqrt() const { return tape::sqrt(*this); }
+Tensor Tensor::abs() const { return tape::abs(*this); }
+Tensor Tensor::pow(float e) const { return tape::pow(*this, e); }
+Tensor Tensor::relu() const { return tape::relu(*this); }
+Tensor Tensor::tanh() const { return tape::tanh(*this); }
+Tensor Tensor::sigmoid() const { return tape::sigmoid(*this); }
+Tensor Tensor::softmax(int64_t d) const { return tape::softmax(*this, d); }
+Tensor Tensor::log_softmax(int64_t d) const { return tape::log_softmax(*this, d); }
+Tensor Tensor::operator-() const { return tape::neg(*this); }
+
+}  // namespace tape
