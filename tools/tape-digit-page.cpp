@@ -1,12 +1,16 @@
-// tape-digit-page: renders MNIST test digits on a synthetic "photo" of a page and
-// writes the page (PNG) plus the true boxes and labels (JSON), to exercise
-// tape::vision::find_digits(). The work is done by tape::vision::make_digit_page().
+// tape-digit-page: renders MNIST test digits on a synthetic page (a loose grid of
+// varied digits, or a dense handwriting sheet, scanned or photographed) and writes
+// the page (PNG) plus the true boxes and labels (JSON), to exercise
+// tape::vision::find_digits(). The work is done by tape::vision::make_digit_page()
+// and make_handwriting_page().
 #include <cstdint>
 #include <filesystem>
-#include <sstream>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include <tape/data/dataset.hpp>
 #include <tape/data/image.hpp>
@@ -27,51 +31,47 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Page {
-  PageOptions opt;
+  std::string mode;  // dark-on-light | light-on-dark | scan | photo
+  PageOptions opt;   // generated pages
+  HandwritingOptions sheet;  // handwriting sheets (scan, photo)
   std::string file;
   std::vector<TruthBox> truth;
   int width = 0, height = 0;
 };
 
-/// `dir/stem-suffix.ext` for "both" mode.
+/// `dir/stem-suffix.ext` for modes that write two pages.
 std::string with_suffix(const std::string& path, const std::string& suffix) {
   const fs::path p(path);
   return (p.parent_path() / (p.stem().string() + "-" + suffix + p.extension().string())).string();
 }
 
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
-}
+/// The truth JSON goes next to the page unless --truth says otherwise: page.png → page.json.
+std::string default_truth(const std::string& out) { return fs::path(out).replace_extension(".json").string(); }
 
 void write_truth(const std::string& path, const std::string& data_dir, const std::vector<Page>& pages) {
-  std::ostringstream f;
-  f << "{\n  \"source\": \"" << json_escape(data_dir) << " (MNIST test split)\",\n  \"pages\": [\n";
-  for (size_t p = 0; p < pages.size(); ++p) {
-    const Page& pg = pages[p];
-    f << "    {\"file\": \"" << json_escape(pg.file) << "\", \"mode\": \"" << polarity_name(pg.opt.polarity)
-      << "\", \"seed\": " << pg.opt.seed << ", \"width\": " << pg.width << ", \"height\": " << pg.height
-      << ",\n     \"digits\": [\n";
-    for (size_t i = 0; i < pg.truth.size(); ++i) {
-      const TruthBox& t = pg.truth[i];
-      f << "       {\"label\": " << t.label << ", \"index\": " << t.index << ", \"x\": " << t.x << ", \"y\": " << t.y
-        << ", \"w\": " << t.w << ", \"h\": " << t.h << "}" << (i + 1 < pg.truth.size() ? ",\n" : "\n");
-    }
-    f << "     ]}" << (p + 1 < pages.size() ? ",\n" : "\n");
+  nlohmann::ordered_json doc;
+  doc["source"] = data_dir + " (MNIST test split)";
+  doc["pages"] = nlohmann::ordered_json::array();
+  for (const Page& pg : pages) {
+    nlohmann::ordered_json page;
+    page["file"] = pg.file;
+    page["mode"] = pg.mode;
+    page["seed"] = pg.mode == "scan" || pg.mode == "photo" ? pg.sheet.seed : pg.opt.seed;
+    page["width"] = pg.width;
+    page["height"] = pg.height;
+    page["digits"] = nlohmann::ordered_json::array();
+    for (const TruthBox& t : pg.truth)
+      page["digits"].push_back({{"label", t.label}, {"index", t.index}, {"x", t.x}, {"y", t.y}, {"w", t.w}, {"h", t.h}});
+    doc["pages"].push_back(std::move(page));
   }
-  f << "  ]\n}\n";
-  write_file_atomically(path, f.str(), "--truth");
+  write_file_atomically(path, doc.dump(1) + "\n", "--truth");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   return run_program("tape-digit-page", [&] {
-    std::string data = "data/mnist", out = "page.png", truth_path = "truth.json", mode = "both";
+    std::string data = "data/mnist", out = "page.png", truth_path, mode = "both";
     int count = 40, min_height = 28, max_height = 90;
     int64_t seed = 1;
     float gradient = PageOptions{}.gradient, noise = PageOptions{}.noise;
@@ -80,60 +80,75 @@ int main(int argc, char** argv) {
         ("help,h", "show this help")
         ("data", po::value(&data)->default_value(data), "directory with the MNIST IDX files")
         ("out", po::value(&out)->default_value(out), "output PNG")
-        ("truth", po::value(&truth_path)->default_value(truth_path), "output JSON with the true boxes and labels")
-        ("count", po::value(&count)->default_value(count), "digits per page")
+        ("truth", po::value(&truth_path), "output JSON with the true boxes and labels (default: --out with .json)")
+        ("count", po::value(&count), "digits per page (default 40; 2500 for scan/photo sheets)")
         ("seed", po::value(&seed)->default_value(seed), "random seed (same seed, same page)")
-        ("mode", po::value(&mode)->default_value(mode), "dark-on-light | light-on-dark | both")
-        ("min-height", po::value(&min_height)->default_value(min_height), "smallest digit height in pixels")
-        ("max-height", po::value(&max_height)->default_value(max_height), "largest digit height in pixels")
-        ("gradient", po::value(&gradient)->default_value(gradient, "0.55"), "lighting fall-off across the page, in [0, 1)")
-        ("noise", po::value(&noise)->default_value(noise, "0.03"), "pixel noise std-dev, in [0, 0.5]");
+        ("mode", po::value(&mode)->default_value(mode),
+         "dark-on-light | light-on-dark | both (generated pages); scan | photo | sheets (handwriting sheets)")
+        ("min-height", po::value(&min_height), "smallest digit height in pixels (default 28; 24 for sheets)")
+        ("max-height", po::value(&max_height), "largest digit height in pixels (default 90; 40 for sheets)")
+        ("gradient", po::value(&gradient)->default_value(gradient, "0.55"), "lighting fall-off across the page, in [0, 1) (generated pages)")
+        ("noise", po::value(&noise)->default_value(noise, "0.03"), "pixel noise std-dev, in [0, 0.5] (generated pages)");
     const std::string usage =
         "usage: tape-digit-page [options]\n"
-        "Renders random MNIST test digits (random size, position and stroke weight) on a\n"
-        "page: dark ink on paper under a lighting gradient, or light chalk on a dark board,\n"
-        "with mild noise. Writes the PNG and a JSON with each digit's box, label and index.\n"
-        "--mode both writes two pages, <out stem>-dark-on-light.png and\n"
-        "<out stem>-light-on-dark.png (the second with seed+1, so other digits); the JSON\n"
-        "lists every page.";
-    if (!parse_flags(argc, argv, desc, usage)) return 0;
-    TAPE_CHECK(count > 0, "--count must be positive, got ", count);
+        "Renders random MNIST test digits on a page and writes the PNG and a JSON with each\n"
+        "digit's box, label and index (next to the PNG: page.png -> page.json).\n"
+        "Generated pages: random size, position and stroke weight, dark ink on paper under a\n"
+        "lighting gradient or light chalk on a dark board; --mode both writes\n"
+        "<out stem>-dark-on-light.png and <out stem>-light-on-dark.png (seed+1).\n"
+        "Handwriting sheets (docs/digits.md): thousands of digits in rows of numbers, some\n"
+        "touching, slanted, blurred, on textured paper; scan is evenly lit, photo has\n"
+        "uneven light, a shadow, low contrast, noise and JPEG-like blocks; --mode sheets\n"
+        "writes <out stem>-scan.png and <out stem>-photo.png (seed+1). One JSON lists every page.";
+    std::set<std::string> given;
+    if (!parse_flags(argc, argv, desc, usage, &given)) return 0;
+    TAPE_CHECK(mode == "dark-on-light" || mode == "light-on-dark" || mode == "both" || mode == "scan" ||
+                   mode == "photo" || mode == "sheets",
+               "--mode must be dark-on-light, light-on-dark, both, scan, photo or sheets, got '", mode, "'");
+    const bool sheets = mode == "scan" || mode == "photo" || mode == "sheets";
+    if (!given.count("count")) count = sheets ? HandwritingOptions{}.count : PageOptions{}.count;
+    if (!given.count("min-height")) min_height = sheets ? HandwritingOptions{}.min_height : PageOptions{}.min_height;
+    if (!given.count("max-height")) max_height = sheets ? HandwritingOptions{}.max_height : PageOptions{}.max_height;
+    TAPE_CHECK(count > 0 && count <= 100000, "--count must be in [1, 100000], got ", count);
     TAPE_CHECK(seed >= 0, "--seed must be >= 0, got ", seed);
-    TAPE_CHECK(min_height >= 8 && max_height >= min_height, "--min-height/--max-height: need 8 <= min <= max, got ",
-               min_height, " and ", max_height);
+    TAPE_CHECK(min_height >= 8 && max_height >= min_height && max_height <= 400,
+               "--min-height/--max-height: need 8 <= min <= max <= 400, got ", min_height, " and ", max_height);
     TAPE_CHECK(gradient >= 0 && gradient < 1, "--gradient must be in [0, 1), got ", gradient);
     TAPE_CHECK(noise >= 0 && noise <= 0.5f, "--noise must be in [0, 0.5], got ", noise);
-    TAPE_CHECK(mode == "dark-on-light" || mode == "light-on-dark" || mode == "both",
-               "--mode must be dark-on-light, light-on-dark or both, got '", mode, "'");
+    if (truth_path.empty()) truth_path = default_truth(out);
+    TAPE_CHECK(fs::path(truth_path) != fs::path(out), "--truth must differ from --out ('", out, "')");
 
-    PageOptions base;
-    base.count = count;
-    base.seed = uint64_t(seed);
-    base.min_height = min_height;
-    base.max_height = max_height;
-    base.gradient = gradient;
-    base.noise = noise;
+    // The pages this mode writes: [mode, suffix when two are written].
+    std::vector<std::string> modes;
+    if (mode == "both") modes = {"dark-on-light", "light-on-dark"};
+    else if (mode == "sheets") modes = {"scan", "photo"};
+    else modes = {mode};
     std::vector<Page> pages;
-    if (mode != "light-on-dark") {
-      Page p{base, mode == "both" ? with_suffix(out, "dark-on-light") : out, {}};
-      p.opt.polarity = Polarity::DarkOnLight;
-      pages.push_back(p);
+    for (size_t i = 0; i < modes.size(); ++i) {
+      Page p;
+      p.mode = modes[i];
+      p.file = modes.size() > 1 ? with_suffix(out, modes[i]) : out;
+      p.opt.count = p.sheet.count = count;
+      p.opt.seed = p.sheet.seed = uint64_t(seed) + i;  // the second page shows other digits
+      p.opt.min_height = p.sheet.min_height = min_height;
+      p.opt.max_height = p.sheet.max_height = max_height;
+      p.opt.gradient = gradient;
+      p.opt.noise = noise;
+      p.opt.polarity = p.mode == "light-on-dark" ? Polarity::LightOnDark : Polarity::DarkOnLight;
+      p.sheet.photo = p.mode == "photo";
+      pages.push_back(std::move(p));
     }
-    if (mode != "dark-on-light") {
-      Page p{base, mode == "both" ? with_suffix(out, "light-on-dark") : out, {}};
-      p.opt.polarity = Polarity::LightOnDark;
-      if (mode == "both") p.opt.seed += 1;
-      pages.push_back(p);
-    }
+    for (const Page& p : pages) check_writable(p.file, "--out");
+    check_writable(truth_path, "--truth");
 
     const Dataset test = load_mnist(data, "test");
     for (Page& p : pages) {
-      const Image img = make_digit_page(test, p.opt, &p.truth);
+      const Image img = sheets ? make_handwriting_page(test, p.sheet, &p.truth) : make_digit_page(test, p.opt, &p.truth);
       p.width = img.width;
       p.height = img.height;
       save_png(img, p.file);
       std::cout << "wrote " << p.file << " (" << img.width << "x" << img.height << ", " << p.truth.size() << " "
-                << polarity_name(p.opt.polarity) << " digits)\n";
+                << p.mode << " digits)\n";
     }
     write_truth(truth_path, data, pages);
     std::cout << "wrote " << truth_path << "\n";

@@ -154,4 +154,15 @@ std::shared_ptr<nn::Sequential> build_model(const ModelSpec& spec) {
   return net;
 }
 
+Classifier load_classifier(const std::string& path) {
+  const CheckpointMeta meta = read_checkpoint_meta(path);
+  Classifier c;
+  c.net = build_model(ModelSpec::parse(meta.model_spec));
+  load_checkpoint(path, *c.net, nullptr);
+  c.net->eval();
+  const auto it = meta.strings.find(kDeskewMetaKey);
+  c.deskew = it != meta.strings.end() && it->second == "1";
+  return c;
+}
+
 }  // namespace tape::examples

@@ -38,6 +38,19 @@ struct ModelSpec {
 std::shared_ptr<nn::Module> make_activation(const std::string& name);
 /// Builds the network (inputs [N,1,28,28]; outputs 10 logits).
 std::shared_ptr<nn::Sequential> build_model(const ModelSpec& spec);
+/// Checkpoint meta key (CheckpointMeta::strings) saying the network was trained on
+/// moment-deskewed digits (tape::vision::deskew_digit); value "1". Readers must
+/// deskew too: train and test take the same preprocessing.
+inline constexpr const char* kDeskewMetaKey = "input.deskew";
+
+/// A trained network read back from a checkpoint (the checkpoint says which
+/// network it holds), in eval mode, with the preprocessing it was trained with.
+struct Classifier {
+  std::shared_ptr<nn::Sequential> net;
+  bool deskew = false;
+};
+Classifier load_classifier(const std::string& path);
+
 /// "370,115,50" → {370, 115, 50}; throws on empty, zero or non-numeric parts.
 std::vector<int64_t> parse_sizes(const std::string& s);
 

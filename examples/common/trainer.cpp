@@ -1,12 +1,15 @@
 #include "trainer.hpp"
 
+#include <tape_vision/digits.hpp>
 #include <tape_vision/plot.hpp>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <algorithm>
 #include <iostream>
+#include <numbers>
 #include <optional>
 #include <sstream>
 
@@ -31,7 +34,9 @@ void add_training_flags(po::options_description& desc, TrainConfig& c) {
       ("plot", po::value(&c.plot), "write loss and accuracy curves to this PNG")
       ("save", po::value(&c.save), "write a checkpoint here after every epoch")
       ("resume", po::value(&c.resume), "continue from this checkpoint")
-      ("quiet", po::bool_switch(&c.quiet), "print only the final accuracy");
+      ("quiet", po::bool_switch(&c.quiet), "print only the final accuracy")
+      ("augment", po::bool_switch(&c.augment), "random rotation, scale, shear, shift and stroke weight per image")
+      ("deskew", po::bool_switch(&c.deskew), "deskew train and test images by their moments (recorded in the checkpoint)");
 }
 
 void validate(const TrainConfig& c) {
@@ -64,6 +69,75 @@ std::pair<double, double> evaluate(nn::Module& model, const data::Dataset& test,
   }
   model.train(was_training);
   return {loss / double(test.size()), double(correct) / double(test.size())};
+}
+
+namespace {
+
+/// One 28×28 image through a random affine map (inverse mapping, bilinear, zero outside).
+void random_affine(float* img, Generator& rng) {
+  constexpr int n = 28;
+  constexpr double c = 13.5;
+  const double rot = (2 * rng.uniform() - 1) * 12 * std::numbers::pi / 180, scale = 0.85 + 0.3 * rng.uniform();
+  const double shear = 0.2 * (2 * rng.uniform() - 1), tx = 2.5 * (2 * rng.uniform() - 1), ty = 2.5 * (2 * rng.uniform() - 1);
+  // forward: p' = c + t + scale · R · Sh · (p − c); inverse below.
+  const double cs = std::cos(rot), sn = std::sin(rot);
+  std::array<float, n * n> out{};
+  for (int y = 0; y < n; ++y)
+    for (int x = 0; x < n; ++x) {
+      const double qx = (x - c - tx) / scale, qy = (y - c - ty) / scale;
+      const double rx = cs * qx + sn * qy, ry = -sn * qx + cs * qy;  // R⁻¹
+      const double sx = rx - shear * ry + c, sy = ry + c;            // Sh⁻¹
+      const int x0 = int(std::floor(sx)), y0 = int(std::floor(sy));
+      const float fx = float(sx - x0), fy = float(sy - y0);
+      auto at = [&](int i, int j) { return i < 0 || j < 0 || i >= n || j >= n ? 0.f : img[j * n + i]; };
+      out[size_t(y) * n + x] = (at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx) * (1 - fy) +
+                               (at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx) * fy;
+    }
+  std::copy(out.begin(), out.end(), img);
+}
+
+/// Bolder (3×3 max) or thinner (half-way to the min over the 4-neighbour cross) strokes.
+void stroke_weight(float* img, bool bolder) {
+  constexpr int n = 28;
+  std::array<float, n * n> out{};
+  for (int y = 0; y < n; ++y)
+    for (int x = 0; x < n; ++x) {
+      float v = img[y * n + x];
+      if (bolder) {
+        for (int dy = -1; dy <= 1; ++dy)
+          for (int dx = -1; dx <= 1; ++dx)
+            if (x + dx >= 0 && y + dy >= 0 && x + dx < n && y + dy < n) v = std::max(v, img[(y + dy) * n + x + dx]);
+      } else {
+        float m = v;
+        for (auto [dx, dy] : {std::pair{-1, 0}, {1, 0}, {0, -1}, {0, 1}})
+          m = std::min(m, x + dx >= 0 && y + dy >= 0 && x + dx < n && y + dy < n ? img[(y + dy) * n + x + dx] : 0.f);
+        v = 0.5f * (v + m);
+      }
+      out[size_t(y) * n + x] = v;
+    }
+  std::copy(out.begin(), out.end(), img);
+}
+
+/// Deskews every image of a [N, 1, 28, 28] tensor (a copy; the dataset stays as loaded).
+Tensor deskewed(const Tensor& images) {
+  Tensor out = images.contiguous().clone();
+  float* p = out.data<float>();
+  for (int64_t i = 0; i < out.size(0); ++i) vision::deskew_digit(p + i * 28 * 28);
+  return out;
+}
+
+}  // namespace
+
+void augment_batch(Tensor& x, Generator& rng) {
+  x = x.contiguous().clone();
+  float* p = x.data<float>();
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    float* img = p + i * 28 * 28;
+    random_affine(img, rng);
+    const float r = rng.uniform();
+    if (r < 0.25f) stroke_weight(img, true);
+    else if (r < 0.5f) stroke_weight(img, false);
+  }
 }
 
 namespace {
@@ -133,6 +207,8 @@ void store_settings(const TrainConfig& c, CheckpointMeta& meta) {
   meta.strings["run.batch-size"] = cat(c.batch_size);
   meta.strings["run.seed"] = cat(c.seed);
   meta.strings["run.limit-train"] = cat(c.limit_train);
+  meta.strings["run.augment"] = c.augment ? "1" : "0";
+  if (c.deskew) meta.strings[kDeskewMetaKey] = "1";  // readers must deskew too (load_classifier)
 }
 
 // Note: --resume and flags. A flag not given on the command line takes the
@@ -229,6 +305,8 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
   data::Dataset train = data::load_mnist(c.data_dir, "train");
   data::Dataset test = data::load_mnist(c.data_dir, "test");
   if (c.limit_train > 0 && c.limit_train < train.size()) train = train.subset(0, c.limit_train);
+  if (c.deskew) test.images = deskewed(test.images);  // training batches are deskewed after augmenting
+  Generator augment_rng(c.seed + 1);
 
   manual_seed(c.seed);
   auto model = build_model(spec);
@@ -279,7 +357,10 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
     double loss_sum = 0;
     int64_t seen = 0, step = 0;
     for (auto& b : loader) {
-      Tensor loss = cross_entropy((*model)(b.x), b.y);
+      Tensor x = b.x;
+      if (c.augment) augment_batch(x, augment_rng);
+      if (c.deskew) x = deskewed(x);
+      Tensor loss = cross_entropy((*model)(x), b.y);
       opt->zero_grad();
       loss.backward();
       opt->step();

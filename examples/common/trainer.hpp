@@ -22,6 +22,8 @@ struct TrainConfig {
   double momentum = 0.9;           ///< sgd only
   std::string schedule = "none";   ///< none | step | cosine
   int64_t limit_train = 0;         ///< use only the first N training images (0 = all)
+  bool augment = false;            ///< random affine and stroke weight per training image (augment_batch)
+  bool deskew = false;             ///< deskew every image by its moments (tape::vision::deskew_digit)
   std::string csv, plot, save, resume;
   bool quiet = false;
   /// Flags given on the command line (parse_flags fills it); with --resume, the
@@ -42,6 +44,12 @@ struct TrainResult {
 /// Adds --data --seed --threads --epochs --batch-size --lr --optimizer
 /// --weight-decay --schedule --csv --plot --save --resume --limit-train to desc.
 void add_training_flags(po::options_description& desc, TrainConfig& cfg);
+/// Augments a batch [N, 1, 28, 28] in place: per image a random affine map about the
+/// centre (rotation ±12°, scale 0.85–1.15, shear ±0.2, shift ±2.5 px; bilinear) and,
+/// with chance 1/4 each, bolder (3×3 grey dilation) or thinner (half-way to a cross
+/// erosion) strokes — the variety of handwriting sheets that MNIST lacks.
+void augment_batch(Tensor& x, Generator& rng);
+
 /// Checks the values (one-line tape::Error naming the flag).
 void validate(const TrainConfig& cfg);
 

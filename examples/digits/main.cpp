@@ -2,7 +2,8 @@
 // with a saved network (any mnist_mlp or mnist_lenet5 checkpoint), and write an
 // annotated copy of the image.
 #include <cstdio>
-#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "../common/cli.hpp"
 #include "../common/models.hpp"
@@ -39,11 +40,9 @@ int main(int argc, char** argv) {
     for (const auto& [path, flag] : {std::pair{out_path, "--out"}, {json_path, "--json"}})
       if (!path.empty()) check_writable(path, flag);
 
-    // The checkpoint says which network it holds.
-    CheckpointMeta meta = read_checkpoint_meta(model_path);
-    auto model = build_model(ModelSpec::parse(meta.model_spec));
-    load_checkpoint(model_path, *model, nullptr);
-    model->eval();
+    // The checkpoint says which network it holds, and whether it reads deskewed digits.
+    const Classifier model = load_classifier(model_path);
+    find.deskew = model.deskew;
 
     data::Image img = data::load_image(image_path);
     std::vector<vision::DigitBox> digits = vision::find_digits(img, find);
@@ -51,7 +50,7 @@ int main(int argc, char** argv) {
     std::vector<float> conf;
     if (!digits.empty()) {
       NoGradGuard no_grad;
-      Tensor probs = softmax((*model)(vision::digits_to_batch(digits)), 1);  // all digits in one batch
+      Tensor probs = softmax((*model.net)(vision::digits_to_batch(digits)), 1);  // all digits in one batch
       labels = argmax(probs, 1).to_vector<int64_t>();
       Tensor best = max(probs, 1);
       conf = best.to_vector<float>();
@@ -60,13 +59,11 @@ int main(int argc, char** argv) {
       std::printf("%d %d %d %d %lld %.3f\n", digits[i].x, digits[i].y, digits[i].w, digits[i].h,
                   (long long)labels[i], conf[i]);
     if (!json_path.empty()) {
-      std::ostringstream js;
-      js << "[";
+      nlohmann::ordered_json js = nlohmann::ordered_json::array();
       for (size_t i = 0; i < digits.size(); ++i)
-        js << (i ? ",\n " : "\n ") << "{\"x\": " << digits[i].x << ", \"y\": " << digits[i].y << ", \"w\": " << digits[i].w
-           << ", \"h\": " << digits[i].h << ", \"label\": " << labels[i] << ", \"confidence\": " << conf[i] << "}";
-      js << (digits.empty() ? "]\n" : "\n]\n");
-      write_file_atomically(json_path, js.str(), "--json");
+        js.push_back({{"x", digits[i].x}, {"y", digits[i].y}, {"w", digits[i].w}, {"h", digits[i].h},
+                      {"label", labels[i]}, {"confidence", conf[i]}});
+      write_file_atomically(json_path, js.dump(1) + "\n", "--json");
     }
     if (!out_path.empty()) {
       data::Image rgb = data::to_rgb(img);

@@ -39,6 +39,34 @@ struct TruthBox {
 Image make_digit_page(const Dataset& digits, const PageOptions& opt = {},
                       std::vector<TruthBox>* truth = nullptr);
 
+/// How make_handwriting_page() writes and renders a sheet.
+struct HandwritingOptions {
+  int count = 2500;               ///< digits on the sheet
+  uint64_t seed = 1;              ///< same seed → same sheet
+  bool photo = false;             ///< false: a flat-bed scan; true: a phone photo (see below)
+  int width = 2480;               ///< page width in pixels (A4 at 300 dpi); the height follows
+  int min_height = 24;            ///< digit height range in pixels (one size per number, ±10 %)
+  int max_height = 40;
+  int min_group = 3;              ///< digits per handwritten number, written close together
+  int max_group = 8;
+  float touching = 0.18f;         ///< chance that a digit touches or overlaps its left neighbour
+  float slant = 0.25f;            ///< largest shear (x px per y px) of a number's slant
+  float jitter = 0.06f;           ///< baseline jitter, std-dev as a fraction of the height
+  float line_spacing = 1.5f;      ///< row pitch in units of max_height
+  float blur = 0.8f;              ///< gaussian std-dev in px (pen bleed, optics)
+};
+
+/// A sheet of handwritten numbers: rows of groups of 3–8 MNIST test digits written
+/// close together (a fraction touching or overlapping their neighbour), one size
+/// and slant per number, baseline jitter and tilted rows, varied ink thickness and
+/// darkness, gaussian blur and paper texture (low-frequency mottling and fibres).
+/// A scan has even light and mild noise; a photo has a vignette, a lighting
+/// gradient and a soft shadow, lower contrast, more noise and 8×8 JPEG-like
+/// blockiness. RGB. `truth` receives one box per digit (its ink at half alpha,
+/// before blur) in writing order.
+Image make_handwriting_page(const Dataset& digits, const HandwritingOptions& opt = {},
+                            std::vector<TruthBox>* truth = nullptr);
+
 /// Intersection over union of two boxes (0 when either is empty).
 float box_iou(int ax, int ay, int aw, int ah, int bx, int by, int bw, int bh);
 

@@ -315,15 +315,31 @@ Image ink_map(const Image& img, const FindOptions& opt, Polarity* decided) {
   return out;
 }
 
-std::vector<DigitBox> find_digits(const Image& img, const FindOptions& opt) {
-  const InkMap map = compute_ink(img, opt, nullptr);
-  const Plane& ink = map.ink;
-  const int w = ink.w, h = ink.h;
-  const float t = std::clamp(otsu(ink), opt.min_contrast, std::max(opt.min_contrast, 0.5f));
-  std::vector<int> label;
-  std::vector<Component> comps = components(map, t, opt.hysteresis, label);
+namespace {
 
-  // Merge fragments: groups start as single components; repeat until stable.
+constexpr Rect kNoClip{std::numeric_limits<int>::min() / 2, std::numeric_limits<int>::min() / 2,
+                       std::numeric_limits<int>::max() / 2, std::numeric_limits<int>::max() / 2};
+
+/// A digit candidate: connected components merged into one, restricted to `clip`
+/// (the part of the image it owns once a merged box is split).
+struct Candidate {
+  Group g;
+  Rect clip = kNoClip;
+};
+
+/// Calls f(x, y) for each pixel of the candidate (its components, inside its clip and box).
+template <class F>
+void for_each_pixel(const Candidate& c, const std::vector<int>& label, int w, F&& f) {
+  const Rect& b = c.g.box;
+  for (int y = std::max(b.y0, c.clip.y0); y < std::min(b.y1, c.clip.y1); ++y)
+    for (int x = std::max(b.x0, c.clip.x0); x < std::min(b.x1, c.clip.x1); ++x) {
+      const int l = label[size_t(y) * w + x];
+      if (l >= 0 && std::find(c.g.comps.begin(), c.g.comps.end(), l) != c.g.comps.end()) f(x, y);
+    }
+}
+
+/// Fragments of one digit merged into groups (repeated until stable).
+std::vector<Group> merge_fragments(const std::vector<Component>& comps, const FindOptions& opt) {
   std::vector<float> areas, heights;
   std::vector<Group> groups;
   for (int i = 0; i < int(comps.size()); ++i)
@@ -338,7 +354,11 @@ std::vector<DigitBox> find_digits(const Image& img, const FindOptions& opt) {
   for (bool changed = true; changed;) {
     changed = false;
     for (size_t a = 0; a < groups.size(); ++a)
-      for (size_t b = a + 1; b < groups.size(); ++b)
+      for (size_t b = a + 1; b < groups.size(); ++b) {
+        // Boxes far apart never merge (cheap test first: pages hold thousands of groups).
+        const Rect &ra = groups[a].box, &rb = groups[b].box;
+        const double reach = opt.merge_max_ref * ref_h;
+        if (rb.x0 - ra.x1 > reach || ra.x0 - rb.x1 > reach || rb.y0 - ra.y1 > reach || ra.y0 - rb.y1 > reach) continue;
         if (should_merge(groups[a], groups[b], ref_h, speck, opt)) {
           groups[a].box.add(groups[b].box);
           groups[a].area += groups[b].area;
@@ -347,10 +367,14 @@ std::vector<DigitBox> find_digits(const Image& img, const FindOptions& opt) {
           changed = true;
           b = a;  // re-test the grown group against every later one
         }
+      }
   }
-  // Specks: tiny area or extent relative to the median digit.
-  areas.clear();
-  std::vector<float> extents;
+  return groups;
+}
+
+/// Drops specks: tiny area or extent relative to the median group.
+void drop_specks(std::vector<Group>& groups, const FindOptions& opt) {
+  std::vector<float> areas, extents;
   for (const auto& g : groups) {
     areas.push_back(float(g.area));
     extents.push_back(float(std::max(g.box.w(), g.box.h())));
@@ -359,78 +383,231 @@ std::vector<DigitBox> find_digits(const Image& img, const FindOptions& opt) {
   std::erase_if(groups, [&](const Group& g) {
     return g.area < opt.speck_area * med_area || std::max(g.box.w(), g.box.h()) < opt.speck_extent * med_extent;
   });
-  if (groups.empty()) return {};
+}
 
-  // Reading order: rows by vertical overlap, then left to right.
-  std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) {
-    return a.box.y0 != b.box.y0 ? a.box.y0 < b.box.y0 : a.box.x0 < b.box.x0;
+/// Splits a candidate into `pieces` along x (columns) or y (rows) at the minima of
+/// its ink profile; each piece gets the tight box of its own pixels (empty pieces go).
+std::vector<Candidate> split_candidate(const Candidate& c, int pieces, bool columns, const std::vector<int>& label,
+                                       int w) {
+  const Rect& b = c.g.box;
+  const int origin = columns ? b.x0 : b.y0;
+  std::vector<float> profile(size_t(columns ? b.w() : b.h()), 0.f);
+  for_each_pixel(c, label, w, [&](int x, int y) { profile[size_t((columns ? x : y) - origin)] += 1.f; });
+  std::vector<int> cuts = profile_cuts(profile, pieces);
+  cuts.insert(cuts.begin(), 0);
+  cuts.push_back(int(profile.size()));
+  std::vector<Candidate> out;
+  for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+    Candidate p = c;
+    (columns ? p.clip.x0 : p.clip.y0) = std::max(columns ? c.clip.x0 : c.clip.y0, origin + cuts[i]);
+    (columns ? p.clip.x1 : p.clip.y1) = std::min(columns ? c.clip.x1 : c.clip.y1, origin + cuts[i + 1]);
+    Rect box{std::numeric_limits<int>::max(), std::numeric_limits<int>::max(), std::numeric_limits<int>::min(),
+             std::numeric_limits<int>::min()};
+    int64_t area = 0;
+    for_each_pixel(p, label, w, [&](int x, int y) { box.add({x, y, x + 1, y + 1}), ++area; });
+    if (area == 0) continue;
+    p.g.box = box;
+    p.g.area = area;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+// Note: merged neighbours. Touching digits (and digits of touching rows) come out of
+// the component stage as one box. Most boxes on a page are single digits, so the
+// median width and height are a single digit's; a box much wider than that — and
+// wide for its own height, since a wide 0 or 2 is still no wider than tall — is
+// cut at the ink minima of its columns into as many pieces as median widths fit
+// in it. Rows are split first, so that each row's digits are then cut by columns.
+std::vector<Candidate> split_merged(const std::vector<Group>& groups, const std::vector<int>& label, int w,
+                                    const FindOptions& opt) {
+  std::vector<Candidate> out;
+  std::vector<float> widths, heights;
+  for (const Group& g : groups) widths.push_back(float(g.box.w())), heights.push_back(float(g.box.h()));
+  const float med_w = median_of(widths), med_h = median_of(heights);
+  for (const Group& g : groups) {
+    std::vector<Candidate> parts{{g, kNoClip}};
+    // A thin box (a stroke, a 1) is no column of digits, however tall.
+    if (opt.split_width > 0 && g.box.h() > opt.split_width * med_h && g.box.w() >= 0.6f * med_w)
+      parts = split_candidate(parts[0], std::max(2, int(std::lround(g.box.h() / med_h))), false, label, w);
+    for (const Candidate& p : parts) {
+      const Rect& b = p.g.box;
+      // A flat box (a bar, a dash) is no row of digits, however wide.
+      if (opt.split_width > 0 && b.w() > opt.split_width * med_w && b.w() > opt.split_aspect * b.h() &&
+          b.h() >= 0.6f * med_h) {
+        for (Candidate& q : split_candidate(p, std::max(2, int(std::lround(b.w() / med_w))), true, label, w))
+          out.push_back(std::move(q));
+      } else {
+        out.push_back(p);
+      }
+    }
+  }
+  return out;
+}
+
+/// Reading order: rows by vertical overlap (top to bottom), left to right in a row.
+void reading_order(std::vector<Candidate>& cands, const FindOptions& opt) {
+  std::sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+    return a.g.box.y0 != b.g.box.y0 ? a.g.box.y0 < b.g.box.y0 : a.g.box.x0 < b.g.box.x0;
   });
   struct Row {
     int y0, y1;
     std::vector<int> members;
   };
   std::vector<Row> rows;
-  for (int gi = 0; gi < int(groups.size()); ++gi) {
-    const Rect& b = groups[gi].box;
+  for (int ci = 0; ci < int(cands.size()); ++ci) {
+    const Rect& b = cands[ci].g.box;
     int best = -1, best_ov = 0;
-    for (int r = 0; r < int(rows.size()); ++r) {
+    // Only recent rows can overlap: candidates come sorted by top edge.
+    for (int r = std::max(0, int(rows.size()) - 8); r < int(rows.size()); ++r) {
       const int ov = std::min(b.y1, rows[r].y1) - std::max(b.y0, rows[r].y0);
       if (ov >= opt.row_overlap * b.h() && ov > best_ov) best = r, best_ov = ov;
     }
     if (best < 0) {
-      rows.push_back({b.y0, b.y1, {gi}});
+      rows.push_back({b.y0, b.y1, {ci}});
     } else {
       rows[best].y0 = std::min(rows[best].y0, b.y0);
       rows[best].y1 = std::max(rows[best].y1, b.y1);
-      rows[best].members.push_back(gi);
+      rows[best].members.push_back(ci);
     }
   }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.y0 + a.y1 < b.y0 + b.y1; });
-
-  std::vector<DigitBox> out;
+  std::vector<Candidate> ordered;
+  ordered.reserve(cands.size());
   for (auto& row : rows) {
-    std::sort(row.members.begin(), row.members.end(),
-              [&](int a, int b) { return groups[a].box.x0 + groups[a].box.x1 < groups[b].box.x0 + groups[b].box.x1; });
-    for (int gi : row.members) {
-      const Group& g = groups[gi];
-      // The digit's own pixels, plus a halo of `halo` px to keep the soft edge.
-      const int halo = std::max(1, int(std::lround(std::max(g.box.w(), g.box.h()) / 40.0)));
-      const Rect reg{std::max(0, g.box.x0 - halo), std::max(0, g.box.y0 - halo), std::min(w, g.box.x1 + halo),
-                     std::min(h, g.box.y1 + halo)};
-      Plane mask(reg.w(), reg.h());
-      std::vector<float> core;
-      for (int y = reg.y0; y < reg.y1; ++y)
-        for (int x = reg.x0; x < reg.x1; ++x) {
-          const int l = label[size_t(y) * w + x];
-          if (l >= 0 && std::find(g.comps.begin(), g.comps.end(), l) != g.comps.end()) {
-            mask.at(x - reg.x0, y - reg.y0) = 1.f;
-            core.push_back(ink.at(x, y));
-          }
-        }
-      mask = extreme_filter(mask, halo, true);
-      // Ink level: the 90th percentile inside the strokes maps to 1 (MNIST's 255).
-      std::sort(core.begin(), core.end());
-      const float hi = core.empty() ? 1.f : core[std::min(core.size() - 1, size_t(0.9 * core.size()))];
-      const float lo = 0.4f * t;
-      Plane soft(reg.w(), reg.h());
-      Rect used{reg.w(), reg.h(), 0, 0};
-      for (int y = 0; y < reg.h(); ++y)
-        for (int x = 0; x < reg.w(); ++x) {
-          const float v = mask.at(x, y) * clamp01((ink.at(x + reg.x0, y + reg.y0) - lo) / std::max(hi - lo, 1e-3f));
-          soft.at(x, y) = v;
-          if (v > 0) used.add({x, y, x + 1, y + 1});
-        }
-      if (used.w() <= 0) continue;
-      Plane crop(used.w(), used.h());
-      for (int y = 0; y < used.h(); ++y)
-        for (int x = 0; x < used.w(); ++x) crop.at(x, y) = soft.at(x + used.x0, y + used.y0);
-      DigitBox d;
-      d.x = g.box.x0, d.y = g.box.y0, d.w = g.box.w(), d.h = g.box.h();
-      d.pixels = mnist_normalise(crop);
-      out.push_back(std::move(d));
+    std::sort(row.members.begin(), row.members.end(), [&](int a, int b) {
+      return cands[a].g.box.x0 + cands[a].g.box.x1 < cands[b].g.box.x0 + cands[b].g.box.x1;
+    });
+    for (int ci : row.members) ordered.push_back(std::move(cands[ci]));
+  }
+  cands = std::move(ordered);
+}
+
+/// The MNIST-normalised crop of one candidate: its own pixels plus a halo that keeps
+/// the soft edge, ink scaled so the 90th percentile inside the strokes is 1 (MNIST's
+/// 255). False when nothing is left.
+bool crop_digit(const Candidate& c, const InkMap& map, const std::vector<int>& label, float t, const FindOptions& opt,
+                DigitBox& d) {
+  const Plane& ink = map.ink;
+  const int w = ink.w, h = ink.h;
+  const Rect& box = c.g.box;
+  const int halo = std::max(1, int(std::lround(std::max(box.w(), box.h()) / 40.0)));
+  const Rect reg{std::max(0, box.x0 - halo), std::max(0, box.y0 - halo), std::min(w, box.x1 + halo),
+                 std::min(h, box.y1 + halo)};
+  Plane mask(reg.w(), reg.h());
+  std::vector<float> core;
+  for_each_pixel(c, label, w, [&](int x, int y) {
+    mask.at(x - reg.x0, y - reg.y0) = 1.f;
+    core.push_back(ink.at(x, y));
+  });
+  mask = extreme_filter(mask, halo, true);
+  // A split piece keeps no halo beyond its cut: that ink is the neighbour's.
+  const Rect keep{std::max(reg.x0, c.clip.x0), std::max(reg.y0, c.clip.y0), std::min(reg.x1, c.clip.x1),
+                  std::min(reg.y1, c.clip.y1)};
+  std::sort(core.begin(), core.end());
+  const float hi = core.empty() ? 1.f : core[std::min(core.size() - 1, size_t(0.9 * core.size()))];
+  const float lo = 0.4f * t;
+  Plane soft(reg.w(), reg.h());
+  Rect used{reg.w(), reg.h(), 0, 0};
+  for (int y = keep.y0; y < keep.y1; ++y)
+    for (int x = keep.x0; x < keep.x1; ++x) {
+      const float v = mask.at(x - reg.x0, y - reg.y0) * clamp01((ink.at(x, y) - lo) / std::max(hi - lo, 1e-3f));
+      soft.at(x - reg.x0, y - reg.y0) = v;
+      if (v > 0) used.add({x - reg.x0, y - reg.y0, x - reg.x0 + 1, y - reg.y0 + 1});
     }
+  if (used.w() <= 0) return false;
+  Plane crop(used.w(), used.h());
+  for (int y = 0; y < used.h(); ++y)
+    for (int x = 0; x < used.w(); ++x) crop.at(x, y) = soft.at(x + used.x0, y + used.y0);
+  d.x = box.x0, d.y = box.y0, d.w = box.w(), d.h = box.h();
+  d.pixels = mnist_normalise(crop);
+  if (opt.deskew) deskew_digit(d.pixels.data());
+  return true;
+}
+
+}  // namespace
+
+std::vector<DigitBox> find_digits(const Image& img, const FindOptions& opt) {
+  const InkMap map = compute_ink(img, opt, nullptr);
+  const float t = std::clamp(otsu(map.ink), opt.min_contrast, std::max(opt.min_contrast, 0.5f));
+  std::vector<int> label;
+  const std::vector<Component> comps = components(map, t, opt.hysteresis, label);
+  std::vector<Group> groups = merge_fragments(comps, opt);
+  drop_specks(groups, opt);
+  if (groups.empty()) return {};
+  std::vector<Candidate> cands = split_merged(groups, label, map.ink.w, opt);
+  reading_order(cands, opt);
+  std::vector<DigitBox> out;
+  for (const Candidate& c : cands) {
+    DigitBox d;
+    if (crop_digit(c, map, label, t, opt, d)) out.push_back(std::move(d));
   }
   return out;
+}
+
+std::vector<int> profile_cuts(const std::vector<float>& profile, int pieces) {
+  const int n = int(profile.size());
+  if (pieces < 2 || n < 2 * pieces) return {};
+  // Smoothed ([1 2 1]) so a one-column gap in a thick stroke is not taken for a cut.
+  std::vector<float> s(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i)
+    s[size_t(i)] = 0.25f * profile[size_t(std::max(0, i - 1))] + 0.5f * profile[size_t(i)] +
+                   0.25f * profile[size_t(std::min(n - 1, i + 1))];
+  const float top = std::max(1e-6f, *std::max_element(s.begin(), s.end()));
+  const double share = double(n) / pieces;
+  std::vector<int> cuts;
+  int prev = 0;
+  for (int j = 1; j < pieces; ++j) {
+    // Search ±40 % of a share around the even cut; the ink there costs, and so does
+    // (a little) the distance from the even cut, which breaks ties toward even pieces.
+    const double ideal = j * share;
+    const int a = std::max(prev + 1, int(std::ceil(ideal - 0.4 * share)));
+    const int b = std::min(n - 1, int(std::floor(ideal + 0.4 * share)));
+    int best = std::clamp(int(std::lround(ideal)), a, std::max(a, b));
+    double best_cost = std::numeric_limits<double>::infinity();
+    for (int c = a; c <= b; ++c) {
+      const double cost = s[size_t(c)] / top + 0.25 * std::fabs(c - ideal) / share;
+      if (cost < best_cost) best_cost = cost, best = c;
+    }
+    cuts.push_back(best);
+    prev = best;
+  }
+  return cuts;
+}
+
+void deskew_digit(float* p) {
+  constexpr int n = kDigitSide;
+  double m = 0, mx = 0, my = 0;
+  for (int y = 0; y < n; ++y)
+    for (int x = 0; x < n; ++x) {
+      const double v = p[y * n + x];
+      m += v, mx += v * x, my += v * y;
+    }
+  if (m <= 0) return;
+  const double cx = mx / m, cy = my / m;
+  double mu11 = 0, mu02 = 0;
+  for (int y = 0; y < n; ++y)
+    for (int x = 0; x < n; ++x) {
+      const double v = p[y * n + x];
+      mu11 += v * (x - cx) * (y - cy);
+      mu02 += v * (y - cy) * (y - cy);
+    }
+  if (mu02 <= 1e-6 * m) return;  // a flat horizontal stroke has no slant to measure
+  // Clamped: a shear beyond 45° is not handwriting slant.
+  const double alpha = std::clamp(mu11 / mu02, -1.0, 1.0);
+  std::array<float, size_t(n) * n> out{};
+  for (int y = 0; y < n; ++y) {
+    const double shift = alpha * (y - cy);
+    for (int x = 0; x < n; ++x) {
+      const double u = x + shift;
+      const int x0 = int(std::floor(u));
+      const float f = float(u - x0);
+      const float a = x0 >= 0 && x0 < n ? p[y * n + x0] : 0.f;
+      const float b = x0 + 1 >= 0 && x0 + 1 < n ? p[y * n + x0 + 1] : 0.f;
+      out[size_t(y) * n + x] = (1 - f) * a + f * b;
+    }
+  }
+  std::copy(out.begin(), out.end(), p);
 }
 
 Tensor digits_to_batch(const std::vector<DigitBox>& digits) {

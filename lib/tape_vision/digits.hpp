@@ -70,6 +70,16 @@ struct FindOptions {
   /// Reading order: a digit joins a text row when it overlaps the row's vertical
   /// band by at least row_overlap × its own height.
   float row_overlap = 0.5f;
+  /// Merged neighbours: a box wider than split_width × the median digit width (and
+  /// wider than split_aspect × its own height) is cut into round(width / median
+  /// width) pieces at minima of its column ink profile; a box taller than
+  /// split_width × the median height (touching rows) is cut the same way across.
+  /// 0 = never split.
+  float split_width = 1.6f;
+  float split_aspect = 1.25f;
+  /// Deskew each crop by its image moments (deskew_digit) — only for networks
+  /// trained on deskewed digits (mnist_lenet5 --deskew records it in the checkpoint).
+  bool deskew = false;
 };
 
 /// One digit found in an image.
@@ -89,6 +99,17 @@ std::vector<DigitBox> find_digits(const Image& img, const FindOptions& opt = {})
 /// The background-normalised ink map find_digits() thresholds: 1 channel,
 /// 0 = background, 255 = full-contrast ink. `decided` receives the polarity used.
 Image ink_map(const Image& img, const FindOptions& opt = {}, Polarity* decided = nullptr);
+
+/// Where to cut a profile (ink per column, or per row) into `pieces` parts: the
+/// pieces − 1 cut positions (a cut at c splits [0, c) from [c, n)), each at a
+/// low-ink position near its share of the length. pieces < 2 or a profile
+/// shorter than 2·pieces gives no cuts.
+std::vector<int> profile_cuts(const std::vector<float>& profile, int pieces);
+
+/// MNIST-style deskewing of a 28×28 digit in place: shears rows horizontally about
+/// the centre of mass by −cov(x, y) / var(y), so the principal axis becomes
+/// vertical (a slanted stroke comes back upright); the centre of mass stays put.
+void deskew_digit(float* pixels);
 
 /// Stacks the crops into a [K, 1, 28, 28] Float32 batch (K may be 0).
 Tensor digits_to_batch(const std::vector<DigitBox>& digits);

@@ -135,4 +135,27 @@ Plane closing(const Plane& p, int r) {
   return extreme_filter(extreme_filter(p, r, true, r), r, false, -r);
 }
 
+Plane gaussian_blur(const Plane& p, float sigma) {
+  if (sigma <= 0.f) return p;
+  const int r = std::max(1, int(std::ceil(3.f * sigma)));
+  std::vector<float> k(size_t(2 * r + 1));
+  float sum = 0.f;
+  for (int i = -r; i <= r; ++i) sum += k[size_t(i + r)] = std::exp(-0.5f * float(i * i) / (sigma * sigma));
+  for (float& v : k) v /= sum;
+  Plane tmp(p.w, p.h), out(p.w, p.h);
+  for (int y = 0; y < p.h; ++y)
+    for (int x = 0; x < p.w; ++x) {
+      float s = 0.f;
+      for (int i = -r; i <= r; ++i) s += k[size_t(i + r)] * p.at(std::clamp(x + i, 0, p.w - 1), y);
+      tmp.at(x, y) = s;
+    }
+  for (int y = 0; y < p.h; ++y)
+    for (int x = 0; x < p.w; ++x) {
+      float s = 0.f;
+      for (int i = -r; i <= r; ++i) s += k[size_t(i + r)] * tmp.at(x, std::clamp(y + i, 0, p.h - 1));
+      out.at(x, y) = s;
+    }
+  return out;
+}
+
 }  // namespace tape::vision::detail

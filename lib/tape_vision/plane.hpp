@@ -43,5 +43,8 @@ Plane smooth121(const Plane& p);
 Plane extreme_filter(const Plane& p, int r, bool take_max, int grow = 0);
 /// Morphological closing (max then min) of radius r.
 Plane closing(const Plane& p, int r);
+/// Separable gaussian blur of std-dev `sigma` px (kernel cut at 3 sigma, edges
+/// replicated); sigma <= 0 returns the plane unchanged.
+Plane gaussian_blur(const Plane& p, float sigma);
 
 }  // namespace tape::vision::detail
