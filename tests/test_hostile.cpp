@@ -19,6 +19,10 @@
 #include <thread>
 #include <tape/tape.hpp>
 
+// Header-only xxHash (no link dependency): re-signs crafted checkpoints.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "models.hpp"
 #include "temp_dir.hpp"
 #include "trainer.hpp"
@@ -160,12 +164,6 @@ std::string bmp_header(int32_t w, int32_t h) {
 
 // --- checkpoint crafting -------------------------------------------------------
 
-uint64_t fnv1a64(const std::string& s, size_t from) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = from; i < s.size(); ++i) h = (h ^ uint8_t(s[i])) * 0x100000001b3ull;
-  return h;
-}
-
 uint64_t get_u64(const std::string& s, size_t at) {
   uint64_t v = 0;
   std::memcpy(&v, s.data() + at, 8);
@@ -176,7 +174,7 @@ uint64_t get_u64(const std::string& s, size_t at) {
 /// so only the bounded decoder stands between the file and a huge allocation.
 std::string with_field(std::string file, size_t at, uint64_t value) {
   std::memcpy(file.data() + at, &value, 8);
-  const uint64_t sum = fnv1a64(file, 32);
+  const uint64_t sum = XXH3_64bits(file.data() + 32, file.size() - 32);  // format version 2
   std::memcpy(file.data() + 24, &sum, 8);
   return file;
 }

@@ -9,6 +9,10 @@
 #include <iterator>
 #include <tape/tape.hpp>
 
+// Header-only xxHash (no link dependency), as an independent check of the checksum.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "temp_dir.hpp"
 
 using namespace tape;
@@ -221,14 +225,98 @@ TEST_CASE("io: bad files give one-line errors naming the file; the model is unto
   }
   SUBCASE("a newer format version") {
     std::string b = bytes;
-    b[8] = 2;
+    b[8] = 3;
     write_bytes(bad, b);
     CHECK_THROWS_WITH_AS(load_checkpoint(bad, *m),
-                         (where + " has format version 2, newer than this build of tape reads (up to 1)").c_str(),
+                         (where + " has format version 3, newer than this build of tape reads (up to 2)").c_str(),
                          Error);
+  }
+  SUBCASE("a version-2 file relabelled as version 1 (its XXH3 checksum is not an FNV-1a one)") {
+    std::string b = bytes;
+    b[8] = 1;
+    write_bytes(bad, b);
+    CHECK_THROWS_WITH_AS(load_checkpoint(bad, *m), Contains((where + " is corrupted (payload checksum 0x").c_str()), Error);
   }
   CHECK(values(*m) == before);
   CHECK(values(*m) != values(*src));
+}
+
+namespace {
+
+uint64_t le64(const std::string& s, size_t at) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | uint8_t(s[at + size_t(i)]);
+  return v;
+}
+
+void set_le64(std::string& s, size_t at, uint64_t v) {
+  for (int i = 0; i < 8; ++i) s[at + size_t(i)] = char(v >> (8 * i));
+}
+
+/// FNV-1a-64, the checksum of format version 1.
+uint64_t fnv1a64(const std::string& s, size_t from) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = from; i < s.size(); ++i) h = (h ^ uint8_t(s[i])) * 0x100000001b3ull;
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("io: checkpoint format 2 checksums with XXH3-64; format 1 files (FNV-1a-64) still load") {
+  TempDir tmp("io");
+  const std::string path = tmp / "new.ckpt", old = tmp / "old.ckpt";
+  manual_seed(11);
+  auto src = small_net();
+  save_checkpoint(path, *src, nullptr, {"small", 4, {{"acc", 0.5}}, {}});
+  const std::string bytes = read_bytes(path);
+  REQUIRE(bytes.size() > 64);
+
+  // the header of a new file: version 2, and XXH3-64 of the payload as any xxHash tool computes it
+  CHECK(bytes[8] == 2);
+  CHECK(kCheckpointFormatVersion == 2);
+  CHECK(le64(bytes, 24) == XXH3_64bits(bytes.data() + 32, bytes.size() - 32));
+  CHECK(le64(bytes, 24) != fnv1a64(bytes, 32));
+
+  // the same payload as a version-1 file, signed with FNV-1a, loads with the same values
+  std::string v1 = bytes;
+  v1[8] = 1;
+  set_le64(v1, 24, fnv1a64(v1, 32));
+  write_bytes(old, v1);
+  manual_seed(12);
+  auto m = small_net();
+  REQUIRE(values(*m) != values(*src));
+  const CheckpointMeta meta = load_checkpoint(old, *m);
+  CHECK(values(*m) == values(*src));
+  CHECK(meta.epoch == 4);
+  CHECK(meta.scalars.at("acc") == 0.5);
+
+  // a flipped payload byte in a version-1 file is caught by its FNV-1a checksum
+  v1[32 + (v1.size() - 32) / 2] ^= 0x01;
+  write_bytes(old, v1);
+  CHECK_THROWS_WITH_AS(load(*m, old), Contains(("load: '" + old + "' is corrupted (payload checksum 0x").c_str()),
+                       Error);
+}
+
+TEST_CASE("io: a checkpoint written by tape with format version 1 (tests/data) still loads") {
+  // Written by save_checkpoint before the switch to XXH3 (format 1, FNV-1a-64):
+  // Linear(2, 3), ReLU, Linear(3, 1) with parameter values 0, 0.25, 0.5, ... in
+  // order, meta {"linear:2-3-1", epoch 3, best 0.75, note "format 1"}.
+  const std::string path = TAPE_SOURCE_DIR "/tests/data/checkpoint-format1.tapeckpt";
+  REQUIRE(read_bytes(path).substr(0, 9) == std::string("TAPECKPT\x01", 9));
+  nn::Sequential net({std::make_shared<nn::Linear>(2, 3), std::make_shared<nn::ReLU>(),
+                      std::make_shared<nn::Linear>(3, 1)});
+  const CheckpointMeta meta = load_checkpoint(path, net);
+  CHECK(meta.model_spec == "linear:2-3-1");
+  CHECK(meta.epoch == 3);
+  CHECK(meta.scalars.at("best") == 0.75);
+  CHECK(meta.strings.at("note") == "format 1");
+  float want = 0.f;
+  for (const auto& p : values(net))
+    for (float v : p) {
+      CHECK(v == want);
+      want += 0.25f;
+    }
+  CHECK(want == 3.25f);  // 13 parameters
 }
 
 TEST_CASE("io: parameter mismatches name the first bad parameter") {

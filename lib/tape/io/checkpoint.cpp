@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include <xxhash.h>
+
 #include "tape/core/grad_mode.hpp"
 #include "tape/core/generator.hpp"
 #include "tape/core/tensor.hpp"
@@ -36,12 +38,15 @@
 //
 //   offset  size  field
 //        0     8  magic "TAPECKPT"
-//        8     4  format version (uint32, currently 1)
-//       12     4  header size in bytes (uint32, 32 for version 1)
+//        8     4  format version (uint32, currently 2)
+//       12     4  header size in bytes (uint32, 32 in versions 1 and 2)
 //       16     8  payload size in bytes (uint64)
-//       24     8  FNV-1a-64 checksum of the payload (uint64)
+//       24     8  checksum of the payload (uint64): XXH3-64 (xxHash, seed 0)
+//                 since version 2, FNV-1a-64 in version 1
 //       32     …  payload
 //
+// Versions 1 and 2 differ only in the checksum; the payload is the same, so
+// files of either version load.
 // The header is checked before Boost sees a single byte, so a truncated,
 // corrupted or foreign file gives a precise one-line error instead of whatever
 // the archive would make of it. The payload uses only fixed-width integers,
@@ -137,6 +142,7 @@ namespace {
 
 // --- small helpers -----------------------------------------------------------
 
+/// FNV-1a-64, the checksum of format version 1: only for reading old files.
 uint64_t fnv1a64(const char* p, size_t n) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (size_t i = 0; i < n; ++i) {
@@ -144,6 +150,13 @@ uint64_t fnv1a64(const char* p, size_t n) {
     h *= 0x100000001b3ull;
   }
   return h;
+}
+
+/// The payload checksum of a file of the given format version. Version 2 uses
+/// XXH3-64 (seed 0): standard, so `xxhsum -H3` on the payload bytes checks a file
+/// outside tape, and about 20x faster than byte-at-a-time FNV-1a.
+uint64_t payload_checksum(uint32_t version, const char* p, size_t n) {
+  return version == 1 ? fnv1a64(p, n) : XXH3_64bits(p, n);
 }
 
 std::string hex(uint64_t v) {
@@ -246,7 +259,7 @@ std::string make_header(const std::string& payload) {
   put_le(h, kCheckpointFormatVersion, 4);
   put_le(h, kHeaderSize, 4);
   put_le(h, payload.size(), 8);
-  put_le(h, fnv1a64(payload.data(), payload.size()), 8);
+  put_le(h, payload_checksum(kCheckpointFormatVersion, payload.data(), payload.size()), 8);
   return h;
 }
 
@@ -372,7 +385,7 @@ Payload read_payload(const std::string& path, const char* who) {
   TAPE_CHECK(have == payload_size, where, " is corrupted (header says ", payload_size, " bytes of payload, file has ",
              have, ")");
   const char* data = bytes.data() + kHeaderSize;
-  const uint64_t actual = fnv1a64(data, size_t(payload_size));
+  const uint64_t actual = payload_checksum(version, data, size_t(payload_size));
   TAPE_CHECK(actual == checksum, where, " is corrupted (payload checksum ", hex(actual), " does not match ",
              hex(checksum), " in the header)");
 

@@ -28,7 +28,8 @@ struct CheckpointMeta {
 };
 
 /// Current checkpoint format version (the one save writes; load reads 1..this).
-inline constexpr uint32_t kCheckpointFormatVersion = 1;
+/// Version 2 checksums the payload with XXH3-64, version 1 with FNV-1a-64.
+inline constexpr uint32_t kCheckpointFormatVersion = 2;
 
 /// Largest epoch count a checkpoint's meta may hold; a larger (or negative) one
 /// means a damaged or crafted file and is rejected when loading.
