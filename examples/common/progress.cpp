@@ -27,13 +27,4 @@ void ProgressBar::clear() {
   std::fflush(stdout);
 }
 
-std::string with_commas(int64_t n) {
-  std::string s = std::to_string(n < 0 ? -n : n), out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i && (s.size() - i) % 3 == 0) out += ',';
-    out += s[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
-
 }  // namespace tape::examples

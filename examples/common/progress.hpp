@@ -21,7 +21,4 @@ class ProgressBar {
   std::chrono::steady_clock::time_point last_{};
 };
 
-/// "25,974"
-std::string with_commas(int64_t n);
-
 }  // namespace tape::examples

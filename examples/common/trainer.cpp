@@ -377,7 +377,7 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
     if (!c.quiet)
       std::printf("epoch %2d/%d  train_loss %.4f  test_loss %.4f  test_acc %.2f%%  %.2fs  %s samples/s\n", s.epoch,
                   c.epochs, s.train_loss, s.test_loss, 100 * s.test_accuracy, s.seconds,
-                  with_commas(int64_t(s.samples_per_s)).c_str());
+                  nn::format_thousands(int64_t(s.samples_per_s)).c_str());
     std::fflush(stdout);
     csv += csv_row(s);
     if (!c.csv.empty()) write_file_atomically(c.csv, csv, "--csv");
