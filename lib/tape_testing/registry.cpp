@@ -212,7 +212,7 @@ std::string ops_markdown() {
     if (std::find(groups.begin(), groups.end(), o.group) == groups.end()) groups.push_back(o.group);
   std::string s =
       "# Differentiable ops\n\n"
-      "Generated from the op registry (`lib/tape/ops/registry.cpp`) by\n"
+      "Generated from the op registry (`lib/tape_testing/registry.cpp`) by\n"
       "`build/tools/tape-ops-doc > docs/ops.md` — do not edit by hand; a test fails\n"
       "when this file is out of date. Every op here is checked against central finite\n"
       "differences by `tape-gradcheck` and by the test suite. `g` is the gradient\n"
