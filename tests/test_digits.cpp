@@ -214,7 +214,7 @@ TEST_CASE("digits: annotate draws boxes and labels") {
   CHECK(img.width == before.width);
   CHECK(img.pixels != before.pixels);
   // The box outline is coloured (not grey) just outside the first digit.
-  const uint8_t* p = img.at(found[0].x - 2, found[0].y + found[0].h / 2);
+  const uint8_t* p = img.at(found[0].x - 1, found[0].y + found[0].h / 2);
   CHECK((p[0] != p[1] || p[1] != p[2]));
   CHECK_THROWS_AS(annotate(img, found, {0, 1}, {}), Error);
   CHECK_THROWS_AS(annotate(img, found, {0, 1, 2}, {0.5f}), Error);

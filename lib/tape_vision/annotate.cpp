@@ -9,35 +9,182 @@
 
 namespace tape::vision {
 
-void annotate(Image& img, const std::vector<DigitBox>& digits, const std::vector<int64_t>& labels,
-              const std::vector<float>& confidences) {
+namespace {
+
+constexpr double kMinFont = 9, kMaxFont = 40, kFontPerHeight = 0.5;
+
+/// Rectangles indexed by a uniform grid of 64-px cells, so that a collision
+/// query looks at the few rectangles near it, not at all of them: thousands of
+/// labels stay linear.
+class RectIndex {
+ public:
+  RectIndex(int width, int height)
+      : cols_(std::max(1, (width + kCell - 1) / kCell)),
+        rows_(std::max(1, (height + kCell - 1) / kCell)),
+        cells_(size_t(cols_) * size_t(rows_)) {}
+
+  void add(const PixelRect& r) {
+    for (size_t c : cells_of(r)) cells_[c].push_back(r);
+  }
+  /// Whether `r` overlaps a stored rectangle.
+  bool hits(const PixelRect& r) const {
+    for (size_t c : cells_of(r))
+      for (const PixelRect& e : cells_[c])
+        if (overlaps(e, r)) return true;
+    return false;
+  }
+
+ private:
+  static constexpr int kCell = 64;
+  /// The cells `r` touches (rectangles off the image count in the edge cells).
+  std::vector<size_t> cells_of(const PixelRect& r) const {
+    std::vector<size_t> out;
+    if (r.empty()) return out;
+    const int c0 = std::clamp(r.x / kCell, 0, cols_ - 1), c1 = std::clamp((r.x + r.w - 1) / kCell, 0, cols_ - 1);
+    const int r0 = std::clamp(r.y / kCell, 0, rows_ - 1), r1 = std::clamp((r.y + r.h - 1) / kCell, 0, rows_ - 1);
+    for (int cy = r0; cy <= r1; ++cy)
+      for (int cx = c0; cx <= c1; ++cx) out.push_back(size_t(cy) * size_t(cols_) + size_t(cx));
+    return out;
+  }
+
+  int cols_, rows_;
+  std::vector<std::vector<PixelRect>> cells_;
+};
+
+/// Border width for a digit box: thin on small digits so touching boxes stay apart.
+int border(const DigitBox& d) { return std::clamp(int(std::lround(std::min(d.w, d.h) / 20.0)), 1, 4); }
+
+PixelRect outer(const DigitBox& d) {
+  const int t = border(d);
+  return {d.x - t, d.y - t, d.w + 2 * t, d.h + 2 * t};
+}
+
+/// A tag of `w` x `h` at (x, y), slid sideways into the image; `clamp_y` also
+/// slides it up or down (else a tag off the image is empty: a tag pushed onto
+/// its box from above would no longer read as "above").
+PixelRect tag_at(int x, int y, int w, int h, int width, int height, bool clamp_y) {
+  if (clamp_y) y = std::clamp(y, 0, std::max(0, height - h));
+  if (y < 0 || y + h > height) return {};
+  return {std::clamp(x, 0, std::max(0, width - w)), y, w, h};
+}
+
+/// Where a `w` x `h` tag for digit `d` may go, best first: above the box, below
+/// it, and (unless it must keep clear of digits) inside its top-left corner,
+/// which is then preferred to below, where the tag would sit on the next digit
+/// down and read as its label.
+std::vector<PixelRect> spots_for(const DigitBox& d, int w, int h, int width, int height, bool clear_of_digits) {
+  const PixelRect o = outer(d);
+  const PixelRect above = tag_at(o.x, o.y - h, w, h, width, height, false),
+                  below = tag_at(o.x, o.y + o.h, w, h, width, height, false),
+                  inside = tag_at(d.x, d.y, w, h, width, height, true);
+  std::vector<PixelRect> out = clear_of_digits ? std::vector{above, below} : std::vector{above, inside, below};
+  std::erase_if(out, [](const PixelRect& r) { return r.empty(); });
+  return out;
+}
+
+std::string long_text(int64_t label, const std::vector<float>& confidences, size_t i) {
+  std::string text = std::to_string(label);
+  if (!confidences.empty()) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, " %d%%", int(std::lround(confidences[i] * 100)));
+    text += buf;
+  }
+  return text;
+}
+
+/// Inner padding of a tag.
+int tag_pad(double font) { return std::max(1, int(std::lround(0.12 * font))); }
+/// A tag is as tall as its text's ink (not the font's full ascent and descent:
+/// digits and "%" have none below the baseline), plus padding.
+int tag_height(const TextSize& ts, double font) {
+  return int(std::ceil(ts.ink_bottom) - std::floor(ts.ink_top)) + 2 * tag_pad(font);
+}
+
+/// One attempt at placing a label: its text and font, and whether it must also
+/// keep off the other digits.
+struct Attempt {
+  std::string text;
+  double font;
+  bool clear_of_digits;
+};
+
+/// The attempts in order of preference. Where a label has to cover a digit, it
+/// is the bare digit: a wide "7 93%" there would take the spots of the next
+/// labels too, and a greedy layout would then run out of room further on.
+std::vector<Attempt> attempts(const DigitBox& d, const std::string& full, const std::string& digit) {
+  const double font = std::clamp(kFontPerHeight * d.h, kMinFont, kMaxFont);
+  std::vector<Attempt> out{{full, font, true}};
+  if (digit != full) out.push_back({digit, font, true});
+  out.push_back({digit, font, false});
+  if (font > kMinFont) out.push_back({digit, kMinFont, false});
+  return out;
+}
+
+void check_sizes(const std::vector<DigitBox>& digits, const std::vector<int64_t>& labels,
+                 const std::vector<float>& confidences) {
   TAPE_CHECK(labels.size() == digits.size(), "annotate: ", digits.size(), " digits but ", labels.size(), " labels");
-  TAPE_CHECK(confidences.empty() || confidences.size() == digits.size(), "annotate: ", digits.size(),
-             " digits but ", confidences.size(), " confidences");
-  if (img.channels != 3) img = to_rgb(img);
-  const int thick = std::max(2, std::min(img.width, img.height) / 400);
+  TAPE_CHECK(confidences.empty() || confidences.size() == digits.size(), "annotate: ", digits.size(), " digits but ",
+             confidences.size(), " confidences");
+}
+
+Rgb colour_for(const std::vector<float>& confidences, size_t i) {
+  const float c = confidences.empty() ? 1.f : confidences[i];
+  return c >= 0.9f ? Rgb{40, 180, 60} : c >= 0.6f ? Rgb{255, 160, 0} : Rgb{225, 45, 45};
+}
+
+/// Black or white, whichever reads better on `bg`.
+Rgb ink_on(Rgb bg) { return 299 * bg.r + 587 * bg.g + 114 * bg.b > 140'000 ? Rgb{0, 0, 0} : Rgb{255, 255, 255}; }
+
+}  // namespace
+
+bool overlaps(const PixelRect& a, const PixelRect& b) {
+  return !a.empty() && !b.empty() && a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+std::vector<LabelPlacement> layout_labels(const std::vector<DigitBox>& digits, const std::vector<int64_t>& labels,
+                                          const std::vector<float>& confidences, int width, int height) {
+  check_sizes(digits, labels, confidences);
+  RectIndex placed(width, height), boxes(width, height);
+  for (size_t i = 0; i < digits.size(); ++i) boxes.add({digits[i].x, digits[i].y, digits[i].w, digits[i].h});
+
+  std::vector<LabelPlacement> out(digits.size());
   for (size_t i = 0; i < digits.size(); ++i) {
     const DigitBox& d = digits[i];
-    Rgb colour{40, 200, 40};  // confident (or no confidence given)
-    std::string text = std::to_string(labels[i]);
-    if (!confidences.empty()) {
-      const float c = confidences[i];
-      if (c < 0.6f) colour = {230, 50, 50};
-      else if (c < 0.9f) colour = {255, 160, 0};
-      char buf[16];
-      std::snprintf(buf, sizeof buf, " %d%%", int(std::lround(c * 100)));
-      text += buf;
+    for (const Attempt& a : attempts(d, long_text(labels[i], confidences, i), std::to_string(labels[i]))) {
+      const TextSize ts = measure_text(a.text, a.font);
+      const int w = int(std::ceil(ts.width)) + 2 * tag_pad(a.font), h = tag_height(ts, a.font);
+      const std::vector<PixelRect> spots = spots_for(d, w, h, width, height, a.clear_of_digits);
+      const auto spot = std::find_if(spots.begin(), spots.end(), [&](const PixelRect& r) {
+        return !placed.hits(r) && !(a.clear_of_digits && boxes.hits(r));
+      });
+      if (spot == spots.end()) continue;
+      out[i] = {*spot, a.text, a.font};
+      placed.add(*spot);
+      break;
     }
-    draw_rect(img, d.x - thick - 1, d.y - thick - 1, d.w + 2 * (thick + 1), d.h + 2 * (thick + 1), colour, thick);
-    const int scale = std::clamp(d.h / 25, 2, 5);
-    const int pad = scale;
-    const int tw = text_width(text, scale) + 2 * pad, th = text_height(text, scale) + 2 * pad;
-    int tx = d.x - thick - 1, ty = d.y - thick - 1 - th;  // tag above the box...
-    if (ty < 0) ty = d.y + d.h + thick + 1;                // ...or below it
-    tx = std::clamp(tx, 0, std::max(0, img.width - tw));
-    ty = std::clamp(ty, 0, std::max(0, img.height - th));
-    fill_rect(img, tx, ty, tw, th, colour);
-    draw_text(img, tx + pad, ty + pad, text, Rgb{0, 0, 0}, scale);
+  }
+  return out;
+}
+
+void annotate(Image& img, const std::vector<DigitBox>& digits, const std::vector<int64_t>& labels,
+              const std::vector<float>& confidences) {
+  check_sizes(digits, labels, confidences);
+  if (img.channels != 3) img = to_rgb(img);
+  const std::vector<LabelPlacement> tags = layout_labels(digits, labels, confidences, img.width, img.height);
+  Canvas cv(img);
+  // Boxes first, then every tag over them: a neighbour's border never cuts a label.
+  for (size_t i = 0; i < digits.size(); ++i) {
+    const PixelRect o = outer(digits[i]);
+    cv.stroke_rect(o.x, o.y, o.w, o.h, colour_for(confidences, i), border(digits[i]));
+  }
+  for (size_t i = 0; i < digits.size(); ++i) {
+    const LabelPlacement& t = tags[i];
+    if (t.rect.empty()) continue;
+    const Rgb bg = colour_for(confidences, i);
+    const int pad = tag_pad(t.font_size);
+    const double ink_top = std::floor(cv.measure(t.text, t.font_size).ink_top);
+    cv.fill_rect(t.rect.x, t.rect.y, t.rect.w, t.rect.h, bg);
+    cv.text({double(t.rect.x + pad), t.rect.y + pad - ink_top}, t.text, t.font_size, ink_on(bg));
   }
 }
 
