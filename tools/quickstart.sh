@@ -20,11 +20,12 @@ echo "== quiz 12 (short): LeNet-5, batch 128, 2 epochs"
 ./build/examples/mnist_lenet5 --batch-size 128 --epochs 2 --save out/lenet5.ckpt --plot out/lenet5.png
 
 echo "== quiz 10: digits on generated pages (MNIST test digits), read with the LeNet-5 checkpoint"
-./build/tools/tape-digit-page --out out/page.png --truth out/page.json --mode both
-for page in dark-on-light light-on-dark; do
-  ./build/examples/digits --model out/lenet5.ckpt --image "out/page-$page.png" \
-    --out "out/page-$page-annotated.png" --json "out/digits-$page.json" > "out/digits-$page.txt"
-  echo "  $(wc -l < "out/digits-$page.txt") digits read; annotated image: out/page-$page-annotated.png"
+./build/tools/tape-digit-page --out out/page.png --mode both     # true boxes: out/page.json
+./build/tools/tape-digit-page --out out/sheet.png --mode sheets  # handwriting sheets (docs/digits.md): out/sheet.json
+for page in page-dark-on-light page-light-on-dark sheet-scan sheet-photo; do
+  ./build/examples/digits --model out/lenet5.ckpt --image "out/$page.png" \
+    --out "out/$page-annotated.png" --json "out/digits-$page.json" > "out/digits-$page.txt"
+  echo "  $(wc -l < "out/digits-$page.txt") digits read; annotated image: out/$page-annotated.png"
 done
 echo "== done: curves out/mlp.png, out/lenet5.png; checkpoints out/mlp.ckpt, out/lenet5.ckpt;"
-echo "   annotated digits out/page-*-annotated.png"
+echo "   annotated digits out/page-*-annotated.png, out/sheet-*-annotated.png"
