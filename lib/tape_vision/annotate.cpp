@@ -23,19 +23,23 @@ class RectIndex {
         rows_(std::max(1, (height + kCell - 1) / kCell)),
         cells_(size_t(cols_) * size_t(rows_)) {}
 
-  void add(const PixelRect& r) {
-    for (size_t c : cells_of(r)) cells_[c].push_back(r);
+  void add(const PixelRect& r, size_t id) {
+    for (size_t c : cells_of(r)) cells_[c].push_back({r, id});
   }
-  /// Whether `r` overlaps a stored rectangle.
-  bool hits(const PixelRect& r) const {
+  /// Whether `r` overlaps a stored rectangle other than those added as `ignore`.
+  bool hits(const PixelRect& r, size_t ignore = SIZE_MAX) const {
     for (size_t c : cells_of(r))
-      for (const PixelRect& e : cells_[c])
-        if (overlaps(e, r)) return true;
+      for (const Entry& e : cells_[c])
+        if (e.id != ignore && overlaps(e.rect, r)) return true;
     return false;
   }
 
  private:
   static constexpr int kCell = 64;
+  struct Entry {
+    PixelRect rect;
+    size_t id;
+  };
   /// The cells `r` touches (rectangles off the image count in the edge cells).
   std::vector<size_t> cells_of(const PixelRect& r) const {
     std::vector<size_t> out;
@@ -48,7 +52,7 @@ class RectIndex {
   }
 
   int cols_, rows_;
-  std::vector<std::vector<PixelRect>> cells_;
+  std::vector<std::vector<Entry>> cells_;
 };
 
 /// Border width for a digit box: thin on small digits so touching boxes stay apart.
@@ -82,14 +86,11 @@ std::vector<PixelRect> spots_for(const DigitBox& d, int w, int h, int width, int
   return out;
 }
 
+/// "7 93%".
 std::string long_text(int64_t label, const std::vector<float>& confidences, size_t i) {
-  std::string text = std::to_string(label);
-  if (!confidences.empty()) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, " %d%%", int(std::lround(confidences[i] * 100)));
-    text += buf;
-  }
-  return text;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, " %d%%", int(std::lround(confidences[i] * 100)));
+  return std::to_string(label) + buf;
 }
 
 /// Inner padding of a tag.
@@ -100,24 +101,24 @@ int tag_height(const TextSize& ts, double font) {
   return int(std::ceil(ts.ink_bottom) - std::floor(ts.ink_top)) + 2 * tag_pad(font);
 }
 
-/// One attempt at placing a label: its text and font, and whether it must also
-/// keep off the other digits.
+/// How a bare label is tried, in order: in its font size clear of the other
+/// digits, then in its size anywhere free, then in the smallest size anywhere free.
 struct Attempt {
-  std::string text;
   double font;
   bool clear_of_digits;
 };
 
-/// The attempts in order of preference. Where a label has to cover a digit, it
-/// is the bare digit: a wide "7 93%" there would take the spots of the next
-/// labels too, and a greedy layout would then run out of room further on.
-std::vector<Attempt> attempts(const DigitBox& d, const std::string& full, const std::string& digit) {
+std::vector<Attempt> attempts(const DigitBox& d) {
   const double font = std::clamp(kFontPerHeight * d.h, kMinFont, kMaxFont);
-  std::vector<Attempt> out{{full, font, true}};
-  if (digit != full) out.push_back({digit, font, true});
-  out.push_back({digit, font, false});
-  if (font > kMinFont) out.push_back({digit, kMinFont, false});
+  std::vector<Attempt> out{{font, true}, {font, false}};
+  if (font > kMinFont) out.push_back({kMinFont, false});
   return out;
+}
+
+/// The tag for `text` in `font` px: its width and height.
+std::pair<int, int> tag_size(const std::string& text, double font) {
+  const TextSize ts = measure_text(text, font);
+  return {int(std::ceil(ts.width)) + 2 * tag_pad(font), tag_height(ts, font)};
 }
 
 void check_sizes(const std::vector<DigitBox>& digits, const std::vector<int64_t>& labels,
@@ -145,23 +146,35 @@ std::vector<LabelPlacement> layout_labels(const std::vector<DigitBox>& digits, c
                                           const std::vector<float>& confidences, int width, int height) {
   check_sizes(digits, labels, confidences);
   RectIndex placed(width, height), boxes(width, height);
-  for (size_t i = 0; i < digits.size(); ++i) boxes.add({digits[i].x, digits[i].y, digits[i].w, digits[i].h});
+  for (size_t i = 0; i < digits.size(); ++i) boxes.add({digits[i].x, digits[i].y, digits[i].w, digits[i].h}, i);
 
+  // Two passes, so that a wide "7 93%" never takes the spot the next digit's
+  // label needed: first every digit gets its bare label at the best free spot,
+  // then labels grow to include the confidence where that covers no other
+  // label and no other digit.
   std::vector<LabelPlacement> out(digits.size());
   for (size_t i = 0; i < digits.size(); ++i) {
-    const DigitBox& d = digits[i];
-    for (const Attempt& a : attempts(d, long_text(labels[i], confidences, i), std::to_string(labels[i]))) {
-      const TextSize ts = measure_text(a.text, a.font);
-      const int w = int(std::ceil(ts.width)) + 2 * tag_pad(a.font), h = tag_height(ts, a.font);
-      const std::vector<PixelRect> spots = spots_for(d, w, h, width, height, a.clear_of_digits);
+    const std::string text = std::to_string(labels[i]);
+    for (const Attempt& a : attempts(digits[i])) {
+      const auto [w, h] = tag_size(text, a.font);
+      const std::vector<PixelRect> spots = spots_for(digits[i], w, h, width, height, a.clear_of_digits);
       const auto spot = std::find_if(spots.begin(), spots.end(), [&](const PixelRect& r) {
         return !placed.hits(r) && !(a.clear_of_digits && boxes.hits(r));
       });
       if (spot == spots.end()) continue;
-      out[i] = {*spot, a.text, a.font};
-      placed.add(*spot);
+      out[i] = {*spot, text, a.font};
+      placed.add(*spot, i);
       break;
     }
+  }
+  for (size_t i = 0; i < digits.size() && !confidences.empty(); ++i) {
+    if (out[i].rect.empty()) continue;
+    const std::string text = long_text(labels[i], confidences, i);
+    const auto [w, h] = tag_size(text, out[i].font_size);
+    const PixelRect wider = tag_at(out[i].rect.x, out[i].rect.y, w, h, width, height, true);
+    if (placed.hits(wider, i) || boxes.hits(wider, i)) continue;
+    out[i] = {wider, text, out[i].font_size};
+    placed.add(wider, i);  // the bare tag it replaces lies inside it and has the same id
   }
   return out;
 }

@@ -21,18 +21,19 @@ bool overlaps(const PixelRect& a, const PixelRect& b);
 /// One digit's label as annotate() draws it.
 struct LabelPlacement {
   PixelRect rect;        ///< the filled tag; empty = no room left, not drawn
-  std::string text;      ///< "7 93%", or just "7" where the long form did not fit
+  std::string text;      ///< "7 93%", or just "7" where there was no room (or no confidence)
   double font_size = 0;  ///< pixels (em size)
 };
 
-/// Where the labels go, in the digits' order: a font of half the digit's height
-/// (9 to 40 px); above the box or else below it, where that covers no digit and
-/// no label placed before, first with the confidence ("7 93%") and then without
-/// ("7"); failing that, the bare digit at the first of above, below, inside the
-/// box's top-left corner that covers no label, in the font size and then in 9 px;
-/// failing that too, no label.
-/// Labels never overlap each other and stay inside the image. `labels` must have
-/// one entry per digit; `confidences` one per digit or none.
+/// Where the labels go, in the digits' order. Each digit's label ("7") has a
+/// font of half the digit's height (9 to 40 px) and goes above the box or else
+/// below it, where that covers no digit and no label placed before; failing
+/// that, at the first of above, inside the box's top-left corner, or below that
+/// covers no label; failing that too, the same in 9 px; only then is it left
+/// out. Then, given confidences, each label grows to "7 93%" where the wider tag
+/// covers no other label and no other digit. Labels never overlap each other
+/// and stay inside the image. `labels` must have one entry per digit;
+/// `confidences` one per digit or none.
 std::vector<LabelPlacement> layout_labels(const std::vector<DigitBox>& digits, const std::vector<int64_t>& labels,
                                           const std::vector<float>& confidences, int width, int height);
 

@@ -306,7 +306,7 @@ void Canvas::text(Point at, const std::string& text, double size, Rgb c, Anchor 
     baseline += line_h;
   }
   cairo_restore(cr);
-  impl_->done("text (is it UTF-8?)");
+  impl_->done("drawing text");
 }
 
 TextSize Canvas::measure(const std::string& text, double size) const { return measure_on(impl_->cr, text, size); }
