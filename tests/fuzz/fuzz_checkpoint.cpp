@@ -5,11 +5,16 @@
 // Built twice (tests/fuzz/meson.build):
 //   fuzz_checkpoint          the input is the whole file (header included);
 //   fuzz_checkpoint_payload  the input is the payload only: the harness puts a
-//                            correct 32-byte header (magic, version, size,
-//                            FNV-1a checksum) in front, so every input reaches
+//                            correct 32-byte header (magic, version 2, size,
+//                            XXH3-64 checksum) in front, so every input reaches
 //                            the Boost.Serialization decoder and the checks
 //                            behind it.
 #include <tape/tape.hpp>
+
+#ifdef TAPE_FUZZ_WRAP_HEADER
+#define XXH_INLINE_ALL  // header-only xxHash: the harness needs no link dependency
+#include <xxhash.h>
+#endif
 
 #include "fuzz_common.hpp"
 #include "models.hpp"
@@ -18,15 +23,6 @@ namespace {
 
 #ifdef TAPE_FUZZ_WRAP_HEADER
 // The header of lib/tape/io/checkpoint.cpp (make_header), written the same way.
-uint64_t fnv1a64(const uint8_t* p, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 void put_le(uint8_t* out, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out[i] = uint8_t(v >> (8 * i));
 }
@@ -42,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   put_le(header + 8, kCheckpointFormatVersion, 4);
   put_le(header + 12, sizeof header, 4);
   put_le(header + 16, size, 8);
-  put_le(header + 24, fnv1a64(data, size), 8);
+  put_le(header + 24, XXH3_64bits(data, size), 8);
   const std::string& path = file.write(tape_fuzz::bytes(header, sizeof header), tape_fuzz::bytes(data, size));
 #else
   static tape_fuzz::ScratchFile file("checkpoint");

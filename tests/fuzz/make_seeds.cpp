@@ -1,6 +1,6 @@
 // Writes the binary seed files of tests/fuzz/corpus (the committed ones came
-// from this program): tiny IDX files, checkpoints of mlp:784-1-10, their
-// payloads, and small PNG/BMP/JPEG/TGA images.
+// from this program): tiny IDX files, checkpoints of mlp:784-1-10 (also in the
+// old format version 1), their payloads, and small PNG/BMP/JPEG/TGA images.
 //   build-fuzz/tests/fuzz/fuzz_make_seeds tests/fuzz/corpus
 #include <tape/tape.hpp>
 
@@ -48,6 +48,16 @@ void idx(const fs::path& dir) {
   write(dir / "labels-truncated", labels.substr(0, 9));
 }
 
+/// The same checkpoint in format version 1: the version field set to 1 and the
+/// payload signed with FNV-1a-64 instead of XXH3-64 (the payload is unchanged).
+std::string as_format1(std::string file) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 32; i < file.size(); ++i) h = (h ^ uint8_t(file[i])) * 0x100000001b3ull;
+  file[8] = 1;
+  for (int i = 0; i < 8; ++i) file[24 + size_t(i)] = char(h >> (8 * i));
+  return file;
+}
+
 void checkpoints(const fs::path& whole, const fs::path& payload) {
   const fs::path tmp = fs::temp_directory_path() / "tape-make-seeds";
   fs::create_directories(tmp);
@@ -72,6 +82,7 @@ void checkpoints(const fs::path& whole, const fs::path& payload) {
     const std::string bytes = read(tmp / (name + ".ckpt"));
     write(whole / name, bytes);
     write(whole / (name + "-truncated"), bytes.substr(0, bytes.size() / 2));
+    write(whole / (name + "-format1"), as_format1(bytes));
     write(payload / name, bytes.substr(32));
   }
   write(whole / "header-only", read(tmp / "model.ckpt").substr(0, 32));
