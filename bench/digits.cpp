@@ -1,11 +1,13 @@
 // bench/digits: how well find_digits() (and, with --model, a trained network) reads
-// the test pages of docs/digits.md — handwriting sheets (scan and photo) and the
+// the test pages of docs/digits.md — handwriting sheets (scan, photo, dense) and the
 // generated pages of tape-digit-page — over several seeds. Per page: digits, found
 // (a box with IoU >= 0.5 against a true box, one-to-one), found and read right,
 // spurious boxes, why the others were missed (merged with a neighbour, cut, lost),
 // and the seconds spent finding and classifying.
 //   usage: digits [--data DIR] [--model CKPT] [--seeds 1,2,3] [--pages scan,photo,generated]
 //                 [--count N] [--save DIR]
+// "dense" is the stress sheet (HandwritingOptions::dense(), a scan with 18 % of the
+// digits touching a neighbour); it is reported, not held to the targets.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -106,16 +108,19 @@ void print_row(const std::string& name, const Score& s, bool classified) {
 
 int main(int argc, char** argv) {
   return run_program("bench/digits", [&] {
-    std::string data_dir = "data/mnist", model_path, seeds_text = "1,2,3", pages_text = "scan,photo,generated", save;
+    std::string data_dir = "data/mnist", model_path, seeds_text = "1,2,3", pages_text = "scan,photo,dense,generated", save;
     int count = HandwritingOptions{}.count;
+    float touching = -1, min_space = -1;
     po::options_description desc("bench/digits options");
     desc.add_options()("help", "show this help")
         ("data", po::value(&data_dir)->default_value(data_dir), "MNIST directory")
         ("model", po::value(&model_path), "checkpoint to read the digits with (else: finding only)")
         ("seeds", po::value(&seeds_text)->default_value(seeds_text), "page seeds, comma-separated")
-        ("pages", po::value(&pages_text)->default_value(pages_text), "scan, photo, generated (comma-separated)")
+        ("pages", po::value(&pages_text)->default_value(pages_text), "scan, photo, dense (the stress sheet), generated (comma-separated)")
         ("count", po::value(&count)->default_value(count), "digits per handwriting sheet")
         ("save", po::value(&save), "also write each page as DIR/<kind>-<seed>.png")
+        ("touching", po::value(&touching), "override HandwritingOptions::touching (calibration)")
+        ("min-space", po::value(&min_space), "override HandwritingOptions::min_space (calibration)")
         ("no-split", "do not split merged neighbours (FindOptions::split_width = 0)")
         ("no-merge", "do not merge fragments (FindOptions::merge_* off)");
     std::set<std::string> given;
@@ -125,8 +130,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> kinds;
     std::stringstream ks(pages_text);
     for (std::string k; std::getline(ks, k, ',');) {
-      TAPE_CHECK(k == "scan" || k == "photo" || k == "generated", "--pages: unknown page kind '", k,
-                 "' (expected scan, photo or generated)");
+      TAPE_CHECK(k == "scan" || k == "photo" || k == "dense" || k == "generated", "--pages: unknown page kind '", k,
+                 "' (expected scan, photo, dense or generated)");
       kinds.push_back(k);
     }
     FindOptions find;
@@ -153,9 +158,11 @@ int main(int argc, char** argv) {
             pages.emplace_back(cat(kind, "-", polarity_name(pol), "-", seed), make_digit_page(test, po, &truths.back()));
           }
         } else {
-          HandwritingOptions ho;
+          HandwritingOptions ho = kind == "dense" ? HandwritingOptions::dense() : HandwritingOptions{};
           ho.seed = uint64_t(seed);
           ho.count = count;
+          if (touching >= 0) ho.touching = touching;
+          if (min_space >= 0) ho.min_space = min_space;
           ho.photo = kind == "photo";
           truths.emplace_back();
           pages.emplace_back(cat(kind, "-", seed), make_handwriting_page(test, ho, &truths.back()));

@@ -264,8 +264,8 @@ Image make_handwriting_page(const Dataset& digits, const HandwritingOptions& opt
   TAPE_CHECK(opt.min_group >= 1 && opt.max_group >= opt.min_group, "make_handwriting_page: bad group size range [",
              opt.min_group, ", ", opt.max_group, "]");
   TAPE_CHECK(opt.touching >= 0 && opt.touching <= 1 && opt.slant >= 0 && opt.slant <= 1 && opt.jitter >= 0 &&
-                 opt.jitter <= 0.5f && opt.line_spacing >= 1 && opt.blur >= 0 && opt.blur <= 5,
-             "make_handwriting_page: touching, slant, jitter, line_spacing or blur out of range");
+                 opt.jitter <= 0.5f && opt.min_space >= 0 && opt.max_space >= opt.min_space && opt.max_space <= 3 && opt.line_spacing >= 1 && opt.blur >= 0 && opt.blur <= 5,
+             "make_handwriting_page: touching, slant, jitter, spacing, line_spacing or blur out of range");
   Generator rng(opt.seed);
 
   // Writing: positions and alpha planes first, so the page height is known.
@@ -308,8 +308,8 @@ Image make_handwriting_page(const Dataset& digits, const HandwritingOptions& opt
     TAPE_CHECK(!a.v.empty(), "make_handwriting_page: could not find a non-blank digit");
     const Rect box = ink_box(a);
     // Gap to the previous digit of the number: touching / overlapping by up to 15 %
-    // of this digit's width, or a small space.
-    int gap = 2 + int(0.3f * height * rng.uniform());
+    // of this digit's width, or a space of [min_space, max_space] × height (+2 px).
+    int gap = 2 + int(height * (opt.min_space + (opt.max_space - opt.min_space) * rng.uniform()));
     if (rng.uniform() < opt.touching) gap = -int(std::lround(0.15f * box.w() * rng.uniform()));
     int ink_x0 = prev_right >= 0 ? prev_right + gap : x;
     if (ink_x0 + box.w() > opt.width - margin) {
