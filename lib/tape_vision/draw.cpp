@@ -298,12 +298,11 @@ void Canvas::text(Point at, const std::string& text, double size, Rgb c, Anchor 
     cairo_translate(cr, left, top);
   }
   impl_->set_source(c);
-  const double line_h = ts.height / std::max<size_t>(1, lines_of(text).size());
-  double baseline = ts.ascent;
-  for (const std::string& line : lines_of(text)) {
-    cairo_move_to(cr, 0, baseline);
-    cairo_show_text(cr, line.c_str());
-    baseline += line_h;
+  const std::vector<std::string> lines = lines_of(text);
+  const double line_h = ts.height / double(lines.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    cairo_move_to(cr, 0, ts.ascent + double(i) * line_h);
+    cairo_show_text(cr, lines[i].c_str());
   }
   cairo_restore(cr);
   impl_->done("drawing text");
