@@ -190,6 +190,9 @@ TEST_CASE("nn: summary of a custom module and its errors") {
   CHECK(nn::format_thousands(1000) == "1,000");
   CHECK(nn::format_thousands(339425) == "339,425");
   CHECK(nn::format_thousands(1234567) == "1,234,567");
+  CHECK(nn::format_thousands(-5) == "-5");  // fmt 9.1's group_digits alone would print 2^64 - 5
+  CHECK(nn::format_thousands(-1234567) == "-1,234,567");
+  CHECK(nn::format_thousands(INT64_MIN) == "-9,223,372,036,854,775,808");
   CHECK_THROWS_WITH_AS(net.summary({2, 5}),
                        "Net.summary: forward on zeros([2, 5]) failed: Linear(in_features=4, out_features=3): expected "
                        "input [..., 4], got [2, 5]",
