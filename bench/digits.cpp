@@ -63,11 +63,12 @@ void classify_miss(const TruthBox& t, const std::vector<DigitBox>& found, Score&
 
 /// Finds (and classifies, when `model` is set) the digits of one page and scores them.
 Score score_page(const data::Image& page, const std::vector<TruthBox>& truth, const Classifier* model,
-                 FindOptions find) {
+                 FindOptions find, bool verify) {
   Score s;
   find.deskew = model && model->deskew;
   auto t0 = std::chrono::steady_clock::now();
-  const std::vector<DigitBox> found = find_digits(page, find);
+  const std::vector<DigitBox> found =
+      model && verify ? find_digits_verified(page, classify_fn(*model), find) : find_digits(page, find);
   s.find_s = seconds_since(t0);
   std::vector<int64_t> labels;
   if (model && !found.empty()) {
@@ -122,6 +123,7 @@ int main(int argc, char** argv) {
         ("touching", po::value(&touching), "override HandwritingOptions::touching (calibration)")
         ("min-space", po::value(&min_space), "override HandwritingOptions::min_space (calibration)")
         ("no-split", "do not split merged neighbours (FindOptions::split_width = 0)")
+        ("no-verify", "with --model: split by the width rule only (find_digits, not find_digits_verified)")
         ("no-merge", "do not merge fragments (FindOptions::merge_* off)");
     std::set<std::string> given;
     if (!parse_flags(argc, argv, desc, "usage: bench/digits [options]  — digits found and read on test pages", &given))
@@ -169,7 +171,8 @@ int main(int argc, char** argv) {
         }
         for (size_t i = 0; i < pages.size(); ++i) {
           if (!save.empty()) data::save_png(pages[i].second, save + "/" + pages[i].first + ".png");
-          const Score s = score_page(pages[i].second, truths[i], model ? &*model : nullptr, find);
+          const Score s = score_page(pages[i].second, truths[i], model ? &*model : nullptr, find,
+                                     !given.count("no-verify"));
           print_row(pages[i].first, s, model.has_value());
           total.add(s);
         }

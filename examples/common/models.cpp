@@ -165,4 +165,17 @@ Classifier load_classifier(const std::string& path) {
   return c;
 }
 
+vision::ClassifyFn classify_fn(const Classifier& model) {
+  return [net = model.net](const Tensor& batch) {
+    std::vector<std::pair<int64_t, float>> out;
+    if (batch.size(0) == 0) return out;
+    NoGradGuard no_grad;
+    const Tensor probs = softmax((*net)(batch), 1);
+    const std::vector<int64_t> labels = argmax(probs, 1).to_vector<int64_t>();
+    const std::vector<float> conf = max(probs, 1).to_vector<float>();
+    for (size_t i = 0; i < labels.size(); ++i) out.emplace_back(labels[i], conf[i]);
+    return out;
+  };
+}
+
 }  // namespace tape::examples

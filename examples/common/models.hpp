@@ -8,6 +8,8 @@
 
 #include <tape/tape.hpp>
 
+#include "tape_vision/digits.hpp"
+
 namespace tape::examples {
 
 // Note: limits. A spec can come from a checkpoint file, so it is validated
@@ -50,6 +52,9 @@ struct Classifier {
   bool deskew = false;
 };
 Classifier load_classifier(const std::string& path);
+/// The classifier as find_digits_verified() calls it: label and max-softmax
+/// probability per crop (no graph; one forward pass per call).
+vision::ClassifyFn classify_fn(const Classifier& model);
 
 /// "370,115,50" → {370, 115, 50}; throws on empty, zero or non-numeric parts.
 std::vector<int64_t> parse_sizes(const std::string& s);

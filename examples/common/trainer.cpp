@@ -1,5 +1,6 @@
 #include "trainer.hpp"
 
+#include <tape_vision/digit_page.hpp>
 #include <tape_vision/digits.hpp>
 #include <tape_vision/plot.hpp>
 
@@ -36,7 +37,9 @@ void add_training_flags(po::options_description& desc, TrainConfig& c) {
       ("resume", po::value(&c.resume), "continue from this checkpoint")
       ("quiet", po::bool_switch(&c.quiet), "print only the final accuracy")
       ("augment", po::bool_switch(&c.augment), "random rotation, scale, shear, shift and stroke weight per image")
-      ("deskew", po::bool_switch(&c.deskew), "deskew train and test images by their moments (recorded in the checkpoint)");
+      ("deskew", po::bool_switch(&c.deskew), "deskew train and test images by their moments (recorded in the checkpoint)")
+      ("page-crops", po::value(&c.page_crops)->default_value(c.page_crops),
+       "add N crops of train digits read off generated handwriting sheets (docs/digits.md)");
 }
 
 void validate(const TrainConfig& c) {
@@ -48,6 +51,8 @@ void validate(const TrainConfig& c) {
   TAPE_CHECK(c.schedule == "none" || c.schedule == "step" || c.schedule == "cosine", "unknown --schedule '",
              c.schedule, "' (expected none, step or cosine)");
   TAPE_CHECK(c.weight_decay >= 0, "--weight-decay must be >= 0, got ", c.weight_decay);
+  TAPE_CHECK(c.page_crops >= 0 && c.page_crops <= 1'000'000, "--page-crops must be in [0, 1000000], got ",
+             c.page_crops);
   TAPE_CHECK(c.limit_train >= 0, "--limit-train must be >= 0, got ", c.limit_train);
   TAPE_CHECK(c.threads >= 0 && c.threads <= 1024, "--threads must be in [0, 1024], got ", c.threads);
 }
@@ -208,6 +213,8 @@ void store_settings(const TrainConfig& c, CheckpointMeta& meta) {
   meta.strings["run.seed"] = cat(c.seed);
   meta.strings["run.limit-train"] = cat(c.limit_train);
   meta.strings["run.augment"] = c.augment ? "1" : "0";
+  meta.strings["run.page-crops"] = cat(c.page_crops);
+  if (c.page_crops > 0) meta.strings["input.page-crops"] = cat(c.page_crops);
   if (c.deskew) meta.strings[kDeskewMetaKey] = "1";  // readers must deskew too (load_classifier)
 }
 
@@ -278,6 +285,35 @@ class ResumeMerge {
 
 }  // namespace
 
+data::Dataset page_crops(const data::Dataset& train, int64_t n, uint64_t seed, bool quiet) {
+  std::vector<float> px;
+  std::vector<int64_t> labels;
+  for (int page = 0; int64_t(labels.size()) < n && page < 10000; ++page) {
+    // Scan, photo and the dense stress sheet in turn: clean crops, noisy crops and
+    // crops carrying a sliver of a neighbour or cut by the splitter.
+    vision::HandwritingOptions ho = page % 3 == 2 ? vision::HandwritingOptions::dense() : vision::HandwritingOptions{};
+    ho.photo = page % 3 == 1;
+    ho.seed = 0x9E3779B97F4A7C15ull * (seed + 1) + uint64_t(page) * 7919 + 17;
+    ho.count = int(std::clamp<int64_t>(n - int64_t(labels.size()) + 50, 50, 2500));
+    std::vector<vision::TruthBox> truth;
+    const data::Image img = vision::make_handwriting_page(train, ho, &truth);
+    const std::vector<vision::DigitBox> found = vision::find_digits(img);
+    const std::vector<int> match = vision::match_boxes(truth, found, 0.5f);
+    for (size_t i = 0; i < truth.size() && int64_t(labels.size()) < n; ++i) {
+      if (match[i] < 0) continue;
+      const std::vector<float>& p = found[size_t(match[i])].pixels;
+      px.insert(px.end(), p.begin(), p.end());
+      labels.push_back(truth[i].label);
+    }
+    if (!quiet) std::printf("page crops: %zu of %lld\r", labels.size(), (long long)n), std::fflush(stdout);
+  }
+  const int64_t k = int64_t(labels.size());
+  data::Dataset out{Tensor::empty({k, 1, 28, 28}), Tensor::empty({k}, Dtype::Int64)};
+  std::copy(px.begin(), px.end(), out.images.data<float>());
+  std::copy(labels.begin(), labels.end(), out.labels.data<int64_t>());
+  return out;
+}
+
 TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
   TrainConfig c = cfg;
   ModelSpec spec = spec_in;
@@ -297,6 +333,7 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
     merge->setting("batch-size", c.batch_size, true);
     merge->setting("seed", c.seed, true);
     merge->setting("limit-train", c.limit_train, true);
+    merge->setting("page-crops", c.page_crops, false);
     merge->setting("optimizer", c.optimizer, false);
     merge->setting("schedule", c.schedule, true);
     validate(c);
@@ -305,6 +342,21 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
   data::Dataset train = data::load_mnist(c.data_dir, "train");
   data::Dataset test = data::load_mnist(c.data_dir, "test");
   if (c.limit_train > 0 && c.limit_train < train.size()) train = train.subset(0, c.limit_train);
+  if (c.page_crops > 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const data::Dataset crops = page_crops(train, c.page_crops, c.seed, c.quiet);
+    const int64_t n0 = train.size(), n1 = crops.size(), px = 28 * 28;
+    data::Dataset both{Tensor::empty({n0 + n1, 1, 28, 28}), Tensor::empty({n0 + n1}, Dtype::Int64)};
+    const Tensor xi = train.images.contiguous(), yi = train.labels.contiguous();
+    std::copy(xi.data<float>(), xi.data<float>() + n0 * px, both.images.data<float>());
+    std::copy(crops.images.data<float>(), crops.images.data<float>() + n1 * px, both.images.data<float>() + n0 * px);
+    std::copy(yi.data<int64_t>(), yi.data<int64_t>() + n0, both.labels.data<int64_t>());
+    std::copy(crops.labels.data<int64_t>(), crops.labels.data<int64_t>() + n1, both.labels.data<int64_t>() + n0);
+    train = both;
+    if (!c.quiet)
+      std::printf("added %lld page crops in %.1fs\n", (long long)n1,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   if (c.deskew) test.images = deskewed(test.images);  // training batches are deskewed after augmenting
   Generator augment_rng(c.seed + 1);
 

@@ -24,6 +24,9 @@ struct TrainConfig {
   int64_t limit_train = 0;         ///< use only the first N training images (0 = all)
   bool augment = false;            ///< random affine and stroke weight per training image (augment_batch)
   bool deskew = false;             ///< deskew every image by its moments (tape::vision::deskew_digit)
+  /// Add this many page crops to the training set (page_crops()): MNIST *train* digits
+  /// written on handwriting sheets, found by find_digits and cropped like a page's digits.
+  int64_t page_crops = 0;
   std::string csv, plot, save, resume;
   bool quiet = false;
   /// Flags given on the command line (parse_flags fills it); with --resume, the
@@ -49,6 +52,13 @@ void add_training_flags(po::options_description& desc, TrainConfig& cfg);
 /// with chance 1/4 each, bolder (3×3 grey dilation) or thinner (half-way to a cross
 /// erosion) strokes — the variety of handwriting sheets that MNIST lacks.
 void augment_batch(Tensor& x, Generator& rng);
+
+/// Training data that went through the page pipeline: handwriting sheets (scan, photo
+/// and dense, in turn; HandwritingOptions) written with digits of `train` (never the
+/// test split), read by find_digits (no deskewing; the trainer deskews batches), each
+/// found box matched to a true box (IoU >= 0.5) and its crop labelled with the true
+/// digit. Stops at `n` crops. Pages are seeded from `seed`.
+data::Dataset page_crops(const data::Dataset& train, int64_t n, uint64_t seed, bool quiet = true);
 
 /// Checks the values (one-line tape::Error naming the flag).
 void validate(const TrainConfig& cfg);

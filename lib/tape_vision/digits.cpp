@@ -419,9 +419,20 @@ std::vector<Candidate> split_candidate(const Candidate& c, int pieces, bool colu
 // wide for its own height, since a wide 0 or 2 is still no wider than tall — is
 // cut at the ink minima of its columns into as many pieces as median widths fit
 // in it. Rows are split first, so that each row's digits are then cut by columns.
-std::vector<Candidate> split_merged(const std::vector<Group>& groups, const std::vector<int>& label, int w,
-                                    const FindOptions& opt) {
-  std::vector<Candidate> out;
+//
+// With a classifier (find_digits_verified), a box that is merely somewhat wide gets
+// alternatives — whole, or cut into 2 or 3 pieces — and the classifier picks one.
+
+/// One box after row splitting: the ways to cut it into digits, and the one the
+/// width rule picks.
+struct Choice {
+  std::vector<std::vector<Candidate>> alts;
+  int pick = 0;
+};
+
+std::vector<Choice> split_choices(const std::vector<Group>& groups, const std::vector<int>& label, int w,
+                                  const FindOptions& opt, bool verify) {
+  std::vector<Choice> out;
   std::vector<float> widths, heights;
   for (const Group& g : groups) widths.push_back(float(g.box.w())), heights.push_back(float(g.box.h()));
   const float med_w = median_of(widths), med_h = median_of(heights);
@@ -432,14 +443,21 @@ std::vector<Candidate> split_merged(const std::vector<Group>& groups, const std:
       parts = split_candidate(parts[0], std::max(2, int(std::lround(g.box.h() / med_h))), false, label, w);
     for (const Candidate& p : parts) {
       const Rect& b = p.g.box;
+      Choice ch;
       // A flat box (a bar, a dash) is no row of digits, however wide.
-      if (opt.split_width > 0 && b.w() > opt.split_width * med_w && b.w() > opt.split_aspect * b.h() &&
-          b.h() >= 0.6f * med_h) {
-        for (Candidate& q : split_candidate(p, std::max(2, int(std::lround(b.w() / med_w))), true, label, w))
-          out.push_back(std::move(q));
-      } else {
-        out.push_back(p);
+      const bool tall_enough = b.h() >= 0.6f * med_h;
+      const int rule = opt.split_width > 0 && b.w() > opt.split_width * med_w && b.w() > opt.split_aspect * b.h() &&
+                               tall_enough
+                           ? std::max(2, int(std::lround(b.w() / med_w)))
+                           : 1;
+      const bool ask = verify && opt.split_width > 0 && tall_enough && b.w() > opt.verify_width * med_w &&
+                       b.w() > opt.verify_aspect * b.h();
+      for (int k = 1; k <= std::max(rule, ask ? 3 : 1); ++k) {
+        if (k != rule && (!ask || k > 3 || float(b.w()) / float(k) < 0.3f * med_w)) continue;
+        if (k == rule) ch.pick = int(ch.alts.size());
+        ch.alts.push_back(k == 1 ? std::vector<Candidate>{p} : split_candidate(p, k, true, label, w));
       }
+      out.push_back(std::move(ch));
     }
   }
   return out;
@@ -527,22 +545,89 @@ bool crop_digit(const Candidate& c, const InkMap& map, const std::vector<int>& l
 
 }  // namespace
 
-std::vector<DigitBox> find_digits(const Image& img, const FindOptions& opt) {
-  const InkMap map = compute_ink(img, opt, nullptr);
-  const float t = std::clamp(otsu(map.ink), opt.min_contrast, std::max(opt.min_contrast, 0.5f));
+namespace {
+
+/// The candidates of a page after merging fragments, and the context to crop them.
+struct PageState {
+  InkMap map;
+  float t = 0;
   std::vector<int> label;
-  const std::vector<Component> comps = components(map, t, opt.hysteresis, label);
+  std::vector<Choice> choices;
+};
+
+PageState prepare(const Image& img, const FindOptions& opt, bool verify) {
+  PageState st{compute_ink(img, opt, nullptr), 0.f, {}, {}};
+  st.t = std::clamp(otsu(st.map.ink), opt.min_contrast, std::max(opt.min_contrast, 0.5f));
+  const std::vector<Component> comps = components(st.map, st.t, opt.hysteresis, st.label);
   std::vector<Group> groups = merge_fragments(comps, opt);
   drop_specks(groups, opt);
-  if (groups.empty()) return {};
-  std::vector<Candidate> cands = split_merged(groups, label, map.ink.w, opt);
+  if (!groups.empty()) st.choices = split_choices(groups, st.label, st.map.ink.w, opt, verify);
+  return st;
+}
+
+std::vector<DigitBox> finish(std::vector<Candidate> cands, const PageState& st, const FindOptions& opt) {
   reading_order(cands, opt);
   std::vector<DigitBox> out;
   for (const Candidate& c : cands) {
     DigitBox d;
-    if (crop_digit(c, map, label, t, opt, d)) out.push_back(std::move(d));
+    if (crop_digit(c, st.map, st.label, st.t, opt, d)) out.push_back(std::move(d));
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<DigitBox> find_digits(const Image& img, const FindOptions& opt) {
+  const PageState st = prepare(img, opt, false);
+  std::vector<Candidate> cands;
+  for (const Choice& ch : st.choices)
+    for (const Candidate& c : ch.alts[size_t(ch.pick)]) cands.push_back(c);
+  return finish(std::move(cands), st, opt);
+}
+
+std::vector<DigitBox> find_digits_verified(const Image& img, const ClassifyFn& classify, const FindOptions& opt) {
+  TAPE_CHECK(bool(classify), "find_digits_verified: no classifier");
+  const PageState st = prepare(img, opt, true);
+  // Every piece of every alternative of the ambiguous boxes, classified in one batch.
+  std::vector<DigitBox> crops;
+  std::vector<std::vector<std::vector<int>>> where(st.choices.size());  // choice → alt → crop index (-1: none)
+  for (size_t i = 0; i < st.choices.size(); ++i) {
+    const Choice& ch = st.choices[i];
+    if (ch.alts.size() < 2) continue;
+    where[i].resize(ch.alts.size());
+    for (size_t a = 0; a < ch.alts.size(); ++a)
+      for (const Candidate& c : ch.alts[a]) {
+        DigitBox d;
+        const bool ok = crop_digit(c, st.map, st.label, st.t, opt, d);
+        where[i][a].push_back(ok ? int(crops.size()) : -1);
+        if (ok) crops.push_back(std::move(d));
+      }
+  }
+  std::vector<std::pair<int64_t, float>> verdict;
+  if (!crops.empty()) {
+    verdict = classify(digits_to_batch(crops));
+    TAPE_CHECK(verdict.size() == crops.size(), "find_digits_verified: the classifier returned ", verdict.size(),
+               " answers for ", crops.size(), " digits");
+  }
+  std::vector<Candidate> cands;
+  for (size_t i = 0; i < st.choices.size(); ++i) {
+    const Choice& ch = st.choices[i];
+    size_t best = size_t(ch.pick);
+    if (ch.alts.size() > 1) {
+      // The product of the pieces' confidences: all of them must look like a digit.
+      // The width rule's choice wins ties and small differences.
+      auto score = [&](size_t a) {
+        double lp = a == size_t(ch.pick) ? std::log(double(opt.verify_margin)) : 0.0;
+        for (int j : where[i][a]) lp += j < 0 ? std::log(1e-6) : std::log(std::max(1e-6, double(verdict[size_t(j)].second)));
+        return lp;
+      };
+      double best_s = score(best);
+      for (size_t a = 0; a < ch.alts.size(); ++a)
+        if (const double v = score(a); v > best_s) best_s = v, best = a;
+    }
+    for (const Candidate& c : ch.alts[best]) cands.push_back(c);
+  }
+  return finish(std::move(cands), st, opt);
 }
 
 std::vector<int> profile_cuts(const std::vector<float>& profile, int pieces) {

@@ -3,7 +3,9 @@
 /// crop it and normalise it the way MNIST was made, so a network trained on MNIST
 /// can read it. Also a generator of synthetic test pages made of MNIST test digits.
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tape/core/tensor.hpp"
@@ -77,6 +79,13 @@ struct FindOptions {
   /// 0 = never split.
   float split_width = 1.6f;
   float split_aspect = 1.25f;
+  /// find_digits_verified(): a box wider than verify_width × the median width and
+  /// verify_aspect × its own height is also tried whole and cut into 2 and 3 pieces;
+  /// the classifier's confidence picks one (the width rule's choice needs to be
+  /// beaten by the factor verify_margin).
+  float verify_width = 1.15f;
+  float verify_aspect = 0.9f;
+  float verify_margin = 1.5f;
   /// Deskew each crop by its image moments (deskew_digit) — only for networks
   /// trained on deskewed digits (mnist_lenet5 --deskew records it in the checkpoint).
   bool deskew = false;
@@ -95,6 +104,17 @@ struct DigitBox {
 /// Finds the digits in `img` (any channel count) and returns them in reading order
 /// (rows top to bottom, left to right within a row). No digits → empty vector.
 std::vector<DigitBox> find_digits(const Image& img, const FindOptions& opt = {});
+
+/// A classifier for find_digits_verified(): given a [K, 1, 28, 28] batch of crops (as
+/// digits_to_batch makes them), the label and its probability (max softmax) per crop.
+using ClassifyFn = std::function<std::vector<std::pair<int64_t, float>>(const Tensor& batch)>;
+
+/// find_digits() with classifier-verified splitting of merged neighbours: each wide
+/// box (FindOptions::verify_*) is tried whole and cut into 2 and 3 pieces, and the
+/// cut whose pieces the classifier is surest of (product of their max-softmax
+/// probabilities) is kept. One classifier call per page.
+std::vector<DigitBox> find_digits_verified(const Image& img, const ClassifyFn& classify,
+                                           const FindOptions& opt = {});
 
 /// The background-normalised ink map find_digits() thresholds: 1 channel,
 /// 0 = background, 255 = full-contrast ink. `decided` receives the polarity used.
