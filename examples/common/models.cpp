@@ -60,8 +60,16 @@ ModelSpec ModelSpec::lenet5() {
   return s;
 }
 
+ModelSpec ModelSpec::lenet5_wide() {
+  ModelSpec s;
+  s.kind = "lenet5-wide";
+  s.hidden = {128};
+  s.activation = "relu";
+  return s;
+}
+
 std::string ModelSpec::to_string() const {
-  if (kind == "lenet5") return "lenet5";
+  if (kind == "lenet5" || kind == "lenet5-wide") return kind;
   std::ostringstream os;
   os << "mlp:784";
   for (int64_t h : hidden) os << '-' << h;
@@ -71,6 +79,7 @@ std::string ModelSpec::to_string() const {
 
 int64_t ModelSpec::parameter_count() const {
   if (kind == "lenet5") return 44426;
+  if (kind == "lenet5-wide") return 80202;
   int64_t total = 0, in = 784;
   for (int64_t out : hidden) {
     total += (in + 1) * out;  // validate() keeps every size <= kMaxLayerSize: no overflow
@@ -80,8 +89,8 @@ int64_t ModelSpec::parameter_count() const {
 }
 
 void ModelSpec::validate() const {
-  if (kind == "lenet5") return;
-  TAPE_CHECK(kind == "mlp", "unknown model kind '", shown(kind), "' (expected mlp or lenet5)");
+  if (kind == "lenet5" || kind == "lenet5-wide") return;
+  TAPE_CHECK(kind == "mlp", "unknown model kind '", shown(kind), "' (expected mlp, lenet5 or lenet5-wide)");
   TAPE_CHECK(hidden.size() <= size_t(kMaxHiddenLayers), "model: ", hidden.size(), " hidden layers, more than the limit of ",
              kMaxHiddenLayers);
   for (size_t i = 0; i < hidden.size(); ++i)
@@ -96,6 +105,7 @@ void ModelSpec::validate() const {
 
 ModelSpec ModelSpec::parse(const std::string& s) {
   if (s == "lenet5") return lenet5();
+  if (s == "lenet5-wide") return lenet5_wide();
   TAPE_CHECK(s.size() <= kMaxSpecLength, "model spec '", shown(s), "' is longer than ", kMaxSpecLength,
              " characters");
   // mlp:784-H1-...-10:act:dropout=P
@@ -138,6 +148,20 @@ std::shared_ptr<nn::Sequential> build_model(const ModelSpec& spec) {
     net->push_back("fc2", std::make_shared<nn::Linear>(120, 84));
     net->push_back("tanh2", std::make_shared<nn::Tanh>());
     net->push_back("fc3", std::make_shared<nn::Linear>(84, 10));
+    return net;
+  }
+  if (spec.kind == "lenet5-wide") {
+    // conv 16@5×5 + ReLU → pool → conv 32@5×5 + ReLU → pool → 512 → 128 ReLU → 10 (80 202 parameters)
+    net->push_back("conv1", std::make_shared<nn::Conv2d>(1, 16, 5));
+    net->push_back("relu1", std::make_shared<nn::ReLU>());
+    net->push_back("pool1", std::make_shared<nn::MaxPool2d>(2, 2));
+    net->push_back("conv2", std::make_shared<nn::Conv2d>(16, 32, 5));
+    net->push_back("relu2", std::make_shared<nn::ReLU>());
+    net->push_back("pool2", std::make_shared<nn::MaxPool2d>(2, 2));
+    net->push_back("flatten", std::make_shared<nn::Flatten>());
+    net->push_back("fc1", std::make_shared<nn::Linear>(512, 128));
+    net->push_back("relu3", std::make_shared<nn::ReLU>());
+    net->push_back("fc2", std::make_shared<nn::Linear>(128, 10));
     return net;
   }
   spec.validate();

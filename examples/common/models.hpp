@@ -22,7 +22,7 @@ inline constexpr int64_t kMaxModelParameters = 1'000'000'000;
 inline constexpr size_t kMaxSpecLength = 4096;
 
 struct ModelSpec {
-  std::string kind = "mlp";            ///< "mlp" or "lenet5"
+  std::string kind = "mlp";            ///< "mlp", "lenet5" or "lenet5-wide"
   std::vector<int64_t> hidden{50};     ///< mlp hidden sizes
   std::string activation = "relu";     ///< relu|tanh|leaky_relu|elu|selu|sigmoid (mlp)
   float dropout = 0.f;                 ///< after each hidden activation (mlp)
@@ -34,6 +34,8 @@ struct ModelSpec {
   /// Weights and biases the network will have (valid specs only; see validate()).
   int64_t parameter_count() const;
   static ModelSpec lenet5();
+  /// A wider LeNet (16 and 32 filters, 128 ReLU units; 80 202 parameters) for page digits.
+  static ModelSpec lenet5_wide();
 };
 
 /// The activation module called `name`; throws naming the unknown name.
