@@ -51,7 +51,9 @@ count "$log"
 echo "== build (address + undefined sanitizers)"
 if tape_build build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false; then
   echo "== tests (sanitizers; the slow training tests are left to the release run)"
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  # tests/lsan.supp: fontconfig's caches (kept for the process's life; cairo holds references into them)
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     ./build-asan/tests/tape_tests --no-version --test-suite-exclude=slow 2>&1 | tee "$log" | grep -vE '^\[doctest\]|^tests:'
   count "$log"
   if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
