@@ -56,7 +56,7 @@ void write_truth(const std::string& path, const std::string& data_dir, const std
     nlohmann::ordered_json page;
     page["file"] = pg.file;
     page["mode"] = pg.mode;
-    page["seed"] = pg.mode == "scan" || pg.mode == "photo" ? pg.sheet.seed : pg.opt.seed;
+    page["seed"] = pg.mode == "scan" || pg.mode == "photo" || pg.mode == "dense" ? pg.sheet.seed : pg.opt.seed;
     page["width"] = pg.width;
     page["height"] = pg.height;
     page["digits"] = nlohmann::ordered_json::array();
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
         ("count", po::value(&count), "digits per page (default 40; 2500 for scan/photo sheets)")
         ("seed", po::value(&seed)->default_value(seed), "random seed (same seed, same page)")
         ("mode", po::value(&mode)->default_value(mode),
-         "dark-on-light | light-on-dark | both (generated pages); scan | photo | sheets (handwriting sheets)")
+         "dark-on-light | light-on-dark | both (generated pages); scan | photo | dense | sheets (handwriting sheets)")
         ("min-height", po::value(&min_height), "smallest digit height in pixels (default 28; 24 for sheets)")
         ("max-height", po::value(&max_height), "largest digit height in pixels (default 90; 40 for sheets)")
         ("gradient", po::value(&gradient)->default_value(gradient, "0.55"), "lighting fall-off across the page, in [0, 1) (generated pages)")
@@ -99,13 +99,14 @@ int main(int argc, char** argv) {
         "Handwriting sheets (docs/digits.md): thousands of digits in rows of numbers, some\n"
         "touching, slanted, blurred, on textured paper; scan is evenly lit, photo has\n"
         "uneven light, a shadow, low contrast, noise and JPEG-like blocks; --mode sheets\n"
-        "writes <out stem>-scan.png and <out stem>-photo.png (seed+1). One JSON lists every page.";
+        "writes <out stem>-scan.png and <out stem>-photo.png (seed+1); dense is the stress\n"
+        "sheet, a scan with 18 % of the digits touching a neighbour. One JSON lists every page.";
     std::set<std::string> given;
     if (!parse_flags(argc, argv, desc, usage, &given)) return 0;
     TAPE_CHECK(mode == "dark-on-light" || mode == "light-on-dark" || mode == "both" || mode == "scan" ||
-                   mode == "photo" || mode == "sheets",
-               "--mode must be dark-on-light, light-on-dark, both, scan, photo or sheets, got '", mode, "'");
-    const bool sheets = mode == "scan" || mode == "photo" || mode == "sheets";
+                   mode == "photo" || mode == "dense" || mode == "sheets",
+               "--mode must be dark-on-light, light-on-dark, both, scan, photo, dense or sheets, got '", mode, "'");
+    const bool sheets = mode == "scan" || mode == "photo" || mode == "dense" || mode == "sheets";
     if (!given.count("count")) count = sheets ? HandwritingOptions{}.count : PageOptions{}.count;
     if (!given.count("min-height")) min_height = sheets ? HandwritingOptions{}.min_height : PageOptions{}.min_height;
     if (!given.count("max-height")) max_height = sheets ? HandwritingOptions{}.max_height : PageOptions{}.max_height;
@@ -135,6 +136,10 @@ int main(int argc, char** argv) {
       p.opt.gradient = gradient;
       p.opt.noise = noise;
       p.opt.polarity = p.mode == "light-on-dark" ? Polarity::LightOnDark : Polarity::DarkOnLight;
+      if (p.mode == "dense") {  // the stress sheet: 18 % of the digits touch a neighbour
+        const HandwritingOptions dense = HandwritingOptions::dense();
+        p.sheet.touching = dense.touching, p.sheet.min_space = dense.min_space, p.sheet.max_space = dense.max_space;
+      }
       p.sheet.photo = p.mode == "photo";
       pages.push_back(std::move(p));
     }

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   return run_program("digits", [&] {
     std::string model_path, image_path, out_path, json_path, polarity = "auto";
     int threads = 0;
+    bool no_verify = false;
     po::options_description desc("digits options");
     desc.add_options()("help", "show this help")
         ("model", po::value(&model_path)->required(), "checkpoint from mnist_mlp or mnist_lenet5 (--save)")
@@ -26,7 +27,8 @@ int main(int argc, char** argv) {
         ("out", po::value(&out_path), "write the image with boxes and labels here (PNG)")
         ("json", po::value(&json_path), "write the digits as a JSON list here")
         ("polarity", po::value(&polarity)->default_value(polarity), "auto | dark-on-light | light-on-dark")
-        ("threads", po::value(&threads)->default_value(threads), "threads (0 = default)");
+        ("threads", po::value(&threads)->default_value(threads), "threads (0 = default)")
+        ("no-verify", po::bool_switch(&no_verify), "split merged neighbours by width alone (the network does not check the cuts)");
     if (!parse_flags(argc, argv, desc,
                      "usage: digits --model FILE --image IN [--out annotated.png] [--json boxes.json]\n"
                      "prints one line per digit, in reading order: x y w h label confidence"))
@@ -45,7 +47,9 @@ int main(int argc, char** argv) {
     find.deskew = model.deskew;
 
     data::Image img = data::load_image(image_path);
-    std::vector<vision::DigitBox> digits = vision::find_digits(img, find);
+    // The network checks how wide boxes are cut (whole, 2 or 3 digits) unless --no-verify.
+    std::vector<vision::DigitBox> digits =
+        no_verify ? vision::find_digits(img, find) : vision::find_digits_verified(img, classify_fn(model), find);
     std::vector<int64_t> labels;
     std::vector<float> conf;
     if (!digits.empty()) {
