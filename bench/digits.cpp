@@ -74,7 +74,7 @@ Score score_page(const data::Image& page, const std::vector<TruthBox>& truth, co
   if (model && !found.empty()) {
     t0 = std::chrono::steady_clock::now();
     NoGradGuard no_grad;
-    labels = argmax((*model->net)(digits_to_batch(found)), 1).to_vector<int64_t>();
+    labels = argmax(model->probs(digits_to_batch(found)), 1).to_vector<int64_t>();
     s.classify_s = seconds_since(t0);
   }
   const std::vector<int> match = match_boxes(truth, found, 0.5f);
@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
     po::options_description desc("bench/digits options");
     desc.add_options()("help", "show this help")
         ("data", po::value(&data_dir)->default_value(data_dir), "MNIST directory")
-        ("model", po::value(&model_path), "checkpoint to read the digits with (else: finding only)")
+        ("model", po::value(&model_path), "checkpoint to read the digits with (else: finding only); a,b,...: an ensemble")
         ("seeds", po::value(&seeds_text)->default_value(seeds_text), "page seeds, comma-separated")
         ("pages", po::value(&pages_text)->default_value(pages_text), "scan, photo, dense (the stress sheet), generated (comma-separated)")
         ("count", po::value(&count)->default_value(count), "digits per handwriting sheet")

@@ -178,7 +178,8 @@ std::shared_ptr<nn::Sequential> build_model(const ModelSpec& spec) {
   return net;
 }
 
-Classifier load_classifier(const std::string& path) {
+namespace {
+Classifier load_one(const std::string& path) {
   const CheckpointMeta meta = read_checkpoint_meta(path);
   Classifier c;
   c.net = build_model(ModelSpec::parse(meta.model_spec));
@@ -188,13 +189,40 @@ Classifier load_classifier(const std::string& path) {
   c.deskew = it != meta.strings.end() && it->second == "1";
   return c;
 }
+}  // namespace
+
+Classifier load_classifier(const std::string& path) {
+  if (path.find(',') == std::string::npos) return load_one(path);
+  Classifier c;
+  std::stringstream ss(path);
+  for (std::string p; std::getline(ss, p, ',');) {
+    TAPE_CHECK(!p.empty(), "load_classifier: empty checkpoint name in '", path, "'");
+    Classifier one = load_one(p);
+    if (!c.net) {
+      c = std::move(one);
+      continue;
+    }
+    TAPE_CHECK(one.deskew == c.deskew, "load_classifier: '", p, "' and the first checkpoint disagree on ",
+               kDeskewMetaKey);
+    c.more.push_back(one.net);
+  }
+  return c;
+}
+
+Tensor Classifier::probs(const Tensor& batch) const {
+  NoGradGuard no_grad;
+  Tensor p = softmax((*net)(batch), 1);
+  if (more.empty()) return p;
+  for (const auto& m : more) p = p + softmax((*m)(batch), 1);
+  return p * (1.f / float(1 + more.size()));
+}
 
 vision::ClassifyFn classify_fn(const Classifier& model) {
-  return [net = model.net](const Tensor& batch) {
+  return [model](const Tensor& batch) {
     std::vector<std::pair<int64_t, float>> out;
     if (batch.size(0) == 0) return out;
     NoGradGuard no_grad;
-    const Tensor probs = softmax((*net)(batch), 1);
+    const Tensor probs = model.probs(batch);
     const std::vector<int64_t> labels = argmax(probs, 1).to_vector<int64_t>();
     const std::vector<float> conf = max(probs, 1).to_vector<float>();
     for (size_t i = 0; i < labels.size(); ++i) out.emplace_back(labels[i], conf[i]);

@@ -52,7 +52,13 @@ inline constexpr const char* kDeskewMetaKey = "input.deskew";
 struct Classifier {
   std::shared_ptr<nn::Sequential> net;
   bool deskew = false;
+  /// More networks of an ensemble (load_classifier("a.ckpt,b.ckpt")); probs() averages.
+  std::vector<std::shared_ptr<nn::Sequential>> more;
+  /// Class probabilities [K, 10] of a batch (softmax, averaged over the ensemble; no graph).
+  Tensor probs(const Tensor& batch) const;
 };
+/// One checkpoint, or several separated by commas: an ensemble whose probabilities
+/// are averaged (all must agree on input.deskew).
 Classifier load_classifier(const std::string& path);
 /// The classifier as find_digits_verified() calls it: label and max-softmax
 /// probability per crop (no graph; one forward pass per call).

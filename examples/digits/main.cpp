@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
     bool no_verify = false;
     po::options_description desc("digits options");
     desc.add_options()("help", "show this help")
-        ("model", po::value(&model_path)->required(), "checkpoint from mnist_mlp or mnist_lenet5 (--save)")
+        ("model", po::value(&model_path)->required(), "checkpoint from mnist_mlp or mnist_lenet5 (--save); a,b,...: an ensemble (probabilities averaged)")
         ("image", po::value(&image_path)->required(), "PNG, JPEG or BMP to read digits from")
         ("out", po::value(&out_path), "write the image with boxes and labels here (PNG)")
         ("json", po::value(&json_path), "write the digits as a JSON list here")
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
     std::vector<float> conf;
     if (!digits.empty()) {
       NoGradGuard no_grad;
-      Tensor probs = softmax((*model.net)(vision::digits_to_batch(digits)), 1);  // all digits in one batch
+      Tensor probs = model.probs(vision::digits_to_batch(digits));  // all digits in one batch
       labels = argmax(probs, 1).to_vector<int64_t>();
       Tensor best = max(probs, 1);
       conf = best.to_vector<float>();
