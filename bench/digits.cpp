@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
   return run_program("bench/digits", [&] {
     std::string data_dir = "data/mnist", model_path, seeds_text = "1,2,3", pages_text = "scan,photo,dense,generated", save;
     int count = HandwritingOptions{}.count;
-    float touching = -1, min_space = -1;
+    float touching = -1, min_space = -1, verify_margin = FindOptions{}.verify_margin;
     po::options_description desc("bench/digits options");
     desc.add_options()("help", "show this help")
         ("data", po::value(&data_dir)->default_value(data_dir), "MNIST directory")
@@ -124,6 +124,8 @@ int main(int argc, char** argv) {
         ("min-space", po::value(&min_space), "override HandwritingOptions::min_space (calibration)")
         ("no-split", "do not split merged neighbours (FindOptions::split_width = 0)")
         ("no-verify", "with --model: split by the width rule only (find_digits, not find_digits_verified)")
+        ("verify-margin", po::value(&verify_margin)->default_value(verify_margin, "1"),
+         "FindOptions::verify_margin: how much surer the classifier must be to overrule the width rule")
         ("no-merge", "do not merge fragments (FindOptions::merge_* off)");
     std::set<std::string> given;
     if (!parse_flags(argc, argv, desc, "usage: bench/digits [options]  — digits found and read on test pages", &given))
@@ -138,6 +140,7 @@ int main(int argc, char** argv) {
     }
     FindOptions find;
     if (given.count("no-split")) find.split_width = 0;
+    find.verify_margin = verify_margin;
     if (given.count("no-merge")) find.merge_box_overlap = 2.f, find.merge_touch_gap = find.merge_gap = -1.f;
     const data::Dataset test = data::load_mnist(data_dir, "test");
     std::optional<Classifier> model;

@@ -450,9 +450,9 @@ std::vector<Choice> split_choices(const std::vector<Group>& groups, const std::v
                                tall_enough
                            ? std::max(2, int(std::lround(b.w() / med_w)))
                            : 1;
-      // Only boxes of a digit's height are asked about: a much taller box is a bigger
-      // digit (pages of mixed sizes), not a row of median ones.
-      const bool ask = verify && opt.split_width > 0 && tall_enough && b.h() <= 1.4f * med_h &&
+      // Only boxes of a digit's height are asked about: a taller box is a bigger digit
+      // (pages of mixed sizes), not a row of median ones.
+      const bool ask = verify && opt.split_width > 0 && tall_enough && b.h() <= 1.25f * med_h &&
                        b.w() > opt.verify_width * med_w && b.w() > opt.verify_aspect * b.h();
       for (int k = 1; k <= std::max(rule, ask ? 3 : 1); ++k) {
         if (k != rule && (!ask || k > 3 || float(b.w()) / float(k) < 0.3f * med_w)) continue;

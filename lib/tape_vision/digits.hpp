@@ -79,13 +79,14 @@ struct FindOptions {
   /// 0 = never split.
   float split_width = 1.6f;
   float split_aspect = 1.25f;
-  /// find_digits_verified(): a box wider than verify_width × the median width and
-  /// verify_aspect × its own height is also tried whole and cut into 2 and 3 pieces;
-  /// the classifier's confidence picks one (the width rule's choice needs to be
-  /// beaten by the factor verify_margin).
+  /// find_digits_verified(): a box of a digit's height (0.6–1.25 median heights)
+  /// wider than verify_width × the median width and verify_aspect × its own height is
+  /// also tried whole and cut into 2 and 3 pieces; the classifier's confidence picks
+  /// one (another choice than the width rule's must beat it by the factor
+  /// verify_margin; 1 = the classifier decides, ties go to the rule).
   float verify_width = 1.15f;
   float verify_aspect = 0.9f;
-  float verify_margin = 1.5f;
+  float verify_margin = 1.f;
   /// Deskew each crop by its image moments (deskew_digit) — only for networks
   /// trained on deskewed digits (mnist_lenet5 --deskew records it in the checkpoint).
   bool deskew = false;
