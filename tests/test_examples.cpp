@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <tape/tape.hpp>
 #include <tape_vision/annotate.hpp>
 #include <tape_vision/digit_page.hpp>
@@ -122,8 +123,12 @@ TEST_CASE("examples: LeNet-5 reads >= 95% of the digits on a generated page" * d
     std::vector<vision::TruthBox> truth;
     data::save_png(vision::make_digit_page(test, po, &truth), d + "/page.png");
     Run r = run(kBuild + "/examples/digits --model " + d + "/lenet5.ckpt --image " + d + "/page.png --out " + d +
-                "/annotated.png");
+                "/annotated.png --json " + d + "/digits.json");
     REQUIRE(r.code == 0);
+    // --json holds the same digits as stdout, in the same order
+    std::ifstream js_in(d + "/digits.json");
+    const nlohmann::json js = nlohmann::json::parse(js_in);
+    REQUIRE(js.is_array());
     // parse "x y w h label confidence" lines and match them to the truth boxes
     std::vector<vision::DigitBox> found;
     std::vector<int64_t> labels;
@@ -137,6 +142,12 @@ TEST_CASE("examples: LeNet-5 reads >= 95% of the digits on a generated page" * d
         labels.push_back(label);
       }
     }
+    REQUIRE(js.size() == found.size());
+    for (size_t i = 0; i < found.size(); ++i) {
+      CHECK(js[i].at("x").get<int>() == found[i].x);
+      CHECK(js[i].at("w").get<int>() == found[i].w);
+      CHECK(js[i].at("label").get<int64_t>() == labels[i]);
+    }
     std::vector<int> match = vision::match_boxes(truth, found);
     for (size_t i = 0; i < truth.size(); ++i) {
       ++total;
@@ -146,5 +157,25 @@ TEST_CASE("examples: LeNet-5 reads >= 95% of the digits on a generated page" * d
   }
   MESSAGE("digits found and classified: " << right << "/" << total);
   CHECK(double(right) / total >= 0.95);
+  fs::remove_all(d);
+}
+
+TEST_CASE("examples: tape-digit-page writes valid JSON whatever the path holds" *
+          doctest::skip(!tape_test::mnist_available())) {
+  // The old hand-written escaper let control characters through: a data directory
+  // whose name holds a tab and a \x01 gave a file no JSON parser accepts.
+  const std::string d = tmp_dir("json");
+  const std::string odd = d + "/mn\t\x01ist";
+  fs::create_directory_symlink(fs::absolute(kMnist), odd);
+  Run r = run(kBuild + "/tools/tape-digit-page --mode dark-on-light --count 5 --data '" + odd + "' --out " + d +
+              "/page.png");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  std::ifstream in(d + "/page.json");  // next to --out by default
+  REQUIRE(in);
+  const nlohmann::json js = nlohmann::json::parse(in);  // throws on invalid JSON
+  CHECK(js.at("source").get<std::string>().find(odd) == 0);
+  REQUIRE(js.at("pages").size() == 1);
+  CHECK(js["pages"][0].at("digits").size() == 5);
   fs::remove_all(d);
 }
