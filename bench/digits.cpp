@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
             po.seed = uint64_t(seed);
             po.polarity = pol;
             truths.emplace_back();
-            pages.emplace_back(cat(kind, "-", polarity_name(pol), "-", seed), make_digit_page(test, po, &truths.back()));
+            pages.emplace_back(str_cat(kind, "-", polarity_name(pol), "-", seed), make_digit_page(test, po, &truths.back()));
           }
         } else {
           HandwritingOptions ho = kind == "dense" ? HandwritingOptions::dense() : HandwritingOptions{};
@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
           if (min_space >= 0) ho.min_space = min_space;
           ho.photo = kind == "photo";
           truths.emplace_back();
-          pages.emplace_back(cat(kind, "-", seed), make_handwriting_page(test, ho, &truths.back()));
+          pages.emplace_back(str_cat(kind, "-", seed), make_handwriting_page(test, ho, &truths.back()));
         }
         for (size_t i = 0; i < pages.size(); ++i) {
           if (!save.empty()) data::save_png(pages[i].second, save + "/" + pages[i].first + ".png");
@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
           total.add(s);
         }
       }
-      print_row(cat("all ", kind), total, model.has_value());
+      print_row(str_cat("all ", kind), total, model.has_value());
     }
     return 0;
   });

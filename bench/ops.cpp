@@ -86,7 +86,7 @@ void dense(int64_t m, int64_t k, int64_t n) {
     y.backward(g);
   });
   double raw = raw_dense(m, k, n);
-  const std::string name = cat("linear ", m, "x", k, "x", n, " fwd+bwd");
+  const std::string name = str_cat("linear ", m, "x", k, "x", n, " fwd+bwd");
   row(name + " (tape)", t * 1e3, "ms");
   row(name + " (raw oneDNN)", raw * 1e3, "ms");
   row(name + " raw/tape", raw / t, "x");
@@ -128,9 +128,9 @@ void conv(const char* name, int64_t n, int64_t c, int64_t hw, int64_t o, int64_t
   Tensor g = ones({n, o, hw - k + 1, hw - k + 1});
   double t = median_seconds([&] { conv2d(x, w, b).backward(g); }, 30, 3);
   double raw = raw_conv(n, c, hw, o, k, need_dx);
-  row(cat(name, " fwd+bwd (tape)"), t * 1e3, "ms");
-  row(cat(name, " fwd+bwd (raw oneDNN, blocked, no reorders)"), raw * 1e3, "ms");
-  row(cat(name, " raw/tape"), raw / t, "x");
+  row(str_cat(name, " fwd+bwd (tape)"), t * 1e3, "ms");
+  row(str_cat(name, " fwd+bwd (raw oneDNN, blocked, no reorders)"), raw * 1e3, "ms");
+  row(str_cat(name, " raw/tape"), raw / t, "x");
 }
 
 void gemm() {

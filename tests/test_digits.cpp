@@ -429,7 +429,7 @@ TEST_CASE("digits: a LeNet-5 trained with augmentation and deskewing reads a han
   // A short training (60 000 images and 1 500 page crops, 3 epochs of batch 64; ~45 s
   // on one core, under a minute), as mnist_lenet5 --augment --deskew --page-crops 1500 --epochs 3
   // --batch-size 64 --lr 0.002; splits verified by the network (find_digits_verified).
-  const fs::path ckpt = fs::temp_directory_path() / cat("tape_digits_", ::getpid(), ".ckpt");
+  const fs::path ckpt = fs::temp_directory_path() / str_cat("tape_digits_", ::getpid(), ".ckpt");
   examples::TrainConfig cfg;
   cfg.data_dir = tape_test::mnist_dir();
   cfg.epochs = 3;

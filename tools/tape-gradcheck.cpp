@@ -19,7 +19,7 @@ using tape::tools::sci;
 
 namespace {
 
-std::string tolerance_str(float atol, float rtol) { return cat("atol ", sci(atol, 0), " rtol ", sci(rtol, 0)); }
+std::string tolerance_str(float atol, float rtol) { return str_cat("atol ", sci(atol, 0), " rtol ", sci(rtol, 0)); }
 
 /// "[4, 5] ([4])": shapes of the sample inputs, those without requires_grad in parentheses.
 std::string input_shapes(const OpInfo& op, uint64_t seed) {
@@ -31,7 +31,7 @@ std::string input_shapes(const OpInfo& op, uint64_t seed) {
       s += "-";
       continue;
     }
-    s += t.requires_grad() ? shape_str(t.shape()) : cat("(", shape_str(t.shape()), ")");
+    s += t.requires_grad() ? shape_str(t.shape()) : str_cat("(", shape_str(t.shape()), ")");
   }
   return s;
 }
@@ -43,7 +43,7 @@ int check_ops(const std::string& only, uint64_t seed) {
     if (!op) {
       std::string names;
       for (const auto& o : op_registry()) names += (names.empty() ? "" : ", ") + o.name;
-      throw Error(cat("--op: unknown op '", only, "' (valid: ", names, ")"));
+      throw Error(str_cat("--op: unknown op '", only, "' (valid: ", names, ")"));
     }
     ops.push_back(op);
   } else {
@@ -115,7 +115,7 @@ int check_model(const std::string& model, int64_t batch, int64_t max_elements, f
     kinks += r.kinks;
     float max_grad = 0.f;  // of the analytic gradient, to compare the errors with
     for (float v : p.grad().to_vector<float>()) max_grad = std::max(max_grad, std::fabs(v));
-    rows.push_back({name, shape_str(p.shape()), cat(r.checked, "/", p.numel()), std::to_string(r.kinks),
+    rows.push_back({name, shape_str(p.shape()), str_cat(r.checked, "/", p.numel()), std::to_string(r.kinks),
                     sci(max_grad), sci(r.max_abs_err), sci(r.max_rel_err), r.ok ? "PASS" : "FAIL"});
     if (!r.ok) failures.push_back(name + ": " + r.message);
   }

@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
       load_checkpoint(model, *net);
       source = "checkpoint " + model + " (" + meta.model_spec + ", epoch " + std::to_string(meta.epoch) + ")";
     } else {
-      throw Error(cat("--model: '", model, "' is neither mlp, deep, lenet5 nor an existing checkpoint file"));
+      throw Error(str_cat("--model: '", model, "' is neither mlp, deep, lenet5 nor an existing checkpoint file"));
     }
 
     Generator g(seed + 1);

@@ -49,7 +49,7 @@ std::shared_ptr<nn::Module> make_activation(const std::string& name) {
   if (name == "leaky_relu") return std::make_shared<nn::LeakyReLU>(0.01f);
   if (name == "elu") return std::make_shared<nn::ELU>(1.f);
   if (name == "selu") return std::make_shared<nn::SELU>();
-  throw Error(cat("unknown activation '", shown(name), "' (expected relu, tanh, sigmoid, leaky_relu, elu or selu)"));
+  throw Error(str_cat("unknown activation '", shown(name), "' (expected relu, tanh, sigmoid, leaky_relu, elu or selu)"));
 }
 
 ModelSpec ModelSpec::lenet5() {
@@ -169,12 +169,12 @@ std::shared_ptr<nn::Sequential> build_model(const ModelSpec& spec) {
   int64_t in = 784;
   for (size_t i = 0; i < spec.hidden.size(); ++i) {
     TAPE_CHECK(spec.hidden[i] > 0, "hidden size ", i + 1, " must be positive, got ", spec.hidden[i]);
-    net->push_back(cat("fc", i + 1), std::make_shared<nn::Linear>(in, spec.hidden[i]));
-    net->push_back(cat("act", i + 1), make_activation(spec.activation));
-    if (spec.dropout > 0.f) net->push_back(cat("drop", i + 1), std::make_shared<nn::Dropout>(spec.dropout));
+    net->push_back(str_cat("fc", i + 1), std::make_shared<nn::Linear>(in, spec.hidden[i]));
+    net->push_back(str_cat("act", i + 1), make_activation(spec.activation));
+    if (spec.dropout > 0.f) net->push_back(str_cat("drop", i + 1), std::make_shared<nn::Dropout>(spec.dropout));
     in = spec.hidden[i];
   }
-  net->push_back(cat("fc", spec.hidden.size() + 1), std::make_shared<nn::Linear>(in, 10));
+  net->push_back(str_cat("fc", spec.hidden.size() + 1), std::make_shared<nn::Linear>(in, 10));
   return net;
 }
 

@@ -25,7 +25,7 @@ void add_training_flags(po::options_description& desc, TrainConfig& c) {
       ("threads", po::value(&c.threads)->default_value(c.threads), "threads for oneDNN and tape (0 = default)")
       ("epochs", po::value(&c.epochs)->default_value(c.epochs), "training epochs")
       ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "minibatch size")
-      ("lr", po::value(&c.lr)->default_value(c.lr, cat(c.lr)), "learning rate")
+      ("lr", po::value(&c.lr)->default_value(c.lr, str_cat(c.lr)), "learning rate")
       ("optimizer", po::value(&c.optimizer)->default_value(c.optimizer), "adam | adamw | sgd")
       ("weight-decay", po::value(&c.weight_decay)->default_value(c.weight_decay), "L2 (adam, sgd) or decoupled (adamw)")
       ("momentum", po::value(&c.momentum)->default_value(c.momentum, "0.9"), "SGD momentum")
@@ -201,20 +201,20 @@ void write_plot(const std::vector<EpochStats>& h, const std::string& path) {
 namespace {
 
 std::string csv_row(const EpochStats& s) {
-  return cat(s.epoch, ',', s.train_loss, ',', s.test_loss, ',', s.test_accuracy, ',', s.seconds, '\n');
+  return str_cat(s.epoch, ',', s.train_loss, ',', s.test_loss, ',', s.test_accuracy, ',', s.seconds, '\n');
 }
 
 /// The run's settings, kept in a checkpoint's meta so --resume can compare them.
 void store_settings(const TrainConfig& c, CheckpointMeta& meta) {
   meta.strings["run.optimizer"] = c.optimizer;
   meta.strings["run.schedule"] = c.schedule;
-  meta.strings["run.epochs"] = cat(c.epochs);
-  meta.strings["run.batch-size"] = cat(c.batch_size);
-  meta.strings["run.seed"] = cat(c.seed);
-  meta.strings["run.limit-train"] = cat(c.limit_train);
+  meta.strings["run.epochs"] = str_cat(c.epochs);
+  meta.strings["run.batch-size"] = str_cat(c.batch_size);
+  meta.strings["run.seed"] = str_cat(c.seed);
+  meta.strings["run.limit-train"] = str_cat(c.limit_train);
   meta.strings["run.augment"] = c.augment ? "1" : "0";
-  meta.strings["run.page-crops"] = cat(c.page_crops);
-  if (c.page_crops > 0) meta.strings["input.page-crops"] = cat(c.page_crops);
+  meta.strings["run.page-crops"] = str_cat(c.page_crops);
+  if (c.page_crops > 0) meta.strings["input.page-crops"] = str_cat(c.page_crops);
   if (c.deskew) meta.strings[kDeskewMetaKey] = "1";  // readers must deskew too (load_classifier)
 }
 
@@ -242,7 +242,7 @@ class ResumeMerge {
   /// whether a different value given on the command line may be applied.
   template <class T>
   void setting(const char* flag, T& value, bool can_change) {
-    auto it = meta_.strings.find(cat("run.", flag));
+    auto it = meta_.strings.find(str_cat("run.", flag));
     if (it == meta_.strings.end()) return;
     const std::string& text = it->second;
     T old{};
@@ -275,7 +275,7 @@ class ResumeMerge {
     }
     TAPE_CHECK(can_change, "--resume: --", flag, " ", value, " differs from the checkpoint's ", old,
                " (it cannot change when resuming)");
-    notes_.push_back(cat("resume: --", flag, " ", value, " (checkpoint had ", old, ")"));
+    notes_.push_back(str_cat("resume: --", flag, " ", value, " (checkpoint had ", old, ")"));
   }
 
   TrainConfig& c_;
@@ -379,7 +379,7 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
     // A crafted file may claim many epochs; history comes only from scalars it holds.
     for (int e = std::max(0, start_epoch - int(meta.scalars.size())); e < start_epoch; ++e) {
       auto get = [&](const char* key) {
-        auto it = meta.scalars.find(cat(key, ".", e + 1));
+        auto it = meta.scalars.find(str_cat(key, ".", e + 1));
         return it == meta.scalars.end() ? double(NAN) : it->second;
       };
       result.history.push_back({e + 1, get("train_loss"), get("test_loss"), get("test_accuracy"), get("seconds"), 0});
@@ -419,7 +419,7 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
       const int64_t n = b.y.numel();
       loss_sum += double(loss.item()) * double(n);
       seen += n;
-      bar.update(++step, cat("loss ", loss.item()));
+      bar.update(++step, str_cat("loss ", loss.item()));
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     bar.clear();
@@ -439,10 +439,10 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
       meta.epoch = e + 1;
       store_settings(c, meta);
       for (const auto& h : result.history) {
-        meta.scalars[cat("train_loss.", h.epoch)] = h.train_loss;
-        meta.scalars[cat("test_loss.", h.epoch)] = h.test_loss;
-        meta.scalars[cat("test_accuracy.", h.epoch)] = h.test_accuracy;
-        meta.scalars[cat("seconds.", h.epoch)] = h.seconds;
+        meta.scalars[str_cat("train_loss.", h.epoch)] = h.train_loss;
+        meta.scalars[str_cat("test_loss.", h.epoch)] = h.test_loss;
+        meta.scalars[str_cat("test_accuracy.", h.epoch)] = h.test_accuracy;
+        meta.scalars[str_cat("seconds.", h.epoch)] = h.seconds;
       }
       save_checkpoint(c.save, *model, opt.get(), meta);
     }

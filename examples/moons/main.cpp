@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
       opt.zero_grad();
       loss.backward();
       opt.step();
-      bar.update(e, cat("loss ", loss.item()));
+      bar.update(e, str_cat("loss ", loss.item()));
       if (e == 1 || e % (epochs / 10 > 0 ? epochs / 10 : 1) == 0) {
         bar.clear();
         std::printf("quiz 7  step %5lld  loss %.4f\n", (long long)e, loss.item());
@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
           [&](const std::vector<float>& xy) {
             return predict(tensor(xy, {int64_t(xy.size() / 2), 2})).to_vector<int64_t>();
           },
-          ds.images, ds.labels, 640, 480, cat(classes, "-class moons: decision regions (accuracy ", 100 * acc, "%)"));
+          ds.images, ds.labels, 640, 480, str_cat(classes, "-class moons: decision regions (accuracy ", 100 * acc, "%)"));
       data::save_png(img, plot);
       std::printf("wrote %s\n", plot.c_str());
     }

@@ -217,7 +217,7 @@ std::string ops_markdown() {
       "when this file is out of date. Every op here is checked against central finite\n"
       "differences by `tape-gradcheck` and by the test suite. `g` is the gradient\n"
       "arriving at the op's output.\n\n";
-  s += cat(ops.size(), " ops in ", groups.size(), " groups.\n\n");
+  s += str_cat(ops.size(), " ops in ", groups.size(), " groups.\n\n");
   s += "| group | op | signature | formula |\n|---|---|---|---|\n";
   for (const auto& gname : groups)
     for (const auto& o : ops)

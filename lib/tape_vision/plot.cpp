@@ -359,7 +359,7 @@ Image plot_decision_regions(const Classifier& classify, const Tensor& points, co
     draw_axes(cv, f, xa, ya, false, texts);
     std::vector<LegendEntry> legend;
     for (int64_t k = 0; k < std::min<int64_t>(num_classes, 10); ++k)
-      legend.push_back({cat("class ", k), palette(k), true});
+      legend.push_back({str_cat("class ", k), palette(k), true});
     draw_legend(cv, f, legend, drawn);
   });
 }

@@ -70,7 +70,7 @@ std::string leaf_name(const Tensor& var, const DotOptions& opt) {
 
 std::string leaf_attrs(const Tensor& var, const Shape& shape, const DotOptions& opt) {
   std::string label = leaf_name(var, opt);
-  label += cat("\n", shape_label(shape));
+  label += str_cat("\n", shape_label(shape));
   std::string fill = "#d9f2d0", border = "#4a8a3c", font = "#000000";
   if (opt.show_grad_norms) {
     const Tensor g = var.defined() ? var.grad() : Tensor();
@@ -80,7 +80,7 @@ std::string leaf_attrs(const Tensor& var, const Shape& shape, const DotOptions& 
       border = "#999999";
     } else {
       const double n = l2_norm(g);
-      label += cat("\ngrad norm ", sci(n));
+      label += str_cat("\ngrad norm ", sci(n));
       if (std::isnan(n) || n > kExploding) {
         label += std::isnan(n) ? " (NaN)" : " (exploding)";
         fill = "#f7a1a1";
@@ -93,7 +93,7 @@ std::string leaf_attrs(const Tensor& var, const Shape& shape, const DotOptions& 
       }
     }
   }
-  return cat("label=\"", escape(label), "\", shape=ellipse, fillcolor=\"", fill, "\", color=\"", border,
+  return str_cat("label=\"", escape(label), "\", shape=ellipse, fillcolor=\"", fill, "\", color=\"", border,
              "\", fontcolor=\"", font, "\"");
 }
 
@@ -114,7 +114,7 @@ std::string to_dot(const Tensor& root, const DotOptions& opt) {
     if (root.requires_grad()) {  // the root is itself a leaf
       os << "  n0 [" << leaf_attrs(root, root.shape(), opt) << ", peripheries=2, penwidth=2];  // root\n";
     } else {
-      os << "  n0 [label=\"" << escape(cat("no graph: tensor ", shape_str(root.shape()), " does not require grad"))
+      os << "  n0 [label=\"" << escape(str_cat("no graph: tensor ", shape_str(root.shape()), " does not require grad"))
          << "\", shape=plaintext, style=\"\"];\n";
     }
     os << "}\n";
@@ -145,7 +145,7 @@ std::string to_dot(const Tensor& root, const DotOptions& opt) {
     if (const auto* leaf = dynamic_cast<const AccumulateGrad*>(n)) {
       os << leaf_attrs(leaf->variable(), n->output_shape(), opt);
     } else {
-      os << "label=\"" << escape(cat(op_label(n->name()), "\n", shape_label(n->output_shape())))
+      os << "label=\"" << escape(str_cat(op_label(n->name()), "\n", shape_label(n->output_shape())))
          << "\", shape=box, style=\"rounded,filled\", "
          << (i == 0 ? "fillcolor=\"#fde3bf\", color=\"#c0701c\"" : "fillcolor=\"#dce8f8\", color=\"#3b6ea8\"");
     }

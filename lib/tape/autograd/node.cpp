@@ -28,7 +28,7 @@ SavedTensor::SavedTensor(const Tensor& t, bool is_output)
 
 namespace {
 [[noreturn]] void modified_in_place(const Node& owner, const Shape& shape, uint32_t now, uint32_t expected) {
-  throw Error(cat("backward of ", owner.name(), ": a tensor of shape ", shape,
+  throw Error(str_cat("backward of ", owner.name(), ": a tensor of shape ", shape,
                   " saved for the gradient was modified by an in-place operation: it is at version ", now,
                   ", expected version ", expected, " (clone() it before modifying, or modify a copy)"));
 }

@@ -14,13 +14,13 @@ void rethrow_as_error(const char* op, ShapeRefs shapes) {
   try {
     throw;
   } catch (const dnnl::error& e) {
-    throw Error(cat(op, ": oneDNN failed (", dnnl_status2str(e.status), ": ", e.what(), ")", where));
+    throw Error(str_cat(op, ": oneDNN failed (", dnnl_status2str(e.status), ": ", e.what(), ")", where));
   } catch (const std::bad_alloc&) {
-    throw Error(cat(op, ": out of memory", where));
+    throw Error(str_cat(op, ": out of memory", where));
   } catch (const std::exception& e) {
-    throw Error(cat(op, ": ", e.what(), where));
+    throw Error(str_cat(op, ": ", e.what(), where));
   } catch (...) {
-    throw Error(cat(op, ": unknown exception", where));
+    throw Error(str_cat(op, ": unknown exception", where));
   }
 }
 

@@ -29,9 +29,10 @@ void append(std::ostringstream& os, const T& v, const R&... rest) {
 }
 }  // namespace detail
 
-/// Builds a message from pieces (Shapes print as [a, b]).
+/// Builds a message from pieces (Shapes print as [a, b]). (Not `cat`: that name
+/// is the tensor join, as in LibTorch.)
 template <class... A>
-std::string cat(const A&... a) {
+std::string str_cat(const A&... a) {
   std::ostringstream os;
   detail::append(os, a...);
   return os.str();
@@ -39,8 +40,8 @@ std::string cat(const A&... a) {
 
 }  // namespace tape
 
-/// Throws tape::Error(cat(msg...)) unless `cond` holds.
+/// Throws tape::Error(str_cat(msg...)) unless `cond` holds.
 #define TAPE_CHECK(cond, ...)                                     \
   do {                                                            \
-    if (!(cond)) [[unlikely]] throw ::tape::Error(::tape::cat(__VA_ARGS__)); \
+    if (!(cond)) [[unlikely]] throw ::tape::Error(::tape::str_cat(__VA_ARGS__));  \
   } while (0)

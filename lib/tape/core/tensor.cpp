@@ -27,7 +27,7 @@ int64_t mul_size(int64_t acc, int64_t d, const Shape& s) {
   TAPE_CHECK(d >= 0, "invalid shape ", s, ": sizes must be non-negative");
   int64_t out;
   if (__builtin_mul_overflow(acc, d, &out)) [[unlikely]]
-    throw Error(cat("invalid shape ", s, ": the number of elements overflows int64"));
+    throw Error(str_cat("invalid shape ", s, ": the number of elements overflows int64"));
   return out;
 }
 }  // namespace
@@ -87,8 +87,8 @@ AutogradMeta& TensorImpl::meta() {
 namespace detail {
 void bad_data_access(const Tensor& t, Dtype want, bool contiguous_issue) {
   if (contiguous_issue)
-    throw Error(cat("data(): tensor of shape ", t.shape(), " is not contiguous; call contiguous() first"));
-  throw Error(cat("data(): tensor of shape ", t.shape(), " has dtype ", dtype_name(t.dtype()),
+    throw Error(str_cat("data(): tensor of shape ", t.shape(), " is not contiguous; call contiguous() first"));
+  throw Error(str_cat("data(): tensor of shape ", t.shape(), " has dtype ", dtype_name(t.dtype()),
                   ", not ", dtype_name(want)));
 }
 }  // namespace detail
@@ -102,7 +102,7 @@ Tensor Tensor::empty(const Shape& shape, Dtype dtype) {
   try {
     impl->storage = std::make_shared<Storage>(size_t(nbytes));
   } catch (const std::bad_alloc&) {
-    throw Error(cat("Tensor::empty: cannot allocate ", nbytes, " bytes for a ", dtype_name(dtype), " tensor of shape ",
+    throw Error(str_cat("Tensor::empty: cannot allocate ", nbytes, " bytes for a ", dtype_name(dtype), " tensor of shape ",
                     shape, " (out of memory)"));
   }
   impl->shape = shape;

@@ -33,10 +33,10 @@ std::string read_file(const char* fn, const std::string& path) {
   if (!fs::exists(path, ec)) {
     const fs::path dir = fs::path(path).parent_path();
     const bool no_dir = !dir.empty() && !fs::is_directory(dir, ec);
-    throw Error(cat(fn, ": ", path, " does not exist", no_dir ? cat(" (nor does the directory ", dir.string(), ")") : "",
+    throw Error(str_cat(fn, ": ", path, " does not exist", no_dir ? str_cat(" (nor does the directory ", dir.string(), ")") : "",
                     "; run tools/fetch_mnist.sh to download MNIST"));
   }
-  return read_regular_file(path, cat(fn, ": cannot read ", path), std::numeric_limits<uint64_t>::max());
+  return read_regular_file(path, str_cat(fn, ": cannot read ", path), std::numeric_limits<uint64_t>::max());
 }
 
 const uint8_t* bytes_of(const std::string& b) { return reinterpret_cast<const uint8_t*>(b.data()); }

@@ -111,13 +111,13 @@ void set_max_image_pixels(int64_t pixels) {
 // max_image_pixels() before a single pixel is decoded — PIL's decompression-bomb
 // guard. The decode itself runs under tape_stbi_cap (above).
 Image load_image(const std::string& path, int want_channels) {
-  const std::string context = cat("load_image: cannot read '", path, "'");
+  const std::string context = str_cat("load_image: cannot read '", path, "'");
   TAPE_CHECK(want_channels >= 0 && want_channels <= 4, "load_image: want_channels must be 0..4, got ",
              want_channels, " (reading '", path, "')");
   const std::string bytes = read_regular_file(path, context, uint64_t(INT_MAX));
   const std::string format = sniff_format(bytes);
   TAPE_CHECK(format == "PNG" || format == "JPEG" || format == "BMP", context, ": ",
-             format.empty() ? std::string("it is not a PNG, JPEG or BMP file") : cat("it is a ", format, " image"),
+             format.empty() ? std::string("it is not a PNG, JPEG or BMP file") : str_cat("it is a ", format, " image"),
              " (supported: PNG, JPEG, BMP)");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = int(bytes.size());

@@ -202,7 +202,7 @@ const void* raw_data(const Tensor& c) {
 void* raw_data(Tensor& c) { return const_cast<void*>(raw_data(static_cast<const Tensor&>(c))); }
 
 /// "who: 'path'" — the prefix of every message about a file.
-std::string in_file(const char* who, const std::string& path) { return cat(who, ": '", path, "'"); }
+std::string in_file(const char* who, const std::string& path) { return str_cat(who, ": '", path, "'"); }
 
 // --- tensors <-> records ---------------------------------------------------------
 
@@ -270,7 +270,7 @@ void write_payload(const std::string& path, const Payload& p, const char* who) {
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(cat(who, ": cannot write '", path, "': encoding failed: ", e.what()));
+    throw Error(str_cat(who, ": cannot write '", path, "': encoding failed: ", e.what()));
   }
   const std::string header = make_header(payload);
   write_file_atomically(path, {header, payload}, who);
@@ -362,7 +362,7 @@ namespace {
 
 /// Reads and fully validates a checkpoint file; returns its decoded payload.
 Payload read_payload(const std::string& path, const char* who) {
-  const std::string bytes = read_regular_file(path, cat(who, ": cannot open '", path, "'"), kMaxCheckpointBytes);
+  const std::string bytes = read_regular_file(path, str_cat(who, ": cannot open '", path, "'"), kMaxCheckpointBytes);
   const std::string where = in_file(who, path);
   const size_t n = bytes.size();
 
@@ -395,7 +395,7 @@ Payload read_payload(const std::string& path, const char* who) {
     BoundedIArchive ar(buf);
     ar >> p;
   } catch (const std::exception& e) {
-    throw Error(cat(where, " has a valid checksum but its payload cannot be decoded (", e.what(), ")"));
+    throw Error(str_cat(where, " has a valid checksum but its payload cannot be decoded (", e.what(), ")"));
   }
   TAPE_CHECK(buf.in_avail() == 0, where, " has ", buf.in_avail(), " unread bytes after its payload");
   TAPE_CHECK(p.epoch >= 0 && p.epoch <= kMaxCheckpointEpoch, where, " has an absurd epoch count ", p.epoch,
@@ -502,7 +502,7 @@ CheckpointMeta load_checkpoint(const std::string& path, nn::Module& module, opti
     try {
       opt->load_state_dict(st);
     } catch (const Error& e) {
-      throw Error(cat(where, ": ", e.what()));
+      throw Error(str_cat(where, ": ", e.what()));
     }
   }
   apply_copies(copies);

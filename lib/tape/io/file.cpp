@@ -53,12 +53,12 @@ class TempFile {
 // writing one path at once never share a temporary file (O_EXCL checks it).
 std::string temp_name(const std::string& path) {
   static std::atomic<uint64_t> writes{0};
-  return cat(path, ".tmp.", long(::getpid()), ".", ++writes);
+  return str_cat(path, ".tmp.", long(::getpid()), ".", ++writes);
 }
 
 [[noreturn]] void fail_step(const char* who, const std::string& path, const char* step, const std::string& tmp) {
   const int err = errno;
-  throw Error(cat(who, ": cannot write '", path, "': ", step, " '", tmp, "' failed: ", std::strerror(err)));
+  throw Error(str_cat(who, ": cannot write '", path, "': ", step, " '", tmp, "' failed: ", std::strerror(err)));
 }
 
 /// Refuses a target that is a directory (the final rename would fail, after all the work).
@@ -76,7 +76,7 @@ std::string read_regular_file(const std::string& path, const std::string& contex
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
-    throw Error(cat(context, ": ", std::strerror(err)));
+    throw Error(str_cat(context, ": ", std::strerror(err)));
   }
   struct Closer {
     int fd;
@@ -85,7 +85,7 @@ std::string read_regular_file(const std::string& path, const std::string& contex
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
-    throw Error(cat(context, ": ", std::strerror(err)));
+    throw Error(str_cat(context, ": ", std::strerror(err)));
   }
   TAPE_CHECK(S_ISREG(st.st_mode), context, ": it is ", kind_of(st.st_mode), ", not a file");
   const auto size = uint64_t(st.st_size);
@@ -94,7 +94,7 @@ std::string read_regular_file(const std::string& path, const std::string& contex
   try {
     bytes.resize(size_t(size));
   } catch (const std::exception&) {
-    throw Error(cat(context, ": cannot allocate ", size, " bytes to read it"));
+    throw Error(str_cat(context, ": cannot allocate ", size, " bytes to read it"));
   }
   size_t done = 0;
   while (done < bytes.size()) {
@@ -102,7 +102,7 @@ std::string read_regular_file(const std::string& path, const std::string& contex
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const int err = errno;
-      throw Error(cat(context, ": ", std::strerror(err)));
+      throw Error(str_cat(context, ": ", std::strerror(err)));
     }
     TAPE_CHECK(n > 0, context, ": the file shrank while being read (", done, " of ", size, " bytes)");
     done += size_t(n);
@@ -143,7 +143,7 @@ void write_file_atomically(const std::string& path, std::initializer_list<std::s
   if (!file.close()) fail_step(who, path, "closing", tmp);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
-    throw Error(cat(who, ": cannot write '", path, "': renaming '", tmp, "' over it failed: ", std::strerror(err)));
+    throw Error(str_cat(who, ": cannot write '", path, "': renaming '", tmp, "' over it failed: ", std::strerror(err)));
   }
   file.commit();
   const size_t slash = path.find_last_of('/');

@@ -29,6 +29,6 @@ Tensor Softmax::forward(const Tensor& x) {
              " has no dim ", dim_);
   return softmax(x, dim_);
 }
-std::string Softmax::extra_repr() const { return cat("dim=", dim_); }
+std::string Softmax::extra_repr() const { return str_cat("dim=", dim_); }
 
 }  // namespace tape::nn

@@ -45,7 +45,7 @@ Tensor Linear::forward(const Tensor& x) {
 }
 
 std::string Linear::extra_repr() const {
-  return cat("in_features=", options.in_features(), ", out_features=", options.out_features(),
+  return str_cat("in_features=", options.in_features(), ", out_features=", options.out_features(),
              ", bias=", bool_str(options.bias()));
 }
 
@@ -88,7 +88,7 @@ Tensor Conv2d::forward(const Tensor& x) {
 
 std::string Conv2d::extra_repr() const {
   const auto& o = options;
-  return cat("in_channels=", o.in_channels(), ", out_channels=", o.out_channels(), ", kernel_size=", o.kernel_size(),
+  return str_cat("in_channels=", o.in_channels(), ", out_channels=", o.out_channels(), ", kernel_size=", o.kernel_size(),
              ", stride=", o.stride(), ", padding=", o.padding(), ", bias=", bool_str(o.bias()));
 }
 
@@ -111,7 +111,7 @@ Tensor MaxPool2d::forward(const Tensor& x) {
 }
 
 std::string MaxPool2d::extra_repr() const {
-  return cat("kernel_size=", options.kernel_size(), ", stride=", options.stride());
+  return str_cat("kernel_size=", options.kernel_size(), ", stride=", options.stride());
 }
 
 // --- Flatten --------------------------------------------------------------------
@@ -122,7 +122,7 @@ Tensor Flatten::forward(const Tensor& x) {
   return flatten(x, start_dim_);
 }
 
-std::string Flatten::extra_repr() const { return cat("start_dim=", start_dim_); }
+std::string Flatten::extra_repr() const { return str_cat("start_dim=", start_dim_); }
 
 // --- Dropout --------------------------------------------------------------------
 

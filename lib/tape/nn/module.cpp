@@ -241,7 +241,7 @@ std::string Module::summary(const Shape& input_shape) {
   } catch (const Error& e) {
     for (auto& [m, on] : flags) const_cast<Module*>(m)->training_ = on;
     default_generator().set_state(rng);
-    throw Error(cat(type_name(), ".summary: forward on zeros(", input_shape, ") failed: ", e.what()));
+    throw Error(str_cat(type_name(), ".summary: forward on zeros(", input_shape, ") failed: ", e.what()));
   }
   for (auto& [m, on] : flags) const_cast<Module*>(m)->training_ = on;
   default_generator().set_state(rng);

@@ -138,7 +138,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
       r.max_rel_err = std::max(r.max_rel_err, err / (std::fabs(numeric) + opt.atol));
       if (!(err <= tol) && r.ok) {
         r.ok = false;
-        r.message = cat("input ", k, " (shape ", x.shape(), ") element ", j, ": analytic ", a, " vs numeric ",
+        r.message = str_cat("input ", k, " (shape ", x.shape(), ") element ", j, ": analytic ", a, " vs numeric ",
                         numeric);
       }
     }

@@ -51,7 +51,7 @@ Tensor reshape(const Tensor& t, const Shape& shape_in) {
   try {
     known = shape_numel(shape);
   } catch (const Error&) {
-    throw Error(cat("reshape: the number of elements of ", shape_in, " overflows int64"));
+    throw Error(str_cat("reshape: the number of elements of ", shape_in, " overflows int64"));
   }
   if (infer >= 0) {
     TAPE_CHECK(known > 0 || t.numel() > 0, "reshape: cannot reshape tensor of shape ", t.shape(),
