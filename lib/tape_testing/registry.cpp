@@ -102,6 +102,64 @@ std::vector<OpInfo> build() {
           [](Generator& g) { return Inputs{u(g, {2, 3, 4})}; },
           [](const Inputs& x) { return mul(transpose(x[0], 0, 2), transpose(x[0], 0, 2)); }});
 
+  // --- views (index.cpp): inputs are made non-contiguous inside fn (gradcheck perturbs contiguous leaves)
+  add_op({"view", "views", "view(x.transpose(0, 1), {3, 2, 2, -1})", "no-copy view; dx = g reshaped back",
+          [](Generator& g) { return Inputs{u(g, {2, 3, 4})}; },
+          [](const Inputs& x) {
+            Tensor v = view(transpose(x[0], 0, 1), {3, 2, 2, -1});
+            return mul(v, v);
+          }});
+  add_op({"select", "views", "select(x.transpose(0, 2), 1, -2)", "y = x[:, i]; dx = zeros with g at index i",
+          [](Generator& g) { return Inputs{u(g, {3, 4, 5})}; },
+          [](const Inputs& x) {
+            Tensor v = select(transpose(x[0], 0, 2), 1, -2);
+            return mul(v, v);
+          }});
+  add_op({"narrow", "views", "narrow(x.t(), 1, 1, 2)", "y = x[:, s:s+n]; dx = zeros with g in that range",
+          [](Generator& g) { return Inputs{u(g, {4, 3})}; },
+          [](const Inputs& x) { return exp(narrow(x[0].t(), 1, 1, 2)); }});
+  add_op({"slice", "views", "slice(x.t(), 0, -5, 100, 2)", "y = x[s:e:k]; dx = zeros with g at every k-th",
+          [](Generator& g) { return Inputs{u(g, {3, 6})}; },
+          [](const Inputs& x) {
+            Tensor v = slice(x[0].t(), 0, -5, 100, 2);
+            return mul(v, v);
+          }});
+  add_op({"squeeze", "views", "squeeze(x.transpose(0, 1), 0)", "drops a size-1 dim; dx = g reshaped back",
+          [](Generator& g) { return Inputs{u(g, {3, 1, 4})}; },
+          [](const Inputs& x) { return exp(squeeze(transpose(x[0], 0, 1), 0)); }});
+  add_op({"unsqueeze", "views", "unsqueeze(x.t(), -1)", "inserts a size-1 dim; dx = g reshaped back",
+          [](Generator& g) { return Inputs{u(g, {3, 4})}; },
+          [](const Inputs& x) { return exp(unsqueeze(x[0].t(), -1)); }});
+  add_op({"permute", "views", "permute(x, {2, 0, 1})", "strided view; dx = g permuted back",
+          [](Generator& g) { return Inputs{u(g, {2, 3, 4})}; },
+          [](const Inputs& x) {
+            Tensor v = permute(x[0], {2, 0, 1});
+            return mul(v, v);
+          }});
+  add_op({"expand", "views", "expand(a.t(), {2, -1, 3}) · b", "stride-0 view; da = g summed over broadcast dims",
+          [](Generator& g) { return Inputs{u(g, {1, 4}), u(g, {2, 4, 3})}; },
+          [](const Inputs& x) { return mul(expand(x[0].t(), {2, -1, 3}), x[1]); }});
+
+  // --- joins (join.cpp)
+  add_op({"cat", "joins", "cat({a, b.t(), c}, 1)", "y = [a, b, c] along dim; dxᵢ = g narrowed to xᵢ's range",
+          [](Generator& g) { return Inputs{u(g, {3, 2}), u(g, {4, 3}), u(g, {3, 1})}; },
+          [](const Inputs& x) { return exp(cat({x[0], x[1].t(), x[2]}, 1)); }});
+  add_op({"stack", "joins", "stack({a, b.t()}, 1)", "y = cat of unsqueezed inputs; dxᵢ = g selected at i",
+          [](Generator& g) { return Inputs{u(g, {3, 4}), u(g, {4, 3})}; },
+          [](const Inputs& x) { return exp(stack({x[0], x[1].t()}, 1)); }});
+  add_op({"split", "joins", "split(x.t(), 2, 1)", "narrow views; dx = zeros with each part's g in place",
+          [](Generator& g) { return Inputs{u(g, {5, 3})}; },
+          [](const Inputs& x) {
+            auto p = split(x[0].t(), 2, 1);
+            return cat({mul(p[0], p[1]), exp(p[2])}, 1);
+          }});
+  add_op({"chunk", "joins", "chunk(x, 3, 0)", "narrow views of ⌈n/3⌉; dx = zeros with each part's g in place",
+          [](Generator& g) { return Inputs{u(g, {7, 2})}; },
+          [](const Inputs& x) {
+            auto p = chunk(x[0], 3, 0);
+            return add(mul(p[0], p[1]), p[2]);
+          }});
+
   // --- reductions
   add_op({"sum", "reduction", "sum(x)", "y = Σx; dx = g", [](Generator& g) { return Inputs{u(g, {3, 4})}; },
           [](const Inputs& x) { return sum(mul(x[0], x[0])); }});

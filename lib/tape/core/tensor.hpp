@@ -107,10 +107,19 @@ class Tensor {
 
   // --- method forms of the free functions in ops.hpp
   Tensor reshape(const Shape& s) const;
-  Tensor view(const Shape& s) const { return reshape(s); }
+  Tensor view(const Shape& s) const;  ///< no copy; throws if the strides do not allow it
   Tensor flatten(int64_t start_dim = 1) const;
   Tensor transpose(int64_t d0, int64_t d1) const;
   Tensor t() const;
+  Tensor select(int64_t dim, int64_t index) const;
+  Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
+  Tensor slice(int64_t dim, int64_t start, int64_t end, int64_t step = 1) const;
+  Tensor squeeze(int64_t dim) const;
+  Tensor unsqueeze(int64_t dim) const;
+  Tensor permute(const Shape& dims) const;
+  Tensor expand(const Shape& sizes) const;
+  std::vector<Tensor> split(int64_t split_size, int64_t dim = 0) const;
+  std::vector<Tensor> chunk(int64_t chunks, int64_t dim = 0) const;
   Tensor sum() const;
   Tensor sum(int64_t dim, bool keepdim = false) const;
   Tensor mean() const;

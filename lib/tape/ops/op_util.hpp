@@ -39,6 +39,21 @@ inline void check_float(const Tensor& t, const char* op, const char* arg = "inpu
              " tensor of shape ", t.shape());
 }
 
+/// A view of t's storage (shared, with its version counter) with another
+/// geometry; `offset` is in elements from the start of the storage.
+inline Tensor make_view(const Tensor& t, Shape shape, Shape strides, int64_t offset) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = t.impl()->storage;
+  impl->offset = offset;
+  impl->shape = std::move(shape);
+  impl->strides = std::move(strides);
+  impl->dtype = t.dtype();
+  return Tensor(std::move(impl));
+}
+inline Tensor make_view(const Tensor& t, Shape shape, Shape strides) {
+  return make_view(t, std::move(shape), std::move(strides), t.impl()->offset);
+}
+
 /// A contiguous version of t for a kernel to read (never recorded in the graph).
 inline Tensor contig(const Tensor& t) {
   if (t.is_contiguous()) return t;

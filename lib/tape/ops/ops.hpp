@@ -51,6 +51,29 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {});
 Tensor reshape(const Tensor& t, const Shape& shape);  ///< one dim may be -1
 Tensor flatten(const Tensor& t, int64_t start_dim = 1);
 Tensor transpose(const Tensor& t, int64_t d0, int64_t d1);
+/// A no-copy view as `shape` (one dim may be -1); throws when x's strides do not allow one.
+Tensor view(const Tensor& t, const Shape& shape);
+
+// --- views: share x's storage and version counter, no copy — index.cpp
+Tensor select(const Tensor& t, int64_t dim, int64_t index);  ///< drops `dim`; index < 0 counts from the end
+Tensor narrow(const Tensor& t, int64_t dim, int64_t start, int64_t length);
+/// Elements start, start+step, ... < end along dim; start/end wrap when < 0 and are clamped (PyTorch).
+Tensor slice(const Tensor& t, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
+Tensor squeeze(const Tensor& t, int64_t dim);    ///< drops `dim` if its size is 1, else the same view
+Tensor unsqueeze(const Tensor& t, int64_t dim);  ///< inserts a size-1 dim at `dim` (in [-ndim-1, ndim])
+Tensor permute(const Tensor& t, const Shape& dims);
+/// Broadcasts size-1 dims to `sizes` (stride 0); -1 keeps a size; new leading dims allowed.
+Tensor expand(const Tensor& t, const Shape& sizes);
+
+// --- joins — join.cpp
+/// Concatenates along dim: all inputs have the same ndim and agree on the other dims.
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
+/// Joins along a new dim (all inputs have the same shape).
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+/// Views of split_size along dim (the last may be smaller).
+std::vector<Tensor> split(const Tensor& t, int64_t split_size, int64_t dim = 0);
+/// `chunks` views along dim of ceil(size / chunks) each (fewer when they run out).
+std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t dim = 0);
 
 // --- reductions — reduce.cpp
 Tensor sum(const Tensor& t);

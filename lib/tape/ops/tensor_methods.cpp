@@ -11,6 +11,18 @@ Tensor Tensor::t() const {
   TAPE_CHECK(dim() == 2, "t(): expects a 2-D tensor, got shape ", shape());
   return tape::transpose(*this, 0, 1);
 }
+Tensor Tensor::view(const Shape& s) const { return tape::view(*this, s); }
+Tensor Tensor::select(int64_t d, int64_t i) const { return tape::select(*this, d, i); }
+Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const { return tape::narrow(*this, d, start, length); }
+Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
+  return tape::slice(*this, d, start, end, step);
+}
+Tensor Tensor::squeeze(int64_t d) const { return tape::squeeze(*this, d); }
+Tensor Tensor::unsqueeze(int64_t d) const { return tape::unsqueeze(*this, d); }
+Tensor Tensor::permute(const Shape& dims) const { return tape::permute(*this, dims); }
+Tensor Tensor::expand(const Shape& sizes) const { return tape::expand(*this, sizes); }
+std::vector<Tensor> Tensor::split(int64_t size, int64_t d) const { return tape::split(*this, size, d); }
+std::vector<Tensor> Tensor::chunk(int64_t chunks, int64_t d) const { return tape::chunk(*this, chunks, d); }
 Tensor Tensor::sum() const { return tape::sum(*this); }
 Tensor Tensor::sum(int64_t d, bool keepdim) const { return tape::sum(*this, d, keepdim); }
 Tensor Tensor::mean() const { return tape::mean(*this); }

@@ -1,0 +1,136 @@
+// Joins and splits: cat (a new tensor), stack (unsqueeze + cat), split and
+// chunk (views, via narrow). Forward works for any dtype.
+#include <cstring>
+
+#include "tape/ops/op_util.hpp"
+
+namespace tape {
+using namespace detail;
+
+namespace {
+
+// Forward: y = [x0; x1; ...] along dim   Backward: dxi = narrow(g, dim, offset_i, size_i)
+struct CatBackward final : Node {
+  int64_t dim = 0;
+  std::vector<int64_t> sizes;  // each input's size along dim
+  const char* name() const override { return "CatBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    std::vector<Tensor> dx(sizes.size());
+    int64_t offset = 0;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      if (needs_input_grad(i)) dx[i] = narrow(g, dim, offset, sizes[i]);
+      offset += sizes[i];
+    }
+    return dx;
+  }
+};
+
+/// Copies src (any strides) into dst (a strided view of a fresh tensor), element by element.
+template <class E>
+void copy_strided(const Tensor& dst, const Tensor& src) {
+  E* pd = static_cast<E*>(dst.impl()->storage->data()) + dst.impl()->offset;
+  const E* ps = static_cast<const E*>(src.impl()->storage->data()) + src.impl()->offset;
+  for_each_strided<2>(src.shape(), {&dst.strides(), &src.strides()},
+                      [&](int64_t, const std::array<int64_t, 2>& o) { pd[o[0]] = ps[o[1]]; });
+}
+
+/// The shape with `dim` shown as * ("[2, *]"), for error messages.
+std::string shape_with_star(const Shape& s, int64_t dim) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i) r += ", ";
+    r += int64_t(i) == dim ? std::string("*") : std::to_string(s[i]);
+  }
+  return r + "]";
+}
+
+}  // namespace
+
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
+  TAPE_CHECK(!tensors.empty(), "cat: expects a non-empty list of tensors");
+  for (size_t i = 0; i < tensors.size(); ++i) TAPE_CHECK(tensors[i].defined(), "cat: tensor ", i, " is undefined");
+  const Tensor& first = tensors[0];
+  TAPE_CHECK(first.dim() > 0, "cat: tensor 0 is 0-D; zero-dimensional tensors cannot be concatenated");
+  dim = wrap_dim(dim, first.dim(), "cat");
+  Shape shape = first.shape();
+  shape[size_t(dim)] = 0;
+  std::vector<int64_t> sizes;
+  bool needs_grad = false;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    TAPE_CHECK(t.dtype() == first.dtype(), "cat: tensor ", i, " has dtype ", dtype_name(t.dtype()),
+               ", expected ", dtype_name(first.dtype()), " (the dtype of tensor 0)");
+    bool fits = t.dim() == first.dim();
+    for (int64_t d = 0; fits && d < t.dim(); ++d)
+      fits = d == dim || t.shape()[size_t(d)] == first.shape()[size_t(d)];
+    TAPE_CHECK(fits, "cat: tensor ", i, " has shape ", t.shape(), ", expected ", shape_with_star(first.shape(), dim),
+               " with ", first.dim(), " dims (the shape of tensor 0 except along dim ", dim, ")");
+    sizes.push_back(t.shape()[size_t(dim)]);
+    shape[size_t(dim)] += sizes.back();
+    needs_grad = needs_grad || any_requires_grad({&t});
+  }
+  Tensor y = Tensor::empty(shape, first.dtype());
+  int64_t offset = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    NoGradGuard no_grad;  // the narrow is only a place to write into
+    const Tensor dst = narrow(y, dim, offset, sizes[i]);
+    if (first.dtype() == Dtype::Float32) copy_strided<float>(dst, tensors[i]);
+    else copy_strided<int64_t>(dst, tensors[i]);
+    offset += sizes[i];
+  }
+  if (needs_grad) {
+    auto node = std::make_shared<CatBackward>();
+    node->dim = dim;
+    node->sizes = sizes;
+    // record() takes a fixed list; cat has one edge per input
+    std::vector<Edge> edges;
+    for (const Tensor& t : tensors) edges.push_back(gradient_edge(t));
+    node->set_next_edges(std::move(edges));
+    node->set_output_shape(y.shape());
+    y.set_grad_fn(std::move(node));
+  }
+  return y;
+}
+
+// Forward: y = cat of the inputs each unsqueezed at dim   Backward: through CatBackward and UnsqueezeBackward
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
+  TAPE_CHECK(!tensors.empty(), "stack: expects a non-empty list of tensors");
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    TAPE_CHECK(tensors[i].defined(), "stack: tensor ", i, " is undefined");
+    TAPE_CHECK(tensors[i].shape() == tensors[0].shape(), "stack: tensor ", i, " has shape ", tensors[i].shape(),
+               ", expected ", tensors[0].shape(), " (the shape of tensor 0)");
+  }
+  dim = wrap_dim(dim, tensors[0].dim() + 1, "stack");
+  std::vector<Tensor> parts;
+  parts.reserve(tensors.size());
+  for (const Tensor& t : tensors) parts.push_back(unsqueeze(t, dim));
+  return cat(parts, dim);
+}
+
+// Forward: views narrow(x, dim, k·split_size, split_size)   Backward: through each NarrowBackward
+std::vector<Tensor> split(const Tensor& t, int64_t split_size, int64_t dim) {
+  TAPE_CHECK(t.defined(), "split: input is undefined");
+  TAPE_CHECK(t.dim() > 0, "split: expects a tensor with at least 1 dim, got a 0-D tensor");
+  dim = wrap_dim(dim, t.dim(), "split");
+  const int64_t size = t.shape()[size_t(dim)];
+  TAPE_CHECK(split_size > 0 || (split_size == 0 && size == 0), "split: split_size must be positive, got ",
+             split_size, " (dim ", dim, " of a tensor of shape ", t.shape(), ")");
+  if (size == 0) return {narrow(t, dim, 0, 0)};
+  std::vector<Tensor> parts;
+  for (int64_t start = 0; start < size; start += split_size)
+    parts.push_back(narrow(t, dim, start, std::min(split_size, size - start)));
+  return parts;
+}
+
+// Forward: split(x, ceil(size / chunks), dim)   Backward: through each NarrowBackward
+std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t dim) {
+  TAPE_CHECK(t.defined(), "chunk: input is undefined");
+  TAPE_CHECK(chunks > 0, "chunk: chunks must be positive, got ", chunks);
+  TAPE_CHECK(t.dim() > 0, "chunk: expects a tensor with at least 1 dim, got a 0-D tensor");
+  dim = wrap_dim(dim, t.dim(), "chunk");
+  const int64_t size = t.shape()[size_t(dim)];
+  if (size == 0) return std::vector<Tensor>(size_t(chunks), narrow(t, dim, 0, 0));  // PyTorch: `chunks` empty views
+  return split(t, (size + chunks - 1) / chunks, dim);
+}
+
+}  // namespace tape
