@@ -62,6 +62,36 @@ std::vector<OpInfo> build() {
   add_op({"pow", "elementwise", "pow(x, 2.5)", "y = xᵉ; dx = g·e·xᵉ⁻¹",
           [](Generator& g) { return Inputs{u(g, {3, 4}, 0.5f, 1.5f)}; },
           [](const Inputs& x) { return pow(x[0], 2.5f); }});
+  add_op({"log1p", "elementwise", "log1p(x)", "y = ln(1 + x); dx = g / (1 + x)",
+          [](Generator& g) { return Inputs{u(g, {3, 4}, -0.5f, 2.f)}; }, [](const Inputs& x) { return log1p(x[0]); }});
+  add_op({"expm1", "elementwise", "expm1(x)", "y = eˣ − 1; dx = g·(y + 1)",
+          [](Generator& g) { return Inputs{u(g, {3, 4})}; }, [](const Inputs& x) { return expm1(x[0]); }});
+  add_op({"sin", "elementwise", "sin(x)", "y = sin x; dx = g·cos x",
+          [](Generator& g) { return Inputs{u(g, {3, 4}, -3.f, 3.f)}; }, [](const Inputs& x) { return sin(x[0]); }});
+  add_op({"cos", "elementwise", "cos(x)", "y = cos x; dx = −g·sin x",
+          [](Generator& g) { return Inputs{u(g, {3, 4}, -3.f, 3.f)}; }, [](const Inputs& x) { return cos(x[0]); }});
+  add_op({"rsqrt", "elementwise", "rsqrt(x)", "y = 1/√x; dx = −g·y³/2",
+          [](Generator& g) { return Inputs{u(g, {3, 4}, 0.5f, 2.f)}; }, [](const Inputs& x) { return rsqrt(x[0]); }});
+  add_op({"square", "elementwise", "square(x)", "y = x²; dx = 2g·x",
+          [](Generator& g) { return Inputs{u(g, {3, 4})}; }, [](const Inputs& x) { return square(x[0]); }});
+  add_op({"sign", "elementwise", "sign(x)·x²", "y = sign x; dx = 0",
+          [](Generator& g) { return Inputs{away(g, {3, 4})}; },
+          [](const Inputs& x) { return mul(sign(x[0]), square(x[0])); }});
+  add_op({"clamp", "elementwise", "clamp(x, -0.5, 0.5)", "y = min(max(x, lo), hi); dx = g·[lo ≤ x ≤ hi]",
+          [](Generator& g) {  // |x| in [0.2, 1.2) minus the band around ±0.5
+            Tensor t = away(g, {3, 4}).detach();
+            float* p = t.data<float>();
+            for (int64_t i = 0; i < t.numel(); ++i)
+              if (std::fabs(std::fabs(p[i]) - 0.5f) < 0.05f) p[i] *= 1.3f;
+            return Inputs{t.requires_grad_()};
+          },
+          [](const Inputs& x) { return clamp(x[0], -0.5f, 0.5f); }});
+  add_op({"maximum", "elementwise", "maximum(a, b)", "y = max(a, b); da = g·[a > b], db = g·[b > a] (½ each on ties)",
+          [](Generator& g) { return Inputs{away(g, {3, 4}), u(g, {4}, -0.1f, 0.1f)}; },
+          [](const Inputs& x) { return maximum(x[0], x[1]); }});
+  add_op({"minimum", "elementwise", "minimum(a, b)", "y = min(a, b); da = g·[a < b], db = g·[b < a] (½ each on ties)",
+          [](Generator& g) { return Inputs{away(g, {3, 4}), u(g, {3, 1}, -0.1f, 0.1f)}; },
+          [](const Inputs& x) { return minimum(x[0], x[1]); }});
 
   // --- activations
   add_op({"relu", "activation", "relu(x)", "y = max(x, 0); dx = g·[x > 0]",
@@ -76,6 +106,19 @@ std::vector<OpInfo> build() {
           [](Generator& g) { return Inputs{u(g, {4, 5}, -2.f, 2.f)}; }, [](const Inputs& x) { return tanh(x[0]); }});
   add_op({"sigmoid", "activation", "sigmoid(x)", "y = 1/(1 + e⁻ˣ); dx = g·y(1 − y)",
           [](Generator& g) { return Inputs{u(g, {4, 5}, -3.f, 3.f)}; }, [](const Inputs& x) { return sigmoid(x[0]); }});
+  add_op({"gelu", "activation", "gelu(x)", "y = x·Φ(x); dx = g·(Φ(x) + x·φ(x))",
+          [](Generator& g) { return Inputs{u(g, {4, 5}, -3.f, 3.f)}; }, [](const Inputs& x) { return gelu(x[0]); }});
+  add_op({"silu", "activation", "silu(x)", "y = x·σ(x); dx = g·σ(x)(1 + x(1 − σ(x)))",
+          [](Generator& g) { return Inputs{u(g, {4, 5}, -3.f, 3.f)}; }, [](const Inputs& x) { return silu(x[0]); }});
+  add_op({"softplus", "activation", "softplus(x, 2, 3)", "y = ln(1 + e^(βx))/β, x where βx > threshold; dx = g·σ(βx) or g",
+          [](Generator& g) {  // βx in [−6, 6) away from the threshold 3
+            Tensor t = u(g, {4, 5}, -3.f, 3.f, false);
+            float* p = t.data<float>();
+            for (int64_t i = 0; i < t.numel(); ++i)
+              if (std::fabs(2.f * p[i] - 3.f) < 0.1f) p[i] += 0.2f;
+            return Inputs{t.requires_grad_()};
+          },
+          [](const Inputs& x) { return softplus(x[0], 2.f, 3.f); }});
 
   // --- linear algebra
   add_op({"matmul", "linear algebra", "matmul(a, b)", "C = A·B; dA = G·Bᵀ, dB = Aᵀ·G",
@@ -160,6 +203,14 @@ std::vector<OpInfo> build() {
             return add(mul(p[0], p[1]), p[2]);
           }});
 
+  // --- comparisons & masks (compare.cpp); the Bool inputs need no grad
+  add_op({"where", "compare", "where(cond, a, b)", "y = cond ? a : b; da = g where cond, db = g elsewhere (summed)",
+          [](Generator& g) { return Inputs{gt(u(g, {2, 1, 4}, -1.f, 1.f, false), 0.f), u(g, {3, 4}), u(g, {3, 1})}; },
+          [](const Inputs& x) { return where(x[0], x[1], x[2]); }});
+  add_op({"masked_fill", "compare", "masked_fill(t, mask, 0.5)", "y = mask ? 0.5 : t; dt = g with masked positions 0",
+          [](Generator& g) { return Inputs{u(g, {3, 4}), gt(u(g, {4}, -1.f, 1.f, false), 0.f)}; },
+          [](const Inputs& x) { return masked_fill(x[0], x[1], 0.5f); }});
+
   // --- reductions
   add_op({"sum", "reduction", "sum(x)", "y = Σx; dx = g", [](Generator& g) { return Inputs{u(g, {3, 4})}; },
           [](const Inputs& x) { return sum(mul(x[0], x[0])); }});
@@ -178,6 +229,28 @@ std::vector<OpInfo> build() {
             return Inputs{reshape(t * 0.3f, {3, 4}).detach().requires_grad_()};
           },
           [](const Inputs& x) { return max(x[0], 1); }});
+  add_op({"min_dim", "reduction", "min(x, 0, keepdim)", "y = min along dim; dx = g at the arg min",
+          [](Generator& g) {
+            Tensor t = arange(0.f, 12.f);  // distinct values: the arg min is stable under ±eps
+            float* p = t.data<float>();
+            for (int i = 11; i > 0; --i) std::swap(p[i], p[g.below(uint64_t(i + 1))]);
+            return Inputs{reshape(t * 0.3f, {3, 4}).detach().requires_grad_()};
+          },
+          [](const Inputs& x) { return min(x[0], 0, true); }});
+  add_op({"prod", "reduction", "prod(x)", "y = Πx; dx_i = g·Π_{j≠i} x_j",
+          [](Generator& g) { return Inputs{away(g, {2, 3})}; }, [](const Inputs& x) { return prod(x[0]); }});
+  add_op({"var", "reduction", "var(x, 1)", "y = Σ(x − x̄)²/(n − 1); dx = 2g·(x − x̄)/(n − 1)",
+          [](Generator& g) { return Inputs{u(g, {3, 4})}; }, [](const Inputs& x) { return var(x[0], 1); }});
+  add_op({"std", "reduction", "std(x, 0, false, keepdim)", "y = √var; dx = g·∂var/(2y)",
+          [](Generator& g) { return Inputs{u(g, {4, 3})}; }, [](const Inputs& x) { return std(x[0], 0, false, true); }});
+  add_op({"logsumexp", "reduction", "logsumexp(x, 1)", "y = m + log Σe^(x − m); dx = g·e^(x − y)",
+          [](Generator& g) { return Inputs{u(g, {3, 4}, -2.f, 2.f)}; }, [](const Inputs& x) { return logsumexp(x[0], 1); }});
+  add_op({"norm", "reduction", "norm(x)", "y = √Σx²; dx = g·x/y",
+          [](Generator& g) { return Inputs{u(g, {3, 4})}; }, [](const Inputs& x) { return norm(x[0]); }});
+  add_op({"norm_p1", "reduction", "norm(x, 1)", "y = Σ|x|; dx = g·sign(x)",
+          [](Generator& g) { return Inputs{away(g, {3, 4})}; }, [](const Inputs& x) { return norm(x[0], 1.f); }});
+  add_op({"norm_p3", "reduction", "norm(x, 3)", "y = (Σ|x|³)^(1/3); dx = g·sign(x)|x|²/y²",
+          [](Generator& g) { return Inputs{away(g, {3, 4})}; }, [](const Inputs& x) { return norm(x[0], 3.f); }});
 
   // --- softmax
   add_op({"softmax", "softmax & losses", "softmax(x, 1)", "y = eˣ/Σeˣ; dx = y(g − Σg·y)",

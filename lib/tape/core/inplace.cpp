@@ -116,14 +116,15 @@ Tensor copy_contiguous(const Tensor& t) {
     std::memcpy(dst, src, size_t(t.numel()) * es);
     return out;
   }
-  // Strided: one element of `es` bytes at a time (every dtype is 4 or 8 bytes).
+  // Strided: one element of `es` bytes at a time (every dtype is 1, 4 or 8 bytes).
   auto copy_as = [&](auto element) {
     using E = decltype(element);
     for_each_strided<1>(t.shape(), {&t.strides()}, [&](int64_t i, const std::array<int64_t, 1>& o) {
       reinterpret_cast<E*>(dst)[i] = reinterpret_cast<const E*>(src)[o[0]];
     });
   };
-  if (es == 4) copy_as(float{});
+  if (es == 1) copy_as(uint8_t{});
+  else if (es == 4) copy_as(float{});
   else copy_as(int64_t{});
   return out;
 }

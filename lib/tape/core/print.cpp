@@ -17,6 +17,7 @@ struct Printer {
   const Tensor& t;
   bool elide;
   bool ints;
+  bool bools;  // Bool: ints printed as True / False
   bool all_whole = true;  // every float is an integer value: print "1." like PyTorch
   bool sci = false;
   int width = 1;
@@ -26,7 +27,8 @@ struct Printer {
 
   std::string fmt(int64_t off) const {
     char buf[64];
-    if (ints) std::snprintf(buf, sizeof buf, "%lld", (long long)ivals[size_t(off)]);
+    if (bools) std::snprintf(buf, sizeof buf, "%s", ivals[size_t(off)] ? "True" : "False");
+    else if (ints) std::snprintf(buf, sizeof buf, "%lld", (long long)ivals[size_t(off)]);
     else {
       float v = fvals[size_t(off)];
       if (std::isnan(v)) std::snprintf(buf, sizeof buf, "nan");
@@ -118,8 +120,12 @@ struct Printer {
 std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   if (!t.defined()) return os << "tensor(undefined)";
   Tensor c = t.contiguous();
-  Printer p{c, c.numel() > kThreshold, c.dtype() == Dtype::Int64, true, false, 1, {}, {}, {}};
-  if (p.ints) p.ivals = c.to_vector<int64_t>();
+  const bool bools = c.dtype() == Dtype::Bool;
+  Printer p{c, c.numel() > kThreshold, c.dtype() == Dtype::Int64 || bools, bools, true, false, 1, {}, {}, {}};
+  if (bools) {
+    const bool* pb = c.data<bool>();
+    p.ivals.assign(pb, pb + c.numel());
+  } else if (p.ints) p.ivals = c.to_vector<int64_t>();
   else p.fvals = c.to_vector<float>();
   p.st = contiguous_strides(c.shape());
   p.collect_format();

@@ -7,8 +7,22 @@
 
 namespace tape {
 
-const char* dtype_name(Dtype d) { return d == Dtype::Float32 ? "Float32" : "Int64"; }
-size_t dtype_size(Dtype d) { return d == Dtype::Float32 ? 4 : 8; }
+const char* dtype_name(Dtype d) {
+  switch (d) {
+    case Dtype::Float32: return "Float32";
+    case Dtype::Int64: return "Int64";
+    case Dtype::Bool: return "Bool";
+  }
+  return "unknown";
+}
+size_t dtype_size(Dtype d) {
+  switch (d) {
+    case Dtype::Float32: return 4;
+    case Dtype::Int64: return 8;
+    case Dtype::Bool: return 1;
+  }
+  return 0;
+}
 
 std::string shape_str(const Shape& s) {
   std::string out = "[";
@@ -149,6 +163,7 @@ float Tensor::item() const {
              shape(), " (", numel(), " elements)");
   Tensor c = contiguous();
   if (dtype() == Dtype::Int64) return float(*c.data<int64_t>());
+  if (dtype() == Dtype::Bool) return *c.data<bool>() ? 1.f : 0.f;
   return *c.data<float>();
 }
 

@@ -14,7 +14,8 @@
 
 namespace tape {
 
-enum class Dtype { Float32, Int64 };
+/// Bool holds one byte per element, 0 or 1 (as bool: sizeof(bool) == 1 here).
+enum class Dtype { Float32, Int64, Bool };
 const char* dtype_name(Dtype d);
 size_t dtype_size(Dtype d);
 
@@ -126,12 +127,29 @@ class Tensor {
   Tensor mean(int64_t dim, bool keepdim = false) const;
   Tensor max(int64_t dim, bool keepdim = false) const;
   Tensor argmax(int64_t dim, bool keepdim = false) const;
+  Tensor min(int64_t dim, bool keepdim = false) const;
+  Tensor argmin(int64_t dim, bool keepdim = false) const;
+  Tensor prod() const;
+  Tensor var(int64_t dim, bool unbiased = true, bool keepdim = false) const;
+  Tensor std(int64_t dim, bool unbiased = true, bool keepdim = false) const;
+  Tensor logsumexp(int64_t dim, bool keepdim = false) const;
+  Tensor norm(float p = 2.f) const;
   Tensor matmul(const Tensor& other) const;
   Tensor exp() const;
   Tensor log() const;
   Tensor sqrt() const;
   Tensor abs() const;
   Tensor pow(float e) const;
+  Tensor log1p() const;
+  Tensor expm1() const;
+  Tensor sin() const;
+  Tensor cos() const;
+  Tensor rsqrt() const;
+  Tensor square() const;
+  Tensor sign() const;
+  Tensor clamp(float lo, float hi) const;
+  Tensor maximum(const Tensor& other) const;
+  Tensor minimum(const Tensor& other) const;
   Tensor relu() const;
   Tensor tanh() const;
   Tensor sigmoid() const;
@@ -178,6 +196,8 @@ bool allclose(const Tensor& a, const Tensor& b, float rtol = 1e-5f, float atol =
 template <class T> struct DtypeOf;
 template <> struct DtypeOf<float> { static constexpr Dtype value = Dtype::Float32; };
 template <> struct DtypeOf<int64_t> { static constexpr Dtype value = Dtype::Int64; };
+static_assert(sizeof(bool) == 1, "Dtype::Bool stores bool as one byte");
+template <> struct DtypeOf<bool> { static constexpr Dtype value = Dtype::Bool; };
 
 namespace detail {
 [[noreturn]] void bad_data_access(const Tensor& t, Dtype want, bool contiguous_issue);

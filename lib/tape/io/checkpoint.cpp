@@ -179,6 +179,7 @@ int32_t dtype_code(Dtype d) {
   switch (d) {
     case Dtype::Float32: return 0;
     case Dtype::Int64: return 1;
+    case Dtype::Bool: return 2;
   }
   return -1;
 }
@@ -187,6 +188,7 @@ bool dtype_from_code(int32_t code, Dtype& d) {
   switch (code) {
     case 0: d = Dtype::Float32; return true;
     case 1: d = Dtype::Int64; return true;
+    case 2: d = Dtype::Bool; return true;
     default: return false;
   }
 }
@@ -195,6 +197,7 @@ const void* raw_data(const Tensor& c) {
   switch (c.dtype()) {
     case Dtype::Float32: return c.data<float>();
     case Dtype::Int64: return c.data<int64_t>();
+    case Dtype::Bool: return c.data<bool>();
   }
   return nullptr;
 }

@@ -24,6 +24,18 @@ ELU::ELU(double alpha) : alpha_(alpha) {
 Tensor ELU::forward(const Tensor& x) { return elu(x, float(alpha_)); }
 std::string ELU::extra_repr() const { return "alpha=" + format_float(alpha_); }
 
+Tensor GELU::forward(const Tensor& x) { return gelu(x); }
+Tensor SiLU::forward(const Tensor& x) { return silu(x); }
+
+Softplus::Softplus(double beta, double threshold) : beta_(beta), threshold_(threshold) {
+  TAPE_CHECK(std::isfinite(beta) && beta != 0.0, "Softplus: beta must be finite and nonzero, got ", beta);
+  TAPE_CHECK(!std::isnan(threshold), "Softplus: threshold must not be NaN");
+}
+Tensor Softplus::forward(const Tensor& x) { return softplus(x, float(beta_), float(threshold_)); }
+std::string Softplus::extra_repr() const {
+  return "beta=" + format_float(beta_) + ", threshold=" + format_float(threshold_);
+}
+
 Tensor Softmax::forward(const Tensor& x) {
   TAPE_CHECK(dim_ >= -x.dim() && dim_ < x.dim(), "Softmax(dim=", dim_, "): input of shape ", x.shape(),
              " has no dim ", dim_);

@@ -61,6 +61,34 @@ class SELU : public Module {
   std::string type_name() const override { return "SELU"; }
 };
 
+/// x·Φ(x) (erf form)
+class GELU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "GELU"; }
+};
+
+/// x·σ(x)
+class SiLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "SiLU"; }
+};
+
+/// ln(1 + e^(βx))/β; x where βx > threshold
+class Softplus : public Module {
+ public:
+  explicit Softplus(double beta = 1.0, double threshold = 20.0);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Softplus"; }
+  std::string extra_repr() const override;
+  double beta() const { return beta_; }
+  double threshold() const { return threshold_; }
+
+ private:
+  double beta_, threshold_;
+};
+
 /// Softmax along `dim`.
 class Softmax : public Module {
  public:

@@ -2,6 +2,7 @@
 // by detail::unary_op (see op_util.hpp). tanh, sigmoid, elu and selu give large
 // tensors (≥ kBulkMinimum elements) to oneDNN's JIT eltwise through bulk():
 // their scalar f() calls libm once per element.
+#include <algorithm>
 #include <cmath>
 
 #include "tape/backend/eltwise.hpp"
@@ -75,6 +76,43 @@ struct SigmoidOp {
     backend::eltwise_forward(backend::Eltwise::Logistic, 0.f, x, y, n);
   }
 };
+// Forward: y = x·Φ(x) = ½x(1 + erf(x/√2))   Backward: dx = g·(Φ(x) + x·φ(x))
+struct GeluOp {
+  static constexpr const char* kName = "gelu";
+  static constexpr const char* kBackwardName = "GeluBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  float f(float x) const { return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)); }
+  float df(float x, float) const {
+    const float cdf = 0.5f * (1.f + std::erf(x * 0.70710678118654752f));
+    const float pdf = 0.39894228040143268f * std::exp(-0.5f * x * x);
+    return cdf + x * pdf;
+  }
+};
+/// σ(x), stable for large |x|.
+inline float sigma(float x) { return x >= 0.f ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x)); }
+// Forward: y = x·σ(x)                    Backward: dx = g·σ(x)(1 + x(1 − σ(x)))
+struct SiluOp {
+  static constexpr const char* kName = "silu";
+  static constexpr const char* kBackwardName = "SiluBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  float f(float x) const { return x * sigma(x); }
+  float df(float x, float) const {
+    const float s = sigma(x);
+    return s * (1.f + x * (1.f - s));
+  }
+};
+// Forward: y = ln(1 + e^(βx))/β, or x where βx > threshold   Backward: dx = g·σ(βx), or g
+struct SoftplusOp {
+  static constexpr const char* kName = "softplus";
+  static constexpr const char* kBackwardName = "SoftplusBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  float beta, threshold;
+  float f(float x) const {
+    const float bx = beta * x;
+    return bx > threshold ? x : (std::max(bx, 0.f) + std::log1p(std::exp(-std::fabs(bx)))) / beta;
+  }
+  float df(float x, float) const { return beta * x > threshold ? 1.f : sigma(beta * x); }
+};
 }  // namespace
 
 Tensor relu(const Tensor& x) { return unary_op<ReluOp>(x); }
@@ -83,5 +121,11 @@ Tensor elu(const Tensor& x, float alpha) { return unary_op<EluOp>(x, EluOp{alpha
 Tensor selu(const Tensor& x) { return unary_op<SeluOp>(x); }
 Tensor tanh(const Tensor& x) { return unary_op<TanhOp>(x); }
 Tensor sigmoid(const Tensor& x) { return unary_op<SigmoidOp>(x); }
+Tensor gelu(const Tensor& x) { return unary_op<GeluOp>(x); }
+Tensor silu(const Tensor& x) { return unary_op<SiluOp>(x); }
+Tensor softplus(const Tensor& x, float beta, float threshold) {
+  TAPE_CHECK(beta != 0.f && std::isfinite(beta), "softplus: beta must be finite and nonzero, got ", beta);
+  return unary_op<SoftplusOp>(x, SoftplusOp{beta, threshold});
+}
 
 }  // namespace tape

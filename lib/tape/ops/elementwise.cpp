@@ -208,6 +208,71 @@ struct PowOp {
   float f(float x) const { return std::pow(x, e); }
   float df(float x, float) const { return e == 0.f ? 0.f : e * std::pow(x, e - 1.f); }
 };
+// Forward: y = ln(1 + x)       Backward: dx = g / (1 + x)
+struct Log1pOp {
+  static constexpr const char* kName = "log1p";
+  static constexpr const char* kBackwardName = "Log1pBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  float f(float x) const { return std::log1p(x); }
+  float df(float x, float) const { return 1.f / (1.f + x); }
+};
+// Forward: y = eˣ − 1          Backward: dx = g·(y + 1)
+struct Expm1Op {
+  static constexpr const char* kName = "expm1";
+  static constexpr const char* kBackwardName = "Expm1Backward";
+  static constexpr bool kNeedsX = false, kNeedsY = true;
+  float f(float x) const { return std::expm1(x); }
+  float df(float, float y) const { return y + 1.f; }
+};
+// Forward: y = sin x           Backward: dx = g·cos x
+struct SinOp {
+  static constexpr const char* kName = "sin";
+  static constexpr const char* kBackwardName = "SinBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  float f(float x) const { return std::sin(x); }
+  float df(float x, float) const { return std::cos(x); }
+};
+// Forward: y = cos x           Backward: dx = −g·sin x
+struct CosOp {
+  static constexpr const char* kName = "cos";
+  static constexpr const char* kBackwardName = "CosBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  float f(float x) const { return std::cos(x); }
+  float df(float x, float) const { return -std::sin(x); }
+};
+// Forward: y = 1/√x            Backward: dx = −g·y³/2
+struct RsqrtOp {
+  static constexpr const char* kName = "rsqrt";
+  static constexpr const char* kBackwardName = "RsqrtBackward";
+  static constexpr bool kNeedsX = false, kNeedsY = true;
+  float f(float x) const { return 1.f / std::sqrt(x); }
+  float df(float, float y) const { return -0.5f * y * y * y; }
+};
+// Forward: y = x²              Backward: dx = 2g·x
+struct SquareOp {
+  static constexpr const char* kName = "square";
+  static constexpr const char* kBackwardName = "SquareBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  float f(float x) const { return x * x; }
+  float df(float x, float) const { return 2.f * x; }
+};
+// Forward: y = sign(x) (NaN stays NaN)   Backward: dx = 0
+struct SignOp {
+  static constexpr const char* kName = "sign";
+  static constexpr const char* kBackwardName = "SignBackward";
+  static constexpr bool kNeedsX = false, kNeedsY = false;
+  float f(float x) const { return x != x ? x : float((x > 0.f) - (x < 0.f)); }
+  float df(float, float) const { return 0.f; }
+};
+// Forward: y = min(max(x, lo), hi) (NaN stays NaN)   Backward: dx = g·[lo ≤ x ≤ hi]
+struct ClampOp {
+  static constexpr const char* kName = "clamp";
+  static constexpr const char* kBackwardName = "ClampBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  float lo, hi;
+  float f(float x) const { return x < lo ? lo : (x > hi ? hi : x); }
+  float df(float x, float) const { return x >= lo && x <= hi ? 1.f : 0.f; }
+};
 }  // namespace
 
 Tensor neg(const Tensor& x) { return unary_op<NegOp>(x); }
@@ -216,5 +281,62 @@ Tensor log(const Tensor& x) { return unary_op<LogOp>(x); }
 Tensor sqrt(const Tensor& x) { return unary_op<SqrtOp>(x); }
 Tensor abs(const Tensor& x) { return unary_op<AbsOp>(x); }
 Tensor pow(const Tensor& x, float e) { return unary_op<PowOp>(x, PowOp{e}); }
+Tensor log1p(const Tensor& x) { return unary_op<Log1pOp>(x); }
+Tensor expm1(const Tensor& x) { return unary_op<Expm1Op>(x); }
+Tensor sin(const Tensor& x) { return unary_op<SinOp>(x); }
+Tensor cos(const Tensor& x) { return unary_op<CosOp>(x); }
+Tensor rsqrt(const Tensor& x) { return unary_op<RsqrtOp>(x); }
+Tensor square(const Tensor& x) { return unary_op<SquareOp>(x); }
+Tensor sign(const Tensor& x) { return unary_op<SignOp>(x); }
+Tensor clamp(const Tensor& x, float lo, float hi) {
+  TAPE_CHECK(!(lo > hi), "clamp: lo (", lo, ") must not exceed hi (", hi, ")");
+  return unary_op<ClampOp>(x, ClampOp{lo, hi});
+}
+
+// --- minimum / maximum -----------------------------------------------------------
+namespace {
+/// The share of g that `a` gets in maximum (is_max) or minimum: 1 where a wins
+/// (or is NaN), 0 where b wins (or is NaN), ½ on ties — PyTorch's split.
+float winner_share(float a, float b, bool is_max) {
+  if (a != a) return 1.f;
+  if (b != b) return 0.f;
+  if (a == b) return 0.5f;
+  return (is_max ? a > b : a < b) ? 1.f : 0.f;
+}
+
+// Forward: y = max(a, b) / min(a, b)   Backward: da = sum_to(g·w), db = sum_to(g·(1 − w)),
+// w = 1 where a wins, ½ on ties, 0 where b wins (NaN wins)
+struct MinMaxBackward final : SavingNode<2> {
+  bool is_max = true;
+  const char* name() const override { return is_max ? "MaximumBackward" : "MinimumBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    Tensor a = saved(0), b = saved(1);
+    const bool mx = is_max;
+    Tensor w = binary_kernel(a, b, name(), [mx](float x, float y) { return winner_share(x, y, mx); });
+    Tensor ga, gb;
+    if (needs_input_grad(0)) ga = reduce_grad(mul(g, w), a.shape());
+    if (needs_input_grad(1)) gb = reduce_grad(mul(g, 1.f - w), b.shape());
+    return {ga, gb};
+  }
+};
+
+Tensor min_max(const Tensor& a, const Tensor& b, bool is_max) {
+  const char* op = is_max ? "maximum" : "minimum";
+  Tensor y = binary_kernel(a, b, op, [is_max](float x, float z) {
+    if (x != x || z != z) return x + z;  // NaN propagates
+    return is_max ? (x > z ? x : z) : (x < z ? x : z);
+  });
+  if (!any_requires_grad({&a, &b})) return y;
+  auto node = std::make_shared<MinMaxBackward>();
+  node->is_max = is_max;
+  node->save(0, a);
+  node->save(1, b);
+  record(y, std::move(node), {&a, &b});
+  return y;
+}
+}  // namespace
+
+Tensor maximum(const Tensor& a, const Tensor& b) { return min_max(a, b, true); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return min_max(a, b, false); }
 
 }  // namespace tape

@@ -75,7 +75,8 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     NoGradGuard no_grad;  // the narrow is only a place to write into
     const Tensor dst = narrow(y, dim, offset, sizes[i]);
     if (first.dtype() == Dtype::Float32) copy_strided<float>(dst, tensors[i]);
-    else copy_strided<int64_t>(dst, tensors[i]);
+    else if (first.dtype() == Dtype::Int64) copy_strided<int64_t>(dst, tensors[i]);
+    else copy_strided<bool>(dst, tensors[i]);
     offset += sizes[i];
   }
   if (needs_grad) {

@@ -16,6 +16,18 @@ Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor abs(const Tensor& x);
 Tensor pow(const Tensor& x, float exponent);
+Tensor log1p(const Tensor& x);
+Tensor expm1(const Tensor& x);
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor sign(const Tensor& x);  ///< −1, 0 or 1 (NaN stays NaN); zero gradient
+/// min(max(x, lo), hi); gradient 1 inside [lo, hi], 0 outside; NaN propagates.
+Tensor clamp(const Tensor& x, float lo, float hi);
+/// Elementwise max / min with broadcasting; ties split the gradient ½ each; NaN propagates.
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
 
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
@@ -40,6 +52,10 @@ Tensor elu(const Tensor& x, float alpha = 1.f);
 Tensor selu(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
+Tensor gelu(const Tensor& x);  ///< x·Φ(x) (erf form)
+Tensor silu(const Tensor& x);  ///< x·σ(x)
+/// ln(1 + e^(βx))/β; x itself where βx > threshold (PyTorch).
+Tensor softplus(const Tensor& x, float beta = 1.f, float threshold = 20.f);
 
 // --- linear algebra (oneDNN) — matmul.cpp
 /// [M,K]@[K,N] → [M,N]; [B,M,K]@[B,K,N] → [B,M,N].
@@ -75,6 +91,46 @@ std::vector<Tensor> split(const Tensor& t, int64_t split_size, int64_t dim = 0);
 /// `chunks` views along dim of ceil(size / chunks) each (fewer when they run out).
 std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t dim = 0);
 
+// --- comparisons & masks (Bool results, NumPy broadcasting) — compare.cpp
+/// a ⋈ b elementwise → Bool; a and b both Float32 or both Int64. NaN compares
+/// false, except ne (true), as in PyTorch.
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+/// Against a scalar (for an Int64 tensor the elements are compared as float).
+Tensor eq(const Tensor& a, float s);
+Tensor ne(const Tensor& a, float s);
+Tensor lt(const Tensor& a, float s);
+Tensor le(const Tensor& a, float s);
+Tensor gt(const Tensor& a, float s);
+Tensor ge(const Tensor& a, float s);
+Tensor operator==(const Tensor& a, const Tensor& b);
+Tensor operator!=(const Tensor& a, const Tensor& b);
+Tensor operator<(const Tensor& a, const Tensor& b);
+Tensor operator<=(const Tensor& a, const Tensor& b);
+Tensor operator>(const Tensor& a, const Tensor& b);
+Tensor operator>=(const Tensor& a, const Tensor& b);
+Tensor operator==(const Tensor& a, float s);
+Tensor operator!=(const Tensor& a, float s);
+Tensor operator<(const Tensor& a, float s);
+Tensor operator<=(const Tensor& a, float s);
+Tensor operator>(const Tensor& a, float s);
+Tensor operator>=(const Tensor& a, float s);
+/// Elementwise logic on Bool tensors (binary ones broadcast).
+Tensor logical_and(const Tensor& a, const Tensor& b);
+Tensor logical_or(const Tensor& a, const Tensor& b);
+Tensor logical_not(const Tensor& a);
+/// cond ? a : b elementwise, all three broadcast; cond Bool, a and b Float32 (differentiable in a and b).
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+/// Float32 → Bool: x is NaN / x is neither NaN nor ±inf.
+Tensor isnan(const Tensor& x);
+Tensor isfinite(const Tensor& x);
+/// t with `value` where the Bool mask (broadcast to t's shape) is true (differentiable in t).
+Tensor masked_fill(const Tensor& t, const Tensor& mask, float value);
+
 // --- reductions — reduce.cpp
 Tensor sum(const Tensor& t);
 Tensor sum(const Tensor& t, int64_t dim, bool keepdim = false);
@@ -83,6 +139,16 @@ Tensor mean(const Tensor& t, int64_t dim, bool keepdim = false);
 Tensor max(const Tensor& t);
 Tensor max(const Tensor& t, int64_t dim, bool keepdim = false);   ///< values; grad to the arg max
 Tensor argmax(const Tensor& t, int64_t dim, bool keepdim = false); ///< Int64
+Tensor min(const Tensor& t, int64_t dim, bool keepdim = false);   ///< values; grad to the arg min
+Tensor argmin(const Tensor& t, int64_t dim, bool keepdim = false); ///< Int64
+Tensor prod(const Tensor& t);  ///< product of all elements (1 when empty)
+/// Variance along dim (divisor n − 1 when unbiased, n otherwise; NaN when that is ≤ 0).
+Tensor var(const Tensor& t, int64_t dim, bool unbiased = true, bool keepdim = false);
+Tensor std(const Tensor& t, int64_t dim, bool unbiased = true, bool keepdim = false);  ///< √var
+/// log Σ eˣ along dim, max-shifted (−inf over an empty dim).
+Tensor logsumexp(const Tensor& t, int64_t dim, bool keepdim = false);
+/// (Σ|x|ᵖ)^(1/p) over all elements, p > 0; gradient 0 where the norm is 0.
+Tensor norm(const Tensor& t, float p = 2.f);
 
 // --- softmax & losses — softmax.cpp, loss.cpp
 Tensor softmax(const Tensor& t, int64_t dim);

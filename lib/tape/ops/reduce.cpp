@@ -1,6 +1,9 @@
-// Reductions: sum, mean, max over everything or along one dim; argmax.
+// Reductions: sum, mean, max over everything or along one dim; argmax; min, argmin,
+// prod, var, std, logsumexp, norm.
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "tape/ops/op_util.hpp"
 
@@ -94,11 +97,12 @@ Tensor reduce_sum(const Tensor& t_in, int64_t dim, bool keepdim, bool all, bool 
   return out;
 }
 
-// Forward: y = max_k x[.., k, ..]   Backward: dx[.., argmax, ..] = g, 0 elsewhere
+// Forward: y = max_k (or min_k) x[.., k, ..]   Backward: dx[.., arg, ..] = g, 0 elsewhere
 struct MaxBackward final : SavingNode<1> {
   Shape in_shape;
   DimSplit d;
-  const char* name() const override { return "MaxBackward"; }
+  const char* kind = "MaxBackward";
+  const char* name() const override { return kind; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
     Tensor idx = saved(0), g = contig(g_in);
     Tensor dx = zeros(in_shape);
@@ -112,19 +116,20 @@ struct MaxBackward final : SavingNode<1> {
   }
 };
 
-/// Values and Int64 indices of the max along a dim (first index on ties; NaN wins).
-std::pair<Tensor, Tensor> max_impl(const Tensor& t, const DimSplit& d) {
+/// Values and Int64 indices of the max (is_max) or min along a dim (first index
+/// on ties; NaN wins).
+std::pair<Tensor, Tensor> extreme_impl(const Tensor& t, const DimSplit& d, bool is_max) {
   Tensor vals = Tensor::empty(d.out_shape), idx = Tensor::empty(d.out_shape, Dtype::Int64);
   const float* p = t.data<float>();
   float* pv = vals.data<float>();
   int64_t* pi = idx.data<int64_t>();
   parallel_for(d.outer, [&](int64_t o) {
     for (int64_t i = 0; i < d.inner; ++i) {
-      float best = -std::numeric_limits<float>::infinity();
+      float best = is_max ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
       int64_t arg = 0;
       for (int64_t k = 0; k < d.n; ++k) {
         const float v = p[(o * d.n + k) * d.inner + i];
-        if (v > best || (std::isnan(v) && !std::isnan(best))) {
+        if ((is_max ? v > best : v < best) || (std::isnan(v) && !std::isnan(best))) {
           best = v;
           arg = k;
         }
@@ -144,22 +149,40 @@ Tensor mean(const Tensor& t) {
 }
 Tensor mean(const Tensor& t, int64_t dim, bool keepdim) { return reduce_sum(t, dim, keepdim, false, true, "mean"); }
 
-Tensor max(const Tensor& t, int64_t dim, bool keepdim) {
-  check_float(t, "max");
-  dim = wrap_dim(dim, t.dim(), "max");
-  TAPE_CHECK(t.dim() == 0 || t.size(dim) > 0, "max: cannot reduce over dim ", dim, " of size 0 (shape ", t.shape(), ")");
+namespace {
+/// max / min (values, recorded) along dim.
+Tensor extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
+  const char* op = is_max ? "max" : "min";
+  check_float(t, op);
+  dim = wrap_dim(dim, t.dim(), op);
+  TAPE_CHECK(t.dim() == 0 || t.size(dim) > 0, op, ": cannot reduce over dim ", dim, " of size 0 (shape ", t.shape(), ")");
   Tensor tc = contig(t);
   DimSplit d = split(tc.shape(), dim, keepdim);
-  auto [vals, idx] = max_impl(tc, d);
+  auto [vals, idx] = extreme_impl(tc, d, is_max);
   if (any_requires_grad({&t})) {
     auto node = std::make_shared<MaxBackward>();
     node->save(0, idx);
     node->in_shape = tc.shape();
     node->d = d;
+    node->kind = is_max ? "MaxBackward" : "MinBackward";
     record(vals, std::move(node), {&t});
   }
   return vals;
 }
+
+/// argmax / argmin along dim (Int64, not recorded).
+Tensor arg_extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
+  const char* op = is_max ? "argmax" : "argmin";
+  check_float(t, op);
+  dim = wrap_dim(dim, t.dim(), op);
+  TAPE_CHECK(t.dim() == 0 || t.size(dim) > 0, op, ": cannot reduce over dim ", dim, " of size 0 (shape ", t.shape(), ")");
+  Tensor tc = contig(t);
+  return extreme_impl(tc, split(tc.shape(), dim, keepdim), is_max).second;
+}
+}  // namespace
+
+Tensor max(const Tensor& t, int64_t dim, bool keepdim) { return extreme(t, dim, keepdim, true); }
+Tensor min(const Tensor& t, int64_t dim, bool keepdim) { return extreme(t, dim, keepdim, false); }
 
 Tensor max(const Tensor& t) {
   check_float(t, "max");
@@ -167,12 +190,141 @@ Tensor max(const Tensor& t) {
   return max(reshape(t, {-1}), 0, false);
 }
 
-Tensor argmax(const Tensor& t, int64_t dim, bool keepdim) {
-  check_float(t, "argmax");
-  dim = wrap_dim(dim, t.dim(), "argmax");
-  TAPE_CHECK(t.dim() == 0 || t.size(dim) > 0, "argmax: cannot reduce over dim ", dim, " of size 0 (shape ", t.shape(), ")");
-  Tensor tc = contig(t);
-  return max_impl(tc, split(tc.shape(), dim, keepdim)).second;
+Tensor argmax(const Tensor& t, int64_t dim, bool keepdim) { return arg_extreme(t, dim, keepdim, true); }
+Tensor argmin(const Tensor& t, int64_t dim, bool keepdim) { return arg_extreme(t, dim, keepdim, false); }
+
+// --- prod, var, std, logsumexp, norm -----------------------------------------------
+namespace {
+// Forward: y = Π x   Backward: dx_i = g·Π_{j≠i} x_j (no zero: g·y/x_i; one zero at k:
+// only dx_k = g·Π_{j≠k} x_j; two or more zeros: dx = 0)
+struct ProdBackward final : SavingNode<1> {
+  const char* name() const override { return "ProdBackward"; }
+  std::vector<Tensor> apply(const Tensor& g_in) override {
+    Tensor x = saved(0);
+    const float g = contig(g_in).data<float>()[0];
+    Tensor dx = zeros(x.shape());
+    const float* px = x.data<float>();
+    float* pd = dx.data<float>();
+    const int64_t n = x.numel();
+    int64_t zeros_seen = 0, zero_at = -1;
+    double rest = 1;  // the product of the nonzero elements
+    for (int64_t i = 0; i < n; ++i) {
+      if (px[i] == 0.f) {
+        ++zeros_seen;
+        zero_at = i;
+      } else {
+        rest *= px[i];
+      }
+    }
+    if (zeros_seen == 0) {
+      // Π_{j≠i} without dividing: prefix · suffix products
+      std::vector<double> prefix(size_t(n) + 1, 1.0);
+      for (int64_t i = 0; i < n; ++i) prefix[size_t(i) + 1] = prefix[size_t(i)] * px[i];
+      double suffix = 1;
+      for (int64_t i = n - 1; i >= 0; --i) {
+        pd[i] = float(double(g) * prefix[size_t(i)] * suffix);
+        suffix *= px[i];
+      }
+    } else if (zeros_seen == 1) {
+      pd[zero_at] = float(double(g) * rest);
+    }
+    return {dx};
+  }
+};
+
+// Forward: y = (Σ|x|ᵖ)^(1/p)   Backward: dx = g·sign(x)·|x|ᵖ⁻¹ / yᵖ⁻¹ (0 where y = 0)
+struct NormBackward final : SavingNode<2> {
+  float p = 2.f;
+  const char* name() const override { return "NormBackward"; }
+  std::vector<Tensor> apply(const Tensor& g_in) override {
+    Tensor x = saved(0), y = saved(1);
+    const float g = contig(g_in).data<float>()[0], yv = y.data<float>()[0];
+    Tensor dx = zeros(x.shape());
+    if (yv == 0.f) return {dx};
+    const float* px = x.data<float>();
+    float* pd = dx.data<float>();
+    const float pp = p, scale = g / std::pow(yv, pp - 1.f);
+    parallel_for(x.numel(), [&](int64_t i) {
+      const float v = px[i], s = float((v > 0.f) - (v < 0.f));
+      if (pp == 1.f) pd[i] = g * s;
+      else if (pp == 2.f) pd[i] = g * v / yv;
+      else pd[i] = v == 0.f ? 0.f : scale * s * std::pow(std::fabs(v), pp - 1.f);
+    });
+    return {dx};
+  }
+};
+}  // namespace
+
+Tensor prod(const Tensor& t_in) {
+  check_float(t_in, "prod");
+  Tensor t = contig(t_in);
+  const float* p = t.data<float>();
+  double acc = 1;
+  for (int64_t i = 0; i < t.numel(); ++i) acc *= p[i];
+  Tensor out = full({}, float(acc));
+  if (any_requires_grad({&t_in})) {
+    auto node = std::make_shared<ProdBackward>();
+    node->save(0, t);
+    record(out, std::move(node), {&t_in});
+  }
+  return out;
+}
+
+// Forward: y = Σ (x − mean)² / max(n − unbiased, 0)   Backward: through sub, mul, sum, div
+// (dx = 2g·(x − mean) / divisor)
+Tensor var(const Tensor& t, int64_t dim, bool unbiased, bool keepdim) {
+  check_float(t, "var");
+  dim = wrap_dim(dim, t.dim(), "var");
+  const int64_t n = t.dim() == 0 ? 1 : t.size(dim);
+  const float divisor = float(std::max<int64_t>(n - (unbiased ? 1 : 0), 0));  // 0: 0/0 = NaN, like PyTorch
+  Tensor d = sub(t, mean(t, dim, true));
+  return div(sum(mul(d, d), dim, keepdim), scalar_tensor(divisor));
+}
+
+// Forward: y = √var(x)   Backward: dx = g·∂var/∂x / (2y)
+Tensor std(const Tensor& t, int64_t dim, bool unbiased, bool keepdim) {
+  check_float(t, "std");
+  return sqrt(var(t, dim, unbiased, keepdim));
+}
+
+// Forward: y = m + log Σ e^(x − m), m = max along dim (detached)   Backward: dx = g·e^(x − y)
+// (through exp, sum, log; m's terms cancel)
+Tensor logsumexp(const Tensor& t, int64_t dim, bool keepdim) {
+  check_float(t, "logsumexp");
+  dim = wrap_dim(dim, t.dim(), "logsumexp");
+  if (t.dim() > 0 && t.size(dim) == 0) return log(sum(exp(t), dim, keepdim));  // log 0 = −inf
+  Tensor m;
+  {
+    NoGradGuard no_grad;
+    m = max(t, dim, true);
+    // an infinite max would make x − m NaN: shift by 0 there instead
+    float* pm = m.data<float>();
+    for (int64_t i = 0; i < m.numel(); ++i)
+      if (std::isinf(pm[i])) pm[i] = 0.f;
+  }
+  Tensor y = add(log(sum(exp(sub(t, m)), dim, true)), m);
+  return keepdim || t.dim() == 0 ? y : reshape(y, split(t.shape(), dim, false).out_shape);
+}
+
+Tensor norm(const Tensor& t_in, float p) {
+  check_float(t_in, "norm");
+  TAPE_CHECK(p > 0.f && std::isfinite(p), "norm: p must be finite and > 0, got ", p);
+  Tensor t = contig(t_in);
+  const float* px = t.data<float>();
+  double acc = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const double a = std::fabs(double(px[i]));
+    acc += p == 1.f ? a : p == 2.f ? a * a : std::pow(a, double(p));
+  }
+  Tensor out = full({}, float(p == 1.f ? acc : p == 2.f ? std::sqrt(acc) : std::pow(acc, 1.0 / double(p))));
+  if (any_requires_grad({&t_in})) {
+    auto node = std::make_shared<NormBackward>();
+    node->p = p;
+    node->save(0, t);
+    node->save(1, out, /*is_output=*/true);
+    record(out, std::move(node), {&t_in});
+  }
+  return out;
 }
 
 }  // namespace tape

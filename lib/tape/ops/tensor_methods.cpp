@@ -29,12 +29,29 @@ Tensor Tensor::mean() const { return tape::mean(*this); }
 Tensor Tensor::mean(int64_t d, bool keepdim) const { return tape::mean(*this, d, keepdim); }
 Tensor Tensor::max(int64_t d, bool keepdim) const { return tape::max(*this, d, keepdim); }
 Tensor Tensor::argmax(int64_t d, bool keepdim) const { return tape::argmax(*this, d, keepdim); }
+Tensor Tensor::min(int64_t d, bool keepdim) const { return tape::min(*this, d, keepdim); }
+Tensor Tensor::argmin(int64_t d, bool keepdim) const { return tape::argmin(*this, d, keepdim); }
+Tensor Tensor::prod() const { return tape::prod(*this); }
+Tensor Tensor::var(int64_t d, bool unbiased, bool keepdim) const { return tape::var(*this, d, unbiased, keepdim); }
+Tensor Tensor::std(int64_t d, bool unbiased, bool keepdim) const { return tape::std(*this, d, unbiased, keepdim); }
+Tensor Tensor::logsumexp(int64_t d, bool keepdim) const { return tape::logsumexp(*this, d, keepdim); }
+Tensor Tensor::norm(float p) const { return tape::norm(*this, p); }
 Tensor Tensor::matmul(const Tensor& o) const { return tape::matmul(*this, o); }
 Tensor Tensor::exp() const { return tape::exp(*this); }
 Tensor Tensor::log() const { return tape::log(*this); }
 Tensor Tensor::sqrt() const { return tape::sqrt(*this); }
 Tensor Tensor::abs() const { return tape::abs(*this); }
 Tensor Tensor::pow(float e) const { return tape::pow(*this, e); }
+Tensor Tensor::log1p() const { return tape::log1p(*this); }
+Tensor Tensor::expm1() const { return tape::expm1(*this); }
+Tensor Tensor::sin() const { return tape::sin(*this); }
+Tensor Tensor::cos() const { return tape::cos(*this); }
+Tensor Tensor::rsqrt() const { return tape::rsqrt(*this); }
+Tensor Tensor::square() const { return tape::square(*this); }
+Tensor Tensor::sign() const { return tape::sign(*this); }
+Tensor Tensor::clamp(float lo, float hi) const { return tape::clamp(*this, lo, hi); }
+Tensor Tensor::maximum(const Tensor& o) const { return tape::maximum(*this, o); }
+Tensor Tensor::minimum(const Tensor& o) const { return tape::minimum(*this, o); }
 Tensor Tensor::relu() const { return tape::relu(*this); }
 Tensor Tensor::tanh() const { return tape::tanh(*this); }
 Tensor Tensor::sigmoid() const { return tape::sigmoid(*this); }
