@@ -9,9 +9,12 @@
 #include <sstream>
 #include <string>
 #include <tape/tape.hpp>
+
+#include "error_of.hpp"
 #include <vector>
 
 using namespace tape;
+using tape_test::error_of;
 
 namespace {
 
@@ -30,15 +33,6 @@ std::vector<float> vals(const Tensor& t) { return t.to_vector<float>(); }
 
 Tensor mask(std::vector<float> v, Shape s) { return gt(tensor(std::move(v), std::move(s)), 0.f); }
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 

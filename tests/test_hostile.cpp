@@ -24,10 +24,12 @@
 #include <xxhash.h>
 
 #include "models.hpp"
+#include "error_of.hpp"
 #include "temp_dir.hpp"
 #include "trainer.hpp"
 
 using namespace tape;
+using tape_test::error_of;
 using namespace tape::examples;
 namespace fs = std::filesystem;
 
@@ -43,18 +45,6 @@ std::string slurp(const std::string& path) {
 
 void spit(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), std::streamsize(bytes.size()));
-}
-
-/// The tape::Error message `f` throws ("" if none; other exceptions are marked).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("NOT A tape::Error: ") + e.what();
-  }
-  return "";
 }
 
 /// True if `f` throws a one-line tape::Error containing every one of `parts`.

@@ -5,9 +5,12 @@
 
 #include <string>
 #include <tape/tape.hpp>
+
+#include "error_of.hpp"
 #include <vector>
 
 using namespace tape;
+using tape_test::error_of;
 
 namespace {
 
@@ -18,16 +21,6 @@ std::vector<float> vals(const Tensor& t) { return t.to_vector<float>(); }
 
 bool shares_storage(const Tensor& a, const Tensor& b) { return a.impl()->storage == b.impl()->storage; }
 
-/// The message of the tape::Error that f throws ("" if none).
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 

@@ -8,9 +8,12 @@
 #include <limits>
 #include <string>
 #include <tape/tape.hpp>
+
+#include "error_of.hpp"
 #include <vector>
 
 using namespace tape;
+using tape_test::error_of;
 
 namespace {
 
@@ -33,15 +36,6 @@ void check_close(const Tensor& t, const std::vector<float>& want, float tol = 1e
   }
 }
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 /// The gradient of sum(f(x)) at x.
 template <class F>

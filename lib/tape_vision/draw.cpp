@@ -116,6 +116,18 @@ struct Canvas::Impl {
   }
   /// Raises any error of the drawing call just made.
   void done(const char* what) const { check(cairo_status(cr), what); }
+  /// Fills the current path, strokes its rim in `edge` if edge_width > 0, and clears it.
+  void fill_and_edge(Rgb fill, double alpha, Rgb edge, double edge_width, const char* what) const {
+    set_source(fill, alpha);
+    cairo_fill_preserve(cr);
+    if (edge_width > 0) {
+      cairo_set_line_width(cr, edge_width);
+      set_source(edge);
+      cairo_stroke_preserve(cr);
+    }
+    cairo_new_path(cr);
+    done(what);
+  }
 };
 
 Canvas::Canvas(Image& img) : Canvas(img, 0, 0, img.width, img.height) {}
@@ -207,15 +219,7 @@ void Canvas::rounded_rect(double x, double y, double w, double h, double radius,
   cairo_arc(cr, x + r, y + h - r, r, pi / 2, pi);
   cairo_arc(cr, x + r, y + r, r, pi, 3 * pi / 2);
   cairo_close_path(cr);
-  impl_->set_source(fill, alpha);
-  cairo_fill_preserve(cr);
-  if (edge_width > 0) {
-    cairo_set_line_width(cr, edge_width);
-    impl_->set_source(edge);
-    cairo_stroke_preserve(cr);
-  }
-  cairo_new_path(cr);
-  impl_->done("rounded_rect");
+  impl_->fill_and_edge(fill, alpha, edge, edge_width, "rounded_rect");
 }
 
 void Canvas::line(Point a, Point b, Rgb c, double width, bool round) {
@@ -246,15 +250,7 @@ void Canvas::circle(Point centre, double r, Rgb fill, double edge_width, Rgb edg
   cairo_t* cr = impl_->cr;
   cairo_new_sub_path(cr);
   cairo_arc(cr, centre.x, centre.y, std::max(r, 0.0), 0, 2 * std::numbers::pi);
-  impl_->set_source(fill);
-  cairo_fill_preserve(cr);
-  if (edge_width > 0) {
-    cairo_set_line_width(cr, edge_width);
-    impl_->set_source(edge);
-    cairo_stroke_preserve(cr);
-  }
-  cairo_new_path(cr);
-  impl_->done("circle");
+  impl_->fill_and_edge(fill, 1.0, edge, edge_width, "circle");
 }
 
 void Canvas::image(const Image& src, double x, double y, double scale) {

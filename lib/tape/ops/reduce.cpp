@@ -150,14 +150,19 @@ Tensor mean(const Tensor& t) {
 Tensor mean(const Tensor& t, int64_t dim, bool keepdim) { return reduce_sum(t, dim, keepdim, false, true, "mean"); }
 
 namespace {
-/// max / min (values, recorded) along dim.
-Tensor extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
-  const char* op = is_max ? "max" : "min";
+/// The checked, contiguous input of max/min/argmax/argmin and its split at `dim`.
+std::pair<Tensor, DimSplit> extreme_input(const Tensor& t, int64_t dim, bool keepdim, const char* op) {
   check_float(t, op);
   dim = wrap_dim(dim, t.dim(), op);
   TAPE_CHECK(t.dim() == 0 || t.size(dim) > 0, op, ": cannot reduce over dim ", dim, " of size 0 (shape ", t.shape(), ")");
   Tensor tc = contig(t);
   DimSplit d = split(tc.shape(), dim, keepdim);
+  return {std::move(tc), std::move(d)};
+}
+
+/// max / min (values, recorded) along dim.
+Tensor extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
+  const auto [tc, d] = extreme_input(t, dim, keepdim, is_max ? "max" : "min");
   auto [vals, idx] = extreme_impl(tc, d, is_max);
   if (any_requires_grad({&t})) {
     auto node = std::make_shared<MaxBackward>();
@@ -172,12 +177,8 @@ Tensor extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
 
 /// argmax / argmin along dim (Int64, not recorded).
 Tensor arg_extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
-  const char* op = is_max ? "argmax" : "argmin";
-  check_float(t, op);
-  dim = wrap_dim(dim, t.dim(), op);
-  TAPE_CHECK(t.dim() == 0 || t.size(dim) > 0, op, ": cannot reduce over dim ", dim, " of size 0 (shape ", t.shape(), ")");
-  Tensor tc = contig(t);
-  return extreme_impl(tc, split(tc.shape(), dim, keepdim), is_max).second;
+  const auto [tc, d] = extreme_input(t, dim, keepdim, is_max ? "argmax" : "argmin");
+  return extreme_impl(tc, d, is_max).second;
 }
 }  // namespace
 
