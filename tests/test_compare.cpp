@@ -182,7 +182,7 @@ TEST_CASE("compare: errors name the op and the shapes") {
   e = error_of([&] { where(f, f, f); });
   CHECK(e == "where: cond must be Bool, got Float32 tensor of shape [3]");
   e = error_of([&] { where(m, i, f); });
-  CHECK(e.find("where: a must be Float32, got Int64") == 0);
+  CHECK(e.find("where: a must be Float32 or Float64, got Int64") == 0);
   e = error_of([&] { where(m, f, zeros({2, 2})); });
   CHECK(e == "where: shapes [3] (cond), [3] (a) and [2, 2] (b) cannot be broadcast together");
   e = error_of([&] { masked_fill(f, f, 0.f); });
@@ -190,6 +190,6 @@ TEST_CASE("compare: errors name the op and the shapes") {
   e = error_of([&] { masked_fill(f, zeros({2, 3}, Dtype::Bool), 0.f); });
   CHECK(e == "masked_fill: mask of shape [2, 3] does not broadcast to the input's shape [3]");
   e = error_of([&] { isnan(i); });
-  CHECK(e.find("isnan: input must be Float32, got Int64") == 0);
+  CHECK(e.find("isnan: input must be Float32 or Float64, got Int64") == 0);
   CHECK(error_of([&] { eq(Tensor(), f); }) == "eq: first operand is an undefined tensor");
 }

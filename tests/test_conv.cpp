@@ -284,11 +284,11 @@ TEST_CASE("conv2d: errors name the op and the shapes") {
   CHECK_THROWS_WITH_AS(conv2d(x, w, {}, 0), "conv2d: stride must be >= 1, got 0", Error);
   CHECK_THROWS_WITH_AS(conv2d(x, w, {}, 1, -1), "conv2d: padding must be >= 0, got -1", Error);
   CHECK_THROWS_WITH_AS(conv2d(zeros({2, 3, 8, 8}, Dtype::Int64), w),
-                       "conv2d: input must be Float32, got Int64 tensor of shape [2, 3, 8, 8]", Error);
+                       "conv2d: input must be Float32 or Float64, got Int64 tensor of shape [2, 3, 8, 8]", Error);
   CHECK_THROWS_WITH_AS(conv2d(x, zeros({6, 3, 5, 5}, Dtype::Int64)),
-                       "conv2d: weight must be Float32, got Int64 tensor of shape [6, 3, 5, 5]", Error);
+                       "conv2d: weight must be Float32 or Float64, got Int64 tensor of shape [6, 3, 5, 5]", Error);
   CHECK_THROWS_WITH_AS(conv2d(x, w, zeros({6}, Dtype::Int64)),
-                       "conv2d: bias must be Float32, got Int64 tensor of shape [6]", Error);
+                       "conv2d: bias must be Float32 or Float64, got Int64 tensor of shape [6]", Error);
 }
 
 TEST_CASE("max_pool2d: errors name the op and the shapes") {
@@ -301,7 +301,7 @@ TEST_CASE("max_pool2d: errors name the op and the shapes") {
   CHECK_THROWS_WITH_AS(max_pool2d(x, 5),
                        "max_pool2d: kernel 5x5 is larger than the input 4x6 (input shape [2, 3, 4, 6])", Error);
   CHECK_THROWS_WITH_AS(max_pool2d(zeros({2, 3, 4, 4}, Dtype::Int64), 2),
-                       "max_pool2d: input must be Float32, got Int64 tensor of shape [2, 3, 4, 4]", Error);
+                       "max_pool2d: input must be Float32 or Float64, got Int64 tensor of shape [2, 3, 4, 4]", Error);
 }
 
 TEST_CASE("conv2d: a batch run in slices gives the direct loops' values and gradients") {

@@ -94,7 +94,7 @@ TEST_CASE("tensor: errors name the op and the values") {
                        Error);
   CHECK_THROWS_WITH_AS(ones({2}).data<int64_t>(), Contains("has dtype Float32, not Int64"), Error);
   CHECK_THROWS_WITH_AS(ones({2}).size(3), Contains("dim 3 is out of range for a 1-D tensor"), Error);
-  CHECK_THROWS_WITH_AS(arange(3, Dtype::Int64).requires_grad_(), Contains("only Float32 tensors can require grad"),
+  CHECK_THROWS_WITH_AS(arange(3, Dtype::Int64).requires_grad_(), Contains("only floating-point tensors can require grad"),
                        Error);
   CHECK_THROWS_WITH_AS(Tensor().shape(), Contains("undefined"), Error);
 }

@@ -52,10 +52,10 @@ std::string sci(double v) {
   return buf;
 }
 
-/// L2 norm of a Float32 tensor, accumulated in double.
+/// L2 norm of a floating tensor, accumulated in double.
 double l2_norm(const Tensor& t) {
   double s = 0;
-  for (float v : t.to_vector<float>()) s += double(v) * double(v);
+  for (double v : detail::cast_copy(t, Dtype::Float64).to_vector<double>()) s += v * v;
   return std::sqrt(s);
 }
 

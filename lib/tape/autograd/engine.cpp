@@ -20,8 +20,9 @@ void Engine::run(const Tensor& root, const Tensor& grad_root, bool retain_graph)
   if (!g.defined()) {
     TAPE_CHECK(root.numel() == 1, "backward(): grad can be implicitly created only for scalar outputs, got shape ",
                root.shape(), "; pass a gradient of that shape");
-    g = ones(root.shape());
+    g = ones(root.shape(), root.dtype());
   }
+  if (g.dtype() != root.dtype()) g = detail::cast_copy(g, root.dtype());
   TAPE_CHECK(g.shape() == root.shape(), "backward(): gradient shape ", g.shape(), " does not match tensor shape ",
              root.shape());
   NoGradGuard no_grad;  // backward formulas are not recorded
@@ -83,6 +84,7 @@ void Engine::run(const Tensor& root, const Tensor& grad_root, bool retain_graph)
       if (i < grads.size() && grads[i].defined()) {
         TAPE_CHECK(grads[i].shape() == c->output_shape(), "backward(): ", n->name(), " produced a gradient of shape ",
                    grads[i].shape(), " for an input of shape ", c->output_shape());
+        if (grads[i].dtype() != c->output_dtype()) grads[i] = detail::cast_copy(grads[i], c->output_dtype());
         t.buffer = t.buffer.defined() ? detail::add_same_shape(t.buffer, grads[i]) : std::move(grads[i]);
       }
       if (--t.dependencies == 0) ready.push_back(edges[i].fn);

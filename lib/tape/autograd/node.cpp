@@ -60,6 +60,8 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& g) {
   if (!m.grad) {
     // Own the buffer: the same gradient tensor may also flow to another input.
     m.grad = sole_owner(g) && g.is_contiguous() ? g.detach().impl_ptr() : g.clone().detach().impl_ptr();
+  } else if (m.grad->dtype == Dtype::BFloat16) {
+    m.grad = detail::add_same_shape(Tensor(m.grad), g).impl_ptr();  // no bf16 add_: sum in float
   } else {
     Tensor(m.grad).add_(g);
   }
@@ -75,7 +77,7 @@ Edge gradient_edge(const Tensor& t) {
   std::shared_ptr<Node> acc = m.grad_accumulator.lock();
   if (!acc) {
     acc = std::make_shared<AccumulateGrad>(t.impl_ptr());
-    acc->set_output_shape(t.shape());
+    acc->set_output(t);
     m.grad_accumulator = acc;
   }
   return {acc};
@@ -93,7 +95,7 @@ void record(Tensor& out, std::shared_ptr<Node> node, std::initializer_list<const
   edges.reserve(inputs.size());
   for (const Tensor* t : inputs) edges.push_back(gradient_edge(*t));
   node->set_next_edges(std::move(edges));
-  node->set_output_shape(out.shape());
+  node->set_output(out);
   out.set_grad_fn(std::move(node));
 }
 

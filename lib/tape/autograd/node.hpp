@@ -80,9 +80,14 @@ class Node {
   const std::vector<Edge>& next_edges() const { return next_edges_; }
   void set_next_edges(std::vector<Edge> e) { next_edges_ = std::move(e); }
   bool needs_input_grad(size_t i) const { return i < next_edges_.size() && next_edges_[i].fn; }
-  /// Output shape (for graphs and checks).
+  /// Output shape and dtype (for graphs and checks): the engine casts an
+  /// incoming gradient of another dtype to this one, as PyTorch does.
   const Shape& output_shape() const { return out_shape_; }
-  void set_output_shape(Shape s) { out_shape_ = std::move(s); }
+  Dtype output_dtype() const { return out_dtype_; }
+  void set_output(const Tensor& out) {
+    out_shape_ = out.shape();
+    out_dtype_ = out.dtype();
+  }
   bool released() const {
     std::lock_guard lock(mutex_);
     return released_;
@@ -92,6 +97,7 @@ class Node {
   friend class Engine;
   std::vector<Edge> next_edges_;
   Shape out_shape_;
+  Dtype out_dtype_ = Dtype::Float32;
   // Note: a node keeps no state of a backward pass (dependency counts and
   // gradient buffers live in the engine's per-call GraphTask), so two threads
   // may run backward through graphs that share nodes. The mutex serialises

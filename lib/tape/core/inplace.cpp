@@ -2,8 +2,10 @@
 // kernel behind clone()/contiguous(). They are core: plain loops over (strided)
 // storage that record nothing, so optimizers, the engine and loaders can use them
 // without the op layer.
+#include <cmath>
 #include <cstring>
 
+#include "tape/core/dispatch.hpp"
 #include "tape/core/grad_mode.hpp"
 #include "tape/core/strided.hpp"
 #include "tape/core/tensor.hpp"
@@ -24,38 +26,39 @@ void check_inplace(const Tensor& t, const char* op) {
   TAPE_CHECK(t.is_contiguous(), op, ": in-place operation needs a contiguous tensor, got shape ", t.shape());
 }
 
-void check_float(const Tensor& t, const char* op, const char* arg) {
-  TAPE_CHECK(t.defined(), op, ": ", arg, " is an undefined tensor");
-  TAPE_CHECK(t.dtype() == Dtype::Float32, op, ": ", arg, " must be Float32, got ", dtype_name(t.dtype()),
-             " tensor of shape ", t.shape());
+template <class T>
+const T* typed_base(const Tensor& t) {
+  return static_cast<const T*>(t.impl()->storage->data()) + t.impl()->offset;
 }
 
-const float* float_base(const Tensor& t) {
-  return static_cast<const float*>(t.impl()->storage->data()) + t.impl()->offset;
-}
-
-/// self[i] = f(self[i], other[i]) with `other` broadcast to self's shape.
+/// self[i] = f(self[i], other[i]) with `other` broadcast to self's shape; self
+/// is Float32, Float64 or Int64 and `other` is read converted to self's dtype.
 template <class F>
-Tensor& inplace_binary(Tensor& self, const Tensor& other, const char* op, F f) {
+Tensor& inplace_binary(Tensor& self, const Tensor& other_in, const char* op, F f) {
   check_inplace(self, op);
-  check_float(self, op, "self");
-  check_float(other, op, "other");
-  TAPE_CHECK(broadcast_shapes(self.shape(), other.shape(), op) == self.shape(), op, ": cannot broadcast shape ",
-             other.shape(), " into ", self.shape());
-  float* ps = self.data<float>();
-  const float* po = float_base(other);
-  const int64_t n = self.numel();
-  if (other.is_contiguous() && other.numel() == n) {
-    // Note: `other` may alias self (x.add_(x)); reading po[i] before writing ps[i] keeps that exact.
-    for (int64_t i = 0; i < n; ++i) ps[i] = f(ps[i], po[i]);
-  } else {
-    // Broadcast or strided: read `other` into a private copy first, so an
-    // `other` that overlaps self is read before it is overwritten.
-    const Shape st = broadcast_strides(other.shape(), other.strides(), self.shape());
-    std::vector<float> b(static_cast<size_t>(n));
-    for_each_strided<1>(self.shape(), {&st}, [&](int64_t i, const std::array<int64_t, 1>& o) { b[size_t(i)] = po[o[0]]; });
-    for (int64_t i = 0; i < n; ++i) ps[i] = f(ps[i], b[size_t(i)]);
-  }
+  TAPE_CHECK(other_in.defined(), op, ": other is an undefined tensor");
+  TAPE_CHECK(broadcast_shapes(self.shape(), other_in.shape(), op) == self.shape(), op, ": cannot broadcast shape ",
+             other_in.shape(), " into ", self.shape());
+  TAPE_CHECK(is_floating(self.dtype()) || !is_floating(other_in.dtype()), op, ": cannot write a ",
+             dtype_name(other_in.dtype()), " result into a ", dtype_name(self.dtype()), " tensor");
+  visit_number(self.dtype(), op, [&]<class T>() {
+    const Tensor other = other_in.dtype() == self.dtype() ? other_in : cast_copy(other_in, self.dtype());
+    T* ps = self.data<T>();
+    const T* po = typed_base<T>(other);
+    const int64_t n = self.numel();
+    if (other.is_contiguous() && other.numel() == n) {
+      // Note: `other` may alias self (x.add_(x)); reading po[i] before writing ps[i] keeps that exact.
+      for (int64_t i = 0; i < n; ++i) ps[i] = f(ps[i], po[i]);
+    } else {
+      // Broadcast or strided: read `other` into a private copy first, so an
+      // `other` that overlaps self is read before it is overwritten.
+      const Shape st = broadcast_strides(other.shape(), other.strides(), self.shape());
+      std::vector<T> b(static_cast<size_t>(n));
+      for_each_strided<1>(self.shape(), {&st},
+                          [&](int64_t i, const std::array<int64_t, 1>& o) { b[size_t(i)] = po[o[0]]; });
+      for (int64_t i = 0; i < n; ++i) ps[i] = f(ps[i], b[size_t(i)]);
+    }
+  });
   self.impl()->storage->bump_version();
   return self;
 }
@@ -66,20 +69,27 @@ char* byte_base(const Tensor& t) {
 
 }  // namespace
 
-Tensor& Tensor::add_(const Tensor& other, float alpha) {
-  return inplace_binary(*this, other, "add_", [alpha](float a, float b) { return a + alpha * b; });
+// Note: alpha is converted to self's type once, so a Float32 add_ computes
+// a + alpha·b in float as before (optimizer steps are unchanged bit for bit).
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  return inplace_binary(*this, other, "add_", [alpha](auto a, auto b) {
+    using T = decltype(a);
+    return T(a + T(alpha) * b);
+  });
 }
 Tensor& Tensor::mul_(const Tensor& other) {
-  return inplace_binary(*this, other, "mul_", [](float a, float b) { return a * b; });
+  return inplace_binary(*this, other, "mul_", [](auto a, auto b) { return decltype(a)(a * b); });
 }
-Tensor& Tensor::add_(float s) { return add_(scalar_tensor(s)); }
-Tensor& Tensor::mul_(float s) { return mul_(scalar_tensor(s)); }
+Tensor& Tensor::add_(double s) { return add_(scalar_tensor(s, dtype())); }
+Tensor& Tensor::mul_(double s) { return mul_(scalar_tensor(s, dtype())); }
 
-Tensor& Tensor::fill_(float v) {
+Tensor& Tensor::fill_(double v) {
   check_inplace(*this, "fill_");
-  check_float(*this, "fill_", "self");
-  float* p = data<float>();
-  for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = v;
+  visit_dtype(dtype(), [&]<class T>() {
+    const T value = T(v);
+    T* p = data<T>();
+    for (int64_t i = 0, n = numel(); i < n; ++i) p[i] = value;
+  });
   impl()->storage->bump_version();
   return *this;
 }
@@ -116,7 +126,7 @@ Tensor copy_contiguous(const Tensor& t) {
     std::memcpy(dst, src, size_t(t.numel()) * es);
     return out;
   }
-  // Strided: one element of `es` bytes at a time (every dtype is 1, 4 or 8 bytes).
+  // Strided: one element of `es` bytes at a time (every dtype is 1, 2, 4 or 8 bytes).
   auto copy_as = [&](auto element) {
     using E = decltype(element);
     for_each_strided<1>(t.shape(), {&t.strides()}, [&](int64_t i, const std::array<int64_t, 1>& o) {
@@ -124,17 +134,53 @@ Tensor copy_contiguous(const Tensor& t) {
     });
   };
   if (es == 1) copy_as(uint8_t{});
+  else if (es == 2) copy_as(uint16_t{});
   else if (es == 4) copy_as(float{});
   else copy_as(int64_t{});
   return out;
 }
 
 Tensor add_same_shape(const Tensor& a, const Tensor& b) {
-  check_float(a, "add", "first operand");
-  check_float(b, "add", "second operand");
+  TAPE_CHECK(a.defined() && b.defined(), "add: an operand is undefined");
   TAPE_CHECK(a.shape() == b.shape(), "add: shapes ", a.shape(), " and ", b.shape(), " differ");
+  TAPE_CHECK(a.dtype() == b.dtype(), "add: dtypes ", dtype_name(a.dtype()), " and ", dtype_name(b.dtype()), " differ");
+  if (a.dtype() == Dtype::BFloat16) {  // accumulate in float, round once
+    Tensor s = cast_copy(a, Dtype::Float32);
+    s.add_(cast_copy(b, Dtype::Float32));
+    return cast_copy(s, Dtype::BFloat16);
+  }
   Tensor out = copy_contiguous(a);  // new and unrecorded, so add_ may write it
   out.add_(b);
+  return out;
+}
+
+Tensor cast_copy(const Tensor& t, Dtype dtype) {
+  TAPE_CHECK(t.defined(), "to(): tensor is undefined");
+  if (t.dtype() == dtype) return copy_contiguous(t);
+  Tensor out = Tensor::empty(t.shape(), dtype);
+  visit_dtype(t.dtype(), [&]<class S>() {
+    visit_dtype(dtype, [&]<class D>() {
+      const S* src = typed_base<S>(t);
+      D* dst = out.data<D>();
+      // Note: float → Int64 truncates toward zero (PyTorch); NaN/inf/out-of-range
+      // give an unspecified value there too, so we pin them to 0 instead of UB.
+      auto convert = [](S v) -> D {
+        if constexpr (std::is_same_v<D, bool>) return float(v) != 0.f || double(v) != 0.0;
+        else if constexpr (std::is_same_v<D, int64_t> && !std::is_same_v<S, int64_t> && !std::is_same_v<S, bool>) {
+          const double x = double(v);
+          return std::isfinite(x) && std::fabs(x) < 0x1p63 ? int64_t(x) : 0;
+        } else if constexpr (std::is_same_v<D, BFloat16>) return BFloat16(float(v));
+        else if constexpr (std::is_same_v<S, BFloat16>) return D(float(v));
+        else return D(v);
+      };
+      if (t.is_contiguous()) {
+        for (int64_t i = 0, n = t.numel(); i < n; ++i) dst[i] = convert(src[i]);
+      } else {
+        for_each_strided<1>(t.shape(), {&t.strides()},
+                            [&](int64_t i, const std::array<int64_t, 1>& o) { dst[i] = convert(src[o[0]]); });
+      }
+    });
+  });
   return out;
 }
 

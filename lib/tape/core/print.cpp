@@ -21,7 +21,7 @@ struct Printer {
   bool all_whole = true;  // every float is an integer value: print "1." like PyTorch
   bool sci = false;
   int width = 1;
-  std::vector<float> fvals;
+  std::vector<double> fvals;
   std::vector<int64_t> ivals;
   Shape st;
 
@@ -30,7 +30,7 @@ struct Printer {
     if (bools) std::snprintf(buf, sizeof buf, "%s", ivals[size_t(off)] ? "True" : "False");
     else if (ints) std::snprintf(buf, sizeof buf, "%lld", (long long)ivals[size_t(off)]);
     else {
-      float v = fvals[size_t(off)];
+      double v = fvals[size_t(off)];
       if (std::isnan(v)) std::snprintf(buf, sizeof buf, "nan");
       else if (std::isinf(v)) std::snprintf(buf, sizeof buf, v > 0 ? "inf" : "-inf");
       else if (sci) std::snprintf(buf, sizeof buf, "%.4e", double(v));
@@ -42,15 +42,15 @@ struct Printer {
 
   void collect_format() {
     const auto n = size_t(t.numel());
-    float amax = 0.f, amin = INFINITY;
+    double amax = 0.0, amin = INFINITY;
     for (size_t i = 0; !ints && i < n; ++i) {
-      float v = fvals[i];
+      double v = fvals[i];
       if (!std::isfinite(v)) continue;
       if (v != std::floor(v)) all_whole = false;
       amax = std::max(amax, std::fabs(v));
       if (v != 0) amin = std::min(amin, std::fabs(v));
     }
-    if (!ints && !all_whole && (amax >= 1e8f || (amin < 1e-4f && amax / amin > 1e3f))) sci = true;
+    if (!ints && !all_whole && (amax >= 1e8 || (amin < 1e-4 && amax / amin > 1e3))) sci = true;
     for (size_t i = 0; i < n; ++i) width = std::max<int>(width, int(fmt(int64_t(i)).size()));
   }
 
@@ -126,7 +126,7 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) {
     const bool* pb = c.data<bool>();
     p.ivals.assign(pb, pb + c.numel());
   } else if (p.ints) p.ivals = c.to_vector<int64_t>();
-  else p.fvals = c.to_vector<float>();
+  else p.fvals = detail::cast_copy(c, Dtype::Float64).to_vector<double>();
   p.st = contiguous_strides(c.shape());
   p.collect_format();
   os << "tensor(";

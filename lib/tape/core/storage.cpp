@@ -162,7 +162,9 @@ void give(void* p, size_t cap) {
 }  // namespace
 
 Storage::Storage(size_t nbytes) : nbytes_(nbytes), capacity_(round_size(nbytes)) { data_ = take(capacity_); }
-Storage::~Storage() { give(data_, capacity_); }
+Storage::~Storage() {
+  if (!external_) give(data_, capacity_);
+}
 
 AllocatorStats allocator_stats() {
   std::lock_guard lock(cache().mu);

@@ -24,6 +24,9 @@ void empty_cache();
 class Storage {
  public:
   explicit Storage(size_t nbytes);   ///< uninitialised memory
+  /// Caller-owned memory (from_blob): never freed or cached by the storage.
+  struct External {};
+  Storage(void* data, size_t nbytes, External) : data_(data), nbytes_(nbytes), external_(true) {}
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -37,6 +40,7 @@ class Storage {
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   size_t capacity_ = 0;
+  bool external_ = false;
   std::atomic<uint32_t> version_{0};  // atomic: views in several threads may bump it
 };
 

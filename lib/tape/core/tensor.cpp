@@ -1,5 +1,6 @@
 #include "tape/core/tensor.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <new>
 
@@ -10,18 +11,38 @@ namespace tape {
 const char* dtype_name(Dtype d) {
   switch (d) {
     case Dtype::Float32: return "Float32";
+    case Dtype::Float64: return "Float64";
     case Dtype::Int64: return "Int64";
     case Dtype::Bool: return "Bool";
+    case Dtype::BFloat16: return "BFloat16";
   }
   return "unknown";
 }
 size_t dtype_size(Dtype d) {
   switch (d) {
     case Dtype::Float32: return 4;
+    case Dtype::Float64: return 8;
     case Dtype::Int64: return 8;
     case Dtype::Bool: return 1;
+    case Dtype::BFloat16: return 2;
   }
   return 0;
+}
+
+Dtype promote_types(Dtype a, Dtype b) {
+  if (a == b) return a;
+  // rank within a category: Bool < Int64 < floats; BFloat16 < Float32 < Float64
+  auto rank = [](Dtype d) {
+    switch (d) {
+      case Dtype::Bool: return 0;
+      case Dtype::Int64: return 1;
+      case Dtype::BFloat16: return 2;
+      case Dtype::Float32: return 3;
+      case Dtype::Float64: return 4;
+    }
+    return 0;
+  };
+  return rank(a) > rank(b) ? a : b;
 }
 
 std::string shape_str(const Shape& s) {
@@ -157,15 +178,40 @@ Tensor Tensor::contiguous() const {
   return clone();
 }
 
-float Tensor::item() const {
-  check_defined("item()");
-  TAPE_CHECK(numel() == 1, "item(): only one-element tensors can be converted to a scalar, got shape ",
-             shape(), " (", numel(), " elements)");
-  Tensor c = contiguous();
-  if (dtype() == Dtype::Int64) return float(*c.data<int64_t>());
-  if (dtype() == Dtype::Bool) return *c.data<bool>() ? 1.f : 0.f;
-  return *c.data<float>();
+float Tensor::item() const { return float(detail::item_double(*this)); }
+
+namespace detail {
+namespace {
+/// Address of the one element of t (checked).
+const void* only_element(const Tensor& t) {
+  TAPE_CHECK(t.defined(), "item(): tensor is undefined");
+  TAPE_CHECK(t.numel() == 1, "item(): only one-element tensors can be converted to a scalar, got shape ", t.shape(),
+             " (", t.numel(), " elements)");
+  // one element: its offset is the tensor's offset whatever the strides
+  return static_cast<const char*>(t.impl()->storage->data()) + t.impl()->offset * int64_t(dtype_size(t.dtype()));
 }
+}  // namespace
+
+double item_double(const Tensor& t) {
+  const void* p = only_element(t);
+  switch (t.dtype()) {
+    case Dtype::Float32: return *static_cast<const float*>(p);
+    case Dtype::Float64: return *static_cast<const double*>(p);
+    case Dtype::Int64: return double(*static_cast<const int64_t*>(p));
+    case Dtype::Bool: return *static_cast<const bool*>(p) ? 1.0 : 0.0;
+    case Dtype::BFloat16: return float(*static_cast<const BFloat16*>(p));
+  }
+  return 0.0;
+}
+
+int64_t item_int64(const Tensor& t) {
+  if (t.defined() && t.dtype() == Dtype::Int64) return *static_cast<const int64_t*>(only_element(t));
+  const double v = item_double(t);
+  TAPE_CHECK(std::isfinite(v) && v >= -0x1p63 && v < 0x1p63, "item(): value ", v, " of a ", dtype_name(t.dtype()),
+             " tensor does not fit an integer");
+  return int64_t(v);
+}
+}  // namespace detail
 
 bool Tensor::requires_grad() const {
   check_defined("requires_grad()");
@@ -174,7 +220,7 @@ bool Tensor::requires_grad() const {
 
 Tensor& Tensor::requires_grad_(bool on) {
   check_defined("requires_grad_()");
-  TAPE_CHECK(!on || dtype() == Dtype::Float32, "requires_grad_(): only Float32 tensors can require grad, got ",
+  TAPE_CHECK(!on || is_floating(dtype()), "requires_grad_(): only floating-point tensors can require grad, got ",
              dtype_name(dtype()), " tensor of shape ", shape());
   TAPE_CHECK(is_leaf(), "requires_grad_(): can only change requires_grad of leaf tensors (this one has grad_fn ",
              grad_fn_name(), ")");

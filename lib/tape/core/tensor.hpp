@@ -6,18 +6,15 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "tape/core/dtype.hpp"
 #include "tape/core/error.hpp"
 #include "tape/core/generator.hpp"
 #include "tape/core/storage.hpp"
 
 namespace tape {
-
-/// Bool holds one byte per element, 0 or 1 (as bool: sizeof(bool) == 1 here).
-enum class Dtype { Float32, Int64, Bool };
-const char* dtype_name(Dtype d);
-size_t dtype_size(Dtype d);
 
 class Node;
 class Tensor;
@@ -78,7 +75,13 @@ class Tensor {
   template <class T> T* data();
   template <class T> const T* data() const;
   template <class T> std::vector<T> to_vector() const;
+  /// The one element as float (any dtype).
   float item() const;
+  /// The one element as T: item<float>(), item<double>(), item<int64_t>(), item<bool>().
+  template <class T> T item() const;
+  /// A copy converted to `dtype` (this tensor itself when it already has it).
+  /// Differentiable between floating dtypes: the gradient is cast back.
+  Tensor to(Dtype dtype) const;
 
   // --- autograd -----------------------------------------------------------
   bool requires_grad() const;
@@ -98,12 +101,12 @@ class Tensor {
   uint32_t version() const;
 
   // --- in-place (not recorded; allowed on tensors that need no grad, or under NoGradGuard)
-  Tensor& add_(const Tensor& other, float alpha = 1.f);
-  Tensor& add_(float s);
+  Tensor& add_(const Tensor& other, double alpha = 1.0);
+  Tensor& add_(double s);
   Tensor& mul_(const Tensor& other);
-  Tensor& mul_(float s);
+  Tensor& mul_(double s);
   Tensor& zero_();
-  Tensor& fill_(float v);
+  Tensor& fill_(double v);
   Tensor& copy_(const Tensor& src);
 
   // --- method forms of the free functions in ops.hpp
@@ -169,43 +172,63 @@ class Tensor {
 
 // --- factories -------------------------------------------------------------
 Tensor tensor(std::vector<float> values, Shape shape, bool requires_grad = false);
+Tensor tensor(std::vector<double> values, Shape shape, bool requires_grad = false);  ///< Float64
 Tensor tensor(std::vector<int64_t> values, Shape shape);
+Tensor tensor(std::vector<bool> values, Shape shape);
 /// Braced literals are Float32: tensor({1, 2, 3, 4}, {2, 2}).
 Tensor tensor(std::initializer_list<float> values, Shape shape, bool requires_grad = false);
-Tensor scalar_tensor(float v);
+Tensor scalar_tensor(double v, Dtype dtype = Dtype::Float32);
+Tensor empty(const Shape& shape, Dtype dtype = Dtype::Float32);
 Tensor zeros(const Shape& shape, Dtype dtype = Dtype::Float32);
-Tensor ones(const Shape& shape);
-Tensor full(const Shape& shape, float value);
+Tensor ones(const Shape& shape, Dtype dtype = Dtype::Float32);
+Tensor full(const Shape& shape, double value, Dtype dtype = Dtype::Float32);
+/// Normal(0, 1) / uniform [0, 1) samples; a floating dtype (Float64 draws the
+/// same Float32 samples, widened, so a seed gives the same values in both).
 Tensor randn(const Shape& shape, Generator& g = default_generator());
+Tensor randn(const Shape& shape, Dtype dtype, Generator& g = default_generator());
 Tensor rand(const Shape& shape, Generator& g = default_generator());
+Tensor rand(const Shape& shape, Dtype dtype, Generator& g = default_generator());
 Tensor arange(int64_t n, Dtype dtype = Dtype::Float32);
-Tensor arange(float start, float end, float step = 1.f);
-Tensor zeros_like(const Tensor& t);
+Tensor arange(double start, double end, double step = 1.0, Dtype dtype = Dtype::Float32);
+Tensor zeros_like(const Tensor& t);  ///< same shape and dtype
 Tensor ones_like(const Tensor& t);
+Tensor full_like(const Tensor& t, double value);
+/// A tensor over caller-owned contiguous memory, without a copy: the caller
+/// keeps `data` alive (and unchanged by others) for as long as the tensor or a
+/// view of it lives. Writes through the tensor change the caller's memory.
+Tensor from_blob(void* data, const Shape& shape, Dtype dtype = Dtype::Float32);
 
 /// Prints values (elided when large), shape and dtype, PyTorch style.
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 std::string to_string(const Tensor& t);
 
-/// Largest |a - b| over all elements (shapes must match).
-float max_abs_diff(const Tensor& a, const Tensor& b);
-/// Elementwise |a-b| <= atol + rtol*|b|.
-bool allclose(const Tensor& a, const Tensor& b, float rtol = 1e-5f, float atol = 1e-8f);
+/// Largest |a - b| over all elements (shapes must match; any dtypes, compared as double).
+double max_abs_diff(const Tensor& a, const Tensor& b);
+/// Elementwise |a-b| <= atol + rtol*|b| (NaN never close).
+bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8);
 
 // ---------------------------------------------------------------------------
-template <class T> struct DtypeOf;
-template <> struct DtypeOf<float> { static constexpr Dtype value = Dtype::Float32; };
-template <> struct DtypeOf<int64_t> { static constexpr Dtype value = Dtype::Int64; };
-static_assert(sizeof(bool) == 1, "Dtype::Bool stores bool as one byte");
-template <> struct DtypeOf<bool> { static constexpr Dtype value = Dtype::Bool; };
 
 namespace detail {
 [[noreturn]] void bad_data_access(const Tensor& t, Dtype want, bool contiguous_issue);
 /// A contiguous copy with its own storage, not recorded (the kernel of clone()).
 Tensor copy_contiguous(const Tensor& t);
-/// a + b for two Float32 tensors of one shape, not recorded (gradient accumulation).
+/// a + b for two floating tensors of one shape and dtype, not recorded (gradient accumulation).
 Tensor add_same_shape(const Tensor& a, const Tensor& b);
+/// A contiguous copy of t converted to `dtype`, not recorded (the kernel of to()).
+Tensor cast_copy(const Tensor& t, Dtype dtype);
+/// The one element of t (numel 1, any dtype) as double / as int64 (exact for Int64).
+double item_double(const Tensor& t);
+int64_t item_int64(const Tensor& t);
 }  // namespace detail
+
+template <class T>
+T Tensor::item() const {
+  static_assert(std::is_arithmetic_v<T> || std::is_same_v<T, BFloat16>, "item<T>(): T must be a number type");
+  if constexpr (std::is_same_v<T, bool>) return detail::item_double(*this) != 0.0;
+  else if constexpr (std::is_integral_v<T>) return T(detail::item_int64(*this));
+  else return T(detail::item_double(*this));
+}
 
 template <class T>
 T* Tensor::data() {

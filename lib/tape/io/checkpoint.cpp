@@ -80,7 +80,7 @@ constexpr size_t kMinRecordBytes = 28;
 /// One tensor as stored: name, dtype code, shape, raw contiguous bytes.
 struct TensorRecord {
   std::string name;
-  int32_t dtype = 0;  ///< 0 = Float32, 1 = Int64 (see dtype_code)
+  int32_t dtype = 0;  ///< 0 = Float32, 1 = Int64, 2 = Bool, 3 = Float64, 4 = BFloat16 (see dtype_code)
   std::vector<int64_t> shape;
   std::vector<uint8_t> data;
 
@@ -180,6 +180,8 @@ int32_t dtype_code(Dtype d) {
     case Dtype::Float32: return 0;
     case Dtype::Int64: return 1;
     case Dtype::Bool: return 2;
+    case Dtype::Float64: return 3;
+    case Dtype::BFloat16: return 4;
   }
   return -1;
 }
@@ -189,17 +191,15 @@ bool dtype_from_code(int32_t code, Dtype& d) {
     case 0: d = Dtype::Float32; return true;
     case 1: d = Dtype::Int64; return true;
     case 2: d = Dtype::Bool; return true;
+    case 3: d = Dtype::Float64; return true;
+    case 4: d = Dtype::BFloat16; return true;
     default: return false;
   }
 }
 
 const void* raw_data(const Tensor& c) {
-  switch (c.dtype()) {
-    case Dtype::Float32: return c.data<float>();
-    case Dtype::Int64: return c.data<int64_t>();
-    case Dtype::Bool: return c.data<bool>();
-  }
-  return nullptr;
+  TAPE_CHECK(c.is_contiguous(), "checkpoint: internal: tensor is not contiguous");
+  return static_cast<const char*>(c.impl()->storage->data()) + c.impl()->offset * int64_t(dtype_size(c.dtype()));
 }
 
 void* raw_data(Tensor& c) { return const_cast<void*>(raw_data(static_cast<const Tensor&>(c))); }

@@ -87,7 +87,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     std::vector<Edge> edges;
     for (const Tensor& t : tensors) edges.push_back(gradient_edge(t));
     node->set_next_edges(std::move(edges));
-    node->set_output_shape(y.shape());
+    node->set_output(y);
     y.set_grad_fn(std::move(node));
   }
   return y;

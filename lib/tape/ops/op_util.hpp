@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "tape/core/dispatch.hpp"
 #include "tape/core/grad_mode.hpp"
 #include "tape/backend/dnnl_error.hpp"
 #include "tape/backend/parallel.hpp"
@@ -22,7 +23,8 @@ using backend::parallel_ranges;
 
 /// True when any of p[0, n) is NaN (the only value unequal to itself): a
 /// vectorised scan, for ops whose fast kernel would drop NaNs.
-inline bool has_nan(const float* p, int64_t n) {
+template <class T>
+bool has_nan(const T* p, int64_t n) {
   std::atomic<bool> found{false};
   parallel_ranges(n, [&](int64_t begin, int64_t end) {
     int any = 0;
@@ -33,10 +35,23 @@ inline bool has_nan(const float* p, int64_t n) {
   return found.load(std::memory_order_relaxed);
 }
 
+/// t is defined and Float32 or Float64 (the dtypes float kernels are written for).
 inline void check_float(const Tensor& t, const char* op, const char* arg = "input") {
   TAPE_CHECK(t.defined(), op, ": ", arg, " is an undefined tensor");
-  TAPE_CHECK(t.dtype() == Dtype::Float32, op, ": ", arg, " must be Float32, got ", dtype_name(t.dtype()),
-             " tensor of shape ", t.shape());
+  TAPE_CHECK(t.dtype() == Dtype::Float32 || t.dtype() == Dtype::Float64, op, ": ", arg,
+             " must be Float32 or Float64, got ", dtype_name(t.dtype()), " tensor of shape ", t.shape());
+}
+
+/// Two operands of one float op have the same dtype (no silent promotion inside kernels).
+inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op, const char* what_b = "second operand") {
+  TAPE_CHECK(a.dtype() == b.dtype(), op, ": ", what_b, " has dtype ", dtype_name(b.dtype()), " but the input is ",
+             dtype_name(a.dtype()), " (convert one with .to(dtype))");
+}
+
+/// Pointer to t's first element as T (any strides; no dtype check beyond T's size).
+template <class T>
+const T* base_ptr(const Tensor& t) {
+  return static_cast<const T*>(t.impl()->storage->data()) + t.impl()->offset;
 }
 
 /// A view of t's storage (shared, with its version counter) with another
@@ -63,11 +78,13 @@ inline Tensor contig(const Tensor& t) {
 
 /// A new contiguous tensor holding `t` broadcast to `shape` (not recorded).
 inline Tensor expand_copy(const Tensor& t, const Shape& shape) {
-  Tensor out = Tensor::empty(shape);
-  float* po = out.data<float>();
-  const float* pt = static_cast<const float*>(t.impl()->storage->data()) + t.impl()->offset;
-  const Shape st = broadcast_strides(t.shape(), t.strides(), shape);
-  for_each_strided<1>(shape, {&st}, [&](int64_t i, const std::array<int64_t, 1>& o) { po[i] = pt[o[0]]; });
+  Tensor out = Tensor::empty(shape, t.dtype());
+  visit_dtype(t.dtype(), [&]<class T>() {
+    T* po = out.data<T>();
+    const T* pt = base_ptr<T>(t);
+    const Shape st = broadcast_strides(t.shape(), t.strides(), shape);
+    for_each_strided<1>(shape, {&st}, [&](int64_t i, const std::array<int64_t, 1>& o) { po[i] = pt[o[0]]; });
+  });
   return out;
 }
 
@@ -88,7 +105,7 @@ struct GradientBuffers {
 inline GradientBuffers gradient_buffers(const Tensor& g) {
   const bool reuse = reusable(g);  // before `g.contiguous()` adds a handle
   Tensor gc = g.contiguous();
-  return {gc, reuse ? gc : Tensor::empty(g.shape())};
+  return {gc, reuse ? gc : Tensor::empty(g.shape(), g.dtype())};
 }
 
 /// Node that remembers a list of saved tensors and frees them after backward.
