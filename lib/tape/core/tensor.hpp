@@ -159,6 +159,29 @@ class Tensor {
   Tensor softmax(int64_t dim) const;
   Tensor log_softmax(int64_t dim) const;
   Tensor operator-() const;
+  // comparisons (Bool results) and masks
+  Tensor eq(const Tensor& other) const;
+  Tensor ne(const Tensor& other) const;
+  Tensor lt(const Tensor& other) const;
+  Tensor le(const Tensor& other) const;
+  Tensor gt(const Tensor& other) const;
+  Tensor ge(const Tensor& other) const;
+  Tensor eq(double s) const;
+  Tensor ne(double s) const;
+  Tensor lt(double s) const;
+  Tensor le(double s) const;
+  Tensor gt(double s) const;
+  Tensor ge(double s) const;
+  Tensor logical_not() const;
+  Tensor isnan() const;
+  Tensor isfinite() const;
+  Tensor masked_fill(const Tensor& mask, double value) const;
+  /// cond ? *this : other (LibTorch's Tensor::where).
+  Tensor where(const Tensor& cond, const Tensor& other) const;
+  // gathering
+  Tensor index_select(int64_t dim, const Tensor& index) const;
+  Tensor gather(int64_t dim, const Tensor& index) const;
+  Tensor scatter_add(int64_t dim, const Tensor& index, const Tensor& src) const;
 
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }

@@ -58,5 +58,22 @@ Tensor Tensor::sigmoid() const { return tape::sigmoid(*this); }
 Tensor Tensor::softmax(int64_t d) const { return tape::softmax(*this, d); }
 Tensor Tensor::log_softmax(int64_t d) const { return tape::log_softmax(*this, d); }
 Tensor Tensor::operator-() const { return tape::neg(*this); }
+Tensor Tensor::eq(const Tensor& o) const { return tape::eq(*this, o); }
+Tensor Tensor::ne(const Tensor& o) const { return tape::ne(*this, o); }
+Tensor Tensor::lt(const Tensor& o) const { return tape::lt(*this, o); }
+Tensor Tensor::le(const Tensor& o) const { return tape::le(*this, o); }
+Tensor Tensor::gt(const Tensor& o) const { return tape::gt(*this, o); }
+Tensor Tensor::ge(const Tensor& o) const { return tape::ge(*this, o); }
+Tensor Tensor::eq(double s) const { return tape::eq(*this, s); }
+Tensor Tensor::ne(double s) const { return tape::ne(*this, s); }
+Tensor Tensor::lt(double s) const { return tape::lt(*this, s); }
+Tensor Tensor::le(double s) const { return tape::le(*this, s); }
+Tensor Tensor::gt(double s) const { return tape::gt(*this, s); }
+Tensor Tensor::ge(double s) const { return tape::ge(*this, s); }
+Tensor Tensor::logical_not() const { return tape::logical_not(*this); }
+Tensor Tensor::isnan() const { return tape::isnan(*this); }
+Tensor Tensor::isfinite() const { return tape::isfinite(*this); }
+Tensor Tensor::masked_fill(const Tensor& mask, double v) const { return tape::masked_fill(*this, mask, v); }
+Tensor Tensor::where(const Tensor& cond, const Tensor& other) const { return tape::where(cond, *this, other); }
 
 }  // namespace tape
