@@ -39,8 +39,8 @@ Tensor& inplace_binary(Tensor& self, const Tensor& other_in, const char* op, F f
   TAPE_CHECK(other_in.defined(), op, ": other is an undefined tensor");
   TAPE_CHECK(broadcast_shapes(self.shape(), other_in.shape(), op) == self.shape(), op, ": cannot broadcast shape ",
              other_in.shape(), " into ", self.shape());
-  TAPE_CHECK(is_floating(self.dtype()) || !is_floating(other_in.dtype()), op, ": cannot write a ",
-             dtype_name(other_in.dtype()), " result into a ", dtype_name(self.dtype()), " tensor");
+  TAPE_CHECK(is_floating(self.dtype()) || !is_floating(other_in.dtype()), op, ": result type ",
+             dtype_name(other_in.dtype()), " cannot be written into a tensor of dtype ", dtype_name(self.dtype()));
   visit_number(self.dtype(), op, [&]<class T>() {
     const Tensor other = other_in.dtype() == self.dtype() ? other_in : cast_copy(other_in, self.dtype());
     T* ps = self.data<T>();
