@@ -171,3 +171,28 @@ TEST_CASE("dtype: in-place methods on Float64 and Int64") {
   b.fill_(1);
   CHECK(b.to_vector<bool>() == std::vector<bool>{true, true});
 }
+
+TEST_CASE("dtype: Module::to(Float64) converts parameters in place and trains in double") {
+  manual_seed(3);
+  nn::Linear layer(3, 2);
+  Tensor w32 = layer.weight.clone();
+  Tensor handle = layer.named_parameters()[0].second;  // a second handle to the weight
+  layer.to(Dtype::Float64);
+  CHECK(layer.weight.dtype() == Dtype::Float64);
+  CHECK(handle.dtype() == Dtype::Float64);  // every handle sees the conversion
+  CHECK(layer.named_parameters()[0].first == "weight");
+  CHECK(max_abs_diff(layer.weight, w32) == 0.0);  // Float32 → Float64 is exact
+  Tensor x = tensor(std::vector<double>{1, 2, 3, -1, 0.5, 0}, {2, 3});
+  Tensor y = layer(x);
+  CHECK(y.dtype() == Dtype::Float64);
+  y.sum().backward();
+  REQUIRE(layer.weight.grad().defined());
+  CHECK(layer.weight.grad().dtype() == Dtype::Float64);
+  // d(sum(x·Wᵀ + b))/dW[o, i] = Σ_n x[n, i]
+  CHECK(layer.weight.grad().to_vector<double>() == std::vector<double>{0, 2.5, 3, 0, 2.5, 3});
+  optim::SGD opt(layer.parameters(), 0.5);
+  opt.step();
+  CHECK(layer.weight.select(0, 1).select(0, 0).item<double>() ==
+        doctest::Approx(w32.select(0, 1).select(0, 0).item<double>() - 1.25).epsilon(1e-12));
+  CHECK(error_of([&] { layer.to(Dtype::Int64); }) == "Module::to: dtype must be floating, got Int64");
+}

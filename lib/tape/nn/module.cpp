@@ -159,6 +159,26 @@ void Module::zero_grad() {
   for (auto& p : parameters()) p.set_grad({});
 }
 
+// Note: PyTorch's Module.to swaps each parameter's .data; we swap the storage,
+// geometry and dtype inside the shared TensorImpl, so every handle to the
+// parameter (the layer's member, the registry, a user's copy) sees the change.
+Module& Module::to(Dtype dtype) {
+  TAPE_CHECK(is_floating(dtype), "Module::to: dtype must be floating, got ", dtype_name(dtype));
+  auto convert = [dtype](const Tensor& t) {
+    if (!t.defined() || !is_floating(t.dtype()) || t.dtype() == dtype) return;
+    const Tensor converted = detail::cast_copy(t, dtype);
+    TensorImpl* impl = t.impl();
+    impl->storage = converted.impl()->storage;
+    impl->offset = 0;
+    impl->strides = converted.strides();
+    impl->dtype = dtype;
+    Tensor(t).set_grad({});
+  };
+  for (const Tensor& p : parameters()) convert(p);
+  for (const Tensor& b : buffers()) convert(b);
+  return *this;
+}
+
 // --- printing -------------------------------------------------------------------
 
 std::string Module::type_name() const {

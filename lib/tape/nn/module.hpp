@@ -57,6 +57,13 @@ class Module {
   /// Clears every parameter's gradient (sets it undefined, like set_to_none=True).
   void zero_grad();
 
+  /// Converts every floating parameter and buffer to `dtype` in place, recursively
+  /// (LibTorch's module->to(torch::kFloat64)): the tensors keep their identity, so
+  /// members, optimizers built afterwards and names all see the new data. Gradients
+  /// are cleared. Integer buffers are left alone; `dtype` must be floating.
+  /// Build optimizers after calling it (their state is per dtype).
+  Module& to(Dtype dtype);
+
   /// "Linear". The default is the demangled C++ class name without namespaces.
   virtual std::string type_name() const;
   /// "in_features=784, out_features=50, bias=true"; empty by default.
