@@ -192,7 +192,7 @@ TEST_CASE("dtype: Module::to(Float64) converts parameters in place and trains in
   CHECK(layer.weight.grad().to_vector<double>() == std::vector<double>{0, 2.5, 3, 0, 2.5, 3});
   optim::SGD opt(layer.parameters(), 0.5);
   opt.step();
-  CHECK(layer.weight.select(0, 1).select(0, 0).item<double>() ==
-        doctest::Approx(w32.select(0, 1).select(0, 0).item<double>() - 1.25).epsilon(1e-12));
+  CHECK(layer.weight.select(0, 1).select(0, 1).item<double>() ==
+        doctest::Approx(w32.select(0, 1).select(0, 1).item<double>() - 1.25).epsilon(1e-12));  // w − 0.5·2.5
   CHECK(error_of([&] { layer.to(Dtype::Int64); }) == "Module::to: dtype must be floating, got Int64");
 }
