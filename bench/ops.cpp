@@ -4,6 +4,7 @@
 //   matmul          — 1000×784×{50,370} forward + backward (dense layer)
 //   conv            — LeNet conv1 / conv2 at batch 1000, forward + backward
 //   gemm            — 1024³ GFLOP/s, tape and the raw primitive
+//   cat, index_select, gather — memory-bound copies (forward)
 #include <dnnl.hpp>
 
 #include <cstring>
@@ -153,20 +154,50 @@ void gemm() {
   row("matmul 1024^3 raw/tape", raw / t, "x");
 }
 
+/// Random Int64 indices in [0, bound).
+Tensor random_indices(const Shape& shape, int64_t bound) {
+  return clamp(rand(shape) * float(bound), 0.f, float(bound - 1)).to(Dtype::Int64);
+}
+
+void copies() {
+  std::vector<Tensor> parts;
+  for (int i = 0; i < 4; ++i) parts.push_back(randn({256, 1024}));
+  for (int64_t dim : {0, 1}) {
+    double t = median_seconds([&] { cat(parts, dim); }, 50, 5);
+    row(str_cat("cat 4x[256,1024] dim ", dim), t * 1e6, "us");
+  }
+  Tensor table = randn({50000, 128});
+  Tensor rows = random_indices({10000}, 50000);
+  double t = median_seconds([&] { index_select(table, 0, rows); }, 50, 5);
+  row("index_select [50000,128] dim 0, 10000 rows", t * 1e6, "us");
+  Tensor x = randn({4096, 1000});
+  for (int64_t k : {1, 64}) {
+    Tensor idx = random_indices({4096, k}, 1000);
+    double tg = median_seconds([&] { gather(x, 1, idx); }, 50, 5);
+    row(str_cat("gather [4096,1000] dim 1, index [4096,", k, "]"), tg * 1e6, "us");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--help") == 0) {
-    std::printf("usage: bench/ops  — per-op timings of tape next to raw oneDNN (TAPE_NUM_THREADS sets threads)\n");
+    std::printf("usage: bench/ops [copies]  — per-op timings of tape next to raw oneDNN (TAPE_NUM_THREADS sets\n"
+                "threads); `copies` runs only the cat, index_select and gather rows\n");
     return 0;
   }
   manual_seed(0);
   std::printf("bench/ops: %d threads\n", get_num_threads());
+  if (argc > 1 && std::strcmp(argv[1], "copies") == 0) {  // only the cat / index_select / gather rows
+    copies();
+    return 0;
+  }
   eager_overhead();
   dense(1000, 784, 50);
   dense(1000, 784, 370);
   conv("conv1 1000x1x28x28 -> 6@5x5", 1000, 1, 28, 6, 5, false);
   conv("conv2 1000x6x12x12 -> 16@5x5", 1000, 6, 12, 16, 5, true);
   gemm();
+  copies();
   return 0;
 }

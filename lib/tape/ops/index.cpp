@@ -1,6 +1,7 @@
 // Views: select, narrow, slice, squeeze, unsqueeze, permute, expand. Each is a
 // new TensorImpl over x's storage (so it shares x's version counter) with another
-// offset/shape/strides; nothing is copied. Forward works for any dtype.
+// offset/shape/strides; nothing is copied. Forward works for any dtype,
+// backward for Float32 and Float64.
 #include <algorithm>
 #include <functional>
 
@@ -17,13 +18,15 @@ using ViewOf = std::function<Tensor(const Tensor&)>;
 /// dx for a view that picks some of x's elements: zeros of x's shape with g
 /// added where the view looks (view_of applied to those zeros says where).
 Tensor scatter_into_zeros(const Tensor& g, const Shape& in_shape, const ViewOf& view_of) {
-  Tensor dx = zeros(in_shape);
+  Tensor dx = zeros(in_shape, g.dtype());
   const Tensor where = view_of(dx);  // not recorded: backward runs without grad
-  const Tensor gc = contig(g);
-  const float* pg = gc.data<float>();
-  float* base = static_cast<float*>(dx.impl()->storage->data()) + where.impl()->offset;
-  for_each_strided<1>(where.shape(), {&where.strides()},
-                      [&](int64_t i, const std::array<int64_t, 1>& o) { base[o[0]] += pg[i]; });
+  visit_float(g.dtype(), "view backward", [&]<class T>() {
+    T* base = static_cast<T*>(dx.impl()->storage->data()) + where.impl()->offset;
+    const T* pg = base_ptr<T>(g);
+    // the views these nodes undo never repeat an element, so = is +=
+    for_each_strided<2>(where.shape(), {&where.strides(), &g.strides()},
+                        [&](int64_t, const std::array<int64_t, 2>& o) { base[o[0]] = pg[o[1]]; });
+  });
   return dx;
 }
 

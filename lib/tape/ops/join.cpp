@@ -1,5 +1,7 @@
 // Joins and splits: cat (a new tensor), stack (unsqueeze + cat), split and
-// chunk (views, via narrow). Forward works for any dtype.
+// chunk (views, via narrow). Forward works for any dtype; cat and stack promote
+// mixed dtypes as PyTorch does (promote_types, converting with .to()).
+#include <algorithm>
 #include <cstring>
 
 #include "tape/ops/op_util.hpp"
@@ -25,13 +27,72 @@ struct CatBackward final : Node {
   }
 };
 
-/// Copies src (any strides) into dst (a strided view of a fresh tensor), element by element.
-template <class E>
+/// Copies src (any strides, y's dtype) into dst, a strided view of y, element by element.
 void copy_strided(const Tensor& dst, const Tensor& src) {
-  E* pd = static_cast<E*>(dst.impl()->storage->data()) + dst.impl()->offset;
-  const E* ps = static_cast<const E*>(src.impl()->storage->data()) + src.impl()->offset;
-  for_each_strided<2>(src.shape(), {&dst.strides(), &src.strides()},
-                      [&](int64_t, const std::array<int64_t, 2>& o) { pd[o[0]] = ps[o[1]]; });
+  visit_dtype(dst.dtype(), [&]<class E>() {
+    E* pd = static_cast<E*>(dst.impl()->storage->data()) + dst.impl()->offset;
+    const E* ps = base_ptr<E>(src);
+    for_each_strided<2>(src.shape(), {&dst.strides(), &src.strides()},
+                        [&](int64_t, const std::array<int64_t, 2>& o) { pd[o[0]] = ps[o[1]]; });
+  });
+}
+
+/// Writes the parts side by side along dim into y (contiguous, parts' sizes
+/// along dim add up to y's). A contiguous part is `outer` blocks of
+/// size·inner elements, one memcpy each; threads split the rows of y, or, when
+/// there are few rows, the blocks themselves.
+void cat_into(const Tensor& y, const std::vector<Tensor>& parts, const std::vector<int64_t>& sizes, int64_t dim) {
+  const Shape& shape = y.shape();
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= shape[size_t(d)];
+  for (size_t d = size_t(dim) + 1; d < shape.size(); ++d) inner *= shape[d];
+  const int64_t row = shape[size_t(dim)] * inner;  // elements of y per outer index
+  const size_t es = dtype_size(y.dtype());
+  char* py = static_cast<char*>(y.impl()->storage->data()) + y.impl()->offset * int64_t(es);
+  struct Block {
+    const char* src;
+    int64_t at, len;  // destination offset within a row of y, and length, in elements
+  };
+  std::vector<Block> blocks;
+  int64_t at = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const int64_t len = sizes[i] * inner;
+    if (len > 0 && parts[i].is_contiguous()) {
+      blocks.push_back({static_cast<const char*>(parts[i].impl()->storage->data()) +
+                            parts[i].impl()->offset * int64_t(es), at, len});
+    } else if (len > 0) {
+      NoGradGuard no_grad;  // the narrow is only a place to write into
+      copy_strided(narrow(y, dim, at / inner, sizes[i]), parts[i]);
+    }
+    at += len;
+  }
+  if (outer >= 64) {
+    parallel_for(
+        outer,
+        [&](int64_t o) {
+          for (const Block& b : blocks)
+            std::memcpy(py + size_t(o * row + b.at) * es, b.src + size_t(o * b.len) * es, size_t(b.len) * es);
+        },
+        row);
+    return;
+  }
+  // few rows: cut every block into pieces of at most 64K elements
+  constexpr int64_t kPiece = 1 << 16;
+  struct Piece {
+    char* dst;
+    const char* src;
+    int64_t len;
+  };
+  std::vector<Piece> pieces;
+  for (int64_t o = 0; o < outer; ++o)
+    for (const Block& b : blocks)
+      for (int64_t p = 0; p < b.len; p += kPiece)
+        pieces.push_back({py + size_t(o * row + b.at + p) * es, b.src + size_t(o * b.len + p) * es,
+                          std::min(kPiece, b.len - p)});
+  parallel_for(
+      int64_t(pieces.size()),
+      [&](int64_t i) { std::memcpy(pieces[size_t(i)].dst, pieces[size_t(i)].src, size_t(pieces[size_t(i)].len) * es); },
+      kPiece);
 }
 
 /// The shape with `dim` shown as * ("[2, *]"), for error messages.
@@ -46,6 +107,7 @@ std::string shape_with_star(const Shape& s, int64_t dim) {
 
 }  // namespace
 
+// Forward: y = [x0; x1; ...] along dim, in the promoted dtype   Backward: dxi = narrow(g, dim, offset_i, size_i)
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   TAPE_CHECK(!tensors.empty(), "cat: expects a non-empty list of tensors");
   for (size_t i = 0; i < tensors.size(); ++i) TAPE_CHECK(tensors[i].defined(), "cat: tensor ", i, " is undefined");
@@ -55,11 +117,10 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   Shape shape = first.shape();
   shape[size_t(dim)] = 0;
   std::vector<int64_t> sizes;
+  Dtype dtype = first.dtype();
   bool needs_grad = false;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
-    TAPE_CHECK(t.dtype() == first.dtype(), "cat: tensor ", i, " has dtype ", dtype_name(t.dtype()),
-               ", expected ", dtype_name(first.dtype()), " (the dtype of tensor 0)");
     bool fits = t.dim() == first.dim();
     for (int64_t d = 0; fits && d < t.dim(); ++d)
       fits = d == dim || t.shape()[size_t(d)] == first.shape()[size_t(d)];
@@ -67,25 +128,22 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
                " with ", first.dim(), " dims (the shape of tensor 0 except along dim ", dim, ")");
     sizes.push_back(t.shape()[size_t(dim)]);
     shape[size_t(dim)] += sizes.back();
+    dtype = promote_types(dtype, t.dtype());
     needs_grad = needs_grad || any_requires_grad({&t});
   }
-  Tensor y = Tensor::empty(shape, first.dtype());
-  int64_t offset = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    NoGradGuard no_grad;  // the narrow is only a place to write into
-    const Tensor dst = narrow(y, dim, offset, sizes[i]);
-    if (first.dtype() == Dtype::Float32) copy_strided<float>(dst, tensors[i]);
-    else if (first.dtype() == Dtype::Int64) copy_strided<int64_t>(dst, tensors[i]);
-    else copy_strided<bool>(dst, tensors[i]);
-    offset += sizes[i];
-  }
+  // mixed dtypes: convert first (differentiably between floats), as PyTorch does
+  std::vector<Tensor> parts;
+  parts.reserve(tensors.size());
+  for (const Tensor& t : tensors) parts.push_back(t.dtype() == dtype ? t : t.to(dtype));
+  Tensor y = Tensor::empty(shape, dtype);
+  cat_into(y, parts, sizes, dim);
   if (needs_grad) {
     auto node = std::make_shared<CatBackward>();
     node->dim = dim;
     node->sizes = sizes;
     // record() takes a fixed list; cat has one edge per input
     std::vector<Edge> edges;
-    for (const Tensor& t : tensors) edges.push_back(gradient_edge(t));
+    for (const Tensor& t : parts) edges.push_back(gradient_edge(t));
     node->set_next_edges(std::move(edges));
     node->set_output(y);
     y.set_grad_fn(std::move(node));

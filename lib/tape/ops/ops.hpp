@@ -81,6 +81,16 @@ Tensor permute(const Tensor& t, const Shape& dims);
 /// Broadcasts size-1 dims to `sizes` (stride 0); -1 keeps a size; new leading dims allowed.
 Tensor expand(const Tensor& t, const Shape& sizes);
 
+// --- gather & scatter (PyTorch semantics; index is Int64, values in [0, size)) — gather.cpp
+/// y = t's slices index[0], index[1], ... along dim (index 1-D; repeats allowed); any dtype.
+Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index);
+/// y[i][j][k] = t[i][index[i][j][k]][k] for dim 1 (likewise for other dims): y has index's
+/// shape; index has t's ndim and index.size(d) <= t.size(d) for d != dim; any dtype.
+Tensor gather(const Tensor& t, int64_t dim, const Tensor& index);
+/// t + src added at the index positions along dim (out[i][index[i][j][k]][k] += src[i][j][k]
+/// for dim 1); repeats accumulate. Float32, Float64 or Int64; src has t's dtype.
+Tensor scatter_add(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src);
+
 // --- joins — join.cpp
 /// Concatenates along dim: all inputs have the same ndim and agree on the other dims.
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
