@@ -25,7 +25,11 @@ TEST_CASE("ops: broadcasting arithmetic") {
   CHECK(broadcast_shapes({5, 1, 4}, {3, 1}, "x") == Shape{5, 3, 4});
   CHECK_THROWS_WITH_AS(a + ones({2}),
                        "add: shapes [2, 3] and [2] cannot be broadcast together (dim 1: 3 vs 2)", Error);
-  CHECK_THROWS_WITH_AS(a * arange(3, Dtype::Int64), "mul: second operand must be Float32 or Float64, got Int64 tensor of shape [3]",
+  Tensor ai = a * arange(3, Dtype::Int64);  // Int64 promotes to Float32
+  CHECK(ai.dtype() == Dtype::Float32);
+  check_values(ai, {0, 2, 6, 0, 5, 12});
+  CHECK_THROWS_WITH_AS(ones({2}, Dtype::Bool) + ones({2}, Dtype::Bool),
+                       "add: operands must not both be Bool, got Bool tensors of shapes [2] and [2] (convert one with .to(dtype))",
                        Error);
   check_values(sum_to(ones({2, 3, 4}), {3, 1}), {8, 8, 8});
 }

@@ -1,7 +1,8 @@
 // Activation functions: each is one small struct turned into forward + backward
-// by detail::unary_op (see op_util.hpp). tanh, sigmoid, elu and selu give large
-// tensors (≥ kBulkMinimum elements) to oneDNN's JIT eltwise through bulk():
-// their scalar f() calls libm once per element.
+// by detail::unary_op (see op_util.hpp); f and df are templates, so Float64 runs
+// the same formulas and BFloat16 runs them in Float32. tanh, sigmoid, elu and
+// selu give large Float32 tensors (≥ kBulkMinimum elements) to oneDNN's JIT
+// eltwise through bulk(): their scalar f() calls libm once per element.
 #include <algorithm>
 #include <cmath>
 
@@ -17,8 +18,8 @@ struct ReluOp {
   static constexpr const char* kName = "relu";
   static constexpr const char* kBackwardName = "ReluBackward";
   static constexpr bool kSignOnly = true;
-  float f(float x) const { return !(x <= 0.f) ? x : 0.f; }  // NaN stays NaN, like PyTorch
-  float df_sign(bool positive) const { return positive ? 1.f : 0.f; }  // 0 at NaN (x > 0 is false), like PyTorch
+  template <class T> T f(T x) const { return !(x <= T(0)) ? x : T(0); }  // NaN stays NaN, like PyTorch
+  template <class T> T df_sign(bool positive) const { return positive ? T(1) : T(0); }  // 0 at NaN (x > 0 is false)
 };
 // Forward: y = x if x > 0 else s·x       Backward: dx = g·(1 or s)
 struct LeakyReluOp {
@@ -26,8 +27,8 @@ struct LeakyReluOp {
   static constexpr const char* kBackwardName = "LeakyReluBackward";
   static constexpr bool kSignOnly = true;
   float slope;
-  float f(float x) const { return x > 0.f ? x : slope * x; }
-  float df_sign(bool positive) const { return positive ? 1.f : slope; }
+  template <class T> T f(T x) const { return x > T(0) ? x : T(slope) * x; }
+  template <class T> T df_sign(bool positive) const { return positive ? T(1) : T(slope); }
 };
 // Forward: y = x if x > 0 else α(eˣ − 1)  Backward: dx = g·(1 or y + α)
 struct EluOp {
@@ -35,8 +36,8 @@ struct EluOp {
   static constexpr const char* kBackwardName = "EluBackward";
   static constexpr bool kNeedsX = true, kNeedsY = true;
   float alpha;
-  float f(float x) const { return x > 0.f ? x : alpha * std::expm1(x); }
-  float df(float x, float y) const { return x > 0.f ? 1.f : y + alpha; }
+  template <class T> T f(T x) const { return x > T(0) ? x : T(alpha) * std::expm1(x); }
+  template <class T> T df(T x, T y) const { return x > T(0) ? T(1) : y + T(alpha); }
   void bulk(const float* x, float* y, int64_t n) const {
     backend::eltwise_forward(backend::Eltwise::Elu, alpha, x, y, n);
   }
@@ -46,12 +47,12 @@ struct SeluOp {
   static constexpr const char* kName = "selu";
   static constexpr const char* kBackwardName = "SeluBackward";
   static constexpr bool kNeedsX = true, kNeedsY = true;
-  static constexpr float kAlpha = 1.6732632423543772f, kScale = 1.0507009873554805f;
-  float f(float x) const { return x > 0.f ? kScale * x : kScale * kAlpha * std::expm1(x); }
-  float df(float x, float y) const { return x > 0.f ? kScale : y + kScale * kAlpha; }
+  static constexpr double kAlpha = 1.6732632423543772, kScale = 1.0507009873554805;
+  template <class T> T f(T x) const { return x > T(0) ? T(kScale) * x : T(kScale) * T(kAlpha) * std::expm1(x); }
+  template <class T> T df(T x, T y) const { return x > T(0) ? T(kScale) : y + T(kScale) * T(kAlpha); }
   void bulk(const float* x, float* y, int64_t n) const {  // oneDNN 2.6 has no SELU: elu, then scale
-    backend::eltwise_forward(backend::Eltwise::Elu, kAlpha, x, y, n);
-    parallel_for(n, [&](int64_t i) { y[i] *= kScale; });
+    backend::eltwise_forward(backend::Eltwise::Elu, float(kAlpha), x, y, n);
+    parallel_for(n, [&](int64_t i) { y[i] *= float(kScale); });
   }
 };
 // Forward: y = tanh x                    Backward: dx = g·(1 − y²)
@@ -59,19 +60,24 @@ struct TanhOp {
   static constexpr const char* kName = "tanh";
   static constexpr const char* kBackwardName = "TanhBackward";
   static constexpr bool kNeedsX = false, kNeedsY = true;
-  float f(float x) const { return std::tanh(x); }
-  float df(float, float y) const { return 1.f - y * y; }
+  template <class T> T f(T x) const { return std::tanh(x); }
+  template <class T> T df(T, T y) const { return T(1) - y * y; }
   void bulk(const float* x, float* y, int64_t n) const {
     backend::eltwise_forward(backend::Eltwise::Tanh, 0.f, x, y, n);
   }
 };
+/// σ(x), stable for large |x|.
+template <class T>
+T sigma(T x) {
+  return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
+}
 // Forward: y = 1 / (1 + e⁻ˣ)             Backward: dx = g·y(1 − y)
 struct SigmoidOp {
   static constexpr const char* kName = "sigmoid";
   static constexpr const char* kBackwardName = "SigmoidBackward";
   static constexpr bool kNeedsX = false, kNeedsY = true;
-  float f(float x) const { return x >= 0.f ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x)); }
-  float df(float, float y) const { return y * (1.f - y); }
+  template <class T> T f(T x) const { return sigma(x); }
+  template <class T> T df(T, T y) const { return y * (T(1) - y); }
   void bulk(const float* x, float* y, int64_t n) const {
     backend::eltwise_forward(backend::Eltwise::Logistic, 0.f, x, y, n);
   }
@@ -81,24 +87,23 @@ struct GeluOp {
   static constexpr const char* kName = "gelu";
   static constexpr const char* kBackwardName = "GeluBackward";
   static constexpr bool kNeedsX = true, kNeedsY = false;
-  float f(float x) const { return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)); }
-  float df(float x, float) const {
-    const float cdf = 0.5f * (1.f + std::erf(x * 0.70710678118654752f));
-    const float pdf = 0.39894228040143268f * std::exp(-0.5f * x * x);
+  static constexpr double kSqrtHalf = 0.70710678118654752, kInvSqrt2Pi = 0.39894228040143268;
+  template <class T> T f(T x) const { return T(0.5) * x * (T(1) + std::erf(x * T(kSqrtHalf))); }
+  template <class T> T df(T x, T) const {
+    const T cdf = T(0.5) * (T(1) + std::erf(x * T(kSqrtHalf)));
+    const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
     return cdf + x * pdf;
   }
 };
-/// σ(x), stable for large |x|.
-inline float sigma(float x) { return x >= 0.f ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x)); }
 // Forward: y = x·σ(x)                    Backward: dx = g·σ(x)(1 + x(1 − σ(x)))
 struct SiluOp {
   static constexpr const char* kName = "silu";
   static constexpr const char* kBackwardName = "SiluBackward";
   static constexpr bool kNeedsX = true, kNeedsY = false;
-  float f(float x) const { return x * sigma(x); }
-  float df(float x, float) const {
-    const float s = sigma(x);
-    return s * (1.f + x * (1.f - s));
+  template <class T> T f(T x) const { return x * sigma(x); }
+  template <class T> T df(T x, T) const {
+    const T s = sigma(x);
+    return s * (T(1) + x * (T(1) - s));
   }
 };
 // Forward: y = ln(1 + e^(βx))/β, or x where βx > threshold   Backward: dx = g·σ(βx), or g
@@ -107,11 +112,11 @@ struct SoftplusOp {
   static constexpr const char* kBackwardName = "SoftplusBackward";
   static constexpr bool kNeedsX = true, kNeedsY = false;
   float beta, threshold;
-  float f(float x) const {
-    const float bx = beta * x;
-    return bx > threshold ? x : (std::max(bx, 0.f) + std::log1p(std::exp(-std::fabs(bx)))) / beta;
+  template <class T> T f(T x) const {
+    const T bx = T(beta) * x;
+    return bx > T(threshold) ? x : (std::max(bx, T(0)) + std::log1p(std::exp(-std::fabs(bx)))) / T(beta);
   }
-  float df(float x, float) const { return beta * x > threshold ? 1.f : sigma(beta * x); }
+  template <class T> T df(T x, T) const { return T(beta) * x > T(threshold) ? T(1) : sigma(T(beta) * x); }
 };
 }  // namespace
 

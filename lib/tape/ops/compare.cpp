@@ -57,31 +57,39 @@ void check_bool(const Tensor& t, const char* op, const char* arg) {
              " tensor of shape ", t.shape());
 }
 
-// Forward: y = a ⋈ b elementwise (Bool; NaN compares false except ne)   Backward: none (not differentiable)
+/// The type an element of T is compared in: BFloat16 as float (exact), the others as themselves.
+template <class T>
+using Real = std::conditional_t<std::is_same_v<T, BFloat16>, float, T>;
+
+// Forward: y = a ⋈ b elementwise (Bool; NaN compares false except ne; mixed dtypes promote)
+// Backward: none (not differentiable)
 template <class Cmp>
 Tensor compare(const Tensor& a, const Tensor& b, const char* op, Cmp cmp) {
   check_defined_arg(a, op, "first operand");
   check_defined_arg(b, op, "second operand");
-  TAPE_CHECK(a.dtype() == b.dtype(), op, ": operands must have the same dtype, got ", dtype_name(a.dtype()),
-             " tensor of shape ", a.shape(), " and ", dtype_name(b.dtype()), " tensor of shape ", b.shape());
-  TAPE_CHECK(a.dtype() == Dtype::Float32 || a.dtype() == Dtype::Int64, op,
-             ": operands must be Float32 or Int64, got ", dtype_name(a.dtype()), " tensors of shapes ", a.shape(),
-             " and ", b.shape());
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
-  if (a.dtype() == Dtype::Float32) return broadcast_map<bool>(shape, cmp, operand<float>(a), operand<float>(b));
-  return broadcast_map<bool>(shape, cmp, operand<int64_t>(a), operand<int64_t>(b));
+  const Dtype d = promote_types(a.dtype(), b.dtype());
+  // not recorded: a comparison has no gradient
+  const Tensor ac = a.dtype() == d ? a : cast_copy(a, d), bc = b.dtype() == d ? b : cast_copy(b, d);
+  return visit_dtype(d, [&]<class T>() {
+    return broadcast_map<bool>(shape, [&](T x, T z) { return cmp(Real<T>(x), Real<T>(z)); }, operand<T>(ac),
+                               operand<T>(bc));
+  });
 }
 
-// Forward: y = a ⋈ s elementwise (Bool; an Int64 a is compared as double)   Backward: none
+// Forward: y = a ⋈ s elementwise (Bool; s rounded to a floating a's dtype, as
+// PyTorch does; an Int64 or Bool a is compared as double)   Backward: none
 template <class Cmp>
-Tensor compare(const Tensor& a, float s, const char* op, Cmp cmp) {
+Tensor compare(const Tensor& a, double s, const char* op, Cmp cmp) {
   check_defined_arg(a, op, "input");
-  const double sd = s;
-  auto f = [=](auto x) -> bool { return cmp(double(x), sd); };
-  if (a.dtype() == Dtype::Float32) return broadcast_map<bool>(a.shape(), f, operand<float>(a));
-  TAPE_CHECK(a.dtype() == Dtype::Int64, op, ": input must be Float32 or Int64, got ", dtype_name(a.dtype()),
-             " tensor of shape ", a.shape());
-  return broadcast_map<bool>(a.shape(), f, operand<int64_t>(a));
+  return visit_dtype(a.dtype(), [&]<class T>() {
+    if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, bool>) {
+      return broadcast_map<bool>(a.shape(), [&](T x) { return cmp(double(x), s); }, operand<T>(a));
+    } else {
+      const Real<T> sr = Real<T>(T(s));
+      return broadcast_map<bool>(a.shape(), [&](T x) { return cmp(Real<T>(x), sr); }, operand<T>(a));
+    }
+  });
 }
 
 // Forward: y = where(cond, a, b)   Backward: da = sum_to(where(cond, g, 0)), db = sum_to(where(cond, 0, g))
@@ -90,7 +98,7 @@ struct WhereBackward final : SavingNode<1> {
   const char* name() const override { return "WhereBackward"; }
   std::vector<Tensor> apply(const Tensor& g) override {
     const Tensor cond = saved(0);
-    const Tensor zero = scalar_tensor(0.f);
+    const Tensor zero = scalar_tensor(0, g.dtype());
     return {needs_input_grad(0) ? sum_to(where(cond, g, zero), as) : Tensor(),
             needs_input_grad(1) ? sum_to(where(cond, zero, g), bs) : Tensor()};
   }
@@ -110,12 +118,12 @@ Tensor lt(const Tensor& a, const Tensor& b) { return compare(a, b, "lt", std::le
 Tensor le(const Tensor& a, const Tensor& b) { return compare(a, b, "le", std::less_equal<>{}); }
 Tensor gt(const Tensor& a, const Tensor& b) { return compare(a, b, "gt", std::greater<>{}); }
 Tensor ge(const Tensor& a, const Tensor& b) { return compare(a, b, "ge", std::greater_equal<>{}); }
-Tensor eq(const Tensor& a, float s) { return compare(a, s, "eq", std::equal_to<>{}); }
-Tensor ne(const Tensor& a, float s) { return compare(a, s, "ne", std::not_equal_to<>{}); }
-Tensor lt(const Tensor& a, float s) { return compare(a, s, "lt", std::less<>{}); }
-Tensor le(const Tensor& a, float s) { return compare(a, s, "le", std::less_equal<>{}); }
-Tensor gt(const Tensor& a, float s) { return compare(a, s, "gt", std::greater<>{}); }
-Tensor ge(const Tensor& a, float s) { return compare(a, s, "ge", std::greater_equal<>{}); }
+Tensor eq(const Tensor& a, double s) { return compare(a, s, "eq", std::equal_to<>{}); }
+Tensor ne(const Tensor& a, double s) { return compare(a, s, "ne", std::not_equal_to<>{}); }
+Tensor lt(const Tensor& a, double s) { return compare(a, s, "lt", std::less<>{}); }
+Tensor le(const Tensor& a, double s) { return compare(a, s, "le", std::less_equal<>{}); }
+Tensor gt(const Tensor& a, double s) { return compare(a, s, "gt", std::greater<>{}); }
+Tensor ge(const Tensor& a, double s) { return compare(a, s, "ge", std::greater_equal<>{}); }
 
 Tensor operator==(const Tensor& a, const Tensor& b) { return eq(a, b); }
 Tensor operator!=(const Tensor& a, const Tensor& b) { return ne(a, b); }
@@ -123,12 +131,12 @@ Tensor operator<(const Tensor& a, const Tensor& b) { return lt(a, b); }
 Tensor operator<=(const Tensor& a, const Tensor& b) { return le(a, b); }
 Tensor operator>(const Tensor& a, const Tensor& b) { return gt(a, b); }
 Tensor operator>=(const Tensor& a, const Tensor& b) { return ge(a, b); }
-Tensor operator==(const Tensor& a, float s) { return eq(a, s); }
-Tensor operator!=(const Tensor& a, float s) { return ne(a, s); }
-Tensor operator<(const Tensor& a, float s) { return lt(a, s); }
-Tensor operator<=(const Tensor& a, float s) { return le(a, s); }
-Tensor operator>(const Tensor& a, float s) { return gt(a, s); }
-Tensor operator>=(const Tensor& a, float s) { return ge(a, s); }
+Tensor operator==(const Tensor& a, double s) { return eq(a, s); }
+Tensor operator!=(const Tensor& a, double s) { return ne(a, s); }
+Tensor operator<(const Tensor& a, double s) { return lt(a, s); }
+Tensor operator<=(const Tensor& a, double s) { return le(a, s); }
+Tensor operator>(const Tensor& a, double s) { return gt(a, s); }
+Tensor operator>=(const Tensor& a, double s) { return ge(a, s); }
 
 // Forward: y = a ∧ b (Bool, broadcast)   Backward: none
 Tensor logical_and(const Tensor& a, const Tensor& b) {
@@ -150,31 +158,48 @@ Tensor logical_not(const Tensor& a) {
   return broadcast_map<bool>(a.shape(), [](bool x) { return !x; }, operand<bool>(a));
 }
 
+namespace {
+/// pred(x) elementwise for a floating x (Bool); `integer_value` for every
+/// element of an Int64 or Bool x, which holds no NaN or infinity (PyTorch).
+template <class Pred>
+Tensor classify(const Tensor& x, const char* op, bool integer_value, Pred pred) {
+  check_defined_arg(x, op, "input");
+  return visit_dtype(x.dtype(), [&]<class T>() {
+    if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, bool>)
+      return full(x.shape(), integer_value ? 1.0 : 0.0, Dtype::Bool);
+    else return broadcast_map<bool>(x.shape(), [&](T v) { return pred(Real<T>(v)); }, operand<T>(x));
+  });
+}
+}  // namespace
+
 // Forward: y = x is NaN (Bool)   Backward: none
 Tensor isnan(const Tensor& x) {
-  check_float(x, "isnan");
-  return broadcast_map<bool>(x.shape(), [](float v) { return std::isnan(v); }, operand<float>(x));
+  return classify(x, "isnan", false, [](auto v) { return std::isnan(v); });
 }
 // Forward: y = x is neither NaN nor ±inf (Bool)   Backward: none
 Tensor isfinite(const Tensor& x) {
-  check_float(x, "isfinite");
-  return broadcast_map<bool>(x.shape(), [](float v) { return std::isfinite(v); }, operand<float>(x));
+  return classify(x, "isfinite", true, [](auto v) { return std::isfinite(v); });
 }
 
-// Forward: y = cond ? a : b, all three broadcast   Backward: see WhereBackward
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+// Forward: y = cond ? a : b, all three broadcast; a and b promote   Backward: see WhereBackward
+Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
   check_bool(cond, "where", "cond");
-  check_float(a, "where", "a");
-  check_float(b, "where", "b");
+  check_defined_arg(a_in, "where", "a");
+  check_defined_arg(b_in, "where", "b");
   Shape shape;
   try {
-    shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+    shape = broadcast_shapes(broadcast_shapes(cond.shape(), a_in.shape(), "where"), b_in.shape(), "where");
   } catch (const Error&) {
-    throw Error(str_cat("where: shapes ", cond.shape(), " (cond), ", a.shape(), " (a) and ", b.shape(),
+    throw Error(str_cat("where: shapes ", cond.shape(), " (cond), ", a_in.shape(), " (a) and ", b_in.shape(),
                         " (b) cannot be broadcast together"));
   }
-  Tensor y = broadcast_map<float>(shape, [](bool c, float x, float z) { return c ? x : z; }, operand<bool>(cond),
-                                  operand<float>(a), operand<float>(b));
+  // recorded casts, so each operand's gradient comes back in its own dtype
+  const Dtype d = promote_types(a_in.dtype(), b_in.dtype());
+  const Tensor a = a_in.to(d), b = b_in.to(d);
+  Tensor y = visit_dtype(d, [&]<class T>() {
+    return broadcast_map<T>(shape, [](bool c, T x, T z) { return c ? x : z; }, operand<bool>(cond), operand<T>(a),
+                            operand<T>(b));
+  });
   if (any_requires_grad({&a, &b})) {
     auto node = std::make_shared<WhereBackward>();
     node->save(0, cond);
@@ -185,9 +210,10 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return y;
 }
 
-// Forward: y = mask ? value : t (mask broadcast to t's shape)   Backward: see MaskedFillBackward
-Tensor masked_fill(const Tensor& t, const Tensor& mask, float value) {
-  check_float(t, "masked_fill", "input");
+// Forward: y = mask ? value : t (mask broadcast to t's shape; value converted to
+// t's dtype)   Backward: see MaskedFillBackward
+Tensor masked_fill(const Tensor& t, const Tensor& mask, double value) {
+  check_defined_arg(t, "masked_fill", "input");
   check_bool(mask, "masked_fill", "mask");
   bool fits = mask.dim() <= t.dim();
   for (int64_t i = 1; fits && i <= mask.dim(); ++i) {
@@ -196,8 +222,13 @@ Tensor masked_fill(const Tensor& t, const Tensor& mask, float value) {
   }
   TAPE_CHECK(fits, "masked_fill: mask of shape ", mask.shape(), " does not broadcast to the input's shape ",
              t.shape());
-  Tensor y = broadcast_map<float>(t.shape(), [value](float x, bool m) { return m ? value : x; }, operand<float>(t),
-                                  operand<bool>(mask));
+  Tensor y = visit_dtype(t.dtype(), [&]<class T>() {
+    if constexpr (std::is_same_v<T, int64_t>)
+      TAPE_CHECK(std::isfinite(value) && std::fabs(value) < 0x1p63, "masked_fill: value ", value,
+                 " does not fit an Int64 tensor of shape ", t.shape());
+    const T v = T(value);
+    return broadcast_map<T>(t.shape(), [v](T x, bool m) { return m ? v : x; }, operand<T>(t), operand<bool>(mask));
+  });
   if (any_requires_grad({&t})) {
     auto node = std::make_shared<MaskedFillBackward>();
     node->save(0, mask);

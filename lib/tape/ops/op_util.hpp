@@ -126,18 +126,31 @@ class SavingNode : public Node {
 
 // --- unary elementwise ops --------------------------------------------------
 // An op is a small struct: name, forward f(x), derivative df(x, y) (dy/dx given
-// input and output) and which of x / y backward needs. One template turns it
-// into a forward loop plus a Node, so no kernel is written twice.
+// input and output) and which of x / y backward needs. f and df are templates
+// over T (float, double), so one definition serves Float32 and Float64; one
+// template turns the struct into a forward loop plus a Node, so no kernel is
+// written twice. An op that also runs on Int64 (abs, neg, sign, clamp, square:
+// no gradient there) sets kInteger.
 //
 // Note: an op whose derivative depends only on whether x > 0 (ReLU, leaky ReLU)
-// sets kSignOnly and gives the two slopes df_sign(true / false) instead. Its
+// sets kSignOnly and gives the two slopes df_sign<T>(true / false) instead. Its
 // node keeps one byte per element rather than a float tensor, so the output can
 // be freed as soon as its consumers are done with it — after a max pool, which
 // keeps only its arg max, right away (35 MB at LeNet-5's batch 2500).
 template <class Op>
 constexpr bool sign_only = requires { requires Op::kSignOnly; };
-
 template <class Op>
+constexpr bool integer_op = requires { requires Op::kInteger; };
+
+/// f(x converted to Float32) converted back to BFloat16: the one place BFloat16
+/// inputs of elementwise ops compute in Float32. Both casts are recorded, so a
+/// gradient reaches x in BFloat16.
+template <class F>
+Tensor via_float32(const Tensor& x, F f) {
+  return f(x.to(Dtype::Float32)).to(Dtype::BFloat16);
+}
+
+template <class Op, class T>
 class UnaryBackward final : public SavingNode<2> {
  public:
   explicit UnaryBackward(Op op) : op_(op) {}
@@ -146,14 +159,14 @@ class UnaryBackward final : public SavingNode<2> {
     Tensor x = Op::kNeedsX ? saved(0) : Tensor();
     Tensor y = Op::kNeedsY ? saved(1) : Tensor();
     auto [gc, dx] = gradient_buffers(g);
-    const float* pg = gc.data<float>();
-    const float* px = Op::kNeedsX ? x.data<float>() : nullptr;
-    const float* py = Op::kNeedsY ? y.data<float>() : nullptr;
-    float* pd = dx.data<float>();
+    const T* pg = gc.data<T>();
+    const T* px = Op::kNeedsX ? x.data<T>() : nullptr;
+    const T* py = Op::kNeedsY ? y.data<T>() : nullptr;
+    T* pd = dx.data<T>();
     const Op op = op_;
     // which of x / y is read is decided at compile time, so the loop vectorises
     parallel_for(g.numel(), [&](int64_t i) {
-      float xv = 0.f, yv = 0.f;
+      T xv = 0, yv = 0;
       if constexpr (Op::kNeedsX) xv = px[i];
       if constexpr (Op::kNeedsY) yv = py[i];
       pd[i] = pg[i] * op.df(xv, yv);
@@ -165,21 +178,21 @@ class UnaryBackward final : public SavingNode<2> {
   Op op_;
 };
 
-template <class Op>
+template <class Op, class T>
 class SignBackward final : public Node {
  public:
   SignBackward(Op op, std::shared_ptr<Storage> positive) : op_(op), positive_(std::move(positive)) {}
   const char* name() const override { return Op::kBackwardName; }
   std::vector<Tensor> apply(const Tensor& g) override {
     auto [gc, dx] = gradient_buffers(g);
-    const float* pg = gc.data<float>();
+    const T* pg = gc.data<T>();
     const auto* pos = static_cast<const uint8_t*>(positive_->data());
-    float* pd = dx.data<float>();
-    const float up = op_.df_sign(true), down = op_.df_sign(false);
+    T* pd = dx.data<T>();
+    const T up = op_.template df_sign<T>(true), down = op_.template df_sign<T>(false);
     parallel_ranges(g.numel(), [=](int64_t begin, int64_t end) {
-      const float* __restrict g_ = pg;
+      const T* __restrict g_ = pg;
       const uint8_t* __restrict p_ = pos;
-      float* __restrict d_ = pd;
+      T* __restrict d_ = pd;
       for (int64_t i = begin; i < end; ++i) d_[i] = g_[i] * (p_[i] ? up : down);
     });
     return {dx};
@@ -191,50 +204,67 @@ class SignBackward final : public Node {
   std::shared_ptr<Storage> positive_;  // one byte per element: x > 0
 };
 
-template <class Op>
-Tensor unary_op(const Tensor& x_in, Op op = {}) {
-  check_float(x_in, Op::kName);
+/// y = op(x) for x of dtype T (float, double or, for integer ops, int64_t),
+/// recording the backward node when x requires grad.
+template <class Op, class T>
+Tensor unary_kernel(const Tensor& x_in, const Op& op) {
   Tensor x = contig(x_in);
-  Tensor y = Tensor::empty(x.shape());
-  const float* px = x.data<float>();
-  float* py = y.data<float>();
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  const T* px = x.data<T>();
+  T* py = y.data<T>();
   const int64_t n = x.numel();
-  const bool recording = any_requires_grad({&x_in});
-  if constexpr (sign_only<Op>) {
+  constexpr bool differentiable = std::is_floating_point_v<T>;  // Int64 tensors never require grad
+  const bool recording = differentiable && any_requires_grad({&x_in});
+  if constexpr (differentiable && sign_only<Op>) {
     if (recording) {  // the forward loop also records where x > 0
       auto positive = std::make_shared<Storage>(size_t(std::max<int64_t>(n, 1)));
       auto* pos = static_cast<uint8_t*>(positive->data());
       parallel_ranges(n, [=](int64_t begin, int64_t end) {
-        const float* __restrict x_ = px;
-        float* __restrict y_ = py;
+        const T* __restrict x_ = px;
+        T* __restrict y_ = py;
         uint8_t* __restrict p_ = pos;
         for (int64_t i = begin; i < end; ++i) {
-          p_[i] = x_[i] > 0.f;
+          p_[i] = x_[i] > T(0);
           y_[i] = op.f(x_[i]);
         }
       });
-      record(y, std::make_shared<SignBackward<Op>>(op, std::move(positive)), {&x_in});
+      record(y, std::make_shared<SignBackward<Op, T>>(op, std::move(positive)), {&x_in});
       return y;
     }
   }
-  // an op may hand large tensors to a vectorised kernel (oneDNN eltwise) instead
-  // of calling a libm function per element
+  // an op may hand large Float32 tensors to a vectorised kernel (oneDNN
+  // eltwise) instead of calling a libm function per element
   bool done = false;
-  if constexpr (requires { op.bulk(px, py, n); })
+  if constexpr (std::is_same_v<T, float> && requires { op.bulk(px, py, n); })
     if (n >= kBulkMinimum) {
       backend::translate_errors(Op::kName, {&x.shape()}, [&] { op.bulk(px, py, n); });
       done = true;
     }
   if (!done) parallel_for(n, [&](int64_t i) { py[i] = op.f(px[i]); });
-  if constexpr (!sign_only<Op>) {
+  if constexpr (differentiable && !sign_only<Op>) {
     if (recording) {
-      auto node = std::make_shared<UnaryBackward<Op>>(op);
+      auto node = std::make_shared<UnaryBackward<Op, T>>(op);
       if (Op::kNeedsX) node->save(0, x);
       if (Op::kNeedsY) node->save(1, y, /*is_output=*/true);
       record(y, std::move(node), {&x_in});
     }
   }
   return y;
+}
+
+/// Forward of a unary op on Float32 or Float64 (and Int64 for integer ops);
+/// BFloat16 computes in Float32 and rounds back.
+template <class Op>
+Tensor unary_op(const Tensor& x, Op op = {}) {
+  TAPE_CHECK(x.defined(), Op::kName, ": input is an undefined tensor");
+  const Dtype d = x.dtype();
+  const bool ok = is_floating(d) || (integer_op<Op> && d == Dtype::Int64);
+  TAPE_CHECK(ok, Op::kName, ": input must be Float32, Float64", integer_op<Op> ? ", BFloat16 or Int64" : " or BFloat16",
+             ", got ", dtype_name(d), " tensor of shape ", x.shape());
+  if (d == Dtype::BFloat16) return via_float32(x, [&](const Tensor& xf) { return unary_op(xf, op); });
+  const auto run = [&]<class T>() { return unary_kernel<Op, T>(x, op); };
+  if constexpr (integer_op<Op>) return visit_number(d, Op::kName, run);
+  else return visit_float(d, Op::kName, run);
 }
 
 }  // namespace tape::detail

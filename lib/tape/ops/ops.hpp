@@ -6,6 +6,8 @@
 namespace tape {
 
 // --- elementwise (NumPy broadcasting for binary ops) — elementwise.cpp
+// Mixed dtypes promote (promote_types); Int64 / Int64 is Float32. A scalar keeps
+// a floating tensor's dtype; an Int64 tensor stays Int64 for an integral scalar.
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
@@ -15,7 +17,7 @@ Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor abs(const Tensor& x);
-Tensor pow(const Tensor& x, float exponent);
+Tensor pow(const Tensor& x, double exponent);
 Tensor log1p(const Tensor& x);
 Tensor expm1(const Tensor& x);
 Tensor sin(const Tensor& x);
@@ -24,7 +26,7 @@ Tensor rsqrt(const Tensor& x);
 Tensor square(const Tensor& x);
 Tensor sign(const Tensor& x);  ///< −1, 0 or 1 (NaN stays NaN); zero gradient
 /// min(max(x, lo), hi); gradient 1 inside [lo, hi], 0 outside; NaN propagates.
-Tensor clamp(const Tensor& x, float lo, float hi);
+Tensor clamp(const Tensor& x, double lo, double hi);
 /// Elementwise max / min with broadcasting; ties split the gradient ½ each; NaN propagates.
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
@@ -33,14 +35,14 @@ Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
 Tensor operator/(const Tensor& a, const Tensor& b);
-Tensor operator+(const Tensor& a, float s);
-Tensor operator-(const Tensor& a, float s);
-Tensor operator*(const Tensor& a, float s);
-Tensor operator/(const Tensor& a, float s);
-Tensor operator+(float s, const Tensor& a);
-Tensor operator-(float s, const Tensor& a);
-Tensor operator*(float s, const Tensor& a);
-Tensor operator/(float s, const Tensor& a);
+Tensor operator+(const Tensor& a, double s);
+Tensor operator-(const Tensor& a, double s);
+Tensor operator*(const Tensor& a, double s);
+Tensor operator/(const Tensor& a, double s);
+Tensor operator+(double s, const Tensor& a);
+Tensor operator-(double s, const Tensor& a);
+Tensor operator*(double s, const Tensor& a);
+Tensor operator/(double s, const Tensor& a);
 
 /// Sums `t` down to `shape` (the reverse of broadcasting; differentiable).
 Tensor sum_to(const Tensor& t, const Shape& shape);
@@ -102,7 +104,7 @@ std::vector<Tensor> split(const Tensor& t, int64_t split_size, int64_t dim = 0);
 std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t dim = 0);
 
 // --- comparisons & masks (Bool results, NumPy broadcasting) — compare.cpp
-/// a ⋈ b elementwise → Bool; a and b both Float32 or both Int64. NaN compares
+/// a ⋈ b elementwise → Bool; numeric operands of mixed dtypes promote. NaN compares
 /// false, except ne (true), as in PyTorch.
 Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);
@@ -110,36 +112,36 @@ Tensor lt(const Tensor& a, const Tensor& b);
 Tensor le(const Tensor& a, const Tensor& b);
 Tensor gt(const Tensor& a, const Tensor& b);
 Tensor ge(const Tensor& a, const Tensor& b);
-/// Against a scalar (for an Int64 tensor the elements are compared as float).
-Tensor eq(const Tensor& a, float s);
-Tensor ne(const Tensor& a, float s);
-Tensor lt(const Tensor& a, float s);
-Tensor le(const Tensor& a, float s);
-Tensor gt(const Tensor& a, float s);
-Tensor ge(const Tensor& a, float s);
+/// Against a scalar (rounded to a floating tensor's dtype; an Int64 tensor's elements compare as double).
+Tensor eq(const Tensor& a, double s);
+Tensor ne(const Tensor& a, double s);
+Tensor lt(const Tensor& a, double s);
+Tensor le(const Tensor& a, double s);
+Tensor gt(const Tensor& a, double s);
+Tensor ge(const Tensor& a, double s);
 Tensor operator==(const Tensor& a, const Tensor& b);
 Tensor operator!=(const Tensor& a, const Tensor& b);
 Tensor operator<(const Tensor& a, const Tensor& b);
 Tensor operator<=(const Tensor& a, const Tensor& b);
 Tensor operator>(const Tensor& a, const Tensor& b);
 Tensor operator>=(const Tensor& a, const Tensor& b);
-Tensor operator==(const Tensor& a, float s);
-Tensor operator!=(const Tensor& a, float s);
-Tensor operator<(const Tensor& a, float s);
-Tensor operator<=(const Tensor& a, float s);
-Tensor operator>(const Tensor& a, float s);
-Tensor operator>=(const Tensor& a, float s);
+Tensor operator==(const Tensor& a, double s);
+Tensor operator!=(const Tensor& a, double s);
+Tensor operator<(const Tensor& a, double s);
+Tensor operator<=(const Tensor& a, double s);
+Tensor operator>(const Tensor& a, double s);
+Tensor operator>=(const Tensor& a, double s);
 /// Elementwise logic on Bool tensors (binary ones broadcast).
 Tensor logical_and(const Tensor& a, const Tensor& b);
 Tensor logical_or(const Tensor& a, const Tensor& b);
 Tensor logical_not(const Tensor& a);
-/// cond ? a : b elementwise, all three broadcast; cond Bool, a and b Float32 (differentiable in a and b).
+/// cond ? a : b elementwise, all three broadcast; cond Bool, a and b promote (differentiable in a and b).
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
-/// Float32 → Bool: x is NaN / x is neither NaN nor ±inf.
+/// → Bool: x is NaN / x is neither NaN nor ±inf (Int64: all false / all true).
 Tensor isnan(const Tensor& x);
 Tensor isfinite(const Tensor& x);
 /// t with `value` where the Bool mask (broadcast to t's shape) is true (differentiable in t).
-Tensor masked_fill(const Tensor& t, const Tensor& mask, float value);
+Tensor masked_fill(const Tensor& t, const Tensor& mask, double value);
 
 // --- reductions — reduce.cpp
 Tensor sum(const Tensor& t);
