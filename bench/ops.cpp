@@ -3,7 +3,7 @@
 //   eager overhead  — a chain of 100 small elementwise ops on 1×16, fwd + bwd
 //   matmul          — 1000×784×{50,370} forward + backward (dense layer)
 //   conv            — LeNet conv1 / conv2 at batch 1000, forward + backward
-//   gemm            — 1024³ GFLOP/s, tape and the raw primitive
+//   gemm            — 1024³ GFLOP/s, tape and the raw primitive; Float64 (OpenBLAS dgemm)
 //   cat, index_select, gather — memory-bound copies (forward)
 #include <dnnl.hpp>
 
@@ -152,6 +152,10 @@ void gemm() {
   row("matmul 1024^3 (tape)", flop / t / 1e9, "GFLOP/s");
   row("matmul 1024^3 (raw oneDNN)", flop / raw / 1e9, "GFLOP/s");
   row("matmul 1024^3 raw/tape", raw / t, "x");
+  // Float64 runs on OpenBLAS's dgemm (oneDNN 2.6 has no f64 matmul)
+  Tensor a64 = a.to(Dtype::Float64), b64 = b.to(Dtype::Float64);
+  double t64 = median_seconds([&] { tape::matmul(a64, b64); }, 10, 2);
+  row("matmul f64 1024^3 (tape, OpenBLAS)", flop / t64 / 1e9, "GFLOP/s");
 }
 
 /// Random Int64 indices in [0, bound).

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
 #include <limits>
 #include <tape/tape.hpp>
 
@@ -400,4 +402,131 @@ TEST_CASE("max_pool2d: backward still notices an in-place change of an input it 
     h.add_(1.f);
   }
   CHECK_THROWS_WITH_AS(z2.sum().backward(), Contains("modified by an in-place operation"), Error);
+}
+
+// --- Float64: the reference paths (im2col + dgemm, the index pool) ----------------
+
+namespace {
+
+/// f(inputs)·v's gradient by central differences (step 1e-6) against backward, for
+/// every element of every Float64 input that requires grad: the max relative error.
+double fd_error64(const std::function<Tensor(const std::vector<Tensor>&)>& f, std::vector<Tensor> in, Generator& g) {
+  Tensor v = uniform(f(in).shape(), g).to(Dtype::Float64);
+  for (auto& t : in) t.set_grad({});
+  (f(in) * v).sum().backward();
+  double worst = 0;
+  NoGradGuard no_grad;
+  for (const Tensor& t : in) {
+    if (!t.requires_grad()) continue;
+    const auto analytic = t.grad().to_vector<double>();
+    double* p = t.detach().data<double>();
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const double x0 = p[i], h = 1e-6;
+      p[i] = x0 + h;
+      const double up = (f(in) * v).sum().item<double>();
+      p[i] = x0 - h;
+      const double down = (f(in) * v).sum().item<double>();
+      p[i] = x0;
+      const double numeric = (up - down) / (2 * h);
+      worst = std::max(worst, std::fabs(numeric - analytic[size_t(i)]) / (1 + std::fabs(numeric)));
+    }
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d: Float64 forward by hand, and against the Float32 path") {
+  // a 3×3 image of 1..9, a 2×2 kernel of ones, bias 0.5: window sums + 0.5
+  Tensor x = tensor(std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});
+  Tensor w = ones({1, 1, 2, 2}, Dtype::Float64), b = full({1}, 0.5, Dtype::Float64);
+  Tensor y = conv2d(x, w, b);
+  CHECK(y.dtype() == Dtype::Float64);
+  CHECK(y.to_vector<double>() == std::vector<double>{12.5, 16.5, 24.5, 28.5});
+  // padding 1, stride 2: the four windows hold 1, 2, 2 and 4 of the image's elements
+  CHECK(conv2d(x, w, Tensor(), 2, 1).to_vector<double>() == std::vector<double>{1, 5, 11, 28});
+
+  Generator g(5);
+  struct Case {
+    Shape x, w;
+    int64_t stride, padding;
+  };
+  for (const Case& c : std::vector<Case>{{{2, 3, 7, 7}, {4, 3, 3, 3}, 2, 1},
+                                         {{1, 2, 6, 5}, {3, 2, 2, 3}, 1, 0},
+                                         {{3, 1, 8, 8}, {2, 1, 5, 5}, 1, 2}}) {
+    INFO("x ", shape_str(c.x), " w ", shape_str(c.w), " stride ", c.stride, " padding ", c.padding);
+    Tensor x32 = uniform(c.x, g), w32 = uniform(c.w, g), b32 = uniform({c.w[0]}, g), g32 = uniform({1}, g);
+    Tensor y32 = conv2d(x32, w32, b32, c.stride, c.padding);
+    Tensor x64 = x32.to(Dtype::Float64).requires_grad_(), w64 = w32.to(Dtype::Float64).requires_grad_(),
+           b64 = b32.to(Dtype::Float64).requires_grad_();
+    Tensor y64 = conv2d(x64, w64, b64, c.stride, c.padding);
+    REQUIRE(y64.shape() == y32.shape());
+    CHECK(max_abs_diff(y64, y32) < 1e-5);
+    CHECK(max_abs_diff(y64, naive_conv(x32, w32, b32, c.stride, c.padding)) < 1e-5);
+
+    // backward: the same upstream gradient through both paths
+    Tensor gy = uniform(y32.shape(), g);
+    Tensor xr = x32.detach().requires_grad_(), wr = w32.detach().requires_grad_(), br = b32.detach().requires_grad_();
+    conv2d(xr, wr, br, c.stride, c.padding).backward(gy);
+    y64.backward(gy.to(Dtype::Float64));
+    CHECK(x64.grad().dtype() == Dtype::Float64);
+    CHECK(max_abs_diff(x64.grad(), xr.grad()) < 1e-5);
+    CHECK(max_abs_diff(w64.grad(), wr.grad()) < 1e-5);
+    CHECK(max_abs_diff(b64.grad(), br.grad()) < 1e-5);
+  }
+}
+
+TEST_CASE("conv2d: Float64 backward matches central differences to 1e-7") {
+  Generator g(13);
+  std::vector<Tensor> in{uniform({2, 2, 5, 6}, g).to(Dtype::Float64).requires_grad_(),
+                         uniform({3, 2, 3, 3}, g).to(Dtype::Float64).requires_grad_(),
+                         uniform({3}, g).to(Dtype::Float64).requires_grad_()};
+  CHECK(fd_error64([](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], t[2], 2, 1); }, in, g) < 1e-7);
+  // an input that needs no gradient gets none; the weight still does
+  Tensor x = uniform({1, 2, 4, 4}, g).to(Dtype::Float64), w = uniform({1, 2, 2, 2}, g).to(Dtype::Float64);
+  w.requires_grad_();
+  conv2d(x, w).sum().backward();
+  CHECK_FALSE(x.grad().defined());
+  // dw[o,c,a,e] = Σ_{i,j} x[c, i+a, j+e] for an all-ones upstream gradient
+  const auto xv = x.to_vector<double>();
+  double want = 0;
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t j = 0; j < 3; ++j) want += xv[size_t(i * 4 + j)];
+  CHECK(w.grad().to_vector<double>()[0] == doctest::Approx(want).epsilon(1e-14));
+}
+
+TEST_CASE("max_pool2d: Float64 forward and backward against the Float32 path") {
+  Generator g(17);
+  Tensor x32 = uniform({2, 3, 7, 9}, g);
+  Tensor x64 = x32.to(Dtype::Float64).requires_grad_();
+  Tensor y64 = max_pool2d(x64, 3, 2);
+  CHECK(y64.dtype() == Dtype::Float64);
+  CHECK(max_abs_diff(y64, max_pool2d(x32, 3, 2)) == 0.0);  // a max of exact copies
+  CHECK(max_abs_diff(y64, naive_pool(x32, 3, 2)) == 0.0);
+  Tensor gy = uniform(y64.shape(), g);
+  Tensor xr = x32.detach().requires_grad_();
+  max_pool2d(xr, 3, 2).backward(gy);
+  y64.backward(gy.to(Dtype::Float64));
+  CHECK(x64.grad().dtype() == Dtype::Float64);
+  CHECK(max_abs_diff(x64.grad(), xr.grad()) < 1e-6);
+
+  // by hand: the gradient goes to each window's arg max, overlapping windows add up
+  Tensor z = tensor(std::vector<double>{1, 2, 3, 4, 9, 5, 6, 7, 8}, {1, 1, 3, 3}, true);
+  max_pool2d(z, 2, 1).sum().backward();
+  CHECK(z.grad().to_vector<double>() == std::vector<double>{0, 0, 0, 0, 4, 0, 0, 0, 0});
+  // values Float32 cannot tell apart still pick the right maximum
+  Tensor close = tensor(std::vector<double>{1, 1 + 1e-12, 1 - 1e-12, 1}, {1, 1, 2, 2});
+  CHECK(max_pool2d(close, 2).item<double>() == 1 + 1e-12);
+  // a NaN propagates, as in the Float32 path
+  Tensor nan = tensor(std::vector<double>{1, std::nan(""), 3, 4}, {1, 1, 2, 2});
+  CHECK(std::isnan(max_pool2d(nan, 2).item<double>()));
+}
+
+TEST_CASE("conv2d & max_pool2d: mixed dtypes are one-line errors") {
+  Tensor x = zeros({1, 1, 4, 4}, Dtype::Float64), w = zeros({1, 1, 2, 2});
+  CHECK_THROWS_WITH_AS(conv2d(x, w), "conv2d: weight has dtype Float32 but the input is Float64 (convert one with .to(dtype))",
+                       Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, w.to(Dtype::Float64), zeros({1})),
+                       "conv2d: bias has dtype Float32 but the input is Float64 (convert one with .to(dtype))", Error);
+  CHECK_THROWS_WITH_AS(max_pool2d(zeros({1, 1, 2, 2}, Dtype::Int64), 2), Contains("Int64"), Error);
 }

@@ -50,6 +50,61 @@ TEST_CASE("loss: errors name the op and the values") {
   CHECK_THROWS_WITH_AS(one_hot(zeros({2}), 3), "one_hot: labels must be an Int64 tensor", Error);
 }
 
+TEST_CASE("loss: cross_entropy, nll_loss and mse_loss in Float64") {
+  // logits [[0, ln 3], [ln 2, ln 2]] → softmax rows [1/4, 3/4] and [1/2, 1/2]
+  const double l3 = std::log(3.0), l2 = std::log(2.0);
+  Tensor logits = tensor(std::vector<double>{0, l3, l2, l2}, {2, 2}, true);
+  Tensor target = tensor(std::vector<int64_t>{1, 0}, {2});
+  Tensor loss = cross_entropy(logits, target);
+  CHECK(loss.dtype() == Dtype::Float64);
+  CHECK(loss.item<double>() == Approx(-(std::log(0.75) + std::log(0.5)) / 2).epsilon(1e-15));
+  loss.backward();
+  // dx = (softmax − one_hot) / N
+  const auto g = logits.grad().to_vector<double>();
+  CHECK(logits.grad().dtype() == Dtype::Float64);
+  CHECK(g[0] == Approx(0.125).epsilon(1e-15));
+  CHECK(g[1] == Approx(-0.125).epsilon(1e-15));
+  CHECK(g[2] == Approx(-0.25).epsilon(1e-15));
+  CHECK(g[3] == Approx(0.25).epsilon(1e-15));
+
+  // probability targets of the logits' dtype; one-hot gives the index loss
+  Tensor probs = tensor(std::vector<double>{0, 1, 1, 0}, {2, 2});
+  CHECK(cross_entropy(logits, probs).item<double>() == Approx(loss.item<double>()).epsilon(1e-15));
+  Tensor soft = tensor(std::vector<double>{0.5, 0.5, 0.25, 0.75}, {2, 2}, false);
+  Tensor x2 = logits.detach().requires_grad_();
+  Tensor ls = cross_entropy(x2, soft);
+  CHECK(ls.item<double>() == Approx(-(0.5 * std::log(0.25) + 0.5 * std::log(0.75) + std::log(0.5)) / 2).epsilon(1e-15));
+  ls.backward();
+  CHECK(x2.grad().to_vector<double>()[0] == Approx((0.25 - 0.5) / 2).epsilon(1e-15));
+
+  // nll_loss of log_softmax is the same loss; its gradient is −1/N at the targets
+  Tensor lp = log_softmax(logits.detach(), 1).requires_grad_();
+  Tensor nll = nll_loss(lp, target);
+  CHECK(nll.dtype() == Dtype::Float64);
+  CHECK(nll.item<double>() == Approx(loss.item<double>()).epsilon(1e-15));
+  nll.backward();
+  CHECK(lp.grad().to_vector<double>() == std::vector<double>{0, -0.5, -0.5, 0});
+
+  // a difference Float32 cannot hold: (1 + 1e-9 − 1)² = 1e-18
+  Tensor a = tensor(std::vector<double>{1 + 1e-9, 3}, {2}), b = tensor(std::vector<double>{1, 3}, {2});
+  CHECK(mse_loss(a, b).dtype() == Dtype::Float64);
+  CHECK(mse_loss(a, b).item<double>() == Approx(0.5e-18).epsilon(1e-6));
+  CHECK(mse_loss(tensor(std::vector<double>{1, 2, 3}, {3}), tensor(std::vector<double>{1, 0, 0}, {3})).item<double>() ==
+        Approx(13.0 / 3).epsilon(1e-15));
+}
+
+TEST_CASE("loss: mixed Float32/Float64 losses are errors naming both dtypes") {
+  Tensor logits = zeros({2, 2}, Dtype::Float64);
+  CHECK_THROWS_WITH_AS(cross_entropy(logits, zeros({2, 2})),
+                       "cross_entropy: probability target has dtype Float32 but the input is Float64 (convert one "
+                       "with .to(dtype))",
+                       Error);
+  CHECK_THROWS_WITH_AS(mse_loss(zeros({2}), zeros({2}, Dtype::Float64)),
+                       "mse_loss: target has dtype Float64 but the input is Float32 (convert one with .to(dtype))", Error);
+  // one_hot stays Float32 whatever the use
+  CHECK(one_hot(tensor(std::vector<int64_t>{1}, {1}), 2).dtype() == Dtype::Float32);
+}
+
 TEST_CASE("dropout: inverted scaling, identity in eval, reproducible from the seed") {
   Tensor x = ones({1000});
   CHECK(dropout(x, 0.5f, false).is_same(x));

@@ -155,6 +155,79 @@ TEST_CASE("optim: a large parameter (parallel loop) matches the reference everyw
   CHECK(worst_q < 1e-5);
 }
 
+namespace {
+/// Like run(), with a Float64 parameter and Float64 gradients: the values in double.
+std::vector<double> run64(const std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)>& make, int steps) {
+  Tensor p = tensor(std::vector<double>(kP0.begin(), kP0.end()), {3}, true);
+  auto opt = make({p});
+  for (int k = 0; k < steps; ++k) {
+    const std::vector<float> g = grad_at(k);
+    p.set_grad(tensor(std::vector<double>(g.begin(), g.end()), {3}));
+    opt->step();
+  }
+  REQUIRE(p.dtype() == Dtype::Float64);
+  return p.to_vector<double>();
+}
+
+void check_exact(const std::vector<double>& got, const std::vector<double>& want) {
+  REQUIRE(got.size() == want.size());
+  for (size_t j = 0; j < got.size(); ++j) {
+    INFO("element ", j);
+    CHECK(got[j] == doctest::Approx(want[j]).epsilon(1e-14));
+  }
+}
+}  // namespace
+
+TEST_CASE("optim: Float64 parameters step in double with Float64 state") {
+  const int n = 6;
+  check_exact(run64([](auto ps) { return std::make_unique<optim::SGD>(ps, 0.1); }, n), sgd_ref(0.1, 0, 0, false, n));
+  check_exact(run64([](auto ps) {
+                return std::make_unique<optim::SGD>(
+                    ps, optim::SGDOptions(0.05).momentum(0.9).weight_decay(0.1).nesterov(true));
+              }, n),
+              sgd_ref(0.05, 0.9, 0.1, true, n));
+  check_exact(run64([](auto ps) { return std::make_unique<optim::SGD>(ps, 0.1, 0.9, 0.01); }, n),
+              sgd_ref(0.1, 0.9, 0.01, false, n));
+  check_exact(run64([](auto ps) { return std::make_unique<optim::Adam>(ps, 0.05, 0.8, 0.99, 1e-3, 0.1); }, n),
+              adam_ref(0.05, 0.8, 0.99, 1e-3, 0.1, false, n));
+  check_exact(run64([](auto ps) { return std::make_unique<optim::AdamW>(ps, 0.01); }, n),
+              adam_ref(0.01, 0.9, 0.999, 1e-8, 0.01, true, n));
+
+  // one SGD step with momentum and weight decay by hand: d = 0.5 + 0.1·1 = 0.6, p = 1 − 0.1·0.6
+  CHECK(run64([](auto ps) { return std::make_unique<optim::SGD>(ps, 0.1, 0.9, 0.1); }, 1)[0] == 0.94);
+  // one Adam step by hand: m̂ = g, v̂ = g², p = 1 − 0.1·0.5/(0.5 + 1e-8), exact to double precision
+  // (in Float32 the 1e-8 would vanish)
+  const double adam1 = run64([](auto ps) { return std::make_unique<optim::Adam>(ps, 0.1); }, 1)[0];
+  CHECK(adam1 == doctest::Approx(1 - 0.1 * 0.5 / (0.5 + 1e-8)).epsilon(1e-15));
+  CHECK(adam1 != 0.9);
+
+  // state tensors have the parameter's dtype, and a Float32 and a Float64 parameter share one optimizer
+  Tensor p64 = tensor(std::vector<double>{1, 2}, {2}, true), p32 = tensor({1.f, 2.f}, {2}, true);
+  optim::Adam adam({p64, p32}, 0.1);
+  p64.set_grad(tensor(std::vector<double>{1, -1}, {2}));
+  p32.set_grad(tensor({1.f, -1.f}, {2}));
+  adam.step();
+  const optim::OptimizerState st = adam.state_dict();
+  CHECK(st.tensors.at("param.0.exp_avg").dtype() == Dtype::Float64);
+  CHECK(st.tensors.at("param.1.exp_avg_sq").dtype() == Dtype::Float32);
+  CHECK(p64.to_vector<double>()[0] == doctest::Approx(1 - 0.1 / (1 + 1e-8)).epsilon(1e-15));
+  CHECK(p32.to_vector<float>()[0] == doctest::Approx(0.9f));
+  optim::Adam again({p64, p32}, 0.1);
+  again.load_state_dict(st);  // round trip
+  auto bad = st;
+  bad.tensors["param.0.exp_avg"] = zeros({2});
+  CHECK_THROWS_WITH_AS(again.load_state_dict(bad),
+                       "Adam.load_state_dict: param.0.exp_avg must be a defined Float64 tensor (the parameter's dtype)",
+                       Error);
+
+  // a gradient of another dtype, and parameters that are not floating, are errors
+  p64.set_grad(tensor({1.f, 1.f}, {2}));
+  CHECK_THROWS_WITH_AS(adam.step(), "Adam: gradient of parameter 0 has shape [2] (Float32), expected [2] (Float64)",
+                       Error);
+  CHECK_THROWS_WITH_AS(optim::SGD({tensor(std::vector<int64_t>{1}, {1})}, 0.1),
+                       "SGD: parameter 0 must be Float32 or Float64, got Int64", Error);
+}
+
 TEST_CASE("optim: step skips parameters without a gradient, runs without recording, zero_grad clears") {
   Tensor a = tensor({1.f, 2.f}, {2}, true);
   Tensor b = tensor({3.f}, {1}, true);

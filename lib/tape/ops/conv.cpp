@@ -1,11 +1,13 @@
 // conv2d on oneDNN's convolution primitives: forward, backward-data and
-// backward-weights (which also yields the bias gradient).
+// backward-weights (which also yields the bias gradient). Float64, which oneDNN
+// 2.6 cannot convolve, runs a reference im2col + dgemm path.
 #include <algorithm>
 #include <limits>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
+#include "tape/backend/blas.hpp"
 #include "tape/backend/dnnl.hpp"
 #include "tape/backend/dnnl_error.hpp"
 #include "tape/ops/op_util.hpp"
@@ -308,9 +310,62 @@ ConvBwdWeights conv_bwd_weights(const ConvShape& s) {
 // (or 0), and backward gives dx = 0, dw = 0, db = Σ_{n,i,j} g, as in PyTorch.
 bool is_empty_conv(const ConvShape& s) { return shape_numel(s.x) == 0 || shape_numel(s.w) == 0; }
 
-Tensor empty_conv_forward(const ConvShape& s, const Tensor& b) {
-  Tensor y = zeros(s.y);
+Tensor empty_conv_forward(const ConvShape& s, const Tensor& b, Dtype dtype) {
+  Tensor y = zeros(s.y, dtype);
   if (s.bias && y.numel() > 0) y.add_(reshape(b.detach(), {1, s.w[0], 1, 1}));
+  return y;
+}
+
+// --- Float64: the reference convolution ----------------------------------------
+// Note: oneDNN 2.6 has no f64 convolution. Float64 exists so that gradcheck and
+// the Float32-vs-Float64 checks cover conv2d, so this path is plain and exact
+// rather than fast: per image, cols = im2col(x[n]) is [C·kh·kw, OH·OW], so that
+// y[n] = W·cols (+ b), dW += g[n]·colsᵀ and dx[n] = col2im(Wᵀ·g[n]); the
+// products run on OpenBLAS's dgemm.
+
+/// f(c, x_at) for every element of one image's im2col matrix: c indexes the
+/// [C·kh·kw, OH·OW] matrix, x_at the image's element it reads (−1 in the padding).
+template <class F>
+void for_each_tap(const ConvShape& s, F&& f) {
+  const int64_t h = s.x[2], w = s.x[3], kh = s.w[2], kw = s.w[3], oh = s.y[2], ow = s.y[3];
+  int64_t c = 0;
+  for (int64_t ch = 0; ch < s.x[1]; ++ch)
+    for (int64_t a = 0; a < kh; ++a)
+      for (int64_t b = 0; b < kw; ++b)
+        for (int64_t i = 0; i < oh; ++i) {
+          const int64_t row = i * s.stride + a - s.padding;
+          for (int64_t j = 0; j < ow; ++j, ++c) {
+            const int64_t col = j * s.stride + b - s.padding;
+            f(c, row >= 0 && row < h && col >= 0 && col < w ? (ch * h + row) * w + col : int64_t(-1));
+          }
+        }
+}
+
+/// cols = im2col(x) of one image.
+void im2col(const double* x, double* cols, const ConvShape& s) {
+  for_each_tap(s, [&](int64_t c, int64_t at) { cols[c] = at < 0 ? 0.0 : x[at]; });
+}
+
+/// dx += col2im(cols) for one image (the adjoint of im2col).
+void col2im(const double* cols, double* dx, const ConvShape& s) {
+  for_each_tap(s, [&](int64_t c, int64_t at) {
+    if (at >= 0) dx[at] += cols[c];
+  });
+}
+
+int64_t taps(const ConvShape& s) { return s.w[1] * s.w[2] * s.w[3]; }    ///< C·kh·kw
+int64_t pixels(const ConvShape& s) { return s.y[2] * s.y[3]; }            ///< OH·OW
+
+Tensor conv2d_reference(const Tensor& x, const Tensor& w, const Tensor& b, const ConvShape& s) {
+  const int64_t o = s.w[0], k = taps(s), p = pixels(s);
+  // the bias is broadcast into y first and dgemm adds W·cols to it (beta = 1)
+  Tensor y = b.defined() ? expand_copy(reshape(b, {1, o, 1, 1}), s.y) : Tensor::empty(s.y, Dtype::Float64);
+  Tensor cols = Tensor::empty({k, p}, Dtype::Float64);
+  for (int64_t n = 0; n < s.x[0]; ++n) {
+    im2col(x.data<double>() + n * s.x_image(), cols.data<double>(), s);
+    backend::dgemm(o, p, k, {w.data<double>(), k}, {cols.data<double>(), p}, b.defined() ? 1.0 : 0.0,
+                   y.data<double>() + n * s.y_image(), p);
+  }
   return y;
 }
 
@@ -323,12 +378,39 @@ class Conv2dBackward final : public SavingNode<2> {
   std::vector<Tensor> apply(const Tensor& g_in) override {
     const ConvShape& s = shape_;
     if (is_empty_conv(s)) [[unlikely]]
-      return {needs_input_grad(0) ? zeros(s.x) : Tensor(), needs_input_grad(1) ? zeros(s.w) : Tensor(),
-              needs_input_grad(2) ? sum(sum(sum(g_in, 3), 2), 0) : Tensor()};
+      return {needs_input_grad(0) ? zeros(s.x, g_in.dtype()) : Tensor(),
+              needs_input_grad(1) ? zeros(s.w, g_in.dtype()) : Tensor(), bias_grad(g_in)};
+    if (g_in.dtype() == Dtype::Float64) return apply_reference(g_in);
     return dn::translate_errors("conv2d backward", {&s.x, &s.w}, [&] { return apply_dnnl(g_in); });
   }
 
  private:
+  /// db = Σ_{n,i,j} g (when b needs a gradient)
+  Tensor bias_grad(const Tensor& g) const { return needs_input_grad(2) ? sum(sum(sum(g, 3), 2), 0) : Tensor(); }
+
+  /// Float64: dW += g[n]·colsᵀ, dx[n] = col2im(Wᵀ·g[n]) per image; db by bias_grad.
+  std::vector<Tensor> apply_reference(const Tensor& g_in) {
+    const Tensor g = contig(g_in);
+    const ConvShape& s = shape_;
+    const int64_t o = s.w[0], k = taps(s), p = pixels(s);
+    Tensor dx = needs_input_grad(0) ? zeros(s.x, Dtype::Float64) : Tensor();
+    Tensor dw = needs_input_grad(1) ? zeros(s.w, Dtype::Float64) : Tensor();
+    const Tensor x = dw.defined() ? saved(0) : Tensor(), w = dx.defined() ? saved(1) : Tensor();
+    Tensor cols = Tensor::empty({k, p}, Dtype::Float64);
+    for (int64_t n = 0; n < s.x[0]; ++n) {
+      const double* gn = g.data<double>() + n * s.y_image();
+      if (dw.defined()) {
+        im2col(x.data<double>() + n * s.x_image(), cols.data<double>(), s);
+        backend::dgemm(o, k, p, {gn, p}, {cols.data<double>(), p, /*trans=*/true}, 1.0, dw.data<double>(), k);
+      }
+      if (dx.defined()) {
+        backend::dgemm(k, p, o, {w.data<double>(), k, /*trans=*/true}, {gn, p}, 0.0, cols.data<double>(), p);
+        col2im(cols.data<double>(), dx.data<double>() + n * s.x_image(), s);
+      }
+    }
+    return {dx, dw, bias_grad(g)};
+  }
+
   std::vector<Tensor> apply_dnnl(const Tensor& g_in) {
     const Tensor g = contig(g_in);
     const ConvShape& s = shape_;
@@ -374,12 +456,14 @@ class Conv2dBackward final : public SavingNode<2> {
 Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int64_t stride, int64_t padding) {
   check_float(x_in, "conv2d", "input");
   check_float(w_in, "conv2d", "weight");
+  check_same_dtype(x_in, w_in, "conv2d", "weight");
   TAPE_CHECK(x_in.dim() == 4, "conv2d: input must be 4-D [N, C, H, W], got shape ", x_in.shape());
   TAPE_CHECK(w_in.dim() == 4, "conv2d: weight must be 4-D [O, C, kh, kw], got shape ", w_in.shape());
   TAPE_CHECK(x_in.size(1) == w_in.size(1), "conv2d: input has ", x_in.size(1), " channels but weight of shape ",
              w_in.shape(), " expects ", w_in.size(1));
   if (b_in.defined()) {
     check_float(b_in, "conv2d", "bias");
+    check_same_dtype(x_in, b_in, "conv2d", "bias");
     TAPE_CHECK(b_in.dim() == 1 && b_in.size(0) == w_in.size(0), "conv2d: bias of shape ", b_in.shape(),
                " does not match weight of shape ", w_in.shape(), " (expected [", w_in.size(0), "])");
   }
@@ -395,10 +479,10 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int64_
   Tensor x = contig(x_in), w = contig(w_in), b = b_in.defined() ? contig(b_in) : Tensor();
   ConvShape s{x.shape(), w.shape(), {x.size(0), w.size(0), (hp - kh) / stride + 1, (wp - kw) / stride + 1},
               stride, padding, b.defined()};
-  const bool empty = is_empty_conv(s);
-  Tensor y = empty ? empty_conv_forward(s, b) : Tensor::empty(s.y);
+  const bool empty = is_empty_conv(s), f64 = x.dtype() == Dtype::Float64;
+  Tensor y = empty ? empty_conv_forward(s, b, x.dtype()) : f64 ? conv2d_reference(x, w, b, s) : Tensor::empty(s.y);
   const bool recording = any_requires_grad({&x_in, &w_in, &b_in});
-  if (!empty) dn::translate_errors("conv2d", {&s.x, &s.w}, [&] {
+  if (!empty && !f64) dn::translate_errors("conv2d", {&s.x, &s.w}, [&] {
     Exec e;
     for_each_slice(s, [&](int64_t n0, const ConvShape& slice) {
       const ConvFwd p = conv_fwd(slice, recording ? prop_kind::forward_training : prop_kind::forward_inference);

@@ -1,4 +1,6 @@
-// Losses: cross-entropy fused with log-softmax, nll, mse; and one_hot.
+// Losses: cross-entropy fused with log-softmax, nll, mse; and one_hot. The losses
+// run in Float32 or Float64 (kernels templated over the type; targets are Int64
+// indices or probabilities of the logits' dtype); one_hot returns Float32.
 #include <cmath>
 #include <limits>
 
@@ -8,6 +10,13 @@ namespace tape {
 using namespace detail;
 
 namespace {
+/// The 0-d loss total / n in `dtype` (rounded once from the double accumulation).
+Tensor mean_to(double total, int64_t n, Dtype dtype) {
+  Tensor loss = Tensor::empty({}, dtype);
+  visit_float(dtype, "loss", [&]<class T>() { loss.data<T>()[0] = T(total / double(n)); });
+  return loss;
+}
+
 void check_targets(const Tensor& target, int64_t n, int64_t c, const char* op) {
   TAPE_CHECK(target.dim() == 1 && target.size(0) == n, op, ": target of shape ", target.shape(),
              " does not match ", n, " samples (expected [", n, "])");
@@ -26,23 +35,25 @@ struct CrossEntropyBackward final : SavingNode<2> {
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor logp = saved(0), target = saved(1);
     const int64_t n = logp.size(0), c = logp.size(1);
-    Tensor dx = Tensor::empty(logp.shape());
-    const float* pl = logp.data<float>();
-    float* pd = dx.data<float>();
-    const float scale = g.item() / float(n);
-    const int64_t* ti = index_target ? target.data<int64_t>() : nullptr;
-    const float* tp = index_target ? nullptr : target.data<float>();
-    parallel_for(n, [&](int64_t i) {
-      const float* row = pl + i * c;
-      float* drow = pd + i * c;
-      if (ti) {
-        for (int64_t k = 0; k < c; ++k) drow[k] = std::exp(row[k]) * scale;
-        drow[ti[i]] -= scale;
-      } else {
-        float mass = 0.f;
-        for (int64_t k = 0; k < c; ++k) mass += tp[i * c + k];
-        for (int64_t k = 0; k < c; ++k) drow[k] = (std::exp(row[k]) * mass - tp[i * c + k]) * scale;
-      }
+    Tensor dx = Tensor::empty(logp.shape(), logp.dtype());
+    visit_float(logp.dtype(), name(), [&]<class T>() {
+      const T* pl = logp.data<T>();
+      T* pd = dx.data<T>();
+      const T scale = g.item<T>() / T(n);
+      const int64_t* ti = index_target ? target.data<int64_t>() : nullptr;
+      const T* tp = index_target ? nullptr : target.data<T>();
+      parallel_for(n, [&](int64_t i) {
+        const T* row = pl + i * c;
+        T* drow = pd + i * c;
+        if (ti) {
+          for (int64_t k = 0; k < c; ++k) drow[k] = std::exp(row[k]) * scale;
+          drow[ti[i]] -= scale;
+        } else {
+          T mass = 0;
+          for (int64_t k = 0; k < c; ++k) mass += tp[i * c + k];
+          for (int64_t k = 0; k < c; ++k) drow[k] = (std::exp(row[k]) * mass - tp[i * c + k]) * scale;
+        }
+      });
     });
     return {dx};
   }
@@ -54,11 +65,13 @@ struct NllLossBackward final : SavingNode<1> {
   const char* name() const override { return "NllLossBackward"; }
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor target = saved(0);
-    Tensor dx = zeros(in_shape);
+    Tensor dx = zeros(in_shape, g.dtype());
     const int64_t n = in_shape[0], c = in_shape[1];
     const int64_t* t = target.data<int64_t>();
-    float* pd = dx.data<float>();
-    for (int64_t i = 0; i < n; ++i) pd[i * c + t[i]] = -g.item() / float(n);
+    visit_float(g.dtype(), name(), [&]<class T>() {
+      T* pd = dx.data<T>();
+      for (int64_t i = 0; i < n; ++i) pd[i * c + t[i]] = -g.item<T>() / T(n);
+    });
     return {dx};
   }
 };
@@ -72,26 +85,30 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
   const int64_t n = logits.size(0), c = logits.size(1);
   const bool index_target = target.dtype() == Dtype::Int64;
   if (index_target) check_targets(target, n, c, "cross_entropy");
-  else
+  else {
+    check_same_dtype(logits, target, "cross_entropy", "probability target");
     TAPE_CHECK(target.shape() == logits.shape(), "cross_entropy: probability target of shape ", target.shape(),
                " does not match logits of shape ", logits.shape());
+  }
   Tensor logp;
   {
     NoGradGuard ng;
     logp = log_softmax(logits, 1);
   }
   Tensor t = contig(target);
-  const float* pl = logp.data<float>();
   double total = 0;
-  if (index_target) {
-    const int64_t* ti = t.data<int64_t>();
-    for (int64_t i = 0; i < n; ++i) total -= pl[i * c + ti[i]];
-  } else {
-    const float* tp = t.data<float>();
-    for (int64_t i = 0; i < n * c; ++i)
-      if (tp[i] != 0.f) total -= double(tp[i]) * pl[i];
-  }
-  Tensor loss = full({}, float(total / double(n)));
+  visit_float(logp.dtype(), "cross_entropy", [&]<class T>() {
+    const T* pl = logp.data<T>();
+    if (index_target) {
+      const int64_t* ti = t.data<int64_t>();
+      for (int64_t i = 0; i < n; ++i) total -= pl[i * c + ti[i]];
+    } else {
+      const T* tp = t.data<T>();
+      for (int64_t i = 0; i < n * c; ++i)
+        if (tp[i] != T(0)) total -= double(tp[i]) * pl[i];
+    }
+  });
+  Tensor loss = mean_to(total, n, logits.dtype());
   if (any_requires_grad({&logits})) {
     auto node = std::make_shared<CrossEntropyBackward>();
     node->index_target = index_target;
@@ -109,11 +126,13 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target) {
   const int64_t n = log_probs.size(0), c = log_probs.size(1);
   check_targets(target, n, c, "nll_loss");
   Tensor lp = contig(log_probs), t = contig(target);
-  const float* pl = lp.data<float>();
   const int64_t* ti = t.data<int64_t>();
   double total = 0;
-  for (int64_t i = 0; i < n; ++i) total -= pl[i * c + ti[i]];
-  Tensor loss = full({}, float(total / double(n)));
+  visit_float(lp.dtype(), "nll_loss", [&]<class T>() {
+    const T* pl = lp.data<T>();
+    for (int64_t i = 0; i < n; ++i) total -= pl[i * c + ti[i]];
+  });
+  Tensor loss = mean_to(total, n, lp.dtype());
   if (any_requires_grad({&log_probs})) {
     auto node = std::make_shared<NllLossBackward>();
     node->in_shape = log_probs.shape();
@@ -127,6 +146,7 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target) {
 Tensor mse_loss(const Tensor& input, const Tensor& target) {
   check_float(input, "mse_loss", "input");
   check_float(target, "mse_loss", "target");
+  check_same_dtype(input, target, "mse_loss", "target");
   TAPE_CHECK(input.shape() == target.shape(), "mse_loss: input of shape ", input.shape(),
              " and target of shape ", target.shape(), " differ");
   Tensor d = sub(input, target);

@@ -1,5 +1,10 @@
-// matmul and linear on oneDNN's matmul primitive. Transposed operands are
-// passed as strided memory descriptors, so backward never copies a transpose.
+// matmul and linear: Float32 on oneDNN's matmul primitive, Float64 on OpenBLAS's
+// dgemm (oneDNN 2.6 has no f64 matmul). Transposed operands are passed as
+// strided memory descriptors (oneDNN) or as transposed BLAS operands, so
+// backward never copies a transpose.
+#include <algorithm>
+
+#include "tape/backend/blas.hpp"
 #include "tape/backend/dnnl.hpp"
 #include "tape/backend/dnnl_error.hpp"
 #include "tape/ops/op_util.hpp"
@@ -55,6 +60,40 @@ Tensor mm_dnnl(const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
   return c;
 }
 
+/// The last two dims of a Float64 tensor as a BLAS operand: its own buffer when
+/// one inner stride is 1 (a transposed view is read transposed), else a copy.
+struct BlasOperand {
+  Tensor t;
+  backend::DMatrix m;
+};
+BlasOperand blas_operand(const Tensor& t_in) {
+  const size_t nd = size_t(t_in.dim());
+  const int64_t rows = t_in.shape()[nd - 2], cols = t_in.shape()[nd - 1];
+  const int64_t s0 = t_in.strides()[nd - 2], s1 = t_in.strides()[nd - 1];
+  if (s1 == 1 && s0 >= std::max<int64_t>(cols, 1)) return {t_in, {base_ptr<double>(t_in), s0, false}};
+  if (s0 == 1 && s1 >= std::max<int64_t>(rows, 1)) return {t_in, {base_ptr<double>(t_in), s1, true}};
+  Tensor t = contig(t_in);
+  return {t, {t.data<double>(), std::max<int64_t>(cols, 1), false}};
+}
+
+/// c = a·b (+ bias) in Float64 on dgemm, no graph; a [..,M,K], b [..,K,N] may be strided views.
+Tensor mm_blas(const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
+  const BlasOperand a = blas_operand(a_in), b = blas_operand(b_in);
+  const int64_t m = a_in.size(-2), k = a_in.size(-1), n = b_in.size(-1);
+  Shape c_shape = a_in.shape();
+  c_shape.back() = n;
+  // the bias is broadcast into C first and dgemm adds A·B to it (beta = 1)
+  Tensor c = bias.defined() ? expand_copy(bias, c_shape) : Tensor::empty(c_shape, Dtype::Float64);
+  const bool batched = a_in.dim() == 3;
+  const int64_t batches = batched ? a_in.size(0) : 1;
+  for (int64_t i = 0; i < batches; ++i) {
+    backend::DMatrix ai = a.m, bi = b.m;
+    if (batched) ai.p += i * a.t.strides()[0], bi.p += i * b.t.strides()[0];
+    backend::dgemm(m, n, k, ai, bi, bias.defined() ? 1.0 : 0.0, c.data<double>() + i * m * n, n);
+  }
+  return c;
+}
+
 // Note: oneDNN fails on zero-sized dims (an error, or SIGFPE in its thread
 // partitioning), and an empty product needs no kernel: with no output elements
 // there is nothing to do, and with K = 0 every output is a sum over nothing (0,
@@ -65,10 +104,11 @@ Tensor mm(const Tensor& a, const Tensor& b, const Tensor& bias = {}) {
   if (a.numel() == 0 || b.numel() == 0) [[unlikely]] {
     Shape c_shape = a.shape();
     c_shape.back() = b.shape().back();
-    Tensor c = zeros(c_shape);
+    Tensor c = zeros(c_shape, a.dtype());
     if (bias.defined() && c.numel() > 0) c.add_(bias.detach());
     return c;
   }
+  if (a.dtype() == Dtype::Float64) return mm_blas(a, b, bias);
   return dn::translate_errors("matmul", {&a.shape(), &b.shape()}, [&] { return mm_dnnl(a, b, bias); });
 }
 
@@ -101,6 +141,7 @@ struct LinearBackward final : SavingNode<2> {
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_float(a, "matmul", "first operand");
   check_float(b, "matmul", "second operand");
+  check_same_dtype(a, b, "matmul", "second operand");  // PyTorch does not promote here either
   const bool ok2 = a.dim() == 2 && b.dim() == 2, ok3 = a.dim() == 3 && b.dim() == 3;
   TAPE_CHECK(ok2 || ok3, "matmul: expects two 2-D or two 3-D tensors, got shapes ", a.shape(), " and ", b.shape());
   TAPE_CHECK(a.size(-1) == b.size(-2), "matmul: shapes ", a.shape(), " and ", b.shape(),
@@ -119,11 +160,13 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   check_float(x, "linear", "input");
   check_float(w, "linear", "weight");
+  check_same_dtype(x, w, "linear", "weight");
   TAPE_CHECK(w.dim() == 2, "linear: weight must be 2-D [out, in], got shape ", w.shape());
   TAPE_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1), "linear: input of shape ", x.shape(),
              " does not match weight of shape ", w.shape(), " (expected last dim ", w.size(1), ")");
   if (b.defined()) {
     check_float(b, "linear", "bias");
+    check_same_dtype(x, b, "linear", "bias");
     TAPE_CHECK(b.dim() == 1 && b.size(0) == w.size(0), "linear: bias of shape ", b.shape(),
                " does not match weight of shape ", w.shape(), " (expected [", w.size(0), "])");
   }

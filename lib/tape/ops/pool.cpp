@@ -1,4 +1,5 @@
-// max_pool2d on oneDNN's pooling primitive (algorithm::pooling_max).
+// max_pool2d on oneDNN's pooling primitive (algorithm::pooling_max) for Float32;
+// Float64 (which oneDNN does not pool) and NaN-holding inputs take the reference loop.
 #include <cmath>
 #include <limits>
 #include <unordered_map>
@@ -98,14 +99,16 @@ class MaxPool2dBackward final : public Node {
 
   /// dx[plane, index[o]] += g[o]
   Tensor scatter_by_index(const Tensor& g) const {
-    Tensor dx = zeros(shape_.x);
+    Tensor dx = zeros(shape_.x, g.dtype());
     const int64_t hw = shape_.x[2] * shape_.x[3], ohw = shape_.y[2] * shape_.y[3];
-    const float* pg = g.data<float>();
     const int64_t* pi = workspace_.data<int64_t>();
-    float* pd = dx.data<float>();
-    parallel_for(shape_.x[0] * shape_.x[1], [&](int64_t plane) {
-      for (int64_t o = plane * ohw; o < (plane + 1) * ohw; ++o) pd[plane * hw + pi[o]] += pg[o];
-    }, /*cost=*/ohw);
+    visit_float(g.dtype(), name(), [&]<class T>() {
+      const T* pg = g.data<T>();
+      T* pd = dx.data<T>();
+      parallel_for(shape_.x[0] * shape_.x[1], [&](int64_t plane) {
+        for (int64_t o = plane * ohw; o < (plane + 1) * ohw; ++o) pd[plane * hw + pi[o]] += pg[o];
+      }, /*cost=*/ohw);
+    });
     return dx;
   }
 
@@ -120,21 +123,22 @@ class MaxPool2dBackward final : public Node {
 // window's gradient to that NaN (the last one, as PyTorch's CPU kernel does). A
 // vectorised scan of x (detail::has_nan: one read, cheaper than the pooling)
 // finds NaNs, and only then does this plain loop run instead of oneDNN. It also
-// serves inputs with no elements, which oneDNN cannot take.
+// serves inputs with no elements, which oneDNN cannot take, and Float64.
 /// Max pooling with PyTorch's NaN rule; `index` (if defined) receives each
 /// window's arg max as a flat offset into its H×W plane.
+template <class T>
 Tensor reference_pool(const Tensor& x, const PoolShape& s, Tensor* index) {
-  Tensor y = Tensor::empty(s.y);
+  Tensor y = Tensor::empty(s.y, x.dtype());
   if (index) *index = Tensor::empty(s.y, Dtype::Int64);
   const int64_t h = s.x[2], w = s.x[3], oh = s.y[2], ow = s.y[3], k = s.kernel, st = s.stride;
-  const float* px = x.data<float>();
-  float* py = y.data<float>();
+  const T* px = x.data<T>();
+  T* py = y.data<T>();
   int64_t* pi = index ? index->data<int64_t>() : nullptr;
   parallel_for(s.x[0] * s.x[1], [&](int64_t plane) {
-    const float* in = px + plane * h * w;
+    const T* in = px + plane * h * w;
     for (int64_t i = 0; i < oh; ++i)
       for (int64_t j = 0; j < ow; ++j) {
-        float best = -std::numeric_limits<float>::infinity();
+        T best = -std::numeric_limits<T>::infinity();
         int64_t arg = i * st * w + j * st;
         for (int64_t a = 0; a < k; ++a)
           for (int64_t b = 0; b < k; ++b) {
@@ -150,9 +154,11 @@ Tensor reference_pool(const Tensor& x, const PoolShape& s, Tensor* index) {
 }
 
 Tensor max_pool2d_reference(const Tensor& x_in, const Tensor& x, const PoolShape& s) {
-  if (!any_requires_grad({&x_in})) return reference_pool(x, s, nullptr);
   Tensor index;
-  Tensor y = reference_pool(x, s, &index);
+  const bool recording = any_requires_grad({&x_in});
+  Tensor y = visit_float(x.dtype(), "max_pool2d",
+                         [&]<class T>() { return reference_pool<T>(x, s, recording ? &index : nullptr); });
+  if (!recording) return y;
   record(y, std::make_shared<MaxPool2dBackward>(s, std::move(index), x_in, /*by_index=*/true), {&x_in});
   return y;
 }
@@ -171,7 +177,8 @@ Tensor max_pool2d(const Tensor& x_in, int64_t kernel, int64_t stride) {
 
   Tensor x = contig(x_in);
   PoolShape s{x.shape(), {x.size(0), x.size(1), (h - kernel) / stride + 1, (w - kernel) / stride + 1}, kernel, stride};
-  if (x.numel() == 0 || has_nan(x.data<float>(), x.numel())) [[unlikely]] return max_pool2d_reference(x_in, x, s);
+  if (x.dtype() == Dtype::Float64 || x.numel() == 0 || has_nan(x.data<float>(), x.numel())) [[unlikely]]
+    return max_pool2d_reference(x_in, x, s);
   Tensor y = Tensor::empty(s.y);
   const bool recording = any_requires_grad({&x_in});
   Tensor workspace;

@@ -1,8 +1,11 @@
 // Reductions: sum, mean, max over everything or along one dim; argmax; min, argmin,
-// prod, var, std, logsumexp, norm.
+// prod, var, std, logsumexp, norm. Each kernel is a template over the element
+// type: Float32 and Float64 everywhere, Int64 for sum, max/min, argmax/argmin
+// and prod (integer results, like PyTorch; mean of Int64 is an error).
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "tape/ops/op_util.hpp"
@@ -30,67 +33,109 @@ DimSplit split(const Shape& s, int64_t dim, bool keepdim) {
   return d;
 }
 
+/// Defined, and a dtype with a kernel here (Float32, Float64, Int64).
+void check_number(const Tensor& t, const char* op) {
+  TAPE_CHECK(t.defined(), op, ": input is an undefined tensor");
+  TAPE_CHECK(t.dtype() == Dtype::Float32 || t.dtype() == Dtype::Float64 || t.dtype() == Dtype::Int64, op,
+             ": input must be Float32, Float64 or Int64, got ", dtype_name(t.dtype()), " tensor of shape ", t.shape());
+}
+
+template <class T>
+bool is_nan(T v) {
+  if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
+  else return false;
+}
+
 // Forward: y = Σ x (over all, or along dim)   Backward: dx = g broadcast back, × scale
 // (scale = 1 for sum, 1/n for mean)
 struct SumBackward final : Node {
   Shape in_shape, keep_shape;
-  float scale = 1.f;
+  double scale = 1;  // T(1)/T(n) of the input's type, exact in double
   const char* kind = "SumBackward";
   const char* name() const override { return kind; }
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor dx = expand_copy(reshape(g, keep_shape), in_shape);
-    if (scale != 1.f) dx.mul_(scale);
+    if (scale != 1) dx.mul_(scale);
     return {dx};
   }
 };
 
+/// Σ (or the mean) of the contiguous t over everything, as a 0-d tensor of t's dtype.
+/// Floats accumulate in double, integers in int64.
+template <class T>
+Tensor sum_all(const Tensor& t, bool is_mean) {
+  using Acc = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
+  const T* p = t.data<T>();
+  const int64_t n = t.numel();
+  Acc acc = 0;  // double accumulation: a loss over 60 000 samples stays exact to float precision
+  if (n <= kParallelGrain) {
+    for (int64_t i = 0; i < n; ++i) acc += p[i];
+  } else {
+    // Note: fixed chunks summed in a fixed order, so the result does not depend
+    // on how many threads ran or which finished first (an OpenMP reduction
+    // combines partial sums in completion order: with 3+ threads the bits vary).
+    constexpr int64_t kChunks = 64;
+    Acc part[kChunks] = {};
+    parallel_for(kChunks, [&](int64_t c) {
+      Acc s = 0;
+      for (int64_t i = n * c / kChunks, end = n * (c + 1) / kChunks; i < end; ++i) s += p[i];
+      part[c] = s;
+    }, n / kChunks);
+    for (Acc s : part) acc += s;
+  }
+  Tensor out = Tensor::empty({}, t.dtype());
+  if constexpr (std::is_integral_v<T>) out.data<T>()[0] = acc;
+  else out.data<T>()[0] = T(is_mean ? acc / double(n) : acc);  // the mean of nothing is NaN, like PyTorch
+  return out;
+}
+
+/// Σ (or the mean) of the contiguous t along the dim split as d.
+template <class T>
+Tensor sum_dim(const Tensor& t, const DimSplit& d, bool is_mean) {
+  Tensor out = zeros(d.out_shape, t.dtype());
+  const T* p = t.data<T>();
+  T* po = out.data<T>();
+  const T scale = is_mean ? T(1) / T(d.n) : T(1);  // n = 0: 0·inf = NaN, like PyTorch
+  parallel_for(d.outer, [&](int64_t o) {
+    T* dst = po + o * d.inner;
+    for (int64_t k = 0; k < d.n; ++k) {
+      const T* src = p + (o * d.n + k) * d.inner;
+      for (int64_t i = 0; i < d.inner; ++i) dst[i] += src[i];
+    }
+    if (scale != T(1))
+      for (int64_t i = 0; i < d.inner; ++i) dst[i] *= scale;
+  });
+  return out;
+}
+
 Tensor reduce_sum(const Tensor& t_in, int64_t dim, bool keepdim, bool all, bool is_mean, const char* op) {
-  check_float(t_in, op);
+  TAPE_CHECK(t_in.defined(), op, ": input is an undefined tensor");
+  TAPE_CHECK(!is_mean || is_floating(t_in.dtype()), "mean: input of shape ", t_in.shape(), " is ",
+             dtype_name(t_in.dtype()), "; mean needs a floating dtype (use .to(Float32) or .to(Float64) first)");
+  if (t_in.dtype() == Dtype::Bool) {  // counts, like PyTorch: Bool sums to Int64
+    NoGradGuard no_grad;
+    return reduce_sum(cast_copy(t_in, Dtype::Int64), dim, keepdim, all, is_mean, op);
+  }
+  check_number(t_in, op);
   Tensor t = contig(t_in);
-  const float* p = t.data<float>();
-  Tensor out;
   DimSplit d;
   if (all) {
     d.n = t.numel();
     d.keep_shape = Shape(size_t(t.dim()), 1);
-    double acc = 0;  // double accumulation: a loss over 60 000 samples stays exact to float precision
-    if (d.n <= kParallelGrain) {
-      for (int64_t i = 0; i < d.n; ++i) acc += p[i];
-    } else {
-      // Note: fixed chunks summed in a fixed order, so the result does not depend
-      // on how many threads ran or which finished first (an OpenMP reduction
-      // combines partial sums in completion order: with 3+ threads the bits vary).
-      constexpr int64_t kChunks = 64;
-      double part[kChunks] = {};
-      parallel_for(kChunks, [&](int64_t c) {
-        double s = 0;
-        for (int64_t i = d.n * c / kChunks, end = d.n * (c + 1) / kChunks; i < end; ++i) s += p[i];
-        part[c] = s;
-      }, d.n / kChunks);
-      for (double s : part) acc += s;
-    }
-    out = full({}, float(is_mean ? acc / double(d.n) : acc));  // the mean of nothing is NaN, like PyTorch
   } else {
     dim = wrap_dim(dim, t.dim(), op);
     d = split(t.shape(), dim, keepdim);
-    out = zeros(d.out_shape);
-    float* po = out.data<float>();
-    const float scale = is_mean ? 1.f / float(d.n) : 1.f;  // n = 0: 0·inf = NaN, like PyTorch
-    parallel_for(d.outer, [&](int64_t o) {
-      float* dst = po + o * d.inner;
-      for (int64_t k = 0; k < d.n; ++k) {
-        const float* src = p + (o * d.n + k) * d.inner;
-        for (int64_t i = 0; i < d.inner; ++i) dst[i] += src[i];
-      }
-      if (scale != 1.f)
-        for (int64_t i = 0; i < d.inner; ++i) dst[i] *= scale;
-    });
   }
+  double scale = 1;
+  Tensor out = visit_number(t.dtype(), op, [&]<class T>() {
+    if (is_mean) scale = double(T(1) / T(d.n));
+    return all ? sum_all<T>(t, is_mean) : sum_dim<T>(t, d, is_mean);
+  });
   if (any_requires_grad({&t_in})) {
     auto node = std::make_shared<SumBackward>();
     node->in_shape = t.shape();
     node->keep_shape = d.keep_shape;
-    node->scale = is_mean ? 1.f / float(d.n) : 1.f;
+    node->scale = scale;
     node->kind = is_mean ? "MeanBackward" : "SumBackward";
     record(out, std::move(node), {&t_in});
   }
@@ -105,31 +150,36 @@ struct MaxBackward final : SavingNode<1> {
   const char* name() const override { return kind; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
     Tensor idx = saved(0), g = contig(g_in);
-    Tensor dx = zeros(in_shape);
-    float* pd = dx.data<float>();
-    const float* pg = g.data<float>();
-    const int64_t* pi = idx.data<int64_t>();
-    for (int64_t o = 0; o < d.outer; ++o)
-      for (int64_t i = 0; i < d.inner; ++i)
-        pd[(o * d.n + pi[o * d.inner + i]) * d.inner + i] += pg[o * d.inner + i];
+    Tensor dx = zeros(in_shape, g.dtype());
+    visit_float(g.dtype(), kind, [&]<class T>() {
+      T* pd = dx.data<T>();
+      const T* pg = g.data<T>();
+      const int64_t* pi = idx.data<int64_t>();
+      for (int64_t o = 0; o < d.outer; ++o)
+        for (int64_t i = 0; i < d.inner; ++i)
+          pd[(o * d.n + pi[o * d.inner + i]) * d.inner + i] += pg[o * d.inner + i];
+    });
     return {dx};
   }
 };
 
 /// Values and Int64 indices of the max (is_max) or min along a dim (first index
 /// on ties; NaN wins).
+template <class T>
 std::pair<Tensor, Tensor> extreme_impl(const Tensor& t, const DimSplit& d, bool is_max) {
-  Tensor vals = Tensor::empty(d.out_shape), idx = Tensor::empty(d.out_shape, Dtype::Int64);
-  const float* p = t.data<float>();
-  float* pv = vals.data<float>();
+  using Lim = std::numeric_limits<T>;
+  Tensor vals = Tensor::empty(d.out_shape, t.dtype()), idx = Tensor::empty(d.out_shape, Dtype::Int64);
+  const T* p = t.data<T>();
+  T* pv = vals.data<T>();
   int64_t* pi = idx.data<int64_t>();
+  const T start = Lim::has_infinity ? (is_max ? -Lim::infinity() : Lim::infinity()) : (is_max ? Lim::lowest() : Lim::max());
   parallel_for(d.outer, [&](int64_t o) {
     for (int64_t i = 0; i < d.inner; ++i) {
-      float best = is_max ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
+      T best = start;
       int64_t arg = 0;
       for (int64_t k = 0; k < d.n; ++k) {
-        const float v = p[(o * d.n + k) * d.inner + i];
-        if ((is_max ? v > best : v < best) || (std::isnan(v) && !std::isnan(best))) {
+        const T v = p[(o * d.n + k) * d.inner + i];
+        if ((is_max ? v > best : v < best) || (is_nan(v) && !is_nan(best))) {
           best = v;
           arg = k;
         }
@@ -152,7 +202,7 @@ Tensor mean(const Tensor& t, int64_t dim, bool keepdim) { return reduce_sum(t, d
 namespace {
 /// The checked, contiguous input of max/min/argmax/argmin and its split at `dim`.
 std::pair<Tensor, DimSplit> extreme_input(const Tensor& t, int64_t dim, bool keepdim, const char* op) {
-  check_float(t, op);
+  check_number(t, op);
   dim = wrap_dim(dim, t.dim(), op);
   TAPE_CHECK(t.dim() == 0 || t.size(dim) > 0, op, ": cannot reduce over dim ", dim, " of size 0 (shape ", t.shape(), ")");
   Tensor tc = contig(t);
@@ -160,10 +210,16 @@ std::pair<Tensor, DimSplit> extreme_input(const Tensor& t, int64_t dim, bool kee
   return {std::move(tc), std::move(d)};
 }
 
+/// extreme_impl for the input's dtype.
+std::pair<Tensor, Tensor> extreme_of(const Tensor& tc, const DimSplit& d, bool is_max, const char* op) {
+  return visit_number(tc.dtype(), op, [&]<class T>() { return extreme_impl<T>(tc, d, is_max); });
+}
+
 /// max / min (values, recorded) along dim.
 Tensor extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
-  const auto [tc, d] = extreme_input(t, dim, keepdim, is_max ? "max" : "min");
-  auto [vals, idx] = extreme_impl(tc, d, is_max);
+  const char* op = is_max ? "max" : "min";
+  const auto [tc, d] = extreme_input(t, dim, keepdim, op);
+  auto [vals, idx] = extreme_of(tc, d, is_max, op);
   if (any_requires_grad({&t})) {
     auto node = std::make_shared<MaxBackward>();
     node->save(0, idx);
@@ -177,8 +233,9 @@ Tensor extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
 
 /// argmax / argmin along dim (Int64, not recorded).
 Tensor arg_extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
-  const auto [tc, d] = extreme_input(t, dim, keepdim, is_max ? "argmax" : "argmin");
-  return extreme_impl(tc, d, is_max).second;
+  const char* op = is_max ? "argmax" : "argmin";
+  const auto [tc, d] = extreme_input(t, dim, keepdim, op);
+  return extreme_of(tc, d, is_max, op).second;
 }
 }  // namespace
 
@@ -186,7 +243,7 @@ Tensor max(const Tensor& t, int64_t dim, bool keepdim) { return extreme(t, dim, 
 Tensor min(const Tensor& t, int64_t dim, bool keepdim) { return extreme(t, dim, keepdim, false); }
 
 Tensor max(const Tensor& t) {
-  check_float(t, "max");
+  check_number(t, "max");
   TAPE_CHECK(t.numel() > 0, "max: input is empty");
   return max(reshape(t, {-1}), 0, false);
 }
@@ -202,33 +259,35 @@ struct ProdBackward final : SavingNode<1> {
   const char* name() const override { return "ProdBackward"; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
     Tensor x = saved(0);
-    const float g = contig(g_in).data<float>()[0];
-    Tensor dx = zeros(x.shape());
-    const float* px = x.data<float>();
-    float* pd = dx.data<float>();
-    const int64_t n = x.numel();
-    int64_t zeros_seen = 0, zero_at = -1;
-    double rest = 1;  // the product of the nonzero elements
-    for (int64_t i = 0; i < n; ++i) {
-      if (px[i] == 0.f) {
-        ++zeros_seen;
-        zero_at = i;
-      } else {
-        rest *= px[i];
+    Tensor dx = zeros(x.shape(), x.dtype());
+    visit_float(x.dtype(), name(), [&]<class T>() {
+      const T g = contig(g_in).data<T>()[0];
+      const T* px = x.data<T>();
+      T* pd = dx.data<T>();
+      const int64_t n = x.numel();
+      int64_t zeros_seen = 0, zero_at = -1;
+      double rest = 1;  // the product of the nonzero elements
+      for (int64_t i = 0; i < n; ++i) {
+        if (px[i] == T(0)) {
+          ++zeros_seen;
+          zero_at = i;
+        } else {
+          rest *= px[i];
+        }
       }
-    }
-    if (zeros_seen == 0) {
-      // Π_{j≠i} without dividing: prefix · suffix products
-      std::vector<double> prefix(size_t(n) + 1, 1.0);
-      for (int64_t i = 0; i < n; ++i) prefix[size_t(i) + 1] = prefix[size_t(i)] * px[i];
-      double suffix = 1;
-      for (int64_t i = n - 1; i >= 0; --i) {
-        pd[i] = float(double(g) * prefix[size_t(i)] * suffix);
-        suffix *= px[i];
+      if (zeros_seen == 0) {
+        // Π_{j≠i} without dividing: prefix · suffix products
+        std::vector<double> prefix(size_t(n) + 1, 1.0);
+        for (int64_t i = 0; i < n; ++i) prefix[size_t(i) + 1] = prefix[size_t(i)] * px[i];
+        double suffix = 1;
+        for (int64_t i = n - 1; i >= 0; --i) {
+          pd[i] = T(double(g) * prefix[size_t(i)] * suffix);
+          suffix *= px[i];
+        }
+      } else if (zeros_seen == 1) {
+        pd[zero_at] = T(double(g) * rest);
       }
-    } else if (zeros_seen == 1) {
-      pd[zero_at] = float(double(g) * rest);
-    }
+    });
     return {dx};
   }
 };
@@ -239,17 +298,19 @@ struct NormBackward final : SavingNode<2> {
   const char* name() const override { return "NormBackward"; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
     Tensor x = saved(0), y = saved(1);
-    const float g = contig(g_in).data<float>()[0], yv = y.data<float>()[0];
-    Tensor dx = zeros(x.shape());
-    if (yv == 0.f) return {dx};
-    const float* px = x.data<float>();
-    float* pd = dx.data<float>();
-    const float pp = p, scale = g / std::pow(yv, pp - 1.f);
-    parallel_for(x.numel(), [&](int64_t i) {
-      const float v = px[i], s = float((v > 0.f) - (v < 0.f));
-      if (pp == 1.f) pd[i] = g * s;
-      else if (pp == 2.f) pd[i] = g * v / yv;
-      else pd[i] = v == 0.f ? 0.f : scale * s * std::pow(std::fabs(v), pp - 1.f);
+    Tensor dx = zeros(x.shape(), x.dtype());
+    visit_float(x.dtype(), name(), [&]<class T>() {
+      const T g = contig(g_in).data<T>()[0], yv = y.data<T>()[0];
+      if (yv == T(0)) return;
+      const T* px = x.data<T>();
+      T* pd = dx.data<T>();
+      const T pp = T(p), scale = g / std::pow(yv, pp - T(1));
+      parallel_for(x.numel(), [&](int64_t i) {
+        const T v = px[i], s = T((v > T(0)) - (v < T(0)));
+        if (pp == T(1)) pd[i] = g * s;
+        else if (pp == T(2)) pd[i] = g * v / yv;
+        else pd[i] = v == T(0) ? T(0) : scale * s * std::pow(std::fabs(v), pp - T(1));
+      });
     });
     return {dx};
   }
@@ -257,12 +318,21 @@ struct NormBackward final : SavingNode<2> {
 }  // namespace
 
 Tensor prod(const Tensor& t_in) {
-  check_float(t_in, "prod");
+  check_number(t_in, "prod");
   Tensor t = contig(t_in);
-  const float* p = t.data<float>();
-  double acc = 1;
-  for (int64_t i = 0; i < t.numel(); ++i) acc *= p[i];
-  Tensor out = full({}, float(acc));
+  Tensor out = Tensor::empty({}, t.dtype());
+  visit_number(t.dtype(), "prod", [&]<class T>() {
+    const T* p = t.data<T>();
+    if constexpr (std::is_integral_v<T>) {
+      uint64_t acc = 1;  // wraps on overflow like PyTorch's int64 (unsigned: no undefined behaviour)
+      for (int64_t i = 0; i < t.numel(); ++i) acc *= uint64_t(p[i]);
+      out.data<T>()[0] = T(acc);
+    } else {
+      double acc = 1;
+      for (int64_t i = 0; i < t.numel(); ++i) acc *= p[i];
+      out.data<T>()[0] = T(acc);
+    }
+  });
   if (any_requires_grad({&t_in})) {
     auto node = std::make_shared<ProdBackward>();
     node->save(0, t);
@@ -277,9 +347,9 @@ Tensor var(const Tensor& t, int64_t dim, bool unbiased, bool keepdim) {
   check_float(t, "var");
   dim = wrap_dim(dim, t.dim(), "var");
   const int64_t n = t.dim() == 0 ? 1 : t.size(dim);
-  const float divisor = float(std::max<int64_t>(n - (unbiased ? 1 : 0), 0));  // 0: 0/0 = NaN, like PyTorch
+  const double divisor = double(std::max<int64_t>(n - (unbiased ? 1 : 0), 0));  // 0: 0/0 = NaN, like PyTorch
   Tensor d = sub(t, mean(t, dim, true));
-  return div(sum(mul(d, d), dim, keepdim), scalar_tensor(divisor));
+  return div(sum(mul(d, d), dim, keepdim), scalar_tensor(divisor, t.dtype()));
 }
 
 // Forward: y = √var(x)   Backward: dx = g·∂var/∂x / (2y)
@@ -299,9 +369,11 @@ Tensor logsumexp(const Tensor& t, int64_t dim, bool keepdim) {
     NoGradGuard no_grad;
     m = max(t, dim, true);
     // an infinite max would make x − m NaN: shift by 0 there instead
-    float* pm = m.data<float>();
-    for (int64_t i = 0; i < m.numel(); ++i)
-      if (std::isinf(pm[i])) pm[i] = 0.f;
+    visit_float(m.dtype(), "logsumexp", [&]<class T>() {
+      T* pm = m.data<T>();
+      for (int64_t i = 0; i < m.numel(); ++i)
+        if (std::isinf(pm[i])) pm[i] = T(0);
+    });
   }
   Tensor y = add(log(sum(exp(sub(t, m)), dim, true)), m);
   return keepdim || t.dim() == 0 ? y : reshape(y, split(t.shape(), dim, false).out_shape);
@@ -311,13 +383,16 @@ Tensor norm(const Tensor& t_in, float p) {
   check_float(t_in, "norm");
   TAPE_CHECK(p > 0.f && std::isfinite(p), "norm: p must be finite and > 0, got ", p);
   Tensor t = contig(t_in);
-  const float* px = t.data<float>();
-  double acc = 0;
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    const double a = std::fabs(double(px[i]));
-    acc += p == 1.f ? a : p == 2.f ? a * a : std::pow(a, double(p));
-  }
-  Tensor out = full({}, float(p == 1.f ? acc : p == 2.f ? std::sqrt(acc) : std::pow(acc, 1.0 / double(p))));
+  Tensor out = Tensor::empty({}, t.dtype());
+  visit_float(t.dtype(), "norm", [&]<class T>() {
+    const T* px = t.data<T>();
+    double acc = 0;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const double a = std::fabs(double(px[i]));
+      acc += p == 1.f ? a : p == 2.f ? a * a : std::pow(a, double(p));
+    }
+    out.data<T>()[0] = T(p == 1.f ? acc : p == 2.f ? std::sqrt(acc) : std::pow(acc, 1.0 / double(p)));
+  });
   if (any_requires_grad({&t_in})) {
     auto node = std::make_shared<NormBackward>();
     node->p = p;

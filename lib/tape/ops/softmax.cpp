@@ -1,5 +1,6 @@
 // Softmax and log-softmax along a dim, numerically stable (the max is
-// subtracted first, so rows like [1000, 999, -1000] stay finite).
+// subtracted first, so rows like [1000, 999, -1000] stay finite). One loop,
+// templated over Float32 / Float64 (row sums accumulate in double).
 #include <cmath>
 #include <limits>
 
@@ -31,17 +32,18 @@ void for_each_row(const Rows& r, F&& f) {
   });
 }
 
-void softmax_forward(const float* x, float* y, const Rows& r, bool log_space) {
+template <class T>
+void softmax_forward(const T* x, T* y, const Rows& r, bool log_space) {
   for_each_row(r, [&](int64_t base, int64_t st) {
-    float m = -std::numeric_limits<float>::infinity();
+    T m = -std::numeric_limits<T>::infinity();
     for (int64_t k = 0; k < r.n; ++k) m = std::max(m, x[base + k * st]);
     double s = 0;
     for (int64_t k = 0; k < r.n; ++k) s += std::exp(double(x[base + k * st] - m));
     if (log_space) {
-      const float log_s = float(std::log(s));  // (x − m) − log s keeps precision when |m| is large
+      const T log_s = T(std::log(s));  // (x − m) − log s keeps precision when |m| is large
       for (int64_t k = 0; k < r.n; ++k) y[base + k * st] = (x[base + k * st] - m) - log_s;
     } else {
-      const float inv = float(1.0 / s);
+      const T inv = T(1.0 / s);
       for (int64_t k = 0; k < r.n; ++k) y[base + k * st] = std::exp(x[base + k * st] - m) * inv;
     }
   });
@@ -55,19 +57,21 @@ struct SoftmaxBackward final : SavingNode<1> {
   const char* name() const override { return log_space ? "LogSoftmaxBackward" : "SoftmaxBackward"; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
     Tensor y = saved(0), g = contig(g_in);
-    Tensor dx = Tensor::empty(y.shape());
-    const float* py = y.data<float>();
-    const float* pg = g.data<float>();
-    float* pd = dx.data<float>();
-    for_each_row(r, [&](int64_t base, int64_t st) {
-      double s = 0;
-      if (log_space) {
-        for (int64_t k = 0; k < r.n; ++k) s += pg[base + k * st];
-        for (int64_t k = 0; k < r.n; ++k) pd[base + k * st] = pg[base + k * st] - std::exp(py[base + k * st]) * float(s);
-      } else {
-        for (int64_t k = 0; k < r.n; ++k) s += double(pg[base + k * st]) * py[base + k * st];
-        for (int64_t k = 0; k < r.n; ++k) pd[base + k * st] = py[base + k * st] * (pg[base + k * st] - float(s));
-      }
+    Tensor dx = Tensor::empty(y.shape(), y.dtype());
+    visit_float(y.dtype(), name(), [&]<class T>() {
+      const T* py = y.data<T>();
+      const T* pg = g.data<T>();
+      T* pd = dx.data<T>();
+      for_each_row(r, [&](int64_t base, int64_t st) {
+        double s = 0;
+        if (log_space) {
+          for (int64_t k = 0; k < r.n; ++k) s += pg[base + k * st];
+          for (int64_t k = 0; k < r.n; ++k) pd[base + k * st] = pg[base + k * st] - std::exp(py[base + k * st]) * T(s);
+        } else {
+          for (int64_t k = 0; k < r.n; ++k) s += double(pg[base + k * st]) * py[base + k * st];
+          for (int64_t k = 0; k < r.n; ++k) pd[base + k * st] = py[base + k * st] * (pg[base + k * st] - T(s));
+        }
+      });
     });
     return {dx};
   }
@@ -78,9 +82,9 @@ Tensor softmax_impl(const Tensor& t, int64_t dim, bool log_space) {
   check_float(t, op);
   dim = wrap_dim(dim, t.dim(), op);
   Tensor x = contig(t);
-  Tensor y = Tensor::empty(x.shape());
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
   Rows r = rows_of(x.shape(), dim);
-  softmax_forward(x.data<float>(), y.data<float>(), r, log_space);
+  visit_float(x.dtype(), op, [&]<class T>() { softmax_forward(x.data<T>(), y.data<T>(), r, log_space); });
   if (any_requires_grad({&t})) {
     auto node = std::make_shared<SoftmaxBackward>();
     node->r = r;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "tape/core/dispatch.hpp"
 #include "tape/core/grad_mode.hpp"
 #include "tape/backend/parallel.hpp"
 
@@ -56,40 +57,43 @@ void Adam::set_hyper_parameters(const std::map<std::string, double>& hp) {
 void Adam::step() {
   NoGradGuard no_grad;
   ++step_count_;
-  const float b1 = float(beta1_), b2 = float(beta2_), eps = float(eps_);
-  const float l2 = decoupled_ ? 0.f : float(weight_decay_);
-  const float decay = decoupled_ ? float(1.0 - lr_ * weight_decay_) : 1.f;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i];
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    Tensor holder;
-    const float* gd = detail::grad_data(p, g, holder, who_, i);
     Tensor& m = state_buffer(m_slot_, i);
     Tensor& v = state_buffer(v_slot_, i);
-    if (!m.defined()) m = zeros(p.shape());
-    if (!v.defined()) v = zeros(p.shape());
-    const int64_t t = ++param_steps_[i];
-    // Scalars in double, as PyTorch computes them on the host.
-    const double bc1 = 1.0 - std::pow(beta1_, double(t)), bc2 = 1.0 - std::pow(beta2_, double(t));
-    const float step_size = float(lr_ / bc1), bc2_sqrt = float(std::sqrt(bc2));
-    float* pd = p.data<float>();
-    float* md = m.data<float>();
-    float* vd = v.data<float>();
-    backend::parallel_ranges(p.numel(), [=](int64_t begin, int64_t end) {
-      float* __restrict p_ = pd;
-      float* __restrict m_ = md;
-      float* __restrict v_ = vd;
-      const float* __restrict g_ = gd;
-      for (int64_t j = begin; j < end; ++j) {
-        const float pj = p_[j] * decay;
-        const float gj = g_[j] + l2 * pj;
-        const float mj = b1 * m_[j] + (1.f - b1) * gj;
-        const float vj = b2 * v_[j] + (1.f - b2) * gj * gj;
-        m_[j] = mj;
-        v_[j] = vj;
-        p_[j] = pj - step_size * mj / (std::sqrt(vj) / bc2_sqrt + eps);
-      }
+    // one kernel, in the parameter's type (its state has that dtype too)
+    tape::detail::visit_float(p.dtype(), who_, [&]<class T>() {
+      Tensor holder;
+      const T* gd = detail::grad_data<T>(p, g, holder, who_, i);
+      if (!m.defined()) m = zeros(p.shape(), p.dtype());
+      if (!v.defined()) v = zeros(p.shape(), p.dtype());
+      const int64_t t = ++param_steps_[i];
+      // Scalars in double, as PyTorch computes them on the host.
+      const double bc1 = 1.0 - std::pow(beta1_, double(t)), bc2 = 1.0 - std::pow(beta2_, double(t));
+      const T b1 = T(beta1_), b2 = T(beta2_), eps = T(eps_);
+      const T l2 = decoupled_ ? T(0) : T(weight_decay_);
+      const T decay = decoupled_ ? T(1.0 - lr_ * weight_decay_) : T(1);
+      const T step_size = T(lr_ / bc1), bc2_sqrt = T(std::sqrt(bc2));
+      T* pd = p.data<T>();
+      T* md = m.data<T>();
+      T* vd = v.data<T>();
+      backend::parallel_ranges(p.numel(), [=](int64_t begin, int64_t end) {
+        T* __restrict p_ = pd;
+        T* __restrict m_ = md;
+        T* __restrict v_ = vd;
+        const T* __restrict g_ = gd;
+        for (int64_t j = begin; j < end; ++j) {
+          const T pj = p_[j] * decay;
+          const T gj = g_[j] + l2 * pj;
+          const T mj = b1 * m_[j] + (T(1) - b1) * gj;
+          const T vj = b2 * v_[j] + (T(1) - b2) * gj * gj;
+          m_[j] = mj;
+          v_[j] = vj;
+          p_[j] = pj - step_size * mj / (std::sqrt(vj) / bc2_sqrt + eps);
+        }
+      });
     });
     m.impl()->storage->bump_version();
     v.impl()->storage->bump_version();

@@ -15,7 +15,8 @@ Optimizer::Optimizer(std::vector<Tensor> params, const char* who) : params_(std:
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
     TAPE_CHECK(p.defined(), who, ": parameter ", i, " is an undefined tensor");
-    TAPE_CHECK(p.dtype() == Dtype::Float32, who, ": parameter ", i, " must be Float32, got ", dtype_name(p.dtype()));
+    TAPE_CHECK(p.dtype() == Dtype::Float32 || p.dtype() == Dtype::Float64, who, ": parameter ", i,
+               " must be Float32 or Float64, got ", dtype_name(p.dtype()));
     TAPE_CHECK(p.is_leaf(), who, ": parameter ", i, " of shape ", p.shape(), " is not a leaf tensor");
     TAPE_CHECK(p.is_contiguous(), who, ": parameter ", i, " of shape ", p.shape(), " is not contiguous");
     for (size_t j = 0; j < i; ++j)
@@ -126,7 +127,8 @@ void Optimizer::load_state_dict(const OptimizerState& state) {
         }
         TAPE_CHECK(it != state.tensors.end(), who, ": missing entry ", name);
         const Tensor& t = it->second;
-        TAPE_CHECK(t.defined() && t.dtype() == Dtype::Float32, who, ": ", name, " must be a defined Float32 tensor");
+        TAPE_CHECK(t.defined() && t.dtype() == params_[i].dtype(), who, ": ", name, " must be a defined ",
+                   dtype_name(params_[i].dtype()), " tensor (the parameter's dtype)");
         TAPE_CHECK(t.shape() == params_[i].shape(), who, ": ", name, " has shape ", t.shape(), ", expected ",
                    params_[i].shape());
         NoGradGuard no_grad;
@@ -145,13 +147,17 @@ void Optimizer::load_state_dict(const OptimizerState& state) {
 }
 
 namespace detail {
-const float* grad_data(const Tensor& p, const Tensor& g, Tensor& holder, const char* who, size_t index) {
-  TAPE_CHECK(g.dtype() == Dtype::Float32 && g.shape() == p.shape(), who, ": gradient of parameter ", index,
-             " has shape ", g.shape(), " (", dtype_name(g.dtype()), "), expected ", p.shape(), " (Float32)");
-  if (g.is_contiguous()) return g.data<float>();
+template <class T>
+const T* grad_data(const Tensor& p, const Tensor& g, Tensor& holder, const char* who, size_t index) {
+  TAPE_CHECK(g.dtype() == p.dtype() && g.shape() == p.shape(), who, ": gradient of parameter ", index,
+             " has shape ", g.shape(), " (", dtype_name(g.dtype()), "), expected ", p.shape(), " (",
+             dtype_name(p.dtype()), ")");
+  if (g.is_contiguous()) return g.data<T>();
   holder = g.contiguous();
-  return holder.data<float>();
+  return holder.data<T>();
 }
+template const float* grad_data<float>(const Tensor&, const Tensor&, Tensor&, const char*, size_t);
+template const double* grad_data<double>(const Tensor&, const Tensor&, Tensor&, const char*, size_t);
 }  // namespace detail
 
 }  // namespace tape::optim

@@ -84,9 +84,10 @@ class Optimizer {
 };
 
 namespace detail {
-/// Checks p and its gradient g (same shape, Float32) and returns g's data, contiguous
-/// (`holder` keeps a contiguous copy alive when g was not).
-const float* grad_data(const Tensor& p, const Tensor& g, Tensor& holder, const char* who, size_t index);
+/// Checks p and its gradient g (same shape and dtype, T = float or double) and returns
+/// g's data, contiguous (`holder` keeps a contiguous copy alive when g was not).
+template <class T>
+const T* grad_data(const Tensor& p, const Tensor& g, Tensor& holder, const char* who, size_t index);
 }  // namespace detail
 
 }  // namespace tape::optim

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "tape/core/dispatch.hpp"
 #include "tape/core/grad_mode.hpp"
 #include "tape/backend/parallel.hpp"
 
@@ -53,42 +54,45 @@ std::vector<std::string> SGD::state_names() const {
 void SGD::step() {
   NoGradGuard no_grad;
   ++step_count_;
-  const float lr = float(lr_), wd = float(options_.weight_decay()), mom = float(options_.momentum());
-  const float damp = 1.f - float(options_.dampening());
   const bool nesterov = options_.nesterov(), use_mom = options_.momentum() != 0.0;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i];
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    Tensor holder;
-    const float* gd = detail::grad_data(p, g, holder, "SGD.step", i);
-    float* pd = p.data<float>();
-    const int64_t n = p.numel();
-    ++param_steps_[i];
-    if (!use_mom) {
-      backend::parallel_ranges(n, [=](int64_t begin, int64_t end) {
-        float* __restrict p_ = pd;
-        const float* __restrict g_ = gd;
-        for (int64_t j = begin; j < end; ++j) p_[j] -= lr * (g_[j] + wd * p_[j]);
-      });
-    } else {
+    // one kernel, in the parameter's type (its state has that dtype too)
+    tape::detail::visit_float(p.dtype(), "SGD.step", [&]<class T>() {
+      const T lr = T(lr_), wd = T(options_.weight_decay()), mom = T(options_.momentum());
+      const T damp = T(1) - T(options_.dampening());
+      Tensor holder;
+      const T* gd = detail::grad_data<T>(p, g, holder, "SGD.step", i);
+      T* pd = p.data<T>();
+      const int64_t n = p.numel();
+      ++param_steps_[i];
+      if (!use_mom) {
+        backend::parallel_ranges(n, [=](int64_t begin, int64_t end) {
+          T* __restrict p_ = pd;
+          const T* __restrict g_ = gd;
+          for (int64_t j = begin; j < end; ++j) p_[j] -= lr * (g_[j] + wd * p_[j]);
+        });
+        return;
+      }
       Tensor& buf = state_buffer(momentum_slot_, i);
       const bool first = !buf.defined();
-      if (first) buf = Tensor::empty(p.shape());
-      float* bd = buf.data<float>();
+      if (first) buf = Tensor::empty(p.shape(), p.dtype());
+      T* bd = buf.data<T>();
       backend::parallel_ranges(n, [=](int64_t begin, int64_t end) {
-        float* __restrict p_ = pd;
-        float* __restrict b_ = bd;
-        const float* __restrict g_ = gd;
+        T* __restrict p_ = pd;
+        T* __restrict b_ = bd;
+        const T* __restrict g_ = gd;
         for (int64_t j = begin; j < end; ++j) {
-          const float d = g_[j] + wd * p_[j];
-          const float b = first ? d : mom * b_[j] + damp * d;
+          const T d = g_[j] + wd * p_[j];
+          const T b = first ? d : mom * b_[j] + damp * d;
           b_[j] = b;
           p_[j] -= lr * (nesterov ? d + mom * b : b);
         }
       });
       buf.impl()->storage->bump_version();
-    }
+    });
     p.impl()->storage->bump_version();
   }
 }
