@@ -142,7 +142,7 @@ class Tensor {
   Tensor log() const;
   Tensor sqrt() const;
   Tensor abs() const;
-  Tensor pow(float e) const;
+  Tensor pow(double e) const;
   Tensor log1p() const;
   Tensor expm1() const;
   Tensor sin() const;
@@ -150,7 +150,7 @@ class Tensor {
   Tensor rsqrt() const;
   Tensor square() const;
   Tensor sign() const;
-  Tensor clamp(float lo, float hi) const;
+  Tensor clamp(double lo, double hi) const;
   Tensor maximum(const Tensor& other) const;
   Tensor minimum(const Tensor& other) const;
   Tensor relu() const;

@@ -173,6 +173,8 @@ Module& Module::to(Dtype dtype) {
     impl->strides = converted.strides();
     impl->dtype = dtype;
     Tensor(t).set_grad({});
+    // a cached AccumulateGrad expects the old dtype: the next graph makes a new one
+    if (impl->autograd) impl->autograd->grad_accumulator.reset();
   };
   for (const Tensor& p : parameters()) convert(p);
   for (const Tensor& b : buffers()) convert(b);

@@ -41,7 +41,7 @@ Tensor Tensor::exp() const { return tape::exp(*this); }
 Tensor Tensor::log() const { return tape::log(*this); }
 Tensor Tensor::sqrt() const { return tape::sqrt(*this); }
 Tensor Tensor::abs() const { return tape::abs(*this); }
-Tensor Tensor::pow(float e) const { return tape::pow(*this, e); }
+Tensor Tensor::pow(double e) const { return tape::pow(*this, e); }
 Tensor Tensor::log1p() const { return tape::log1p(*this); }
 Tensor Tensor::expm1() const { return tape::expm1(*this); }
 Tensor Tensor::sin() const { return tape::sin(*this); }
@@ -49,7 +49,7 @@ Tensor Tensor::cos() const { return tape::cos(*this); }
 Tensor Tensor::rsqrt() const { return tape::rsqrt(*this); }
 Tensor Tensor::square() const { return tape::square(*this); }
 Tensor Tensor::sign() const { return tape::sign(*this); }
-Tensor Tensor::clamp(float lo, float hi) const { return tape::clamp(*this, lo, hi); }
+Tensor Tensor::clamp(double lo, double hi) const { return tape::clamp(*this, lo, hi); }
 Tensor Tensor::maximum(const Tensor& o) const { return tape::maximum(*this, o); }
 Tensor Tensor::minimum(const Tensor& o) const { return tape::minimum(*this, o); }
 Tensor Tensor::relu() const { return tape::relu(*this); }
