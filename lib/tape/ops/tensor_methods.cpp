@@ -75,5 +75,10 @@ Tensor Tensor::isnan() const { return tape::isnan(*this); }
 Tensor Tensor::isfinite() const { return tape::isfinite(*this); }
 Tensor Tensor::masked_fill(const Tensor& mask, double v) const { return tape::masked_fill(*this, mask, v); }
 Tensor Tensor::where(const Tensor& cond, const Tensor& other) const { return tape::where(cond, *this, other); }
+Tensor Tensor::index_select(int64_t d, const Tensor& index) const { return tape::index_select(*this, d, index); }
+Tensor Tensor::gather(int64_t d, const Tensor& index) const { return tape::gather(*this, d, index); }
+Tensor Tensor::scatter_add(int64_t d, const Tensor& index, const Tensor& src) const {
+  return tape::scatter_add(*this, d, index, src);
+}
 
 }  // namespace tape
