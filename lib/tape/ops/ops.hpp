@@ -59,7 +59,7 @@ Tensor silu(const Tensor& x);  ///< x·σ(x)
 /// ln(1 + e^(βx))/β; x itself where βx > threshold (PyTorch).
 Tensor softplus(const Tensor& x, float beta = 1.f, float threshold = 20.f);
 
-// --- linear algebra (oneDNN) — matmul.cpp
+// --- linear algebra (Float32 on oneDNN, Float64 on OpenBLAS; operands of one dtype) — matmul.cpp
 /// [M,K]@[K,N] → [M,N]; [B,M,K]@[B,K,N] → [B,M,N].
 Tensor matmul(const Tensor& a, const Tensor& b);
 /// x[N,in] · w[out,in]ᵀ + b[out] → [N,out]; b may be undefined.
@@ -143,7 +143,8 @@ Tensor isfinite(const Tensor& x);
 /// t with `value` where the Bool mask (broadcast to t's shape) is true (differentiable in t).
 Tensor masked_fill(const Tensor& t, const Tensor& mask, double value);
 
-// --- reductions — reduce.cpp
+// --- reductions — reduce.cpp (Float32, Float64; sum, max, min, argmax, argmin, prod also
+// Int64 with Int64 results, and sum of Bool counts into Int64; mean of an integer is an error)
 Tensor sum(const Tensor& t);
 Tensor sum(const Tensor& t, int64_t dim, bool keepdim = false);
 Tensor mean(const Tensor& t);
@@ -165,7 +166,7 @@ Tensor norm(const Tensor& t, float p = 2.f);
 // --- softmax & losses — softmax.cpp, loss.cpp
 Tensor softmax(const Tensor& t, int64_t dim);
 Tensor log_softmax(const Tensor& t, int64_t dim);
-/// Mean cross-entropy of logits [N,C] against Int64 indices [N] or Float32 probabilities [N,C].
+/// Mean cross-entropy of logits [N,C] against Int64 indices [N] or probabilities [N,C] of the logits' dtype.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target);
 /// Mean negative log-likelihood of log-probabilities [N,C] and Int64 targets [N].
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target);
@@ -178,7 +179,7 @@ Tensor one_hot(const Tensor& labels, int64_t num_classes);
 /// Inverted dropout: zero with probability p, scale the rest by 1/(1-p); identity if !training.
 Tensor dropout(const Tensor& x, float p, bool training, Generator& gen = default_generator());
 
-// --- convolution & pooling (oneDNN) — conv.cpp, pool.cpp
+// --- convolution & pooling (Float32 on oneDNN, Float64 by reference loops + dgemm) — conv.cpp, pool.cpp
 /// x [N,C,H,W], w [O,C,kh,kw], b [O] or undefined.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = {}, int64_t stride = 1,
               int64_t padding = 0);
