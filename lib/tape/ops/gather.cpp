@@ -15,41 +15,48 @@ using namespace detail;
 
 namespace {
 
-/// f(offsets) for every element of `shape`, where offsets[k] is the element's
-/// offset into operand k (by strides[k]). Threads split `shape` along dim
-/// `split` (−1: one thread); a caller that accumulates passes a dim along which
-/// no two elements write the same place. Within one thread the walk is
-/// row-major over the other dims, so the order of accumulation is fixed.
-template <size_t K, class F>
-void strided_parallel(const Shape& shape, std::array<Shape, K> strides, int64_t split, F&& f) {
+/// row(offsets, n, steps) for every row (run along the last dim) of `shape`
+/// (at least 1-D): offsets[k] is the row's first element in operand k and
+/// steps[k] its stride along the row. Threads split `shape` along dim `split`
+/// (−1: one thread) and each walks its share row-major, so a caller that
+/// accumulates passes a dim along which no two elements write the same place,
+/// and the additions into one place happen in the sequential order.
+template <size_t K, class Row>
+void for_each_row(const Shape& shape, const std::array<Shape, K>& strides, int64_t split, Row&& row) {
   const int64_t n = shape_numel(shape);
   if (n == 0) return;
-  std::array<const Shape*, K> ps;
-  for (size_t k = 0; k < K; ++k) ps[k] = &strides[k];
-  auto call = [&](int64_t, const std::array<int64_t, K>& o) { f(o); };
+  const size_t last = shape.size() - 1;
+  std::array<Shape, K> outer;  // strides over the dims before the last
+  std::array<const Shape*, K> po;
+  std::array<int64_t, K> steps;
+  for (size_t k = 0; k < K; ++k) {
+    outer[k].assign(strides[k].begin(), strides[k].end() - 1);
+    po[k] = &outer[k];
+    steps[k] = strides[k][last];
+  }
+  // the rows of `sub` (shape with dim `split` cut to [begin, end)), offsets shifted by begin along it
+  auto walk = [&](int64_t begin, int64_t end) {
+    Shape sub = shape;
+    std::array<int64_t, K> base{};
+    if (split >= 0) {
+      sub[size_t(split)] = end - begin;
+      for (size_t k = 0; k < K; ++k) base[k] = begin * strides[k][size_t(split)];
+    }
+    const Shape sub_outer(sub.begin(), sub.end() - 1);
+    for_each_strided<K>(sub_outer, po, [&](int64_t, std::array<int64_t, K> o) {
+      for (size_t k = 0; k < K; ++k) o[k] += base[k];
+      row(o, sub[last], steps);
+    });
+  };
   if (split < 0 || n <= kParallelGrain) {
-    for_each_strided<K>(shape, ps, call);
+    walk(0, split < 0 ? 0 : shape[size_t(split)]);
     return;
   }
-  // bring `split` to the front so a thread's share is a range of it
-  Shape sh = shape;
-  std::rotate(sh.begin(), sh.begin() + split, sh.begin() + split + 1);
-  for (auto& s : strides) std::rotate(s.begin(), s.begin() + split, s.begin() + split + 1);
-  const int64_t rows = sh[0], chunks = std::min<int64_t>(rows, 64);
+  backend::sync_num_threads();
+  const int64_t size = shape[size_t(split)];
+  const int64_t chunks = std::min<int64_t>(size, 4 * int64_t(omp_get_max_threads()));
   parallel_for(
-      chunks,
-      [&](int64_t c) {
-        const int64_t begin = rows * c / chunks, end = rows * (c + 1) / chunks;
-        Shape sub = sh;
-        sub[0] = end - begin;
-        std::array<int64_t, K> base;
-        for (size_t k = 0; k < K; ++k) base[k] = begin * strides[k][0];
-        for_each_strided<K>(sub, ps, [&](int64_t, std::array<int64_t, K> o) {
-          for (size_t k = 0; k < K; ++k) o[k] += base[k];
-          f(o);
-        });
-      },
-      n / chunks);
+      chunks, [&](int64_t c) { walk(size * c / chunks, size * (c + 1) / chunks); }, n / chunks);
 }
 
 /// The first dim of `shape` other than `except` with more than one element, or −1.
@@ -66,10 +73,15 @@ Tensor at_least_1d(const Tensor& t) { return t.dim() == 0 ? make_view(t, {1}, {1
 void check_index_values(const Tensor& index, int64_t size, const char* op, int64_t dim, const Tensor& t) {
   const int64_t* pi = base_ptr<int64_t>(index);
   std::atomic<bool> bad{false};
-  strided_parallel<1>(index.shape(), {index.strides()}, split_dim(index.shape(), -1), [&](const auto& o) {
-    const int64_t v = pi[o[0]];
-    if (v < 0 || v >= size) bad.store(true, std::memory_order_relaxed);
-  });
+  for_each_row<1>(index.shape(), {index.strides()}, split_dim(index.shape(), -1),
+                  [&](const std::array<int64_t, 1>& o, int64_t n, const std::array<int64_t, 1>& step) {
+                    bool any = false;
+                    for (int64_t i = 0; i < n; ++i) {
+                      const int64_t v = pi[o[0] + i * step[0]];
+                      any |= v < 0 || v >= size;
+                    }
+                    if (any) bad.store(true, std::memory_order_relaxed);
+                  });
   if (!bad.load()) return;
   for_each_strided<1>(index.shape(), {&index.strides()}, [&](int64_t, const std::array<int64_t, 1>& o) {
     const int64_t v = pi[o[0]];
@@ -94,8 +106,18 @@ void gather_into(T* out, const Shape& out_strides, const Tensor& t, int64_t dim,
   Shape ts = t.strides();
   const int64_t step = ts[size_t(dim)];
   ts[size_t(dim)] = 0;
-  strided_parallel<3>(index.shape(), {out_strides, index.strides(), ts}, split_dim(index.shape(), -1),
-                      [&](const auto& o) { out[o[0]] = pt[o[2] + pi[o[1]] * step]; });
+  for_each_row<3>(index.shape(), {out_strides, index.strides(), ts}, split_dim(index.shape(), -1),
+                  [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
+                    T* __restrict y = out + o[0];
+                    const int64_t* __restrict ip = pi + o[1];
+                    const T* __restrict x = pt + o[2];
+                    if (s[1] == 0) {  // one index for the whole row (index_select): a strided row copy
+                      x += ip[0] * step;
+                      for (int64_t i = 0; i < n; ++i) y[i * s[0]] = x[i * s[2]];
+                    } else {
+                      for (int64_t i = 0; i < n; ++i) y[i * s[0]] = x[i * s[2] + ip[i * s[1]] * step];
+                    }
+                  });
 }
 
 /// out[p with coordinate `dim` replaced by index[p]] += src[p] for every position
@@ -108,11 +130,22 @@ void scatter_add_into(T* out, const Shape& out_strides, int64_t dim, const Tenso
   const int64_t step = os[size_t(dim)];
   os[size_t(dim)] = 0;
   // positions that differ only along `dim` may hit one element: threads split another dim
-  strided_parallel<3>(index.shape(), {os, index.strides(), src.strides()}, split_dim(index.shape(), dim),
-                      [&](const auto& o) {
-                        T& d = out[o[0] + pi[o[1]] * step];
-                        d = T(d + ps[o[2]]);
-                      });
+  for_each_row<3>(index.shape(), {os, index.strides(), src.strides()}, split_dim(index.shape(), dim),
+                  [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
+                    T* y = out + o[0];
+                    const int64_t* ip = pi + o[1];
+                    const T* x = ps + o[2];
+                    if (s[1] == 0 && s[0] != 0) {  // one index for a row of distinct places (index_add)
+                      T* __restrict yr = y + ip[0] * step;
+                      const T* __restrict xr = x;
+                      for (int64_t i = 0; i < n; ++i) yr[i * s[0]] = T(yr[i * s[0]] + xr[i * s[2]]);
+                    } else {  // the row may hit one place twice: no restrict
+                      for (int64_t i = 0; i < n; ++i) {
+                        T& d = y[i * s[0] + ip[i * s[1]] * step];
+                        d = T(d + x[i * s[2]]);
+                      }
+                    }
+                  });
 }
 
 /// A view of a 1-D index as t's shape with `count` along dim: stride 0 on every

@@ -1,5 +1,6 @@
 // Shape ops: reshape/flatten (views of contiguous data, else a copy), view (a
-// view or an error), transpose (a strided view). clone/contiguous are Tensor methods: autograd/functions.cpp.
+// view or an error), transpose (a strided view); any dtype, backward in Float32
+// and Float64. clone/contiguous are Tensor methods (autograd/tensor_methods.cpp).
 #include <cstring>
 
 #include "tape/ops/op_util.hpp"
