@@ -90,6 +90,12 @@ TEST_CASE("gather: gather reads t at the index along dim") {
   CHECK(vals(gather(tt, 1, idx)) == std::vector<float>{8, 1, 6, 7});
   // 0-D
   CHECK(gather(scalar_tensor(5.0, Dtype::Float64), 0, scalar_tensor(0, Dtype::Int64)).item<double>() == 5.0);
+  Tensor s = scalar_tensor(7.0, Dtype::Float64).requires_grad_();
+  Tensor s1 = index_select(s, -1, ints({0}, {1}));
+  CHECK(s1.dim() == 0);
+  CHECK(s1.item<double>() == 7.0);
+  s1.backward();
+  CHECK(s.grad().item<double>() == 1.0);
 }
 
 TEST_CASE("gather: scatter_add accumulates src at the index, repeats included") {
@@ -211,7 +217,10 @@ TEST_CASE("gather: errors name the op, the index value and the shapes") {
   CHECK(error_of([&] { index_select(x, 0, ints({0, 1}, {1, 2})); }).find("index_select: index must be 1-D") !=
         std::string::npos);
   CHECK_THROWS_AS(index_select(x, 2, ints({0}, {1})), Error);
-  CHECK_THROWS_AS(index_select(scalar_tensor(1.f), 0, ints({0}, {1})), Error);
+  CHECK(error_of([&] { index_select(scalar_tensor(1.f), 0, ints({1}, {1})); })
+            .find("index_select: index 1 is out of range for dim 0 of size 1") != std::string::npos);
+  CHECK_THROWS_WITH_AS(index_select(scalar_tensor(1.f), 0, ints({0, 0}, {2})),
+                       "index_select: a 0-D input takes an index of 1 element, got shape [2]", Error);
 
   CHECK_THROWS_WITH_AS(gather(x, 1, tensor({0, 1}, {1, 2})),
                        "gather: index must be Int64, got Float32 tensor of shape [1, 2]", Error);

@@ -217,10 +217,14 @@ struct ScatterAddBackward final : SavingNode<1> {
 // Forward: y = t's slices index[k] along dim   Backward: dt = index_add of g into zeros (repeats accumulate)
 Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
   TAPE_CHECK(t.defined(), "index_select: input is undefined");
-  TAPE_CHECK(t.dim() > 0, "index_select: expects an input with at least 1 dim, got a 0-D tensor");
   check_index_dtype(index, "index_select");
   TAPE_CHECK(index.dim() <= 1, "index_select: index must be 1-D, got shape ", index.shape());
   dim = wrap_dim(dim, t.dim(), "index_select");
+  if (t.dim() == 0) {  // PyTorch: a 0-D input takes one index, 0, and gives a 0-D result
+    TAPE_CHECK(index.numel() == 1, "index_select: a 0-D input takes an index of 1 element, got shape ",
+               index.shape());
+    return reshape(index_select(reshape(t, {1}), 0, index), {});
+  }
   const Tensor idx = at_least_1d(index);
   check_index_values(idx, t.shape()[size_t(dim)], "index_select", dim, t);
   Shape shape = t.shape();
