@@ -147,6 +147,12 @@ run_app() {
   else
     fail "$name: loaded checkpoint gives the same predictions"
   fi
+  # the indexing & dtypes section: per-class counts add up, and the Float64 loss ran
+  if grep -qE '^class 0: [0-9]+ of [0-9]+ right$' "$tmp/log" && grep -qE '^test loss [0-9.]+ \(Float64\)$' "$tmp/log"; then
+    ok "$name: masks, index_select and a Float64 loss"
+  else
+    fail "$name: masks, index_select and a Float64 loss"
+  fi
 }
 
 # 1. pkg-config. The .pc holds the configured prefix; point it at the staging area.

@@ -60,13 +60,47 @@ std::vector<int64_t> predict(nn::Module& model, const Tensor& x) {
 }
 
 double accuracy(nn::Module& model, const data::Dataset& ds) {
-  std::vector<int64_t> pred = predict(model, ds.images);
-  std::vector<int64_t> truth = ds.labels.to_vector<int64_t>();
-  int64_t correct = 0;
-  for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == truth[i];
-  return double(correct) / double(pred.size());
+  NoGradGuard no_grad;
+  model.eval();
+  Tensor correct = argmax(model(ds.images), 1) == ds.labels;  // Int64 == Int64 → Bool
+  model.train();
+  return correct.to(Dtype::Float64).mean().item<double>();
 }
 // tutorial: end predict
+
+// tutorial: begin inspect
+/// Metrics and data plumbing with tensor ops alone: masks, counts, gathering
+/// rows, joining columns, a Float64 loss — no raw pointers.
+void inspect(nn::Module& model, const data::Dataset& ds) {
+  NoGradGuard no_grad;
+  model.eval();
+  Tensor logits = model(ds.images);                // [N, 2] Float32
+  Tensor pred = argmax(logits, 1);                 // [N] Int64
+  Tensor correct = pred == ds.labels;              // [N] Bool
+  for (int64_t c = 0; c < 2; ++c) {                // recall per class
+    Tensor in_class = ds.labels == float(c);
+    const auto total = in_class.to(Dtype::Int64).sum().item<int64_t>();
+    const auto hits = logical_and(in_class, correct).to(Dtype::Int64).sum().item<int64_t>();
+    std::printf("class %lld: %lld of %lld right\n", (long long)c, (long long)hits, (long long)total);
+  }
+  // the least confident prediction, fetched by index
+  Tensor confidence = max(softmax(logits, 1), 1);  // [N]
+  Tensor least = argmin(confidence, 0, /*keepdim=*/true);  // [1] Int64
+  Tensor point = index_select(ds.images, 0, least);        // [1, 2]
+  std::printf("least confident: (%.2f, %.2f) at p = %.3f\n", point.select(1, 0).item<double>(),
+              point.select(1, 1).item<double>(), index_select(confidence, 0, least).item<double>());
+  // a table of x, y, label and prediction: columns joined with cat, first rows by slice
+  Tensor table = cat({ds.images, stack({ds.labels, pred}, 1).to(Dtype::Float32)}, 1);  // [N, 4]
+  std::cout << "first rows (x, y, label, prediction):\n" << table.slice(0, 0, 3) << "\n";
+  // the same loss in Float64: ops run in the dtype of their inputs
+  Tensor loss64 = cross_entropy(logits.to(Dtype::Float64), ds.labels);
+  std::printf("test loss %.6f (%s)\n", loss64.item<double>(), dtype_name(loss64.dtype()));
+  // wrong predictions masked out of the confidences (where / masked_fill)
+  Tensor wrong_conf = confidence.masked_fill(correct, 0.0);
+  std::printf("most confident mistake: p = %.3f\n", max(wrong_conf).item<double>());
+  model.train();
+}
+// tutorial: end inspect
 
 int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : "moons_mlp.ckpt";
@@ -102,6 +136,7 @@ int main(int argc, char** argv) {
     }
     const double acc = accuracy(model, test);
     std::printf("final test accuracy: %.2f%%\n", 100 * acc);
+    inspect(model, test);
     // tutorial: end train
 
     // tutorial: begin save
