@@ -19,24 +19,15 @@ using tape::tools::sci;
 
 namespace {
 
-std::string tolerance_str(float atol, float rtol) { return str_cat("atol ", sci(atol, 0), " rtol ", sci(rtol, 0)); }
+std::string tolerance_str(double atol, double rtol) { return str_cat("atol ", sci(atol, 0), " rtol ", sci(rtol, 0)); }
 
-/// "[4, 5] ([4])": shapes of the sample inputs, those without requires_grad in parentheses.
-std::string input_shapes(const OpInfo& op, uint64_t seed) {
-  Generator g(seed * 7919 + 17);  // the same draw gradcheck_op makes
-  std::string s;
-  for (const Tensor& t : op.make_inputs(g)) {
-    if (!s.empty()) s += " ";
-    if (!t.defined()) {
-      s += "-";
-      continue;
-    }
-    s += t.requires_grad() ? shape_str(t.shape()) : str_cat("(", shape_str(t.shape()), ")");
-  }
-  return s;
+Dtype parse_dtype(const std::string& s) {
+  if (s == "float64") return Dtype::Float64;
+  if (s == "float32") return Dtype::Float32;
+  throw Error(str_cat("--dtype: unknown dtype '", s, "' (valid: float64, float32)"));
 }
 
-int check_ops(const std::string& only, uint64_t seed) {
+int check_ops(const std::string& only, uint64_t seed, Dtype dtype) {
   std::vector<const OpInfo*> ops;
   if (!only.empty()) {
     const OpInfo* op = find_op(only);
@@ -51,16 +42,32 @@ int check_ops(const std::string& only, uint64_t seed) {
   }
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> failures;
+  size_t checked_ops = 0, samples = 0, skipped = 0;
   for (const OpInfo* op : ops) {
-    const GradcheckResult r = gradcheck_op(*op, seed);
-    rows.push_back({op->name, input_shapes(*op, seed), sci(r.max_abs_err), sci(r.max_rel_err),
-                    tolerance_str(op->atol, op->rtol), r.ok ? "PASS" : "FAIL"});
-    if (!r.ok) failures.push_back(op->name + ": " + r.message);
+    if (!op->differentiable) {
+      ++skipped;
+      continue;
+    }
+    ++checked_ops;
+    const GradcheckOptions opt = gradcheck_options(*op, dtype, seed);
+    for (const SampleCheck& c : gradcheck_op(*op, seed, dtype)) {
+      ++samples;
+      const GradcheckResult& r = c.result;
+      rows.push_back({op->name, c.sample, c.inputs, c.numeric ? sci(r.max_abs_err) : "-",
+                      c.numeric ? sci(r.max_rel_err) : "-", c.numeric ? sci(r.max_tol_ratio) : "-",
+                      c.numeric ? tolerance_str(*opt.atol, *opt.rtol) : "shapes", r.ok ? "PASS" : "FAIL"});
+      if (!r.ok) failures.push_back(op->name + " (" + c.sample + "): " + r.message);
+    }
   }
-  std::cout << "gradcheck of " << ops.size() << " op" << (ops.size() == 1 ? "" : "s")
-            << " against central differences (eps 1e-03, seed " << seed << "; shapes in parentheses need no grad)\n\n";
-  print_table(std::cout, {"op", "inputs", "max abs err", "max rel err", "tolerance", "result"}, rows);
-  std::cout << "\n" << ops.size() - failures.size() << " passed, " << failures.size() << " failed\n";
+  const GradcheckTolerances def = gradcheck_defaults(dtype);
+  std::cout << "gradcheck of " << checked_ops << " op" << (checked_ops == 1 ? "" : "s") << " (" << samples
+            << " samples) in " << dtype_name(dtype) << " against central differences (eps " << sci(def.eps, 0)
+            << ", seed " << seed << "; shapes in parentheses need no grad";
+  if (skipped) std::cout << "; " << skipped << " entries without a gradient skipped";
+  std::cout << ")\n\n";
+  print_table(std::cout, {"op", "sample", "inputs", "max abs err", "max rel err", "err/tol", "tolerance", "result"},
+              rows);
+  std::cout << "\n" << samples - failures.size() << " passed, " << failures.size() << " failed\n";
   for (const auto& f : failures) std::cout << "FAIL " << f << "\n";
   return failures.empty() ? 0 : 1;
 }
@@ -121,7 +128,7 @@ int check_model(const std::string& model, int64_t batch, int64_t max_elements, f
   }
   std::cout << "gradcheck of " << spec.to_string() << " (" << net->num_parameters() << " parameters): "
             << "cross_entropy on a random batch of " << batch << ", eps " << sci(eps, 0) << ", "
-            << tolerance_str(opt.atol, opt.rtol) << ", seed " << seed << "\n\n";
+            << tolerance_str(atol, rtol) << ", seed " << seed << "\n\n";
   print_table(std::cout, {"parameter", "shape", "checked", "kinks", "max |grad|", "max abs err", "max rel err", "result"}, rows);
   std::cout << "\n" << rows.size() - failures.size() << " passed, " << failures.size() << " failed ("
             << checked << " elements checked, " << kinks << " excused as kinks)\n";
@@ -136,22 +143,25 @@ int self_test() {
     const GradcheckResult* r;
     bool expect_ok;
   };
-  const Case cases[] = {{"correct backward", &st.correct, true},
-                        {"backward 5 % off", &st.five_percent_off, false},
-                        {"all-zero backward", &st.all_zero, false}};
+  const Case cases[] = {{"Float64: correct backward", &st.correct, true},
+                        {"Float64: backward 0.1 % off", &st.tenth_percent_off, false},
+                        {"Float64: backward 5 % off", &st.five_percent_off, false},
+                        {"Float64: all-zero backward", &st.all_zero, false},
+                        {"Float32: backward 0.1 % off", &st.float32_tenth_percent_off, true}};
   std::vector<std::vector<std::string>> rows;
   bool all_right = true;
   for (const Case& c : cases) {
     const bool right = c.r->ok == c.expect_ok;
     all_right = all_right && right;
-    rows.push_back({c.what, c.r->ok ? "PASS" : "FAIL", c.expect_ok ? "PASS" : "FAIL", sci(c.r->max_abs_err),
-                    right ? "ok" : "WRONG", c.r->message});
+    rows.push_back({c.what, c.r->ok ? "PASS" : "FAIL", c.expect_ok ? "PASS" : "FAIL", sci(c.r->max_rel_err),
+                    tolerance_str(c.r->used.atol, c.r->used.rtol), right ? "ok" : "WRONG", c.r->message});
   }
-  std::cout << "gradcheck self-test on y = x^2 with backward dx = factor * 2x * g (factor 1, 1.05, 0)\n\n";
-  print_table(std::cout, {"backward", "result", "expected", "max abs err", "verdict", "message"}, rows);
+  std::cout << "gradcheck self-test on y = x^2 with backward dx = factor * 2x * g (factor 1, 1.001, 1.05, 0)\n\n";
+  print_table(std::cout, {"backward", "result", "expected", "max rel err", "tolerance", "verdict", "message"}, rows);
   std::cout << "\n"
-            << (all_right ? "the checker works: it passes the correct backward and catches the 5 % error and the "
-                            "all-zero backward\n"
+            << (all_right ? "the checker works: in Float64 it passes the correct backward and catches the 0.1 % and 5 % "
+                            "errors and the all-zero backward (Float32 cannot see 0.1 %: that is why ops are checked "
+                            "in Float64)\n"
                           : "THE CHECKER IS BROKEN: see the WRONG rows\n");
   return all_right ? 0 : 1;
 }
@@ -160,7 +170,7 @@ int self_test() {
 
 int main(int argc, char** argv) {
   return run_program("tape-gradcheck", [&] {
-    std::string op, model;
+    std::string op, model, dtype = "float64";
     uint64_t seed = 0;
     int64_t batch = 2, max_elements = 32;
     float eps = 1e-3f, atol = 2e-3f, rtol = 1e-2f;
@@ -169,6 +179,7 @@ int main(int argc, char** argv) {
     desc.add_options()("help", "show this help")
         ("op", po::value(&op), "check only this registry op (default: every op)")
         ("seed", po::value(&seed)->default_value(seed), "seed for the sample inputs and the random upstream gradient")
+        ("dtype", po::value(&dtype)->default_value(dtype), "ops: the dtype of the samples, float64 or float32 (its looser defaults)")
         ("model", po::value(&model), "check the parameter gradients of a whole network instead: mlp | deep | lenet5")
         ("batch", po::value(&batch)->default_value(batch), "--model: batch size of the random input")
         ("max-elements", po::value(&max_elements)->default_value(max_elements),
@@ -177,9 +188,9 @@ int main(int argc, char** argv) {
         ("atol", po::value(&atol)->default_value(atol, "2e-3"), "--model: absolute tolerance")
         ("rtol", po::value(&rtol)->default_value(rtol, "1e-2"), "--model: relative tolerance")
         ("self-test", po::bool_switch(&self),
-         "check the checker: a correct backward must pass, one 5%-off and an all-zero one must fail");
+         "check the checker: a correct backward must pass; in float64 one 0.1%-off, one 5%-off and an all-zero one must fail");
     if (!parse_flags(argc, argv, desc,
-                     "usage: tape-gradcheck [--op NAME] [--seed N]\n"
+                     "usage: tape-gradcheck [--op NAME] [--seed N] [--dtype float64|float32]\n"
                      "       tape-gradcheck --model mlp|deep|lenet5 [--batch N] [--max-elements N]\n"
                      "       tape-gradcheck --self-test\n"
                      "Compares analytic gradients with central finite differences; exits 1 if any check fails."))
@@ -188,6 +199,6 @@ int main(int argc, char** argv) {
                "--op, --model and --self-test are alternatives: give at most one");
     if (self) return self_test();
     if (!model.empty()) return check_model(model, batch, max_elements, eps, atol, rtol, seed);
-    return check_ops(op, seed);
+    return check_ops(op, seed, parse_dtype(dtype));
   });
 }
