@@ -60,7 +60,7 @@ int check_ops(const std::string& only, uint64_t seed, Dtype dtype) {
     }
   }
   const GradcheckTolerances def = gradcheck_defaults(dtype);
-  std::cout << "gradcheck of " << checked_ops << " op" << (checked_ops == 1 ? "" : "s") << " (" << samples
+  std::cout << "gradcheck of " << checked_ops << " registry entr" << (checked_ops == 1 ? "y" : "ies") << " (" << samples
             << " samples) in " << dtype_name(dtype) << " against central differences (eps " << sci(def.eps, 0)
             << ", seed " << seed << "; shapes in parentheses need no grad";
   if (skipped) std::cout << "; " << skipped << " entries without a gradient skipped";

@@ -88,8 +88,16 @@ Tensor distinct(Generator& g, Dtype d, const Shape& s, float step) {
   for (int64_t i = n - 1; i > 0; --i) std::swap(v[size_t(i)], v[size_t(g.below(uint64_t(i + 1)))]);
   return make(v, s, d);
 }
-/// A Bool mask, true with probability ½.
-Tensor mask(Generator& g, const Shape& s) { return make(draw(g, shape_numel(s), -1.f, 1.f), s, B, false); }
+/// A Bool mask, true with probability ½ but never all true or all false (then
+/// masked_fill's gradient, or one side of where's, would be zero everywhere).
+Tensor mask(Generator& g, const Shape& s) {
+  std::vector<float> v = draw(g, shape_numel(s), -1.f, 1.f);
+  if (v.size() >= 2) {
+    v[0] = 1.f;
+    v[1] = -1.f;
+  }
+  return make(v, s, B, false);
+}
 /// Int64 values (class labels, indices).
 Tensor ints(std::vector<int64_t> v, const Shape& s) { return tensor(std::move(v), s); }
 /// Rows of probabilities (softmax of uniform logits), computed in Float32.
