@@ -17,6 +17,26 @@ Tensor mean_to(double total, int64_t n, Dtype dtype) {
   return loss;
 }
 
+// Note: the loss sums are functions of their own (not inlined): inlined into the
+// dtype dispatch, GCC kept the double accumulator in a general register and moved
+// it to and from SSE every element, 3× slower than this loop on its own.
+/// −Σ_i x[i, t_i] over rows of c, in double.
+template <class T>
+[[gnu::noinline]] double neg_picked_sum(const T* x, const int64_t* t, int64_t n, int64_t c) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s -= x[i * c + t[i]];
+  return s;
+}
+
+/// −Σ_i p_i·x_i over the nonzero p_i, in double.
+template <class T>
+[[gnu::noinline]] double neg_weighted_sum(const T* x, const T* p, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (p[i] != T(0)) s -= double(p[i]) * x[i];
+  return s;
+}
+
 void check_targets(const Tensor& target, int64_t n, int64_t c, const char* op) {
   TAPE_CHECK(target.dim() == 1 && target.size(0) == n, op, ": target of shape ", target.shape(),
              " does not match ", n, " samples (expected [", n, "])");
@@ -96,17 +116,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
     logp = log_softmax(logits, 1);
   }
   Tensor t = contig(target);
-  double total = 0;
-  visit_float(logp.dtype(), "cross_entropy", [&]<class T>() {
-    const T* pl = logp.data<T>();
-    if (index_target) {
-      const int64_t* ti = t.data<int64_t>();
-      for (int64_t i = 0; i < n; ++i) total -= pl[i * c + ti[i]];
-    } else {
-      const T* tp = t.data<T>();
-      for (int64_t i = 0; i < n * c; ++i)
-        if (tp[i] != T(0)) total -= double(tp[i]) * pl[i];
-    }
+  const double total = visit_float(logp.dtype(), "cross_entropy", [&]<class T>() {
+    return index_target ? neg_picked_sum(logp.data<T>(), t.data<int64_t>(), n, c)
+                        : neg_weighted_sum(logp.data<T>(), t.data<T>(), n * c);
   });
   Tensor loss = mean_to(total, n, logits.dtype());
   if (any_requires_grad({&logits})) {
@@ -127,11 +139,8 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target) {
   check_targets(target, n, c, "nll_loss");
   Tensor lp = contig(log_probs), t = contig(target);
   const int64_t* ti = t.data<int64_t>();
-  double total = 0;
-  visit_float(lp.dtype(), "nll_loss", [&]<class T>() {
-    const T* pl = lp.data<T>();
-    for (int64_t i = 0; i < n; ++i) total -= pl[i * c + ti[i]];
-  });
+  const double total =
+      visit_float(lp.dtype(), "nll_loss", [&]<class T>() { return neg_picked_sum(lp.data<T>(), ti, n, c); });
   Tensor loss = mean_to(total, n, lp.dtype());
   if (any_requires_grad({&log_probs})) {
     auto node = std::make_shared<NllLossBackward>();

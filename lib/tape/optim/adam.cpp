@@ -8,6 +8,39 @@
 
 namespace tape::optim {
 
+namespace {
+/// The per-step constants of one Adam update, in the parameter's type.
+template <class T>
+struct AdamScalars {
+  T b1, b2, eps;
+  T l2;     ///< Adam's weight decay added to g (0 for AdamW)
+  T decay;  ///< AdamW's 1 − lr·wd applied to p (1 for Adam)
+  T step_size, bc2_sqrt;  ///< lr / (1 − β1ᵗ), sqrt(1 − β2ᵗ)
+};
+
+/// One Adam / AdamW update of n elements (the rule above the class in adam.hpp).
+template <class T>
+void adam_update(T* pd, T* md, T* vd, const T* gd, int64_t n, const AdamScalars<T> s) {
+  backend::parallel_ranges(n, [=](int64_t begin, int64_t end) {
+    T* __restrict p_ = pd;
+    T* __restrict m_ = md;
+    T* __restrict v_ = vd;
+    const T* __restrict g_ = gd;
+    const T b1 = s.b1, b2 = s.b2, eps = s.eps, l2 = s.l2, decay = s.decay, step_size = s.step_size,
+            bc2_sqrt = s.bc2_sqrt;
+    for (int64_t j = begin; j < end; ++j) {
+      const T pj = p_[j] * decay;
+      const T gj = g_[j] + l2 * pj;
+      const T mj = b1 * m_[j] + (T(1) - b1) * gj;
+      const T vj = b2 * v_[j] + (T(1) - b2) * gj * gj;
+      m_[j] = mj;
+      v_[j] = vj;
+      p_[j] = pj - step_size * mj / (std::sqrt(vj) / bc2_sqrt + eps);
+    }
+  });
+}
+}  // namespace
+
 Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay)
     : Adam(std::move(params), lr, beta1, beta2, eps, weight_decay, false, "Adam") {}
 
@@ -72,28 +105,9 @@ void Adam::step() {
       const int64_t t = ++param_steps_[i];
       // Scalars in double, as PyTorch computes them on the host.
       const double bc1 = 1.0 - std::pow(beta1_, double(t)), bc2 = 1.0 - std::pow(beta2_, double(t));
-      const T b1 = T(beta1_), b2 = T(beta2_), eps = T(eps_);
-      const T l2 = decoupled_ ? T(0) : T(weight_decay_);
-      const T decay = decoupled_ ? T(1.0 - lr_ * weight_decay_) : T(1);
-      const T step_size = T(lr_ / bc1), bc2_sqrt = T(std::sqrt(bc2));
-      T* pd = p.data<T>();
-      T* md = m.data<T>();
-      T* vd = v.data<T>();
-      backend::parallel_ranges(p.numel(), [=](int64_t begin, int64_t end) {
-        T* __restrict p_ = pd;
-        T* __restrict m_ = md;
-        T* __restrict v_ = vd;
-        const T* __restrict g_ = gd;
-        for (int64_t j = begin; j < end; ++j) {
-          const T pj = p_[j] * decay;
-          const T gj = g_[j] + l2 * pj;
-          const T mj = b1 * m_[j] + (T(1) - b1) * gj;
-          const T vj = b2 * v_[j] + (T(1) - b2) * gj * gj;
-          m_[j] = mj;
-          v_[j] = vj;
-          p_[j] = pj - step_size * mj / (std::sqrt(vj) / bc2_sqrt + eps);
-        }
-      });
+      adam_update<T>(p.data<T>(), m.data<T>(), v.data<T>(), gd, p.numel(),
+                     {T(beta1_), T(beta2_), T(eps_), decoupled_ ? T(0) : T(weight_decay_),
+                      decoupled_ ? T(1.0 - lr_ * weight_decay_) : T(1), T(lr_ / bc1), T(std::sqrt(bc2))});
     });
     m.impl()->storage->bump_version();
     v.impl()->storage->bump_version();

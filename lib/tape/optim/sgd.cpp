@@ -8,6 +8,33 @@
 
 namespace tape::optim {
 
+namespace {
+/// One SGD update of n elements: d = g + wd·p; without a momentum buffer (bd null)
+/// p −= lr·d; with one, b = d (first step) or mom·b + damp·d, p −= lr·(nesterov ? d + mom·b : b).
+template <class T>
+void sgd_update(T* pd, const T* gd, T* bd, int64_t n, T lr, T wd, T mom, T damp, bool nesterov, bool first) {
+  if (!bd) {
+    backend::parallel_ranges(n, [=](int64_t begin, int64_t end) {
+      T* __restrict p_ = pd;
+      const T* __restrict g_ = gd;
+      for (int64_t j = begin; j < end; ++j) p_[j] -= lr * (g_[j] + wd * p_[j]);
+    });
+    return;
+  }
+  backend::parallel_ranges(n, [=](int64_t begin, int64_t end) {
+    T* __restrict p_ = pd;
+    T* __restrict b_ = bd;
+    const T* __restrict g_ = gd;
+    for (int64_t j = begin; j < end; ++j) {
+      const T d = g_[j] + wd * p_[j];
+      const T b = first ? d : mom * b_[j] + damp * d;
+      b_[j] = b;
+      p_[j] -= lr * (nesterov ? d + mom * b : b);
+    }
+  });
+}
+}  // namespace
+
 SGD::SGD(std::vector<Tensor> params, double lr, double momentum, double weight_decay, bool nesterov)
     : SGD(std::move(params), SGDOptions(lr).momentum(momentum).weight_decay(weight_decay).nesterov(nesterov)) {}
 
@@ -61,37 +88,15 @@ void SGD::step() {
     if (!g.defined()) continue;
     // one kernel, in the parameter's type (its state has that dtype too)
     tape::detail::visit_float(p.dtype(), "SGD.step", [&]<class T>() {
-      const T lr = T(lr_), wd = T(options_.weight_decay()), mom = T(options_.momentum());
-      const T damp = T(1) - T(options_.dampening());
       Tensor holder;
       const T* gd = detail::grad_data<T>(p, g, holder, "SGD.step", i);
-      T* pd = p.data<T>();
-      const int64_t n = p.numel();
       ++param_steps_[i];
-      if (!use_mom) {
-        backend::parallel_ranges(n, [=](int64_t begin, int64_t end) {
-          T* __restrict p_ = pd;
-          const T* __restrict g_ = gd;
-          for (int64_t j = begin; j < end; ++j) p_[j] -= lr * (g_[j] + wd * p_[j]);
-        });
-        return;
-      }
-      Tensor& buf = state_buffer(momentum_slot_, i);
-      const bool first = !buf.defined();
-      if (first) buf = Tensor::empty(p.shape(), p.dtype());
-      T* bd = buf.data<T>();
-      backend::parallel_ranges(n, [=](int64_t begin, int64_t end) {
-        T* __restrict p_ = pd;
-        T* __restrict b_ = bd;
-        const T* __restrict g_ = gd;
-        for (int64_t j = begin; j < end; ++j) {
-          const T d = g_[j] + wd * p_[j];
-          const T b = first ? d : mom * b_[j] + damp * d;
-          b_[j] = b;
-          p_[j] -= lr * (nesterov ? d + mom * b : b);
-        }
-      });
-      buf.impl()->storage->bump_version();
+      Tensor* buf = use_mom ? &state_buffer(momentum_slot_, i) : nullptr;
+      const bool first = buf && !buf->defined();
+      if (first) *buf = Tensor::empty(p.shape(), p.dtype());
+      sgd_update<T>(p.data<T>(), gd, buf ? buf->data<T>() : nullptr, p.numel(), T(lr_), T(options_.weight_decay()),
+                    T(options_.momentum()), T(1) - T(options_.dampening()), nesterov, first);
+      if (buf) buf->impl()->storage->bump_version();
     });
     p.impl()->storage->bump_version();
   }
