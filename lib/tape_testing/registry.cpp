@@ -966,7 +966,7 @@ std::string ops_markdown() {
       "in Float64 against central finite differences on each of its samples, and\n"
       "against its own Float32 run, by the test suite and `tape-gradcheck`\n"
       "(see [gradcheck.md](gradcheck.md)). `g` is the gradient arriving at the op's\n"
-      "output; \"no grad\" ops return Bool or Int64 and have no backward.\n\n";
+      "output; \"no grad\" ops (Bool or Int64 results, and one_hot) have no backward.\n\n";
   size_t differentiable = 0;
   for (const auto& o : ops) differentiable += o.differentiable;
   s += str_cat(ops.size(), " entries (", differentiable, " differentiable) in ", groups.size(), " groups.\n\n");
