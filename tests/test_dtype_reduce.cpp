@@ -268,6 +268,19 @@ TEST_CASE("dtype reduce: Float64 matmul and linear backward match the naive prod
   check_f64(bias.grad(), {gv[0] + gv[2] + gv[4], gv[1] + gv[3] + gv[5]}, 1e-14);
 }
 
+TEST_CASE("dtype reduce: linear with a strided bias gives the same result in Float32 and Float64") {
+  // every other element of a [4] tensor: oneDNN's bias descriptor is dense, so this bias is copied first
+  Tensor x = tensor(std::vector<double>{1, 2, 3, 4, 5, 6}, {2, 3}), w = tensor(std::vector<double>{1, 0, 0, 0, 1, 1}, {2, 3});
+  Tensor bias = slice(tensor(std::vector<double>{10, -1, 20, -1}, {4}), 0, 0, 4, 2);
+  REQUIRE_FALSE(bias.is_contiguous());
+  // y = x·Wᵀ + b = [[1 + 10, 5 + 20], [4 + 10, 11 + 20]]
+  check_f64(linear(x, w, bias), {11, 25, 14, 31}, 0);
+  Tensor y32 = linear(x.to(Dtype::Float32), w.to(Dtype::Float32), bias.to(Dtype::Float32));
+  CHECK(y32.to_vector<float>() == std::vector<float>{11, 25, 14, 31});
+  Tensor b32 = slice(tensor({10.f, -1.f, 20.f, -1.f}, {4}), 0, 0, 4, 2);
+  CHECK(linear(x.to(Dtype::Float32), w.to(Dtype::Float32), b32).to_vector<float>() == std::vector<float>{11, 25, 14, 31});
+}
+
 TEST_CASE("dtype reduce: Float64 matmul agrees with the Float32 path") {
   Generator g(3);
   Tensor a = uniform64({64, 48}, g), b = uniform64({48, 40}, g);

@@ -24,8 +24,9 @@ Tensor as_matmul_operand(const Tensor& t) {
 }
 
 /// c = a·b (+ bias) on oneDNN, no graph. a [..,M,K], b [..,K,N] may be strided views.
-Tensor mm_dnnl(const Tensor& a_in, const Tensor& b_in, const Tensor& bias) {
+Tensor mm_dnnl(const Tensor& a_in, const Tensor& b_in, const Tensor& bias_in) {
   Tensor a = as_matmul_operand(a_in), b = as_matmul_operand(b_in);
+  const Tensor bias = bias_in.defined() ? contig(bias_in) : Tensor();  // its descriptor below is dense
   const size_t nd = size_t(a.dim());
   Shape c_shape = a.shape();
   c_shape[nd - 1] = b.shape()[nd - 1];
