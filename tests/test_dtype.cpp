@@ -196,3 +196,30 @@ TEST_CASE("dtype: Module::to(Float64) converts parameters in place and trains in
         doctest::Approx(w32.select(0, 1).select(0, 1).item<double>() - 1.25).epsilon(1e-12));  // w − 0.5·2.5
   CHECK(error_of([&] { layer.to(Dtype::Int64); }) == "Module::to: dtype must be floating, got Int64");
 }
+
+TEST_CASE("dtype: BFloat16 matmul, reductions, softmax, losses and conv compute in Float32 and round once") {
+  Tensor a = tensor({1.f, 2.f, 3.f, 4.f}, {2, 2}).to(Dtype::BFloat16).requires_grad_();
+  Tensor b = tensor({0.5f, -1.f, 0.25f, 2.f}, {2, 2}).to(Dtype::BFloat16);
+  Tensor c = matmul(a, b);
+  CHECK(c.dtype() == Dtype::BFloat16);
+  CHECK(c.to(Dtype::Float32).to_vector<float>() == std::vector<float>{1.f, 3.f, 2.5f, 5.f});
+  Tensor s = c.sum();
+  CHECK(s.dtype() == Dtype::BFloat16);
+  CHECK(s.item<float>() == 11.5f);
+  s.backward();
+  REQUIRE(a.grad().defined());
+  CHECK(a.grad().dtype() == Dtype::BFloat16);
+  // d(sum(a·b))/da[i, k] = Σ_j b[k, j]: rows of b summed
+  CHECK(a.grad().to(Dtype::Float32).to_vector<float>() == std::vector<float>{-0.5f, 2.25f, -0.5f, 2.25f});
+  // 1/3 in BFloat16 is 0.333984375: softmax of two equal logits is exactly 0.5
+  CHECK(softmax(zeros({1, 2}, Dtype::BFloat16), 1).to(Dtype::Float32).to_vector<float>() == std::vector<float>{0.5f, 0.5f});
+  CHECK(argmax(b, 1).to_vector<int64_t>() == std::vector<int64_t>{0, 1});
+  CHECK(cross_entropy(zeros({2, 4}, Dtype::BFloat16), arange(2, Dtype::Int64)).item<double>() ==
+        float(BFloat16(std::log(4.f))));
+  Tensor x = ones({1, 1, 4, 4}, Dtype::BFloat16), w = ones({1, 1, 3, 3}, Dtype::BFloat16);
+  Tensor y = max_pool2d(conv2d(x, w), 2);
+  CHECK(y.dtype() == Dtype::BFloat16);
+  CHECK(y.item<float>() == 9.f);
+  // a mixed BFloat16 / Float32 matmul is an error like any mixed matmul
+  CHECK(error_of([&] { matmul(a, ones({2, 2})); }).find("matmul") == 0);
+}

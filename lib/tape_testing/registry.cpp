@@ -34,7 +34,7 @@ constexpr Dtype F32 = Dtype::Float32, F64 = Dtype::Float64, I64 = Dtype::Int64, 
 const std::vector<Dtype> kAll = {F32, F64, I64, B, BF16};  // views, joins, masks: any element type
 const std::vector<Dtype> kArith = {F32, F64, I64, BF16};   // arithmetic (BFloat16 through Float32)
 const std::vector<Dtype> kFloatBF16 = {F32, F64, BF16};    // float math (BFloat16 through Float32)
-const std::vector<Dtype> kFloatInt64 = {F32, F64, I64};    // reductions with an Int64 kernel
+const std::vector<Dtype> kNumber = {F32, F64, I64, BF16};  // reductions with an Int64 kernel (BFloat16 through Float32)
 
 // --- sample makers. Every value is drawn (and shaped) in Float32, then converted
 // to the sample's dtype, so Float32 and Float64 samples of one seed hold the same
@@ -555,12 +555,12 @@ std::vector<OpInfo> build() {
   add_op("sum", "reduction", "sum(x·x)", {kRed, "struct SumBackward"},
          [](Generator& g, Dtype d) { return Samples{{"basic", {u(g, d, {3, 4})}}, {"empty", {z(d, {0, 3})}}}; },
          [](const Inputs& x) { return sum(mul(x[0], x[0])); });
-  r.back().dtypes = kFloatInt64;
+  r.back().dtypes = kNumber;
   add_op("sum_dim", "reduction", "sum(x, 1, keepdim)", {kRed, "struct SumBackward"},
          [](Generator& g, Dtype d) { return Samples{{"basic", {u(g, d, {2, 3, 4})}}, {"empty", {z(d, {2, 0, 4})}}}; },
          [](const Inputs& x) { return sum(x[0], 1, true); })
       .functions = {"sum"};
-  r.back().dtypes = {F32, F64, I64, B};  // Bool sums count (Int64)
+  r.back().dtypes = {F32, F64, I64, B, BF16};  // Bool sums count (Int64)
   add_op("mean", "reduction", "mean(x·x)", {kRed, "struct SumBackward"},
          [](Generator& g, Dtype d) { return Samples{{"basic", {u(g, d, {3, 4})}}, {"empty", {z(d, {0, 3})}}}; },
          [](const Inputs& x) { return mean(mul(x[0], x[0])); });
@@ -574,7 +574,7 @@ std::vector<OpInfo> build() {
          [](Generator& g, Dtype d) { return Samples{{"basic", {distinct(g, d, {3, 4}, 0.3f)}}}; },
          [](const Inputs& x) { return max(x[0]); })
       .functions = {"max"};
-  r.back().dtypes = kFloatInt64;
+  r.back().dtypes = kNumber;
   r.back().note = "over all elements (an empty input is an error)";
   add_op("max_dim", "reduction", "max(x, 1)", {kRed, "struct MaxBackward"},
          [](Generator& g, Dtype d) {
@@ -582,21 +582,21 @@ std::vector<OpInfo> build() {
          },
          [](const Inputs& x) { return max(x[0], 1); })
       .functions = {"max"};
-  r.back().dtypes = kFloatInt64;
+  r.back().dtypes = kNumber;
   add_op("min_dim", "reduction", "min(x, 0, keepdim)", {kRed, "struct MaxBackward"},
          [](Generator& g, Dtype d) {
            return Samples{{"basic", {distinct(g, d, {3, 4}, 0.3f)}}, {"empty", {z(d, {3, 0})}}};
          },
          [](const Inputs& x) { return min(x[0], 0, true); })
       .functions = {"min"};
-  r.back().dtypes = kFloatInt64;
+  r.back().dtypes = kNumber;
   add_op("argmax", "reduction", "argmax(x, 1)", {kRed, "Tensor argmax("},
          [](Generator& g, Dtype d) {
            return Samples{{"basic", {distinct(g, d, {3, 4}, 0.3f)}}, {"empty", {z(d, {0, 4})}}};
          },
          [](const Inputs& x) { return argmax(x[0], 1); })
       .differentiable = false;
-  r.back().dtypes = kFloatInt64;
+  r.back().dtypes = kNumber;
   r.back().formula.fallback = "y = the index of the largest x along dim (the first on ties; Int64)  Backward: none";
   add_op("argmin", "reduction", "argmin(x, 0, keepdim)", {kRed, "Tensor argmin("},
          [](Generator& g, Dtype d) {
@@ -604,7 +604,7 @@ std::vector<OpInfo> build() {
          },
          [](const Inputs& x) { return argmin(x[0], 0, true); })
       .differentiable = false;
-  r.back().dtypes = kFloatInt64;
+  r.back().dtypes = kNumber;
   r.back().formula.fallback = "y = the index of the smallest x along dim (the first on ties; Int64)  Backward: none";
   add_op("prod", "reduction", "prod(x)", {kRed, "struct ProdBackward"},
          [](Generator& g, Dtype d) {
@@ -618,7 +618,7 @@ std::vector<OpInfo> build() {
                           {"empty", {z(d, {0, 3})}}};
          },
          [](const Inputs& x) { return prod(x[0]); });
-  r.back().dtypes = kFloatInt64;
+  r.back().dtypes = kNumber;
   add_op("var", "reduction", "var(x, 1)", {kRed, "Tensor var("},
          [](Generator& g, Dtype d) {
            return Samples{{"basic", {u(g, d, {3, 4})}}, {"empty dim", {z(d, {3, 0})}}, {"empty", {z(d, {0, 4})}}};

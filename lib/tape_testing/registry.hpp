@@ -50,7 +50,7 @@ struct OpInfo {
   /// Runs the op on a sample's inputs.
   std::function<Tensor(const Inputs&)> fn;
   /// The dtypes the forward supports (the sample generator's dtype argument).
-  std::vector<Dtype> dtypes = {Dtype::Float32, Dtype::Float64};
+  std::vector<Dtype> dtypes = {Dtype::Float32, Dtype::Float64, Dtype::BFloat16};  ///< BFloat16 computes in Float32
   /// false: the output is Bool or Int64 (comparisons, argmax, ...): forward only.
   bool differentiable = true;
   /// The public functions of ops.hpp this entry calls (empty: just `name`).

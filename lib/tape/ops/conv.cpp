@@ -454,6 +454,9 @@ class Conv2dBackward final : public SavingNode<2> {
 }  // namespace
 
 Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int64_t stride, int64_t padding) {
+  if (all_bfloat16({&x_in, &w_in, &b_in}))  // computes in Float32
+    return conv2d(x_in.to(Dtype::Float32), w_in.to(Dtype::Float32), float32_if_bfloat16(b_in), stride, padding)
+        .to(Dtype::BFloat16);
   check_float(x_in, "conv2d", "input");
   check_float(w_in, "conv2d", "weight");
   check_same_dtype(x_in, w_in, "conv2d", "weight");

@@ -98,6 +98,8 @@ struct NllLossBackward final : SavingNode<1> {
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
+  if (logits.defined() && logits.dtype() == Dtype::BFloat16 && (target.dtype() == Dtype::Int64 || all_bfloat16({&target})))
+    return cross_entropy(logits.to(Dtype::Float32), float32_if_bfloat16(target)).to(Dtype::BFloat16);
   check_float(logits, "cross_entropy", "logits");
   // N = 0 is allowed: the mean over an empty batch is NaN, like PyTorch
   TAPE_CHECK(logits.dim() == 2, "cross_entropy: logits must be [N, C], got shape ", logits.shape());
@@ -132,6 +134,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
 }
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target) {
+  if (log_probs.defined() && log_probs.dtype() == Dtype::BFloat16)
+    return via_float32(log_probs, [&](const Tensor& x) { return nll_loss(x, target); });
   check_float(log_probs, "nll_loss", "log_probs");
   TAPE_CHECK(log_probs.dim() == 2, "nll_loss: log_probs must be [N, C], got shape ", log_probs.shape());
   TAPE_CHECK(target.defined() && target.dtype() == Dtype::Int64, "nll_loss: target must be an Int64 tensor of class indices");
@@ -153,6 +157,8 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target) {
 
 // Forward: L = mean((x − t)²)   Backward: composed from sub/pow/mean
 Tensor mse_loss(const Tensor& input, const Tensor& target) {
+  if (all_bfloat16({&input, &target}))
+    return mse_loss(input.to(Dtype::Float32), target.to(Dtype::Float32)).to(Dtype::BFloat16);
   check_float(input, "mse_loss", "input");
   check_float(target, "mse_loss", "target");
   check_same_dtype(input, target, "mse_loss", "target");

@@ -139,7 +139,9 @@ struct LinearBackward final : SavingNode<2> {
 
 }  // namespace
 
+// BFloat16 operands compute in Float32 (oneDNN's bf16 kernels are issue 15's).
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (all_bfloat16({&a, &b})) return matmul(a.to(Dtype::Float32), b.to(Dtype::Float32)).to(Dtype::BFloat16);
   check_float(a, "matmul", "first operand");
   check_float(b, "matmul", "second operand");
   check_same_dtype(a, b, "matmul", "second operand");  // PyTorch does not promote here either
@@ -159,6 +161,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (all_bfloat16({&x, &w, &b}))
+    return linear(x.to(Dtype::Float32), w.to(Dtype::Float32), float32_if_bfloat16(b)).to(Dtype::BFloat16);
   check_float(x, "linear", "input");
   check_float(w, "linear", "weight");
   check_same_dtype(x, w, "linear", "weight");

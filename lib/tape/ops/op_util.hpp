@@ -150,6 +150,22 @@ Tensor via_float32(const Tensor& x, F f) {
   return f(x.to(Dtype::Float32)).to(Dtype::BFloat16);
 }
 
+/// True when the defined tensors among `ts` are all BFloat16 (and there is one):
+/// the multi-input ops (matmul, linear, conv2d, losses) then compute in Float32.
+inline bool all_bfloat16(std::initializer_list<const Tensor*> ts) {
+  bool any = false;
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    if (t->dtype() != Dtype::BFloat16) return false;
+    any = true;
+  }
+  return any;
+}
+/// t converted to Float32 when it is BFloat16 (recorded), else t itself.
+inline Tensor float32_if_bfloat16(const Tensor& t) {
+  return t.defined() && t.dtype() == Dtype::BFloat16 ? t.to(Dtype::Float32) : t;
+}
+
 template <class Op, class T>
 class UnaryBackward final : public SavingNode<2> {
  public:

@@ -166,6 +166,8 @@ Tensor max_pool2d_reference(const Tensor& x_in, const Tensor& x, const PoolShape
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x_in, int64_t kernel, int64_t stride) {
+  if (x_in.defined() && x_in.dtype() == Dtype::BFloat16)
+    return via_float32(x_in, [&](const Tensor& x) { return max_pool2d(x, kernel, stride); });
   check_float(x_in, "max_pool2d", "input");
   TAPE_CHECK(x_in.dim() == 4, "max_pool2d: input must be 4-D [N, C, H, W], got shape ", x_in.shape());
   TAPE_CHECK(kernel >= 1, "max_pool2d: kernel must be >= 1, got ", kernel);

@@ -112,6 +112,8 @@ Tensor reduce_sum(const Tensor& t_in, int64_t dim, bool keepdim, bool all, bool 
   TAPE_CHECK(t_in.defined(), op, ": input is an undefined tensor");
   TAPE_CHECK(!is_mean || is_floating(t_in.dtype()), "mean: input of shape ", t_in.shape(), " is ",
              dtype_name(t_in.dtype()), "; mean needs a floating dtype (use .to(Float32) or .to(Float64) first)");
+  if (t_in.dtype() == Dtype::BFloat16)
+    return via_float32(t_in, [&](const Tensor& x) { return reduce_sum(x, dim, keepdim, all, is_mean, op); });
   if (t_in.dtype() == Dtype::Bool) {  // counts, like PyTorch: Bool sums to Int64
     NoGradGuard no_grad;
     return reduce_sum(cast_copy(t_in, Dtype::Int64), dim, keepdim, all, is_mean, op);
@@ -217,6 +219,8 @@ std::pair<Tensor, Tensor> extreme_of(const Tensor& tc, const DimSplit& d, bool i
 
 /// max / min (values, recorded) along dim.
 Tensor extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
+  if (t.defined() && t.dtype() == Dtype::BFloat16)
+    return via_float32(t, [&](const Tensor& x) { return extreme(x, dim, keepdim, is_max); });
   const char* op = is_max ? "max" : "min";
   const auto [tc, d] = extreme_input(t, dim, keepdim, op);
   auto [vals, idx] = extreme_of(tc, d, is_max, op);
@@ -233,6 +237,7 @@ Tensor extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
 
 /// argmax / argmin along dim (Int64, not recorded).
 Tensor arg_extreme(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
+  if (t.defined() && t.dtype() == Dtype::BFloat16) return arg_extreme(cast_copy(t, Dtype::Float32), dim, keepdim, is_max);
   const char* op = is_max ? "argmax" : "argmin";
   const auto [tc, d] = extreme_input(t, dim, keepdim, op);
   return extreme_of(tc, d, is_max, op).second;
@@ -243,8 +248,9 @@ Tensor max(const Tensor& t, int64_t dim, bool keepdim) { return extreme(t, dim, 
 Tensor min(const Tensor& t, int64_t dim, bool keepdim) { return extreme(t, dim, keepdim, false); }
 
 Tensor max(const Tensor& t) {
+  if (t.defined() && t.dtype() == Dtype::BFloat16) return via_float32(t, [](const Tensor& x) { return max(x); });
   check_number(t, "max");
-  TAPE_CHECK(t.numel() > 0, "max: input is empty");
+  TAPE_CHECK(t.numel() > 0, "max: input of shape ", t.shape(), " has no elements (the maximum of nothing is undefined)");
   return max(reshape(t, {-1}), 0, false);
 }
 
@@ -330,6 +336,7 @@ template <class T>
 }  // namespace
 
 Tensor prod(const Tensor& t_in) {
+  if (t_in.defined() && t_in.dtype() == Dtype::BFloat16) return via_float32(t_in, [](const Tensor& x) { return prod(x); });
   check_number(t_in, "prod");
   Tensor t = contig(t_in);
   Tensor out = Tensor::empty({}, t.dtype());
@@ -356,6 +363,8 @@ Tensor prod(const Tensor& t_in) {
 // Forward: y = Σ (x − mean)² / max(n − unbiased, 0)   Backward: through sub, mul, sum, div
 // (dx = 2g·(x − mean) / divisor)
 Tensor var(const Tensor& t, int64_t dim, bool unbiased, bool keepdim) {
+  if (t.defined() && t.dtype() == Dtype::BFloat16)
+    return via_float32(t, [&](const Tensor& x) { return var(x, dim, unbiased, keepdim); });
   check_float(t, "var");
   dim = wrap_dim(dim, t.dim(), "var");
   const int64_t n = t.dim() == 0 ? 1 : t.size(dim);
@@ -366,6 +375,8 @@ Tensor var(const Tensor& t, int64_t dim, bool unbiased, bool keepdim) {
 
 // Forward: y = √var(x)   Backward: dx = g·∂var/∂x / (2y)
 Tensor std(const Tensor& t, int64_t dim, bool unbiased, bool keepdim) {
+  if (t.defined() && t.dtype() == Dtype::BFloat16)
+    return via_float32(t, [&](const Tensor& x) { return std(x, dim, unbiased, keepdim); });
   check_float(t, "std");
   return sqrt(var(t, dim, unbiased, keepdim));
 }
@@ -373,6 +384,8 @@ Tensor std(const Tensor& t, int64_t dim, bool unbiased, bool keepdim) {
 // Forward: y = m + log Σ e^(x − m), m = max along dim (detached)   Backward: dx = g·e^(x − y)
 // (through exp, sum, log; m's terms cancel)
 Tensor logsumexp(const Tensor& t, int64_t dim, bool keepdim) {
+  if (t.defined() && t.dtype() == Dtype::BFloat16)
+    return via_float32(t, [&](const Tensor& x) { return logsumexp(x, dim, keepdim); });
   check_float(t, "logsumexp");
   dim = wrap_dim(dim, t.dim(), "logsumexp");
   if (t.dim() > 0 && t.size(dim) == 0) return log(sum(exp(t), dim, keepdim));  // log 0 = −inf
@@ -392,6 +405,8 @@ Tensor logsumexp(const Tensor& t, int64_t dim, bool keepdim) {
 }
 
 Tensor norm(const Tensor& t_in, float p) {
+  if (t_in.defined() && t_in.dtype() == Dtype::BFloat16)
+    return via_float32(t_in, [&](const Tensor& x) { return norm(x, p); });
   check_float(t_in, "norm");
   TAPE_CHECK(p > 0.f && std::isfinite(p), "norm: p must be finite and > 0, got ", p);
   Tensor t = contig(t_in);

@@ -79,6 +79,8 @@ struct SoftmaxBackward final : SavingNode<1> {
 
 Tensor softmax_impl(const Tensor& t, int64_t dim, bool log_space) {
   const char* op = log_space ? "log_softmax" : "softmax";
+  if (t.defined() && t.dtype() == Dtype::BFloat16)
+    return via_float32(t, [&](const Tensor& x) { return softmax_impl(x, dim, log_space); });
   check_float(t, op);
   dim = wrap_dim(dim, t.dim(), op);
   Tensor x = contig(t);
