@@ -5,7 +5,7 @@
 #   - docs/tutorial.md matches docs/tutorial/ (tests/check_tutorial.py);
 #   - the installed files (headers, libtape.so with its soname, tape.pc, tapeConfig.cmake);
 #   - the installed headers: every header reachable from tape.hpp is installed, each
-#     compiles on its own, and none includes a oneDNN, Boost, stb, OpenMP, fmt, xxHash, cairo or
+#     compiles on its own, and none includes a oneDNN, Boost, stb, OpenMP, OpenBLAS, fmt, xxHash, cairo or
 #     nlohmann-json header;
 #   - docs/tutorial/app.cpp built with `pkg-config --cflags --libs tape`, with
 #     CMake's find_package(tape) + tape::tape, and with the uninstalled
@@ -87,8 +87,8 @@ check "installed files: headers, libtape.so (soname libtape.so.0), tape.pc, tape
 
 # --- the installed headers
 # (fmt, xxHash, cairo and nlohmann-json are private to libtape or to the programs too)
-forbidden='dnnl|oneapi/|boost/|stb_|stb/|omp\.h|fmt/|xxhash|cairo|nlohmann/'  # in #include lines
-forbidden_path='/(dnnl[^/]*|omp|stb_[^/]*|xxhash)\.h(pp)?$|/(boost|oneapi|stb|fmt|cairo|nlohmann)/'  # in dependency lists
+forbidden='dnnl|oneapi/|boost/|stb_|stb/|omp\.h|cblas|openblas|fmt/|xxhash|cairo|nlohmann/'  # in #include lines
+forbidden_path='/(dnnl[^/]*|omp|stb_[^/]*|xxhash|cblas[^/]*|openblas[^/]*)\.h(pp)?$|/(boost|oneapi|stb|fmt|cairo|nlohmann)/'  # in dependency lists
 # Every tape header that tape.hpp pulls in from the source tree is installed.
 reachable_installed() {
   local src inst
@@ -113,7 +113,7 @@ no_private_headers() {
   if echo "$deps" | grep -E "$forbidden_path"; then return 1; fi
   if echo "$deps" | grep "^$root/"; then echo "(headers taken from the source tree)"; return 1; fi
 }
-check "installed headers include no oneDNN, Boost, stb, OpenMP, fmt, xxHash, cairo or json header" no_private_headers
+check "installed headers include no oneDNN, Boost, stb, OpenMP, OpenBLAS, fmt, xxHash, cairo or json header" no_private_headers
 # Each installed header compiles on its own (against the installed tree only).
 self_contained() {
   (cd "$inc" && find tape -name '*.hpp' | sort) |
