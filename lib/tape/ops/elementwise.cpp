@@ -160,7 +160,11 @@ Dtype result_dtype(Dtype d) {
 template <class Op>
 Tensor binary(const Tensor& a_in, const Tensor& b_in, Dtype out) {
   const Dtype compute = out == Dtype::BFloat16 ? Dtype::Float32 : out;
-  const Tensor a = a_in.to(compute), b = b_in.to(compute);
+  // Note: no handle copies when nothing is cast — the common case; each copy is
+  // two atomic reference-count updates on the eager path (bench/ops "eager overhead").
+  Tensor a_cast, b_cast;
+  const Tensor& a = a_in.dtype() == compute ? a_in : (a_cast = a_in.to(compute));
+  const Tensor& b = b_in.dtype() == compute ? b_in : (b_cast = b_in.to(compute));
   Tensor y = binary_kernel(a, b, Op::kName, [](auto x, auto z) { return Op::f(x, z); });
   if (any_requires_grad({&a, &b})) {
     auto node = std::make_shared<typename Op::Backward>();
@@ -173,7 +177,8 @@ Tensor binary(const Tensor& a_in, const Tensor& b_in, Dtype out) {
     }
     record(y, std::move(node), {&a, &b});
   }
-  return y.to(out);
+  if (y.dtype() != out) y = y.to(out);
+  return y;
 }
 
 void check_operand(const Tensor& t, const char* op, const char* arg) {
