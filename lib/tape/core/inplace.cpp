@@ -165,7 +165,7 @@ Tensor cast_copy(const Tensor& t, Dtype dtype) {
       // Note: float → Int64 truncates toward zero (PyTorch); NaN/inf/out-of-range
       // give an unspecified value there too, so we pin them to 0 instead of UB.
       auto convert = [](S v) -> D {
-        if constexpr (std::is_same_v<D, bool>) return float(v) != 0.f || double(v) != 0.0;
+        if constexpr (std::is_same_v<D, bool>) return double(v) != 0.0;  // exact for every source type
         else if constexpr (std::is_same_v<D, int64_t> && !std::is_same_v<S, int64_t> && !std::is_same_v<S, bool>) {
           const double x = double(v);
           return std::isfinite(x) && std::fabs(x) < 0x1p63 ? int64_t(x) : 0;
