@@ -29,6 +29,15 @@ struct SampleCheck {
 /// empty). Non-differentiable entries return no checks.
 std::vector<SampleCheck> gradcheck_op(const OpInfo& op, uint64_t seed = 0, Dtype dtype = Dtype::Float64);
 
+/// Gradgradcheck of a differentiable registry op on every numeric sample in
+/// Float64: with a random upstream v (itself an input that requires grad),
+/// h(x..., v) = the gradients autograd::grad(op(x...), x..., v, create_graph)
+/// flattened and joined, is gradchecked against central differences. It fails
+/// when a backward formula is not differentiable (a fused kernel under
+/// create_graph records nothing: the second derivative comes out zero, or h
+/// has no graph at all) or its derivative is wrong. 0-element samples are skipped.
+std::vector<SampleCheck> gradgradcheck_op(const OpInfo& op, uint64_t seed = 0);
+
 /// y = x (a copy), with a deliberately wrong backward: dx = factor·g. For tests
 /// that show a check catches a wrong gradient (Float32 or Float64).
 Tensor scaled_identity(const Tensor& x, double factor);

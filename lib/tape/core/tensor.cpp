@@ -253,7 +253,13 @@ const std::shared_ptr<Node>& Tensor::grad_fn() const {
   return impl_->autograd->grad_fn;
 }
 
-void Tensor::set_grad_fn(std::shared_ptr<Node> fn) { impl_->meta().grad_fn = std::move(fn); }
+void Tensor::set_grad_fn(std::shared_ptr<Node> fn, uint32_t output_nr) {
+  AutogradMeta& m = impl_->meta();
+  m.grad_fn = std::move(fn);
+  m.output_nr = output_nr;
+}
+
+uint32_t Tensor::output_nr() const { return impl_ && impl_->autograd ? impl_->autograd->output_nr : 0; }
 
 Tensor Tensor::detach() const {
   check_defined("detach()");

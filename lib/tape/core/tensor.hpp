@@ -2,6 +2,7 @@
 /// \file Tensor: a cheap shared handle to (storage, offset, shape, strides, dtype)
 /// plus autograd metadata that exists only for tensors that need it.
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <mutex>
@@ -18,13 +19,16 @@ namespace tape {
 
 class Node;
 class Tensor;
+struct TensorHooks;
 
 /// Autograd state of one tensor (allocated lazily).
 struct AutogradMeta {
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;              ///< set for op outputs
   std::weak_ptr<Node> grad_accumulator;       ///< cached AccumulateGrad of a leaf
-  std::shared_ptr<struct TensorImpl> grad;    ///< accumulated gradient of a leaf
+  std::shared_ptr<struct TensorImpl> grad;    ///< accumulated gradient of a leaf (or retain_grad)
+  std::shared_ptr<TensorHooks> hooks;         ///< register_hook / retain_grad (null when none)
+  uint32_t output_nr = 0;                     ///< which output of grad_fn this tensor is
   /// Guards grad and grad_accumulator while backward runs: AccumulateGrad adds
   /// under it, and a leaf's accumulator is created under it (so two threads
   /// recording ops on one leaf share one).
@@ -92,8 +96,24 @@ class Tensor {
   const std::shared_ptr<Node>& grad_fn() const;
   /// Name of grad_fn ("MulBackward"), or "" for a leaf (defined in autograd/node.cpp).
   const char* grad_fn_name() const;
-  void set_grad_fn(std::shared_ptr<Node> fn);  ///< used by ops
-  void backward(const Tensor& grad = {}, bool retain_graph = false) const;
+  void set_grad_fn(std::shared_ptr<Node> fn, uint32_t output_nr = 0);  ///< used by ops
+  /// Accumulates d(this)/d(leaf) · grad into every leaf's .grad(). create_graph
+  /// records the backward itself (the gradients get a grad_fn and can be
+  /// differentiated again) and then keeps the graph, as retain_graph does.
+  void backward(const Tensor& grad = {}, bool retain_graph = false, bool create_graph = false) const;
+  /// Runs `hook` on this tensor's gradient whenever backward computes it (leaf
+  /// or not), before the gradient is used; a hook that returns a defined tensor
+  /// (same shape) replaces the gradient. Returns a handle for remove_hook.
+  int register_hook(std::function<Tensor(const Tensor& grad)> hook);
+  void remove_hook(int handle);
+  /// For a leaf: runs `hook(leaf)` after backward has accumulated into .grad()
+  /// (the gradient-ready signal data-parallel training overlaps with). Removed with remove_hook.
+  int register_post_accumulate_grad_hook(std::function<void(const Tensor& leaf)> hook);
+  /// A non-leaf keeps its gradient in .grad() from now on (a no-op for leaves).
+  void retain_grad();
+  bool retains_grad() const;
+  /// Which output of grad_fn() this tensor is (0 but for multi-output Functions).
+  uint32_t output_nr() const;
   /// Same data, no history; shares the version counter like PyTorch's detach().
   Tensor detach() const;
   /// A contiguous copy with its own storage (differentiable).

@@ -141,12 +141,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     auto node = std::make_shared<CatBackward>();
     node->dim = dim;
     node->sizes = sizes;
-    // record() takes a fixed list; cat has one edge per input
-    std::vector<Edge> edges;
-    for (const Tensor& t : parts) edges.push_back(gradient_edge(t));
-    node->set_next_edges(std::move(edges));
-    node->set_output(y);
-    y.set_grad_fn(std::move(node));
+    record(y, std::move(node), parts);
   }
   return y;
 }
