@@ -6,6 +6,7 @@
 #include "tape/core/tensor.hpp"
 #include "tape/core/grad_mode.hpp"
 #include "tape/autograd/node.hpp"
+#include "tape/autograd/function.hpp"
 #include "tape/backend/threads.hpp"
 #include "tape/ops/ops.hpp"
 #include "tape/ops/gradcheck.hpp"
