@@ -387,3 +387,75 @@ TEST_CASE("threads: autograd::grad with create_graph on several threads over sha
   CHECK(wrong == 0);
   CHECK(!w.grad().defined());
 }
+
+// --- against PyTorch (float64; values from tests/reference/autograd_reference.py) -------
+namespace {
+/// scale · sin(arange(n)·a + b): the reference script's deterministic inputs.
+Tensor wave(int64_t n, double a, double b, double scale) { return (arange(n, Dtype::Float64) * a + b).sin() * scale; }
+
+std::vector<Tensor> mlp_params(int64_t out_dim) {
+  return {wave(15, 0.37, 0.1, 0.8).reshape({5, 3}).requires_grad_(), wave(5, 0.91, 0.3, 0.2).requires_grad_(),
+          wave(5 * out_dim, 0.53, 0.7, 0.6).reshape({out_dim, 5}).requires_grad_(),
+          wave(out_dim, 1.3, 0.2, 0.1).requires_grad_()};
+}
+Tensor mlp(const std::vector<Tensor>& p, const Tensor& x) { return linear(linear(x, p[0], p[1]).tanh(), p[2], p[3]); }
+
+void check_close(const Tensor& got, std::vector<double> want, const char* what) {
+  INFO(what);
+  REQUIRE(got.defined());
+  CHECK(max_abs_diff(got.reshape({-1}), tensor(std::move(want), {got.numel()})) < 1e-12);
+}
+}  // namespace
+
+TEST_CASE("reference: a WGAN-GP gradient penalty matches PyTorch in Float64") {
+  auto p = mlp_params(1);
+  Tensor real = wave(12, 0.29, 0.5, 1.5).reshape({4, 3}), fake = wave(12, 0.61, 1.1, 1.0).reshape({4, 3});
+  Tensor alpha = (arange(4, Dtype::Float64).reshape({4, 1}) + 1.0) / 5.0;
+  Tensor interp = (alpha * real + (1.0 - alpha) * fake).detach().requires_grad_();
+  Tensor d = mlp(p, interp);
+  Tensor g = autograd::grad({d}, {interp}, {ones_like(d)}, false, /*create_graph=*/true)[0];
+  Tensor norms = (g * g).sum(1).sqrt();
+  Tensor gp = (norms - 1.0).pow(2).mean();
+  gp.backward();
+  check_close(gp, {0.372966078055069}, "gp");
+  check_close(p[0].grad(), {-0.19627556823662812, -0.1261847130329316, -0.041395777863279144, -0.028257489588812024,
+                            -0.031078375174053888, -0.007130847209365507, -0.14102316789903918, -0.08321266740241062,
+                            -0.016348126005736305, -0.17385759414398055, -0.10683072106320882, -0.025340942721678195,
+                            -0.009624955358560353, -0.010078045428082945, -0.00167102456274874},
+              "w1.grad");
+  check_close(p[1].grad(), {0.07767456760180556, 0.2690913840679034, 0.2839442117468023, 0.12192774114073948,
+                            0.09304700667452642},
+              "b1.grad");
+  check_close(p[2].grad(), {-0.3582497914512261, -0.5366809095834322, -0.469999177498532, 0.4857330689024209,
+                            0.5583035826251146},
+              "w2.grad");
+  // PyTorch leaves b2.grad None (the penalty does not depend on it); zeros are the same numbers
+  if (p[3].grad().defined()) CHECK(p[3].grad().abs().sum().item<double>() == 0.0);
+}
+
+TEST_CASE("reference: a Hessian-vector product of a cross-entropy MLP matches PyTorch in Float64") {
+  auto p = mlp_params(3);
+  Tensor x = wave(12, 0.43, 0.9, 1.2).reshape({4, 3});
+  Tensor target = tensor(std::vector<int64_t>{0, 2, 1, 2}, {4});
+  Tensor loss = cross_entropy(mlp(p, x), target);
+  check_close(loss, {1.0691066093906463}, "loss");
+  auto grads = autograd::grad({loss}, p, {}, false, /*create_graph=*/true);
+  Tensor dot = zeros({}, Dtype::Float64);
+  for (size_t k = 0; k < p.size(); ++k)
+    dot = dot + (grads[k] * wave(p[k].numel(), 0.77, 0.4 + double(k), 1.0).reshape(p[k].shape())).sum();
+  auto hv = autograd::grad({dot}, p);
+  check_close(hv[0], {0.26135653746254545, 0.24797089639313472, 0.18943756601253264, 0.03670024662485901,
+                      0.006544932175017979, -0.02480200826278601, 0.0876200405508402, 0.1392870063154294,
+                      0.16559419568010936, -0.11097610048489141, -0.1685006469011, -0.1953465331774316,
+                      0.025245279399629315, 0.029027489572016518, 0.02752470824038651},
+              "hvp w1");
+  check_close(hv[1], {0.19734889404206882, 0.08816550408668444, -0.036786363938072685, 0.009541796602822339,
+                      0.01982804424655085},
+              "hvp b1");
+  check_close(hv[2], {0.43319844588498335, 0.524869736474747, 0.38631051520984716, -0.3761727428267499,
+                      -0.5181593911102744, 0.31022013063545906, 0.07526348072353342, -0.04509972631990409,
+                      0.020759303040685698, -0.1656277013477474, -0.7434185765204424, -0.6001332171982804,
+                      -0.3412107888899431, 0.3554134397860642, 0.6837870924580217},
+              "hvp w2");
+  check_close(hv[2 + 1], {0.21294345032298134, -0.2669928032861612, 0.05404935296317981}, "hvp b2");
+}
