@@ -153,6 +153,15 @@ run_app() {
   else
     fail "$name: masks, index_select and a Float64 loss"
   fi
+  # section 7: the custom Function agrees with the ops (Float64), and the penalty went down
+  local pen
+  pen=$(sed -nE 's/^gradient penalty ([0-9.]+) -> ([0-9.]+), test accuracy [0-9.]+%$/\1 \2/p' "$tmp/log")
+  if grep -qE '^custom Function: Swish gradient vs x\*sigmoid\(x\): max difference [0-9.]+e-(1[3-9]|[2-9][0-9])$' "$tmp/log" &&
+     [ -n "$pen" ] && echo "$pen" | awk '{ exit !($2 < $1) }'; then
+    ok "$name: custom Function and gradient penalty ($pen)"
+  else
+    fail "$name: custom Function and gradient penalty"
+  fi
 }
 
 # 1. pkg-config. The .pc holds the configured prefix; point it at the staging area.

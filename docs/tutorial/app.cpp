@@ -102,6 +102,56 @@ void inspect(nn::Module& model, const data::Dataset& ds) {
 }
 // tutorial: end inspect
 
+// tutorial: begin function
+/// Swish, y = x·σ(x), as a custom autograd Function: forward computes without
+/// recording, backward gets one gradient per output and returns one per input.
+struct Swish : autograd::Function<Swish> {
+  static Tensor forward(autograd::AutogradContext* ctx, const Tensor& x) {
+    Tensor s = sigmoid(x);
+    ctx->save_for_backward({x, s});
+    return x * s;
+  }
+  static std::vector<Tensor> backward(autograd::AutogradContext* ctx, std::vector<Tensor> grad) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor& x = saved[0];
+    const Tensor& s = saved[1];
+    return {grad[0] * (s + x * s * (1.0 - s))};  // written with ops: differentiable again
+  }
+};
+// tutorial: end function
+
+// tutorial: begin penalty
+/// A gradient penalty (as in WGAN-GP): how far the norm of ∂score/∂x is from 1 at
+/// each point. create_graph records the gradient computation itself, so the
+/// penalty can be minimised like any loss.
+Tensor gradient_penalty(nn::Module& model, const Tensor& points) {
+  Tensor x = points.detach().requires_grad_();
+  Tensor logits = model(x);
+  Tensor score = logits.select(1, 1) - logits.select(1, 0);  // [N]
+  Tensor g = autograd::grad({score.sum()}, {x}, {}, /*retain_graph=*/false, /*create_graph=*/true)[0];  // [N, 2]
+  return ((g * g).sum(1).sqrt() - 1.0).pow(2).mean();
+}
+
+/// A few steps that trade some accuracy for a smoother decision function.
+void smooth(nn::Module& model, const data::Dataset& train, const data::Dataset& test) {
+  Tensor x = randn({5, 3}, Dtype::Float64).requires_grad_();  // the custom Function against x·σ(x)
+  Tensor g_custom = autograd::grad({Swish::apply(x).sum()}, {x})[0];
+  Tensor g_ops = autograd::grad({(x * sigmoid(x)).sum()}, {x})[0];
+  std::printf("custom Function: Swish gradient vs x*sigmoid(x): max difference %.1e\n", max_abs_diff(g_custom, g_ops));
+
+  optim::Adam opt(model.parameters(), /*lr=*/0.003);
+  const double before = gradient_penalty(model, train.images).item<double>();
+  for (int step = 0; step < 30; ++step) {
+    Tensor loss = cross_entropy(model(train.images), train.labels) + 0.1 * gradient_penalty(model, train.images);
+    opt.zero_grad();
+    loss.backward();  // through the penalty's recorded gradient: second derivatives
+    opt.step();
+  }
+  std::printf("gradient penalty %.3f -> %.3f, test accuracy %.2f%%\n", before,
+              gradient_penalty(model, train.images).item<double>(), 100 * accuracy(model, test));
+}
+// tutorial: end penalty
+
 int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : "moons_mlp.ckpt";
   try {
@@ -138,6 +188,10 @@ int main(int argc, char** argv) {
     std::printf("final test accuracy: %.2f%%\n", 100 * acc);
     inspect(model, test);
     // tutorial: end train
+
+    // tutorial: begin smooth
+    smooth(model, train, test);  // a custom Function and a gradient penalty (section 7)
+    // tutorial: end smooth
 
     // tutorial: begin save
     CheckpointMeta meta;
