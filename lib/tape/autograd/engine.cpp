@@ -166,20 +166,25 @@ std::vector<Tensor> Engine::run(const std::vector<Root>& roots, const std::vecto
       std::shared_ptr<Node> n = std::move(ready.back());
       ready.pop_back();
       NodeTask& task = graph_task[n.get()];
-      std::vector<Tensor> grad_outs;
-      grad_outs.reserve(n->num_outputs());
-      grad_outs.push_back(std::move(task.buffer));
-      for (size_t k = 1; k < n->num_outputs(); ++k)
-        grad_outs.push_back(k - 1 < task.more.size() ? std::move(task.more[k - 1]) : Tensor());
+      // the gradient of each output: most nodes have one, kept out of a vector (no allocation)
+      const size_t n_out = n->num_outputs();
+      Tensor grad0 = std::move(task.buffer);
+      std::vector<Tensor> grad_outs;  // outputs 0.. when there are several
+      if (n_out > 1) {
+        grad_outs.push_back(std::move(grad0));
+        for (size_t k = 1; k < n_out; ++k)
+          grad_outs.push_back(k - 1 < task.more.size() ? std::move(task.more[k - 1]) : Tensor());
+      }
+      auto grad_of = [&](size_t k) -> Tensor& { return n_out > 1 ? grad_outs[k] : grad0; };
       // the tensor hooks of a non-leaf output see (and may replace) its gradient
       if (!n->hooks_.empty())
         for (const auto& h : n->hooks_)
-          if (h->output_nr < grad_outs.size() && grad_outs[h->output_nr].defined())
-            grad_outs[h->output_nr] = h->run(std::move(grad_outs[h->output_nr]));
+          if (h->output_nr < n_out && grad_of(h->output_nr).defined())
+            grad_of(h->output_nr) = h->run(std::move(grad_of(h->output_nr)));
       if (task.captured) {
         for (size_t k = 0; k < captures.size(); ++k) {
           if (captures[k].fn != n) continue;
-          Tensor g = grad_outs[captures[k].input_nr];
+          Tensor g = grad_of(captures[k].input_nr);
           if (g.defined())
             if (auto* acc = dynamic_cast<AccumulateGrad*>(n.get())) g = acc->run_hooks(g);
           results[k] = g;
@@ -192,7 +197,7 @@ std::vector<Tensor> Engine::run(const std::vector<Root>& roots, const std::vecto
           if (e.fn && graph_task[e.fn.get()].needed) run_it = true;
       if (!run_it) continue;
 
-      bool any_grad = false;
+      bool any_grad = grad0.defined();
       for (const Tensor& g : grad_outs) any_grad = any_grad || g.defined();
       std::vector<Tensor> grads;
       if (any_grad) {
@@ -206,8 +211,13 @@ std::vector<Tensor> Engine::run(const std::vector<Root>& roots, const std::vecto
                               "/*retain_graph=*/true) the first time"));
         }
         detail::RunningNodeScope running(n);
-        grads = n->num_outputs() == 1 ? n->apply(grad_outs[0]) : n->apply_all(grad_outs);
-        grad_outs.clear();
+        if (n_out == 1) {
+          grads = n->apply(grad0);
+          grad0 = Tensor();
+        } else {
+          grads = n->apply_all(grad_outs);
+          grad_outs.clear();
+        }
         if (!retain_graph && n->single_use()) {
           n->release_saved();
           n->released_ = true;
