@@ -13,6 +13,11 @@ namespace tape {
 using namespace detail;
 
 namespace {
+/// `above` where v > t, else `below`: the derivative of a two-piece op, in grad().
+Tensor above_or(const Tensor& v, double t, double above, const Tensor& below) {
+  return where(gt(v, t), scalar_tensor(above, below.dtype()), below);
+}
+
 // Forward: y = max(x, 0)                 Backward: dx = g·[x > 0]
 struct ReluOp {
   static constexpr const char* kName = "relu";
@@ -41,6 +46,7 @@ struct EluOp {
   void bulk(const float* x, float* y, int64_t n) const {
     backend::eltwise_forward(backend::Eltwise::Elu, alpha, x, y, n);
   }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor& y) const { return g * above_or(x, 0, 1, y + alpha); }
 };
 // Forward: y = λ·elu(x, α) with λ≈1.0507, α≈1.6733   Backward: dx = g·λ·(1 or eˣ·α)
 struct SeluOp {
@@ -54,6 +60,9 @@ struct SeluOp {
     backend::eltwise_forward(backend::Eltwise::Elu, float(kAlpha), x, y, n);
     parallel_for(n, [&](int64_t i) { y[i] *= float(kScale); });
   }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor& y) const {
+    return g * above_or(x, 0, kScale, y + kScale * kAlpha);
+  }
 };
 // Forward: y = tanh x                    Backward: dx = g·(1 − y²)
 struct TanhOp {
@@ -65,6 +74,7 @@ struct TanhOp {
   void bulk(const float* x, float* y, int64_t n) const {
     backend::eltwise_forward(backend::Eltwise::Tanh, 0.f, x, y, n);
   }
+  Tensor grad(const Tensor& g, const Tensor&, const Tensor& y) const { return g * (1.0 - y * y); }
 };
 /// σ(x), stable for large |x|.
 template <class T>
@@ -81,18 +91,38 @@ struct SigmoidOp {
   void bulk(const float* x, float* y, int64_t n) const {
     backend::eltwise_forward(backend::Eltwise::Logistic, 0.f, x, y, n);
   }
+  Tensor grad(const Tensor& g, const Tensor&, const Tensor& y) const { return g * (y * (1.0 - y)); }
+};
+/// Φ(x), the standard normal CDF, and φ(x), its density.
+constexpr double kSqrtHalf = 0.70710678118654752, kInvSqrt2Pi = 0.39894228040143268;
+template <class T>
+T normal_cdf(T x) {
+  return T(0.5) * (T(1) + std::erf(x * T(kSqrtHalf)));
+}
+template <class T>
+T normal_pdf(T x) {
+  return T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
+}
+Tensor normal_pdf(const Tensor& x) { return exp(square(x) * -0.5) * kInvSqrt2Pi; }
+// Forward: y = Φ(x)                      Backward: dx = g·φ(x)
+// (inside gelu's grad(), so that its gradient is differentiable again)
+struct NormalCdfOp {
+  static constexpr const char* kName = "normal_cdf";
+  static constexpr const char* kBackwardName = "NormalCdfBackward";
+  static constexpr bool kNeedsX = true, kNeedsY = false;
+  template <class T> T f(T x) const { return normal_cdf(x); }
+  template <class T> T df(T x, T) const { return normal_pdf(x); }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const { return g * normal_pdf(x); }
 };
 // Forward: y = x·Φ(x) = ½x(1 + erf(x/√2))   Backward: dx = g·(Φ(x) + x·φ(x))
 struct GeluOp {
   static constexpr const char* kName = "gelu";
   static constexpr const char* kBackwardName = "GeluBackward";
   static constexpr bool kNeedsX = true, kNeedsY = false;
-  static constexpr double kSqrtHalf = 0.70710678118654752, kInvSqrt2Pi = 0.39894228040143268;
-  template <class T> T f(T x) const { return T(0.5) * x * (T(1) + std::erf(x * T(kSqrtHalf))); }
-  template <class T> T df(T x, T) const {
-    const T cdf = T(0.5) * (T(1) + std::erf(x * T(kSqrtHalf)));
-    const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
-    return cdf + x * pdf;
+  template <class T> T f(T x) const { return x * normal_cdf(x); }
+  template <class T> T df(T x, T) const { return normal_cdf(x) + x * normal_pdf(x); }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const {
+    return g * (unary_op<NormalCdfOp>(x) + x * normal_pdf(x));
   }
 };
 // Forward: y = x·σ(x)                    Backward: dx = g·σ(x)(1 + x(1 − σ(x)))
@@ -104,6 +134,10 @@ struct SiluOp {
   template <class T> T df(T x, T) const {
     const T s = sigma(x);
     return s * (T(1) + x * (T(1) - s));
+  }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const {
+    const Tensor s = sigmoid(x);
+    return g * (s * (x * (1.0 - s) + 1.0));
   }
 };
 // Forward: y = ln(1 + e^(βx))/β, or x where βx > threshold   Backward: dx = g·σ(βx), or g
@@ -117,6 +151,10 @@ struct SoftplusOp {
     return bx > T(threshold) ? x : (std::max(bx, T(0)) + std::log1p(std::exp(-std::fabs(bx)))) / T(beta);
   }
   template <class T> T df(T x, T) const { return T(beta) * x > T(threshold) ? T(1) : sigma(T(beta) * x); }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const {
+    const Tensor bx = x * double(beta);
+    return g * above_or(bx, threshold, 1, sigmoid(bx));
+  }
 };
 }  // namespace
 

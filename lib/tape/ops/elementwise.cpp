@@ -79,9 +79,13 @@ struct DivBackward final : SavingNode<2> {
     Tensor a = saved(0), b = saved(1);
     Tensor ga, gb;
     if (needs_input_grad(0)) ga = reduce_grad(div(g, b), a.shape());
-    if (needs_input_grad(1))
-      gb = reduce_grad(binary_kernel(mul(g, a), b, "div backward", [](auto ga_, auto bv) { return -ga_ / (bv * bv); }),
-                       b.shape());
+    if (needs_input_grad(1)) {
+      const Tensor gxa = mul(g, a);
+      const Tensor q = any_requires_grad({&gxa, &b})  // create_graph: recorded
+                           ? neg(gxa) / mul(b, b)
+                           : binary_kernel(gxa, b, "div backward", [](auto u, auto bv) { return -u / (bv * bv); });
+      gb = reduce_grad(q, b.shape());
+    }
     return {ga, gb};
   }
 };
@@ -237,7 +241,10 @@ namespace {
 struct SumToBackward final : Node {
   Shape in_shape;
   const char* name() const override { return "SumToBackward"; }
-  std::vector<Tensor> apply(const Tensor& g) override { return {expand_copy(g, in_shape)}; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    if (any_requires_grad({&g})) return {expand(g, in_shape).contiguous()};  // create_graph: recorded
+    return {expand_copy(g, in_shape)};
+  }
 };
 }  // namespace
 
@@ -272,6 +279,7 @@ struct NegOp {
   static constexpr bool kNeedsX = false, kNeedsY = false, kInteger = true;
   template <class T> T f(T x) const { return -x; }
   template <class T> T df(T, T) const { return T(-1); }
+  Tensor grad(const Tensor& g, const Tensor&, const Tensor&) const { return neg(g); }
 };
 // Forward: y = eˣ             Backward: dx = g·y
 struct ExpOp {
@@ -280,6 +288,7 @@ struct ExpOp {
   static constexpr bool kNeedsX = false, kNeedsY = true;
   template <class T> T f(T x) const { return std::exp(x); }
   template <class T> T df(T, T y) const { return y; }
+  Tensor grad(const Tensor& g, const Tensor&, const Tensor& y) const { return g * y; }
 };
 // Forward: y = ln x           Backward: dx = g / x
 struct LogOp {
@@ -288,6 +297,7 @@ struct LogOp {
   static constexpr bool kNeedsX = true, kNeedsY = false;
   template <class T> T f(T x) const { return std::log(x); }
   template <class T> T df(T x, T) const { return T(1) / x; }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const { return g / x; }
 };
 // Forward: y = √x             Backward: dx = g / (2y)
 struct SqrtOp {
@@ -296,6 +306,7 @@ struct SqrtOp {
   static constexpr bool kNeedsX = false, kNeedsY = true;
   template <class T> T f(T x) const { return std::sqrt(x); }
   template <class T> T df(T, T y) const { return T(0.5) / y; }
+  Tensor grad(const Tensor& g, const Tensor&, const Tensor& y) const { return g / (y * 2.0); }
 };
 // Forward: y = |x|            Backward: dx = g·sign(x)
 struct AbsOp {
@@ -304,6 +315,7 @@ struct AbsOp {
   static constexpr bool kNeedsX = true, kNeedsY = false, kInteger = true;
   template <class T> T f(T x) const { return std::abs(x); }
   template <class T> T df(T x, T) const { return T((x > 0) - (x < 0)); }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const { return g * sign(x); }
 };
 // Forward: y = xᵉ             Backward: dx = g·e·xᵉ⁻¹
 struct PowOp {
@@ -313,6 +325,9 @@ struct PowOp {
   double e;
   template <class T> T f(T x) const { return std::pow(x, T(e)); }
   template <class T> T df(T x, T) const { return e == 0 ? T(0) : T(e) * std::pow(x, T(e) - T(1)); }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const {
+    return e == 0 ? g * 0.0 : g * (pow(x, e - 1) * e);
+  }
 };
 // Forward: y = ln(1 + x)       Backward: dx = g / (1 + x)
 struct Log1pOp {
@@ -321,6 +336,7 @@ struct Log1pOp {
   static constexpr bool kNeedsX = true, kNeedsY = false;
   template <class T> T f(T x) const { return std::log1p(x); }
   template <class T> T df(T x, T) const { return T(1) / (T(1) + x); }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const { return g / (x + 1.0); }
 };
 // Forward: y = eˣ − 1          Backward: dx = g·(y + 1)
 struct Expm1Op {
@@ -329,6 +345,7 @@ struct Expm1Op {
   static constexpr bool kNeedsX = false, kNeedsY = true;
   template <class T> T f(T x) const { return std::expm1(x); }
   template <class T> T df(T, T y) const { return y + T(1); }
+  Tensor grad(const Tensor& g, const Tensor&, const Tensor& y) const { return g * (y + 1.0); }
 };
 // Forward: y = sin x           Backward: dx = g·cos x
 struct SinOp {
@@ -337,6 +354,7 @@ struct SinOp {
   static constexpr bool kNeedsX = true, kNeedsY = false;
   template <class T> T f(T x) const { return std::sin(x); }
   template <class T> T df(T x, T) const { return std::cos(x); }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const { return g * cos(x); }
 };
 // Forward: y = cos x           Backward: dx = −g·sin x
 struct CosOp {
@@ -345,6 +363,7 @@ struct CosOp {
   static constexpr bool kNeedsX = true, kNeedsY = false;
   template <class T> T f(T x) const { return std::cos(x); }
   template <class T> T df(T x, T) const { return -std::sin(x); }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const { return neg(g * sin(x)); }
 };
 // Forward: y = 1/√x            Backward: dx = −g·y³/2
 struct RsqrtOp {
@@ -353,6 +372,7 @@ struct RsqrtOp {
   static constexpr bool kNeedsX = false, kNeedsY = true;
   template <class T> T f(T x) const { return T(1) / std::sqrt(x); }
   template <class T> T df(T, T y) const { return T(-0.5) * y * y * y; }
+  Tensor grad(const Tensor& g, const Tensor&, const Tensor& y) const { return g * (y * y * y * -0.5); }
 };
 // Forward: y = x²              Backward: dx = 2g·x
 struct SquareOp {
@@ -361,6 +381,7 @@ struct SquareOp {
   static constexpr bool kNeedsX = true, kNeedsY = false, kInteger = true;
   template <class T> T f(T x) const { return x * x; }
   template <class T> T df(T x, T) const { return T(2) * x; }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const { return g * (x * 2.0); }
 };
 // Forward: y = sign(x) (NaN stays NaN)   Backward: dx = 0
 struct SignOp {
@@ -369,6 +390,7 @@ struct SignOp {
   static constexpr bool kNeedsX = false, kNeedsY = false, kInteger = true;
   template <class T> T f(T x) const { return x != x ? x : T((x > 0) - (x < 0)); }
   template <class T> T df(T, T) const { return T(0); }
+  Tensor grad(const Tensor& g, const Tensor&, const Tensor&) const { return g * 0.0; }
 };
 // Forward: y = min(max(x, lo), hi) (NaN stays NaN)   Backward: dx = g·[lo ≤ x ≤ hi]
 struct ClampOp {
@@ -378,6 +400,9 @@ struct ClampOp {
   double lo, hi;
   template <class T> T f(T x) const { return x < T(lo) ? T(lo) : (x > T(hi) ? T(hi) : x); }
   template <class T> T df(T x, T) const { return x >= T(lo) && x <= T(hi) ? T(1) : T(0); }
+  Tensor grad(const Tensor& g, const Tensor& x, const Tensor&) const {
+    return g * logical_and(ge(x, lo), le(x, hi)).to(g.dtype());
+  }
 };
 }  // namespace
 

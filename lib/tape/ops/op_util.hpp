@@ -132,6 +132,11 @@ class SavingNode : public Node {
 // written twice. An op that also runs on Int64 (abs, neg, sign, clamp, square:
 // no gradient there) sets kInteger.
 //
+// grad(g, x, y) is the same backward formula (g·df) written with the public ops
+// (x / y undefined when not needed): the node runs it instead of the fused loop
+// when backward records a graph (create_graph), so the gradient is itself
+// differentiable — through y too, which then leads back to the node.
+//
 // Note: an op whose derivative depends only on whether x > 0 (ReLU, leaky ReLU)
 // sets kSignOnly and gives the two slopes df_sign<T>(true / false) instead. Its
 // node keeps one byte per element rather than a float tensor, so the output can
@@ -166,14 +171,18 @@ inline Tensor float32_if_bfloat16(const Tensor& t) {
   return t.defined() && t.dtype() == Dtype::BFloat16 ? t.to(Dtype::Float32) : t;
 }
 
+/// Saves x (0), y (1) and, for a non-contiguous x, the contiguous copy of it the
+/// forward loop read (2): the fused loop reads that copy, grad() the input itself.
 template <class Op, class T>
-class UnaryBackward final : public SavingNode<2> {
+class UnaryBackward final : public SavingNode<3> {
  public:
   explicit UnaryBackward(Op op) : op_(op) {}
   const char* name() const override { return Op::kBackwardName; }
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor x = Op::kNeedsX ? saved(0) : Tensor();
     Tensor y = Op::kNeedsY ? saved(1) : Tensor();
+    if (any_requires_grad({&g, &x, &y})) return {op_.grad(g, x, y)};  // create_graph: recorded
+    if (Op::kNeedsX && !x.is_contiguous()) x = saved(2);
     auto [gc, dx] = gradient_buffers(g);
     const T* pg = gc.data<T>();
     const T* px = Op::kNeedsX ? x.data<T>() : nullptr;
@@ -200,6 +209,16 @@ class SignBackward final : public Node {
   SignBackward(Op op, std::shared_ptr<Storage> positive) : op_(op), positive_(std::move(positive)) {}
   const char* name() const override { return Op::kBackwardName; }
   std::vector<Tensor> apply(const Tensor& g) override {
+    // create_graph: g times the slopes (a constant: the second derivative in x
+    // is zero off the kink), recorded, so the result is differentiable in g
+    if (any_requires_grad({&g})) return {mul(g, scaled(ones_like(g)))};
+    return {scaled(g)};
+  }
+  void release_saved() override { positive_.reset(); }
+
+ private:
+  /// g times the slope at each element (written over g when reusable).
+  Tensor scaled(const Tensor& g) const {
     auto [gc, dx] = gradient_buffers(g);
     const T* pg = gc.data<T>();
     const auto* pos = static_cast<const uint8_t*>(positive_->data());
@@ -211,11 +230,9 @@ class SignBackward final : public Node {
       T* __restrict d_ = pd;
       for (int64_t i = begin; i < end; ++i) d_[i] = g_[i] * (p_[i] ? up : down);
     });
-    return {dx};
+    return dx;
   }
-  void release_saved() override { positive_.reset(); }
 
- private:
   Op op_;
   std::shared_ptr<Storage> positive_;  // one byte per element: x > 0
 };
@@ -260,7 +277,10 @@ Tensor unary_kernel(const Tensor& x_in, const Op& op) {
   if constexpr (differentiable && !sign_only<Op>) {
     if (recording) {
       auto node = std::make_shared<UnaryBackward<Op, T>>(op);
-      if (Op::kNeedsX) node->save(0, x);
+      if (Op::kNeedsX) {
+        node->save(0, x_in);
+        if (!x_in.is_contiguous()) node->save(2, x);
+      }
       if (Op::kNeedsY) node->save(1, y, /*is_output=*/true);
       record(y, std::move(node), {&x_in});
     }
