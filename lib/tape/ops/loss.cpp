@@ -47,12 +47,34 @@ void check_targets(const Tensor& target, int64_t n, int64_t c, const char* op) {
                " classes");
 }
 
+/// [n, c] of `dtype`: 1 at (i, target[i]), 0 elsewhere (target: contiguous, checked Int64 [n]).
+Tensor one_hot_of(const Tensor& target, int64_t c, Dtype dtype) {
+  const int64_t n = target.numel();
+  Tensor out = zeros({n, c}, dtype);
+  const int64_t* pt = target.data<int64_t>();
+  visit_float(dtype, "one_hot", [&]<class T>() {
+    T* po = out.data<T>();
+    for (int64_t i = 0; i < n; ++i) po[i * c + pt[i]] = T(1);
+  });
+  return out;
+}
+
 // Forward: L = mean_i (log Σ_c e^{x_ic} − Σ_c p_ic·x_ic)  (p = one-hot target or probabilities)
 // Backward: dx_i = g/N · (softmax(x_i)·Σ_c p_ic − p_i)
-struct CrossEntropyBackward final : SavingNode<2> {
+struct CrossEntropyBackward final : SavingNode<3> {  // log_softmax(x) (no graph), target, x
   bool index_target = true;
   const char* name() const override { return "CrossEntropyBackward"; }
   std::vector<Tensor> apply(const Tensor& g) override {
+    if (grad_enabled()) {  // only under create_graph: then the same formula, recorded, through x
+      Tensor logits = saved(2);
+      if (any_requires_grad({&g, &logits})) {
+        const Tensor target = saved(1);
+        const Tensor p = index_target ? one_hot_of(target, logits.size(1), logits.dtype()) : target;
+        Tensor s = softmax(logits, 1);
+        if (!index_target) s = mul(s, sum(p, 1, true));
+        return {mul(sub(s, p), g / double(logits.size(0)))};
+      }
+    }
     Tensor logp = saved(0), target = saved(1);
     const int64_t n = logp.size(0), c = logp.size(1);
     Tensor dx = Tensor::empty(logp.shape(), logp.dtype());
@@ -85,8 +107,9 @@ struct NllLossBackward final : SavingNode<1> {
   const char* name() const override { return "NllLossBackward"; }
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor target = saved(0);
-    Tensor dx = zeros(in_shape, g.dtype());
     const int64_t n = in_shape[0], c = in_shape[1];
+    if (any_requires_grad({&g})) return {mul(one_hot_of(target, c, g.dtype()), neg(g) / double(n))};  // create_graph
+    Tensor dx = zeros(in_shape, g.dtype());
     const int64_t* t = target.data<int64_t>();
     visit_float(g.dtype(), name(), [&]<class T>() {
       T* pd = dx.data<T>();
@@ -128,6 +151,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
     node->index_target = index_target;
     node->save(0, logp);
     node->save(1, t);
+    node->save(2, logits);
     record(loss, std::move(node), {&logits});
   }
   return loss;
@@ -172,14 +196,8 @@ Tensor one_hot(const Tensor& labels, int64_t num_classes) {
   TAPE_CHECK(labels.defined() && labels.dtype() == Dtype::Int64, "one_hot: labels must be an Int64 tensor");
   TAPE_CHECK(num_classes > 0, "one_hot: num_classes must be positive, got ", num_classes);
   TAPE_CHECK(labels.dim() == 1, "one_hot: labels must be 1-D [N], got shape ", labels.shape());
-  const int64_t n = labels.size(0);
-  check_targets(labels, n, num_classes, "one_hot");
-  Tensor out = zeros({n, num_classes});
-  Tensor l = contig(labels);
-  const int64_t* pl = l.data<int64_t>();
-  float* po = out.data<float>();
-  for (int64_t i = 0; i < n; ++i) po[i * num_classes + pl[i]] = 1.f;
-  return out;
+  check_targets(labels, labels.size(0), num_classes, "one_hot");
+  return one_hot_of(contig(labels), num_classes, Dtype::Float32);
 }
 
 }  // namespace tape

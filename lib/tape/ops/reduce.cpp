@@ -54,6 +54,10 @@ struct SumBackward final : Node {
   const char* kind = "SumBackward";
   const char* name() const override { return kind; }
   std::vector<Tensor> apply(const Tensor& g) override {
+    if (any_requires_grad({&g})) {  // create_graph: recorded (reshape, expand, mul)
+      Tensor dx = expand(reshape(g, keep_shape), in_shape);
+      return {scale != 1 ? dx * scale : dx};
+    }
     Tensor dx = expand_copy(reshape(g, keep_shape), in_shape);
     if (scale != 1) dx.mul_(scale);
     return {dx};
@@ -151,7 +155,12 @@ struct MaxBackward final : SavingNode<1> {
   const char* kind = "MaxBackward";
   const char* name() const override { return kind; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
-    Tensor idx = saved(0), g = contig(g_in);
+    Tensor idx = saved(0);
+    if (any_requires_grad({&g_in})) {  // create_graph: g scattered to the arg (recorded, linear in g)
+      const Shape full{d.outer, d.n, d.inner}, picked{d.outer, 1, d.inner};
+      return {reshape(scatter_add(zeros(full, g_in.dtype()), 1, reshape(idx, picked), reshape(g_in, picked)), in_shape)};
+    }
+    Tensor g = contig(g_in);
     Tensor dx = zeros(in_shape, g.dtype());
     visit_float(g.dtype(), kind, [&]<class T>() {
       T* pd = dx.data<T>();
@@ -259,12 +268,54 @@ Tensor argmin(const Tensor& t, int64_t dim, bool keepdim) { return arg_extreme(t
 
 // --- prod, var, std, logsumexp, norm -----------------------------------------------
 namespace {
+/// Saves the contiguous `t` a fused backward reads in slot i and, when the op's
+/// input t_in was not contiguous (t is then a copy without a graph), t_in itself
+/// in slot i + 1, for the recorded formula to differentiate through.
+template <size_t K>
+void save_input(SavingNode<K>& node, size_t i, const Tensor& t, const Tensor& t_in) {
+  node.save(i, t);
+  if (!t_in.is_contiguous()) node.save(i + 1, t_in);
+}
+
+/// The positions (in t's contiguous order) of t's zeros.
+std::vector<int64_t> zeros_in(const Tensor& t) {
+  std::vector<int64_t> at;
+  visit_float(t.dtype(), "ProdBackward", [&]<class T>() {
+    const T* p = t.data<T>();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (p[i] == T(0)) at.push_back(i);
+  });
+  return at;
+}
+
+/// ProdBackward recorded (create_graph): dx_i = g·Π_{j≠i} x_j. With m = x whose
+/// zeros are replaced by 1, Π_{j≠i} x_j = prod(m)/m_i · Π_{zeros k≠i} x_k, and that
+/// last factor is a product of one tensor per zero k (x_k everywhere, 1 at k).
+/// Three or more zeros make dx and all its first derivatives 0: dx is then zeros
+/// with no graph (only third and higher derivatives of prod are approximated, by 0).
+/// xc is x contiguous (for finding the zeros).
+Tensor prod_backward_recorded(const Tensor& g, const Tensor& x, const Tensor& xc) {
+  const std::vector<int64_t> zero_at = zeros_in(xc);
+  if (zero_at.size() > 2) return zeros(x.shape(), x.dtype());
+  const Tensor one = ones({}, x.dtype());
+  const Tensor m = zero_at.empty() ? x : where(eq(x, 0.0), one, x);
+  Tensor dx = div(mul(g, prod(m)), m);
+  for (int64_t k : zero_at) {
+    Tensor at_k = zeros(x.shape(), Dtype::Bool);
+    at_k.data<bool>()[k] = true;
+    dx = mul(dx, where(at_k, one, select(reshape(x, {-1}), 0, k)));
+  }
+  return dx;
+}
+
 // Forward: y = Π x   Backward: dx_i = g·Π_{j≠i} x_j (no zero: g·y/x_i; one zero at k:
 // only dx_k = g·Π_{j≠k} x_j; two or more zeros: dx = 0)
-struct ProdBackward final : SavingNode<1> {
+struct ProdBackward final : SavingNode<2> {  // x contiguous; the input when it was not
   const char* name() const override { return "ProdBackward"; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
-    Tensor x = saved(0);
+    Tensor x = saved(0), x_in = saved(1);
+    const Tensor& xg = x_in.defined() ? x_in : x;  // the one with x's graph
+    if (any_requires_grad({&g_in, &xg})) return {prod_backward_recorded(g_in, xg, x)};
     Tensor dx = zeros(x.shape(), x.dtype());
     visit_float(x.dtype(), name(), [&]<class T>() {
       const T g = contig(g_in).data<T>()[0];
@@ -299,11 +350,18 @@ struct ProdBackward final : SavingNode<1> {
 };
 
 // Forward: y = (Σ|x|ᵖ)^(1/p)   Backward: dx = g·sign(x)·|x|ᵖ⁻¹ / yᵖ⁻¹ (0 where y = 0)
-struct NormBackward final : SavingNode<2> {
+struct NormBackward final : SavingNode<3> {  // x contiguous; the input when it was not; y
   float p = 2.f;
   const char* name() const override { return "NormBackward"; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
-    Tensor x = saved(0), y = saved(1);
+    Tensor x = saved(0), x_in = saved(1), y = saved(2);
+    const Tensor& xg = x_in.defined() ? x_in : x;  // the one with x's graph
+    if (any_requires_grad({&g_in, &xg, &y})) {  // create_graph: the same formula, recorded
+      if (y.item<double>() == 0) return {zeros(x.shape(), x.dtype())};
+      if (p == 1.f) return {mul(g_in, sign(xg))};
+      if (p == 2.f) return {mul(g_in, div(xg, y))};
+      return {div(mul(g_in, mul(sign(xg), pow(abs(xg), p - 1.0))), pow(y, p - 1.0))};
+    }
     Tensor dx = zeros(x.shape(), x.dtype());
     visit_float(x.dtype(), name(), [&]<class T>() {
       const T g = contig(g_in).data<T>()[0], yv = y.data<T>()[0];
@@ -354,7 +412,7 @@ Tensor prod(const Tensor& t_in) {
   });
   if (any_requires_grad({&t_in})) {
     auto node = std::make_shared<ProdBackward>();
-    node->save(0, t);
+    save_input(*node, 0, t, t_in);
     record(out, std::move(node), {&t_in});
   }
   return out;
@@ -418,8 +476,8 @@ Tensor norm(const Tensor& t_in, float p) {
   if (any_requires_grad({&t_in})) {
     auto node = std::make_shared<NormBackward>();
     node->p = p;
-    node->save(0, t);
-    node->save(1, out, /*is_output=*/true);
+    save_input(*node, 0, t, t_in);
+    node->save(2, out, /*is_output=*/true);
     record(out, std::move(node), {&t_in});
   }
   return out;

@@ -53,10 +53,16 @@ void softmax_forward(const T* x, T* y, const Rows& r, bool log_space) {
 // log_softmax: Forward: y = x − log Σeˣ        Backward: dx = g − eʸ · Σ g
 struct SoftmaxBackward final : SavingNode<1> {
   Rows r;
+  int64_t dim = 0;
   bool log_space = false;
   const char* name() const override { return log_space ? "LogSoftmaxBackward" : "SoftmaxBackward"; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
-    Tensor y = saved(0), g = contig(g_in);
+    Tensor y = saved(0);
+    if (any_requires_grad({&g_in, &y})) {  // create_graph: the same formula, recorded (y leads back here)
+      if (log_space) return {sub(g_in, mul(exp(y), sum(g_in, dim, true)))};
+      return {mul(y, sub(g_in, sum(mul(g_in, y), dim, true)))};
+    }
+    Tensor g = contig(g_in);
     Tensor dx = Tensor::empty(y.shape(), y.dtype());
     visit_float(y.dtype(), name(), [&]<class T>() {
       const T* py = y.data<T>();
@@ -90,6 +96,7 @@ Tensor softmax_impl(const Tensor& t, int64_t dim, bool log_space) {
   if (any_requires_grad({&t})) {
     auto node = std::make_shared<SoftmaxBackward>();
     node->r = r;
+    node->dim = dim;
     node->log_space = log_space;
     node->save(0, y, /*is_output=*/true);
     record(y, std::move(node), {&t});
