@@ -167,7 +167,8 @@ Tensor scatter_into_zeros(const Tensor& g, const Shape& shape, int64_t dim, cons
 }
 
 // Backward of index_select (dt = index_add of g into zeros) and of gather
-// (dt = scatter_add(zeros, dim, index, g)): index_select's 1-D index is expanded first.
+// (dt = scatter_add(zeros, dim, index, g)): index_select's 1-D index is expanded
+// first. Under create_graph the public scatter_add records it (its backward is a gather).
 struct PickBackward final : SavingNode<1> {
   const char* node_name = "";
   int64_t dim = 0;
@@ -176,6 +177,7 @@ struct PickBackward final : SavingNode<1> {
   const char* name() const override { return node_name; }
   std::vector<Tensor> apply(const Tensor& g) override {
     const Tensor index = expand ? expand_index(at_least_1d(saved(0)), in_shape, dim) : saved(0);
+    if (any_requires_grad({&g})) return {scatter_add(zeros(in_shape, g.dtype()), dim, index, g)};
     return {scatter_into_zeros(g, in_shape, dim, index)};
   }
 };
@@ -192,6 +194,17 @@ void record_pick(Tensor& y, const Tensor& t, const char* node_name, int64_t dim,
   record(y, std::move(node), {&t});
 }
 
+/// t followed by zeros along every dim where t is shorter than `shape` (recorded: cat).
+Tensor zero_pad_to(Tensor t, const Shape& shape) {
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (t.shape()[d] == shape[d]) continue;
+    Shape rest = t.shape();
+    rest[d] = shape[d] - rest[d];
+    t = cat({t, zeros(rest, t.dtype())}, int64_t(d));
+  }
+  return t;
+}
+
 // Forward: y = t, then y[p with dim → index[p]] += src[p]
 // Backward: dt = g, dsrc = gather(g, dim, index) (zeros where src reaches past index)
 struct ScatterAddBackward final : SavingNode<1> {
@@ -199,15 +212,14 @@ struct ScatterAddBackward final : SavingNode<1> {
   Shape src_shape;
   const char* name() const override { return "ScatterAddBackward"; }
   std::vector<Tensor> apply(const Tensor& g) override {
-    Tensor dsrc;
-    if (needs_input_grad(1)) {
-      const Tensor index = saved(0);
-      // src may reach past index on some dims: those elements got no gradient
-      dsrc = src_shape == index.shape() ? Tensor::empty(src_shape, g.dtype()) : zeros(src_shape, g.dtype());
-      visit_float(g.dtype(), "scatter_add", [&]<class T>() {
-        gather_into<T>(dsrc.data<T>(), at_least_1d(dsrc).strides(), at_least_1d(g), dim, at_least_1d(index));
-      });
-    }
+    if (!needs_input_grad(1)) return {g, Tensor()};
+    const Tensor index = saved(0);
+    if (any_requires_grad({&g})) return {g, zero_pad_to(gather(g, dim, index), src_shape)};  // create_graph
+    // src may reach past index on some dims: those elements got no gradient
+    Tensor dsrc = src_shape == index.shape() ? Tensor::empty(src_shape, g.dtype()) : zeros(src_shape, g.dtype());
+    visit_float(g.dtype(), "scatter_add", [&]<class T>() {
+      gather_into<T>(dsrc.data<T>(), at_least_1d(dsrc).strides(), at_least_1d(g), dim, at_least_1d(index));
+    });
     return {g, dsrc};
   }
 };

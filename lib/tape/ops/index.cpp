@@ -30,14 +30,31 @@ Tensor scatter_into_zeros(const Tensor& g, const Shape& in_shape, const ViewOf& 
   return dx;
 }
 
+// Forward: dx = zeros(x.shape) with g written where the view looks (the backward
+// of select / narrow / slice, recorded under create_graph)
+// Backward: dg = the same view of gdx (recorded in turn, so any order works)
+struct ViewScatterBackward final : Node {
+  ViewOf view_of;
+  const char* name() const override { return "ViewScatterBackward"; }
+  std::vector<Tensor> apply(const Tensor& gdx) override { return {view_of(gdx)}; }
+};
+
 // Backward of select / narrow / slice: dx = zeros(x.shape) with g scattered into
-// the viewed elements.
+// the viewed elements (a ViewScatterBackward records it under create_graph).
 struct ScatterViewBackward final : Node {
   const char* node_name = "";
   Shape in_shape;
   ViewOf view_of;
   const char* name() const override { return node_name; }
-  std::vector<Tensor> apply(const Tensor& g) override { return {scatter_into_zeros(g, in_shape, view_of)}; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    if (!any_requires_grad({&g})) return {scatter_into_zeros(g, in_shape, view_of)};
+    // create_graph: the scatter is linear in g, its backward the view
+    Tensor dx = scatter_into_zeros(g, in_shape, view_of);
+    auto node = std::make_shared<ViewScatterBackward>();
+    node->view_of = view_of;
+    record(dx, std::move(node), {&g});
+    return {dx};
+  }
 };
 
 // Backward of squeeze / unsqueeze: dx = g reshaped to x's shape.
