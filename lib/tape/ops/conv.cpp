@@ -369,87 +369,212 @@ Tensor conv2d_reference(const Tensor& x, const Tensor& w, const Tensor& b, const
   return y;
 }
 
-// Forward: y[n,o] = Σ_c x[n,c] ⋆ w[o,c] + b[o]   (cross-correlation, stride s, zero padding p)
-// Backward: dx[n,c] = Σ_o g[n,o] ⋆ᵀ w[o,c],  dw[o,c] = Σ_n x[n,c] ⋆ g[n,o],  db[o] = Σ_{n,i,j} g[n,o,i,j]
-class Conv2dBackward final : public SavingNode<2> {
+/// The backward passes in Float64, per image: dx[n] = col2im(Wᵀ·g[n]) when w is
+/// given, dW += g[n]·im2col(x[n])ᵀ when x is given; {dx, dW}.
+std::pair<Tensor, Tensor> conv_backward_reference(const Tensor& g, const Tensor* w, const Tensor* x,
+                                                  const ConvShape& s) {
+  const int64_t o = s.w[0], k = taps(s), p = pixels(s);
+  Tensor dx = w ? zeros(s.x, Dtype::Float64) : Tensor(), dw = x ? zeros(s.w, Dtype::Float64) : Tensor();
+  Tensor cols = Tensor::empty({k, p}, Dtype::Float64);
+  for (int64_t n = 0; n < s.x[0]; ++n) {
+    const double* gn = g.data<double>() + n * s.y_image();
+    if (x) {
+      im2col(x->data<double>() + n * s.x_image(), cols.data<double>(), s);
+      backend::dgemm(o, k, p, {gn, p}, {cols.data<double>(), p, /*trans=*/true}, 1.0, dw.data<double>(), k);
+    }
+    if (w) {
+      backend::dgemm(k, p, o, {w->data<double>(), k, /*trans=*/true}, {gn, p}, 0.0, cols.data<double>(), p);
+      col2im(cols.data<double>(), dx.data<double>() + n * s.x_image(), s);
+    }
+  }
+  return {dx, dw};
+}
+
+/// The backward-data pass on oneDNN (Float32, contiguous operands).
+Tensor conv_data_dnnl(const Tensor& g, const Tensor& w, const ConvShape& s) {
+  Tensor dx = Tensor::empty(s.x);
+  Exec e;
+  for_each_slice(s, [&](int64_t n0, const ConvShape& slice) {
+    const ConvBwdData p = conv_bwd_data(slice);
+    e.run(p.prim, {{DNNL_ARG_DIFF_DST, e.in(p.diff_dst, g.data<float>() + n0 * s.y_image())},
+                   {DNNL_ARG_WEIGHTS, e.kept(p.weights, w.data<float>())},
+                   {DNNL_ARG_DIFF_SRC, e.out(p.diff_src, dx.data<float>() + n0 * s.x_image())}});
+  });
+  return dx;
+}
+
+/// A backward-weights pass's results: dw, and db when the geometry has a bias.
+struct WeightGrads {
+  Tensor dw, db;
+};
+
+/// The backward-weights pass on oneDNN (Float32, contiguous operands); it also
+/// yields db when s.bias.
+WeightGrads conv_weight_dnnl(const Tensor& x, const Tensor& g, const ConvShape& s) {
+  // each slice's weight (and bias) gradient lands in dw_s / db_s and is summed
+  Tensor dw = zeros(s.w), db = s.bias ? zeros(s.bias_shape()) : Tensor();
+  Tensor dw_s = Tensor::empty(s.w), db_s = s.bias ? Tensor::empty(s.bias_shape()) : Tensor();
+  Exec e;
+  for_each_slice(s, [&](int64_t n0, const ConvShape& slice) {
+    const ConvBwdWeights p = conv_bwd_weights(slice);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.in(p.src, x.data<float>() + n0 * s.x_image())},
+                                         {DNNL_ARG_DIFF_DST, e.in(p.diff_dst, g.data<float>() + n0 * s.y_image())},
+                                         {DNNL_ARG_DIFF_WEIGHTS, e.out(p.diff_weights, dw_s.data<float>())}};
+    if (s.bias) args.emplace(DNNL_ARG_DIFF_BIAS, dn::mem(dn::plain_md(s.bias_shape()), db_s));
+    e.run(p.prim, args);
+    dw.add_(dw_s);
+    if (s.bias) db.add_(db_s);
+  });
+  return {dw, db};
+}
+
+/// dx[n,c] = Σ_o g[n,o] ⋆ᵀ w[o,c] for a convolution of geometry s (shape s.x); no graph.
+Tensor conv_data_kernel(const Tensor& g_in, const Tensor& w_in, const ConvShape& s, const char* op) {
+  if (is_empty_conv(s)) [[unlikely]] return zeros(s.x, g_in.dtype());
+  const Tensor g = contig(g_in), w = contig(w_in);
+  if (g.dtype() == Dtype::Float64) return conv_backward_reference(g, &w, nullptr, s).first;
+  return dn::translate_errors(op, {&s.x, &s.w}, [&] { return conv_data_dnnl(g, w, s); });
+}
+
+/// dw[o,c] = Σ_n x[n,c] ⋆ g[n,o] for a convolution of geometry s (shape s.w),
+/// and from oneDNN also db when s.bias; no graph.
+WeightGrads conv_weight_kernel(const Tensor& x_in, const Tensor& g_in, const ConvShape& s, const char* op) {
+  if (is_empty_conv(s)) [[unlikely]] return {zeros(s.w, g_in.dtype()), Tensor()};
+  const Tensor x = contig(x_in), g = contig(g_in);
+  if (g.dtype() == Dtype::Float64) return {conv_backward_reference(g, nullptr, &x, s).second, Tensor()};
+  return dn::translate_errors(op, {&s.x, &s.w}, [&] { return conv_weight_dnnl(x, g, s); });
+}
+
+/// db[o] = Σ_{n,i,j} g[n,o,i,j] (recorded when g has a graph)
+Tensor bias_sum(const Tensor& g) { return sum(sum(sum(g, 3), 2), 0); }
+
+// Note: conv2d's two backward passes are ops of their own, so that a backward
+// run with create_graph is recorded: conv, conv_transpose (backward-data) and
+// conv_weight (backward-weights) are bilinear, and the backward of each is made
+// of the other two, so gradients of any order stay within these three.
+// conv_transpose is conv_transpose2d (PyTorch's, weight [in, out, kh, kw], with
+// the output size that of conv2d's input): exposing it as a layer only needs
+// argument checks and its ConvShape.
+Tensor conv_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, ConvShape s);
+Tensor conv_transpose(const Tensor& g, const Tensor& w, ConvShape s);
+Tensor conv_weight(const Tensor& x, const Tensor& g, ConvShape s);
+
+/// A node of one of the three ops: the geometry, and the two operands a, b of
+/// z = op(a, b), each kept only for the other's gradient.
+class ConvNode : public SavingNode<2> {
  public:
-  explicit Conv2dBackward(ConvShape s) : shape_(std::move(s)) {}
-  const char* name() const override { return "Conv2dBackward"; }
-  std::vector<Tensor> apply(const Tensor& g_in) override {
-    const ConvShape& s = shape_;
-    if (is_empty_conv(s)) [[unlikely]]
-      return {needs_input_grad(0) ? zeros(s.x, g_in.dtype()) : Tensor(),
-              needs_input_grad(1) ? zeros(s.w, g_in.dtype()) : Tensor(), bias_grad(g_in)};
-    if (g_in.dtype() == Dtype::Float64) return apply_reference(g_in);
-    return dn::translate_errors("conv2d backward", {&s.x, &s.w}, [&] { return apply_dnnl(g_in); });
+  explicit ConvNode(ConvShape s) : shape_(std::move(s)) {}
+
+ protected:
+  /// {a if b needs a gradient, b if a needs one} (undefined otherwise)
+  std::pair<Tensor, Tensor> operands() const {
+    return {needs_input_grad(1) ? saved(0) : Tensor(), needs_input_grad(0) ? saved(1) : Tensor()};
   }
-
- private:
-  /// db = Σ_{n,i,j} g (when b needs a gradient)
-  Tensor bias_grad(const Tensor& g) const { return needs_input_grad(2) ? sum(sum(sum(g, 3), 2), 0) : Tensor(); }
-
-  /// Float64: dW += g[n]·colsᵀ, dx[n] = col2im(Wᵀ·g[n]) per image; db by bias_grad.
-  std::vector<Tensor> apply_reference(const Tensor& g_in) {
-    const Tensor g = contig(g_in);
-    const ConvShape& s = shape_;
-    const int64_t o = s.w[0], k = taps(s), p = pixels(s);
-    Tensor dx = needs_input_grad(0) ? zeros(s.x, Dtype::Float64) : Tensor();
-    Tensor dw = needs_input_grad(1) ? zeros(s.w, Dtype::Float64) : Tensor();
-    const Tensor x = dw.defined() ? saved(0) : Tensor(), w = dx.defined() ? saved(1) : Tensor();
-    Tensor cols = Tensor::empty({k, p}, Dtype::Float64);
-    for (int64_t n = 0; n < s.x[0]; ++n) {
-      const double* gn = g.data<double>() + n * s.y_image();
-      if (dw.defined()) {
-        im2col(x.data<double>() + n * s.x_image(), cols.data<double>(), s);
-        backend::dgemm(o, k, p, {gn, p}, {cols.data<double>(), p, /*trans=*/true}, 1.0, dw.data<double>(), k);
-      }
-      if (dx.defined()) {
-        backend::dgemm(k, p, o, {w.data<double>(), k, /*trans=*/true}, {gn, p}, 0.0, cols.data<double>(), p);
-        col2im(cols.data<double>(), dx.data<double>() + n * s.x_image(), s);
-      }
-    }
-    return {dx, dw, bias_grad(g)};
-  }
-
-  std::vector<Tensor> apply_dnnl(const Tensor& g_in) {
-    const Tensor g = contig(g_in);
-    const ConvShape& s = shape_;
-    Tensor dx, dw, db;
-    // Note: backward-data is the slowest pass of a first layer, whose input never
-    // needs a gradient, so it only runs when x requires grad.
-    if (needs_input_grad(0)) {
-      dx = Tensor::empty(s.x);
-      Exec e;
-      for_each_slice(s, [&](int64_t n0, const ConvShape& slice) {
-        const ConvBwdData p = conv_bwd_data(slice);
-        e.run(p.prim, {{DNNL_ARG_DIFF_DST, e.in(p.diff_dst, g.data<float>() + n0 * s.y_image())},
-                       {DNNL_ARG_WEIGHTS, e.kept(p.weights, saved(1).data<float>())},
-                       {DNNL_ARG_DIFF_SRC, e.out(p.diff_src, dx.data<float>() + n0 * s.x_image())}});
-      });
-    }
-    if (needs_input_grad(1) || needs_input_grad(2)) {
-      // each slice's weight (and bias) gradient lands in dw_s / db_s and is summed
-      dw = zeros(s.w);
-      db = s.bias ? zeros(s.bias_shape()) : Tensor();
-      Tensor dw_s = Tensor::empty(s.w), db_s = s.bias ? Tensor::empty(s.bias_shape()) : Tensor();
-      const Tensor x = saved(0);
-      Exec e;
-      for_each_slice(s, [&](int64_t n0, const ConvShape& slice) {
-        const ConvBwdWeights p = conv_bwd_weights(slice);
-        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.in(p.src, x.data<float>() + n0 * s.x_image())},
-                                             {DNNL_ARG_DIFF_DST, e.in(p.diff_dst, g.data<float>() + n0 * s.y_image())},
-                                             {DNNL_ARG_DIFF_WEIGHTS, e.out(p.diff_weights, dw_s.data<float>())}};
-        if (s.bias) args.emplace(DNNL_ARG_DIFF_BIAS, dn::mem(dn::plain_md(s.bias_shape()), db_s));
-        e.run(p.prim, args);
-        dw.add_(dw_s);
-        if (s.bias) db.add_(db_s);
-      });
-    }
-    return {dx, needs_input_grad(1) ? dw : Tensor(), needs_input_grad(2) ? db : Tensor()};
-  }
-
   ConvShape shape_;
 };
+
+/// Records node N for z = op(a, b) (and conv2d's bias): it keeps a for b's
+/// gradient and b for a's, the inputs themselves rather than contiguous copies,
+/// so a create_graph backward reaches them. Only call when recording.
+template <class N>
+void record_conv(Tensor& z, const ConvShape& s, const Tensor& a, const Tensor& b, const Tensor* bias = nullptr) {
+  auto node = std::make_shared<N>(s);
+  if (b.requires_grad()) node->save(0, a);
+  if (a.requires_grad()) node->save(1, b);
+  if (bias) record(z, std::move(node), {&a, &b, bias});
+  else record(z, std::move(node), {&a, &b});
+}
+
+// Forward: y[n,o] = Σ_c x[n,c] ⋆ w[o,c] + b[o]   (cross-correlation, stride s, zero padding p)
+// Backward: dx[n,c] = Σ_o g[n,o] ⋆ᵀ w[o,c],  dw[o,c] = Σ_n x[n,c] ⋆ g[n,o],  db[o] = Σ_{n,i,j} g[n,o,i,j]
+// Note: under create_graph dx and dw are the recorded conv_transpose(g, w) and
+// conv_weight(x, g), and db a recorded sum.
+class Conv2dBackward final : public ConvNode {
+ public:
+  using ConvNode::ConvNode;
+  const char* name() const override { return "Conv2dBackward"; }
+  std::vector<Tensor> apply(const Tensor& g_in) override {
+    const auto [x, w] = operands();
+    if (any_requires_grad({&g_in, &x, &w}))
+      return {w.defined() ? conv_transpose(g_in, w, shape_) : Tensor(),
+              x.defined() ? conv_weight(x, g_in, shape_) : Tensor(), needs_input_grad(2) ? bias_sum(g_in) : Tensor()};
+    // Note: backward-data is the slowest pass of a first layer, whose input never
+    // needs a gradient, so it only runs when x requires grad.
+    const Tensor g = contig(g_in);
+    Tensor dx = w.defined() ? conv_data_kernel(g, w, shape_, "conv2d backward") : Tensor();
+    // oneDNN's backward-weights pass yields db as well; otherwise it is summed here
+    WeightGrads wg = x.defined() ? conv_weight_kernel(x, g, shape_, "conv2d backward") : WeightGrads{};
+    if (needs_input_grad(2) && !wg.db.defined()) wg.db = bias_sum(g);
+    return {dx, wg.dw, needs_input_grad(2) ? wg.db : Tensor()};
+  }
+};
+
+// Forward: z[n,c] = Σ_o g[n,o] ⋆ᵀ w[o,c]   (conv2d's backward-data pass, conv_transpose2d; z has x's shape)
+// Backward: dg = conv2d(G, w),  dw[o,c] = Σ_n G[n,c] ⋆ g[n,o]   (conv2d's backward-weights pass of G and g)
+class ConvTranspose2dBackward final : public ConvNode {
+ public:
+  using ConvNode::ConvNode;
+  const char* name() const override { return "ConvTranspose2dBackward"; }
+  std::vector<Tensor> apply(const Tensor& gz) override {
+    const auto [g, w] = operands();
+    return {w.defined() ? conv_forward(gz, w, {}, shape_) : Tensor(),
+            g.defined() ? conv_weight(gz, g, shape_) : Tensor()};
+  }
+};
+
+// Forward: z[o,c] = Σ_n x[n,c] ⋆ g[n,o]   (conv2d's backward-weights pass: z has conv2d's weight shape)
+// Backward: dx = conv_transpose2d(g, G) (conv2d's backward-data pass with G as the weight),  dg = conv2d(x, G)
+class Conv2dWeightBackward final : public ConvNode {
+ public:
+  using ConvNode::ConvNode;
+  const char* name() const override { return "Conv2dWeightBackward"; }
+  std::vector<Tensor> apply(const Tensor& gz) override {
+    const auto [x, g] = operands();
+    return {g.defined() ? conv_transpose(g, gz, shape_) : Tensor(),
+            x.defined() ? conv_forward(x, gz, {}, shape_) : Tensor()};
+  }
+};
+
+/// y = conv(x, w) + b for the geometry s (x, w of s's shapes; s.bias follows b),
+/// recorded when an operand requires grad.
+Tensor conv_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, ConvShape s) {
+  s.bias = b_in.defined();
+  const Tensor x = contig(x_in), w = contig(w_in), b = s.bias ? contig(b_in) : Tensor();
+  const bool empty = is_empty_conv(s), f64 = x.dtype() == Dtype::Float64;
+  Tensor y = empty ? empty_conv_forward(s, b, x.dtype()) : f64 ? conv2d_reference(x, w, b, s) : Tensor::empty(s.y);
+  const bool recording = any_requires_grad({&x_in, &w_in, &b_in});
+  if (!empty && !f64) dn::translate_errors("conv2d", {&s.x, &s.w}, [&] {
+    Exec e;
+    for_each_slice(s, [&](int64_t n0, const ConvShape& slice) {
+      const ConvFwd p = conv_fwd(slice, recording ? prop_kind::forward_training : prop_kind::forward_inference);
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.in(p.src, x.data<float>() + n0 * s.x_image())},
+                                           {DNNL_ARG_WEIGHTS, e.kept(p.weights, w.data<float>())},
+                                           {DNNL_ARG_DST, e.out(p.dst, y.data<float>() + n0 * s.y_image())}};
+      if (b.defined()) args.emplace(DNNL_ARG_BIAS, dn::mem(dn::plain_md(s.bias_shape()), b));
+      e.run(p.prim, args);
+    });
+  });
+  if (recording) record_conv<Conv2dBackward>(y, s, x_in, w_in, &b_in);
+  return y;
+}
+
+/// z = conv_transpose(g, w) of shape s.x (conv2d's backward-data pass for the
+/// geometry s), recorded when g or w requires grad.
+Tensor conv_transpose(const Tensor& g, const Tensor& w, ConvShape s) {
+  s.bias = false;
+  Tensor z = conv_data_kernel(g, w, s, "conv_transpose2d");
+  if (any_requires_grad({&g, &w})) record_conv<ConvTranspose2dBackward>(z, s, g, w);
+  return z;
+}
+
+/// z = conv_weight(x, g) of shape s.w (conv2d's backward-weights pass for the
+/// geometry s), recorded when x or g requires grad.
+Tensor conv_weight(const Tensor& x, const Tensor& g, ConvShape s) {
+  s.bias = false;
+  Tensor z = conv_weight_kernel(x, g, s, "conv2d weight gradient").dw;
+  if (any_requires_grad({&x, &g})) record_conv<Conv2dWeightBackward>(z, s, x, g);
+  return z;
+}
 
 }  // namespace
 
@@ -479,30 +604,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int64_
   TAPE_CHECK(kh <= hp && kw <= wp, "conv2d: kernel ", kh, "x", kw, " is larger than the padded input ", hp, "x", wp,
              " (input shape ", x_in.shape(), ", padding ", padding, ")");
 
-  Tensor x = contig(x_in), w = contig(w_in), b = b_in.defined() ? contig(b_in) : Tensor();
-  ConvShape s{x.shape(), w.shape(), {x.size(0), w.size(0), (hp - kh) / stride + 1, (wp - kw) / stride + 1},
-              stride, padding, b.defined()};
-  const bool empty = is_empty_conv(s), f64 = x.dtype() == Dtype::Float64;
-  Tensor y = empty ? empty_conv_forward(s, b, x.dtype()) : f64 ? conv2d_reference(x, w, b, s) : Tensor::empty(s.y);
-  const bool recording = any_requires_grad({&x_in, &w_in, &b_in});
-  if (!empty && !f64) dn::translate_errors("conv2d", {&s.x, &s.w}, [&] {
-    Exec e;
-    for_each_slice(s, [&](int64_t n0, const ConvShape& slice) {
-      const ConvFwd p = conv_fwd(slice, recording ? prop_kind::forward_training : prop_kind::forward_inference);
-      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.in(p.src, x.data<float>() + n0 * s.x_image())},
-                                           {DNNL_ARG_WEIGHTS, e.kept(p.weights, w.data<float>())},
-                                           {DNNL_ARG_DST, e.out(p.dst, y.data<float>() + n0 * s.y_image())}};
-      if (b.defined()) args.emplace(DNNL_ARG_BIAS, dn::mem(dn::plain_md(s.bias_shape()), b));
-      e.run(p.prim, args);
-    });
-  });
-  if (recording) {
-    auto node = std::make_shared<Conv2dBackward>(s);
-    if (w_in.requires_grad() || (b.defined() && b_in.requires_grad())) node->save(0, x);  // dw, db need x
-    if (x_in.requires_grad()) node->save(1, w);                                            // dx needs w
-    record(y, std::move(node), {&x_in, &w_in, &b_in});
-  }
-  return y;
+  const Shape y_shape{x_in.size(0), w_in.size(0), (hp - kh) / stride + 1, (wp - kw) / stride + 1};
+  return conv_forward(x_in, w_in, b_in, ConvShape{x_in.shape(), w_in.shape(), y_shape, stride, padding});
 }
 
 }  // namespace tape

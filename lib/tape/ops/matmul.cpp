@@ -119,21 +119,28 @@ Tensor swap_last(const Tensor& t) {
 }
 
 // Forward: C = A·B             Backward: dA = G·Bᵀ, dB = Aᵀ·G
+// Note: under create_graph both are recorded matmuls, so they differentiate again.
 struct MatmulBackward final : SavingNode<2> {
   const char* name() const override { return "MatmulBackward"; }
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor a = saved(0), b = saved(1);
+    if (any_requires_grad({&g, &a, &b}))
+      return {needs_input_grad(0) ? matmul(g, transpose(b, -1, -2)) : Tensor(),
+              needs_input_grad(1) ? matmul(transpose(a, -1, -2), g) : Tensor()};
     return {needs_input_grad(0) ? mm(g, swap_last(b)) : Tensor(), needs_input_grad(1) ? mm(swap_last(a), g) : Tensor()};
   }
 };
 
 // Forward: y = x·Wᵀ + b        Backward: dx = G·W, dW = Gᵀ·x, db = Σ_rows G
+// Note: under create_graph all three are recorded ops, so they differentiate again.
 struct LinearBackward final : SavingNode<2> {
   const char* name() const override { return "LinearBackward"; }
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor x = saved(0), w = saved(1);
-    return {needs_input_grad(0) ? mm(g, w) : Tensor(), needs_input_grad(1) ? mm(swap_last(g), x) : Tensor(),
-            needs_input_grad(2) ? sum(g, 0) : Tensor()};
+    Tensor db = needs_input_grad(2) ? sum(g, 0) : Tensor();  // recorded under create_graph
+    if (any_requires_grad({&g, &x, &w}))
+      return {needs_input_grad(0) ? matmul(g, w) : Tensor(), needs_input_grad(1) ? matmul(g.t(), x) : Tensor(), db};
+    return {needs_input_grad(0) ? mm(g, w) : Tensor(), needs_input_grad(1) ? mm(swap_last(g), x) : Tensor(), db};
   }
 };
 

@@ -67,6 +67,9 @@ PoolBwd pool_bwd(const PoolShape& s) {
 // Backward: dx[n,c,h,w] = Σ_{(i,j) whose window's arg max is (h,w)} g[n,c,i,j]
 // The arg max positions come from the forward's oneDNN workspace, or, after the
 // reference forward below, from its Int64 index (a flat offset per H×W plane).
+// Under create_graph dx is a recorded scatter_add of g by that index (its
+// backward gathers gg at the arg max); the index is constant, so the second
+// derivative in x is zero.
 // Note: backward reads only the workspace, so the node does not keep x alive
 // (at LeNet-5's peak that is conv1's 35 MB activation, which ReLU no longer
 // needs either); it only watches x's version, because an in-place change to x
@@ -78,6 +81,7 @@ class MaxPool2dBackward final : public Node {
   const char* name() const override { return "MaxPool2dBackward"; }
   std::vector<Tensor> apply(const Tensor& g_in) override {
     x_version_.check(*this);
+    if (any_requires_grad({&g_in})) [[unlikely]] return {recorded_scatter(g_in)};
     if (by_index_) [[unlikely]] return {scatter_by_index(contig(g_in))};
     return dn::translate_errors("max_pool2d backward", {&shape_.x}, [&] { return apply_dnnl(g_in); });
   }
@@ -87,7 +91,7 @@ class MaxPool2dBackward final : public Node {
   }
 
  private:
-  std::vector<Tensor> apply_dnnl(const Tensor& g_in) {
+  std::vector<Tensor> apply_dnnl(const Tensor& g_in) const {
     const Tensor g = contig(g_in);
     const PoolBwd p = pool_bwd(shape_);
     Tensor dx = Tensor::empty(shape_.x);
@@ -95,6 +99,49 @@ class MaxPool2dBackward final : public Node {
                          {DNNL_ARG_DIFF_SRC, dn::mem(dn::plain_md(shape_.x), dx)},
                          {DNNL_ARG_WORKSPACE, dn::mem(p.pd.workspace_desc(), workspace_)}});
     return {dx};
+  }
+
+  /// dx = scatter_add(0, index, g) on [planes, H·W] views, recorded (create_graph).
+  Tensor recorded_scatter(const Tensor& g) {
+    if (!by_index_) {  // from now on backward reads the index
+      workspace_ = dn::translate_errors("max_pool2d backward", {&shape_.x}, [&] { return index_from_workspace(); });
+      by_index_ = true;
+    }
+    const int64_t planes = shape_.x[0] * shape_.x[1];
+    const Tensor index = reshape(workspace_, {planes, shape_.y[2] * shape_.y[3]});
+    const Tensor dx = scatter_add(zeros({planes, shape_.x[2] * shape_.x[3]}, g.dtype()), 1, index,
+                                  reshape(g, index.shape()));
+    return reshape(dx, shape_.x);
+  }
+
+  // Note: oneDNN's workspace is opaque, so the index is read back through its
+  // backward: with g = 1 on windows that do not overlap (every c-th one in each
+  // direction, c = ⌈k / s⌉), the only nonzero of dx inside a window of the set is
+  // its arg max. c² backward passes, once per node, and only under create_graph.
+  /// The Int64 arg max index (a flat offset per H×W plane) from the workspace.
+  Tensor index_from_workspace() const {
+    const int64_t w = shape_.x[3], oh = shape_.y[2], ow = shape_.y[3], k = shape_.kernel, st = shape_.stride;
+    const int64_t planes = shape_.x[0] * shape_.x[1], hw = shape_.x[2] * w, c = (k + st - 1) / st;
+    Tensor index = Tensor::empty(shape_.y, Dtype::Int64), g = Tensor::empty(shape_.y);
+    int64_t* pi = index.data<int64_t>();
+    float* pg = g.data<float>();
+    for (int64_t a = 0; a < c; ++a)
+      for (int64_t b = 0; b < c; ++b) {
+        const auto in_set = [&](int64_t i, int64_t j) { return i % c == a && j % c == b; };
+        for (int64_t o = 0; o < planes * oh * ow; ++o) pg[o] = in_set(o / ow % oh, o % ow) ? 1.f : 0.f;
+        const Tensor dx = apply_dnnl(g)[0];
+        const float* pd = dx.data<float>();
+        parallel_for(planes, [&](int64_t plane) {
+          for (int64_t i = 0; i < oh; ++i)
+            for (int64_t j = 0; j < ow; ++j) {
+              if (!in_set(i, j)) continue;
+              for (int64_t r = i * st; r < i * st + k; ++r)
+                for (int64_t col = j * st; col < j * st + k; ++col)
+                  if (pd[plane * hw + r * w + col] != 0.f) pi[(plane * oh + i) * ow + j] = r * w + col;
+            }
+        }, /*cost=*/oh * ow * k * k / (c * c));
+      }
+    return index;
   }
 
   /// dx[plane, index[o]] += g[o]
