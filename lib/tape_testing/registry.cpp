@@ -747,6 +747,12 @@ std::vector<OpInfo> build() {
          [](const Inputs& x) { return x[0].to(x[1].dtype()); })
       .dtypes = kAll;
   r.back().note = "Tensor::to: the input is Float32, the sample's dtype is the target";
+  // eps 1: the second-order check perturbs the Float64 upstream gradient, which the
+  // backward casts to the Float32 leaf's dtype; that rounding (2^-24·|v|) over a
+  // 1e-6 step is ~5 % of the numeric derivative. The op is linear, so a large
+  // step has no truncation error, and rtol/atol keep their Float64 defaults (a
+  // backward 0.1 % off still fails, at ~100× the tolerance)
+  r.back().eps = 1.0;
 
   return r;
 }
