@@ -69,17 +69,19 @@ std::vector<Tensor> Engine::run(const std::vector<Root>& roots, const std::vecto
   // with retain_graph) do not see each other's counts.
   struct NodeTask {
     int dependencies = 0;
-    bool needed = true;   // leads to a captured edge (always true without captures)
+    bool needed = true;          // leads to a captured edge (always true without captures)
     bool captured = false;
-    bool visited = false;  // by the post-order walk
-    bool queued = false;   // a root put on the ready list
-    Tensor buffer;              // the summed gradient of output 0
-    std::vector<Tensor> more;   // outputs 1.. (multi-output nodes only)
+    bool visited = false;        // by the post-order walk
+    bool queued = false;         // a root put on the ready list
+    bool released_here = false;  // this pass freed its saved tensors
+    Tensor buffer;               // the summed gradient of output 0
   };
-  // Small graphs keep the map in a stack arena (no malloc per node).
-  std::byte arena[8192];
+  // Small graphs keep the maps in a stack arena (no malloc per node).
+  std::byte arena[16384];
   std::pmr::monotonic_buffer_resource pool(arena, sizeof arena);
-  std::pmr::unordered_map<Node*, NodeTask> graph_task(64, &pool);
+  std::pmr::unordered_map<Node*, NodeTask> graph_task(128, &pool);
+  // outputs 1.. of multi-output nodes (custom Functions) only
+  std::pmr::unordered_map<Node*, std::vector<Tensor>> more_buffers(&pool);
 
   // 1. Count, for every node reachable from the roots, how many edges point at it.
   std::vector<Node*> stack;
@@ -141,8 +143,9 @@ std::vector<Tensor> Engine::run(const std::vector<Root>& roots, const std::vecto
       t.buffer = t.buffer.defined() ? sum_gradients(t.buffer, g) : std::move(g);
       return;
     }
-    if (t.more.size() < to.num_outputs() - 1) t.more.resize(to.num_outputs() - 1);
-    Tensor& b = t.more[input_nr - 1];
+    std::vector<Tensor>& more = more_buffers[const_cast<Node*>(&to)];
+    if (more.size() < to.num_outputs() - 1) more.resize(to.num_outputs() - 1);
+    Tensor& b = more[input_nr - 1];
     b = b.defined() ? sum_gradients(b, g) : std::move(g);
   };
   std::vector<std::shared_ptr<Node>> ready;
@@ -159,7 +162,6 @@ std::vector<Tensor> Engine::run(const std::vector<Root>& roots, const std::vecto
   }
 
   std::vector<Tensor> results(captures.size());
-  std::vector<Node*> released;  // this pass freed their saved tensors
   try {
     // 3. Run nodes whose every consumer has delivered its gradient.
     while (!ready.empty()) {
@@ -171,9 +173,9 @@ std::vector<Tensor> Engine::run(const std::vector<Root>& roots, const std::vecto
       Tensor grad0 = std::move(task.buffer);
       std::vector<Tensor> grad_outs;  // outputs 0.. when there are several
       if (n_out > 1) {
+        std::vector<Tensor>& more = more_buffers[n.get()];
         grad_outs.push_back(std::move(grad0));
-        for (size_t k = 1; k < n_out; ++k)
-          grad_outs.push_back(k - 1 < task.more.size() ? std::move(task.more[k - 1]) : Tensor());
+        for (size_t k = 1; k < n_out; ++k) grad_outs.push_back(k - 1 < more.size() ? std::move(more[k - 1]) : Tensor());
       }
       auto grad_of = [&](size_t k) -> Tensor& { return n_out > 1 ? grad_outs[k] : grad0; };
       // the tensor hooks of a non-leaf output see (and may replace) its gradient
@@ -221,7 +223,7 @@ std::vector<Tensor> Engine::run(const std::vector<Root>& roots, const std::vecto
         if (!retain_graph && n->single_use()) {
           n->release_saved();
           n->released_ = true;
-          released.push_back(n.get());
+          task.released_here = true;
         }
         // validate_outputs: one gradient per input, of the input's shape and a floating dtype
         const auto& edges = n->next_edges_;
@@ -258,7 +260,8 @@ std::vector<Tensor> Engine::run(const std::vector<Root>& roots, const std::vecto
   } catch (const std::exception& e) {
     // the graph cannot be replayed: say why on the next attempt
     auto why = std::make_shared<const std::string>(e.what());
-    for (Node* n : released) {
+    for (auto& [n, t] : graph_task) {
+      if (!t.released_here) continue;
       std::lock_guard lock(n->mutex_);
       n->failure_ = why;
     }

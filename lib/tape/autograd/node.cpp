@@ -147,9 +147,9 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& g_in) {
     } else {
       Tensor(m.grad).add_(g);
     }
-    hooks = m.hooks;
+    if (m.hooks && !m.hooks->post_accumulate.empty()) hooks = m.hooks;
   }
-  if (hooks && !hooks->post_accumulate.empty())
+  if (hooks)
     for (const auto& [handle, hook] : hooks->post_accumulate) hook(Tensor(leaf_));
   return {};
 }
