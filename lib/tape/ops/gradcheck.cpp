@@ -240,4 +240,37 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
   return r;
 }
 
+GradcheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                              const std::vector<Tensor>& inputs, const GradcheckOptions& opt) {
+  std::vector<size_t> wrt;  // the inputs the first gradient is taken for
+  Dtype dtype = Dtype::Float64;
+  for (size_t k = 0; k < inputs.size(); ++k)
+    if (inputs[k].defined() && inputs[k].requires_grad()) {
+      wrt.push_back(k);
+      if (inputs[k].dtype() != Dtype::Float64) dtype = Dtype::Float32;
+    }
+  TAPE_CHECK(!wrt.empty(), "gradgradcheck: no input requires grad");
+  Shape out_shape;
+  {
+    NoGradGuard no_grad;
+    out_shape = f(inputs).shape();
+  }
+  Generator gen(opt.seed + 7);
+  std::vector<Tensor> with_v = inputs;
+  with_v.push_back(randn(out_shape, dtype, gen).requires_grad_());  // v, the upstream gradient
+  const auto h = [&](const std::vector<Tensor>& in) {
+    EnableGradGuard grad_mode;  // gradcheck evaluates h under NoGradGuard; h needs a graph
+    const std::vector<Tensor> x(in.begin(), in.end() - 1);
+    std::vector<Tensor> diff;
+    for (size_t k : wrt) diff.push_back(x[k]);
+    const std::vector<Tensor> grads =
+        autograd::grad({f(x)}, diff, {in.back()}, false, /*create_graph=*/true, /*allow_unused=*/true);
+    std::vector<Tensor> flat;
+    for (size_t j = 0; j < grads.size(); ++j)
+      flat.push_back(grads[j].defined() ? grads[j].reshape({-1}) : zeros({diff[j].numel()}, diff[j].dtype()));
+    return cat(flat, 0);
+  };
+  return gradcheck(h, with_v, opt);
+}
+
 }  // namespace tape
