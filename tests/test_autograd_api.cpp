@@ -459,3 +459,32 @@ TEST_CASE("reference: a Hessian-vector product of a cross-entropy MLP matches Py
               "hvp w2");
   check_close(hv[2 + 1], {0.21294345032298134, -0.2669928032861612, 0.05404935296317981}, "hvp b2");
 }
+
+// --- module forward hooks ------------------------------------------------------------------
+TEST_CASE("module hooks: forward hooks see activations and may replace input and output") {
+  manual_seed(0);
+  auto fc1 = std::make_shared<nn::Linear>(3, 4);
+  nn::Sequential net{fc1, std::make_shared<nn::ReLU>()};
+  Tensor x = randn({2, 3});
+  Tensor seen_in, seen_out;
+  const int h = fc1->register_forward_hook([&](nn::Module& m, const Tensor& in, const Tensor& out) {
+    CHECK(&m == fc1.get());
+    seen_in = in;
+    seen_out = out;
+    return Tensor();
+  });
+  Tensor y = net(x);
+  REQUIRE(seen_out.defined());
+  CHECK(seen_in.is_same(x));
+  CHECK(allclose(y, relu(seen_out)));
+  // replacing the output (negated: the ReLU now keeps what it dropped) and the input
+  const int flip = fc1->register_forward_hook([](nn::Module&, const Tensor&, const Tensor& out) { return -out; });
+  CHECK(allclose(net(x), relu(-seen_out)));
+  fc1->remove_forward_hook(flip);
+  const int zero_in = fc1->register_forward_pre_hook([](nn::Module&, const Tensor& in) { return zeros_like(in); });
+  CHECK(allclose(net(x), relu(fc1->bias.reshape({1, 4}).expand({2, 4}))));
+  fc1->remove_forward_hook(zero_in);
+  fc1->remove_forward_hook(h);
+  CHECK(allclose(net(x), y));
+  CHECK(has(error_of([&] { fc1->remove_forward_hook(h); }), "no forward hook with handle"));
+}

@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <ostream>
@@ -41,11 +42,47 @@ std::string join(const std::string& prefix, const std::string& name) {
 
 Module::~Module() = default;
 
-Tensor Module::operator()(const Tensor& x) {
-  TAPE_CHECK(x.defined(), type_name(), ": input is an undefined tensor");
+Tensor Module::operator()(const Tensor& x_in) {
+  TAPE_CHECK(x_in.defined(), type_name(), ": input is an undefined tensor");
+  if (forward_pre_hooks_.empty() && forward_hooks_.empty()) [[likely]] {
+    Tensor y = forward(x_in);
+    if (t_recorder && children_.empty()) t_recorder->push_back({this, y.defined() ? y.shape() : Shape{}});
+    return y;
+  }
+  Tensor x = x_in;
+  for (const auto& [handle, hook] : forward_pre_hooks_)
+    if (Tensor r = hook(*this, x); r.defined()) x = r;
   Tensor y = forward(x);
+  for (const auto& [handle, hook] : forward_hooks_)
+    if (Tensor r = hook(*this, x, y); r.defined()) y = r;
   if (t_recorder && children_.empty()) t_recorder->push_back({this, y.defined() ? y.shape() : Shape{}});
   return y;
+}
+
+namespace {
+std::atomic<int> g_next_forward_hook{1};
+}
+
+int Module::register_forward_pre_hook(ForwardPreHook hook) {
+  TAPE_CHECK(hook, type_name(), ".register_forward_pre_hook: the hook is empty");
+  const int handle = g_next_forward_hook.fetch_add(1);
+  forward_pre_hooks_.emplace_back(handle, std::move(hook));
+  return handle;
+}
+
+int Module::register_forward_hook(ForwardHook hook) {
+  TAPE_CHECK(hook, type_name(), ".register_forward_hook: the hook is empty");
+  const int handle = g_next_forward_hook.fetch_add(1);
+  forward_hooks_.emplace_back(handle, std::move(hook));
+  return handle;
+}
+
+void Module::remove_forward_hook(int handle) {
+  const size_t before = forward_pre_hooks_.size() + forward_hooks_.size();
+  std::erase_if(forward_pre_hooks_, [&](const auto& p) { return p.first == handle; });
+  std::erase_if(forward_hooks_, [&](const auto& p) { return p.first == handle; });
+  TAPE_CHECK(forward_pre_hooks_.size() + forward_hooks_.size() != before, type_name(),
+             ".remove_forward_hook: no forward hook with handle ", handle);
 }
 
 // --- registration -------------------------------------------------------------

@@ -26,8 +26,20 @@ class Module {
   /// The computation. Call sub-modules through operator() (not forward) so that
   /// summary() sees them.
   virtual Tensor forward(const Tensor& x) = 0;
-  /// Runs forward(x) (and records the output shape while summary() is running).
+  /// Runs the forward pre-hooks, forward(x), then the forward hooks (and records
+  /// the output shape while summary() is running).
   Tensor operator()(const Tensor& x);
+
+  /// Runs before forward with (module, input); a defined result replaces the input.
+  using ForwardPreHook = std::function<Tensor(Module& module, const Tensor& input)>;
+  /// Runs after forward with (module, input, output); a defined result replaces the output
+  /// (PyTorch's register_forward_hook: activations, feature extraction, output edits).
+  using ForwardHook = std::function<Tensor(Module& module, const Tensor& input, const Tensor& output)>;
+  /// Returns a handle for remove_forward_hook.
+  int register_forward_pre_hook(ForwardPreHook hook);
+  int register_forward_hook(ForwardHook hook);
+  /// Removes a hook of either kind; an unknown handle is an error.
+  void remove_forward_hook(int handle);
 
   /// All parameters, recursively, in registration order; a shared tensor appears once.
   std::vector<Tensor> parameters(bool recurse = true) const;
@@ -102,6 +114,8 @@ class Module {
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   std::unordered_set<std::string> names_;  ///< of parameters, buffers and children: O(1) duplicate checks
   bool training_ = true;
+  std::vector<std::pair<int, ForwardPreHook>> forward_pre_hooks_;
+  std::vector<std::pair<int, ForwardHook>> forward_hooks_;
 };
 
 /// Prints the module tree like PyTorch's repr.
