@@ -27,7 +27,7 @@ Dtype parse_dtype(const std::string& s) {
   throw Error(str_cat("--dtype: unknown dtype '", s, "' (valid: float64, float32)"));
 }
 
-int check_ops(const std::string& only, uint64_t seed, Dtype dtype) {
+int check_ops(const std::string& only, uint64_t seed, Dtype dtype, bool second_order) {
   std::vector<const OpInfo*> ops;
   if (!only.empty()) {
     const OpInfo* op = find_op(only);
@@ -50,7 +50,7 @@ int check_ops(const std::string& only, uint64_t seed, Dtype dtype) {
     }
     ++checked_ops;
     const GradcheckOptions opt = gradcheck_options(*op, dtype, seed);
-    for (const SampleCheck& c : gradcheck_op(*op, seed, dtype)) {
+    for (const SampleCheck& c : second_order ? gradgradcheck_op(*op, seed) : gradcheck_op(*op, seed, dtype)) {
       ++samples;
       const GradcheckResult& r = c.result;
       rows.push_back({op->name, c.sample, c.inputs, c.numeric ? sci(r.max_abs_err) : "-",
@@ -60,7 +60,8 @@ int check_ops(const std::string& only, uint64_t seed, Dtype dtype) {
     }
   }
   const GradcheckTolerances def = gradcheck_defaults(dtype);
-  std::cout << "gradcheck of " << checked_ops << " registry entr" << (checked_ops == 1 ? "y" : "ies") << " (" << samples
+  std::cout << (second_order ? "gradgradcheck (second derivatives, through create_graph) of " : "gradcheck of ")
+            << checked_ops << " registry entr" << (checked_ops == 1 ? "y" : "ies") << " (" << samples
             << " samples) in " << dtype_name(dtype) << " against central differences (eps " << sci(def.eps, 0)
             << ", seed " << seed << "; shapes in parentheses need no grad";
   if (skipped) std::cout << "; " << skipped << " entries without a gradient skipped";
@@ -174,12 +175,14 @@ int main(int argc, char** argv) {
     uint64_t seed = 0;
     int64_t batch = 2, max_elements = 32;
     float eps = 1e-3f, atol = 2e-3f, rtol = 1e-2f;
-    bool self = false;
+    bool self = false, second_order = false;
     po::options_description desc("tape-gradcheck options");
     desc.add_options()("help", "show this help")
         ("op", po::value(&op), "check only this registry op (default: every op)")
         ("seed", po::value(&seed)->default_value(seed), "seed for the sample inputs and the random upstream gradient")
         ("dtype", po::value(&dtype)->default_value(dtype), "ops: the dtype of the samples, float64 or float32 (its looser defaults)")
+        ("second-order", po::bool_switch(&second_order),
+         "ops: check second derivatives (gradgradcheck: the backward recorded with create_graph), in float64")
         ("model", po::value(&model), "check the parameter gradients of a whole network instead: mlp | deep | lenet5")
         ("batch", po::value(&batch)->default_value(batch), "--model: batch size of the random input")
         ("max-elements", po::value(&max_elements)->default_value(max_elements),
@@ -190,7 +193,7 @@ int main(int argc, char** argv) {
         ("self-test", po::bool_switch(&self),
          "check the checker: a correct backward must pass; in float64 one 0.1%-off, one 5%-off and an all-zero one must fail");
     if (!parse_flags(argc, argv, desc,
-                     "usage: tape-gradcheck [--op NAME] [--seed N] [--dtype float64|float32]\n"
+                     "usage: tape-gradcheck [--op NAME] [--seed N] [--dtype float64|float32] [--second-order]\n"
                      "       tape-gradcheck --model mlp|deep|lenet5 [--batch N] [--max-elements N]\n"
                      "       tape-gradcheck --self-test\n"
                      "Compares analytic gradients with central finite differences; exits 1 if any check fails."))
@@ -199,6 +202,8 @@ int main(int argc, char** argv) {
                "--op, --model and --self-test are alternatives: give at most one");
     if (self) return self_test();
     if (!model.empty()) return check_model(model, batch, max_elements, eps, atol, rtol, seed);
-    return check_ops(op, seed, parse_dtype(dtype));
+    TAPE_CHECK(!second_order || (model.empty() && !self), "--second-order checks registry ops: not with --model or --self-test");
+    TAPE_CHECK(!second_order || dtype == "float64", "--second-order runs in float64 only, got --dtype ", dtype);
+    return check_ops(op, seed, parse_dtype(dtype), second_order);
   });
 }
