@@ -488,3 +488,30 @@ TEST_CASE("module hooks: forward hooks see activations and may replace input and
   CHECK(allclose(net(x), y));
   CHECK(has(error_of([&] { fc1->remove_forward_hook(h); }), "no forward hook with handle"));
 }
+
+namespace {
+// returns its input unchanged (a new handle carries the Function) and saves it
+struct PassThrough : autograd::Function<PassThrough> {
+  static Tensor forward(autograd::AutogradContext* ctx, const Tensor& x) {
+    ctx->save_for_backward({x});
+    return x;
+  }
+  static std::vector<Tensor> backward(autograd::AutogradContext* ctx, std::vector<Tensor> g) {
+    Tensor x = ctx->get_saved_variables()[0];
+    return {g[0] * x * 0.0 + g[0]};  // reads x: its graph must still be x's own
+  }
+};
+}  // namespace
+
+TEST_CASE("Function: an input returned as is gets a new handle; saving it keeps it an input") {
+  Tensor leaf = f64({1, 2}, {2}, true);
+  Tensor x = leaf * 2.0;
+  Tensor y = PassThrough::apply(x);
+  CHECK(!y.is_same(x));
+  CHECK(x.grad_fn_name() == std::string("MulBackward"));
+  CHECK(y.grad_fn_name() == std::string("PassThroughBackward"));
+  auto g = autograd::grad({(y * y).sum()}, {leaf}, {}, false, true);
+  CHECK(allclose(g[0].detach(), f64({8, 16}, {2})));  // d/dleaf (2·leaf)² = 8·leaf
+  auto gg = autograd::grad({g[0].sum()}, {leaf});
+  CHECK(allclose(gg[0], f64({8, 8}, {2})));
+}

@@ -104,12 +104,11 @@ void detail_function::wrap_outputs(const std::shared_ptr<CppNode>& node, const s
   for (const Tensor& d : ctx.dirty_)
     TAPE_CHECK(contains(inputs, d), node->name(), ": mark_dirty() got a tensor that is not an input of forward");
   uint32_t nr = 0;
-  std::vector<std::pair<Tensor, uint32_t>> recorded;  // the outputs as forward returned them, and their number
+  std::vector<std::pair<Tensor, uint32_t>> recorded;  // the tensors that now carry the node, and their number
   for (size_t i = 0; i < outputs.size(); ++i) {
     Tensor& out = outputs[i];
     TAPE_CHECK(out.defined(), node->name(), ": forward returned an undefined tensor as output ", i);
     if (contains(ctx.non_differentiable_, out) || !is_floating(out.dtype())) continue;
-    const Tensor as_returned = out;
     if (contains(inputs, out)) {
       if (contains(ctx.dirty_, out)) {
         // modified in place: the input's own history now ends in this Function
@@ -123,7 +122,8 @@ void detail_function::wrap_outputs(const std::shared_ptr<CppNode>& node, const s
     if (nr == 0) node->set_output(out);
     ++nr;
     out.set_grad_fn(node, k);
-    recorded.emplace_back(as_returned, k);
+    // (an input returned as is was given a new handle: saving that input keeps it an input)
+    recorded.emplace_back(out, k);
   }
   TAPE_CHECK(nr > 0, node->name(), ": every output of forward is non-differentiable, so nothing can be recorded");
   if (autograd::anomaly_mode_enabled()) {
