@@ -38,6 +38,8 @@ TEST_CASE("create_graph: backward(create_graph) leaves a .grad() that can be dif
   CHECK(allclose(x.grad().detach(), f64({0.75, 12.0, 3.0}, {3})));
   auto gg = autograd::grad({x.grad().sum()}, {x});
   CHECK(allclose(gg[0], f64({3.0, 12.0, -6.0}, {3})));  // 6x
+  // as in PyTorch, x.grad()'s graph holds x: a reference cycle until .grad() is reset
+  x.set_grad({});
   // without create_graph the accumulated gradient has no history
   Tensor z = f64({1.0}, {1}, true);
   (z * z).sum().backward();

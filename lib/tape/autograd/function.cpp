@@ -100,6 +100,15 @@ bool contains(const std::vector<Tensor>& ts, const Tensor& t) {
 void detail_function::wrap_outputs(const std::shared_ptr<CppNode>& node, const std::vector<Tensor>& inputs,
                                    std::vector<Tensor>& outputs) {
   AutogradContext& ctx = node->ctx;
+  // the marks are needed only here; kept, a dirty input (whose grad_fn becomes
+  // this node) would make node → ctx → input → node a reference cycle
+  struct ClearMarks {
+    AutogradContext& c;
+    ~ClearMarks() {
+      c.dirty_.clear();
+      c.non_differentiable_.clear();
+    }
+  } clear_marks{ctx};
   TAPE_CHECK(!outputs.empty(), node->name(), ": forward returned no tensors");
   for (const Tensor& d : ctx.dirty_)
     TAPE_CHECK(contains(inputs, d), node->name(), ": mark_dirty() got a tensor that is not an input of forward");
