@@ -687,6 +687,51 @@ std::vector<OpInfo> build() {
            return Samples{{"basic", {u(g, d, {3, 4}), u(g, d, {3, 4})}}, {"empty", {z(d, {0, 4}), z(d, {0, 4})}}};
          },
          [](const Inputs& x) { return mse_loss(x[0], x[1]); });
+  // basic: one target ignored (2 inputs: no smoothing); then weight, smoothing, both, probabilities
+  add_op("cross_entropy_options", "softmax & losses", "cross_entropy(logits, target, {weight, ignore_index, label_smoothing})",
+         {kLoss, "Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions"},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {4, 5}, -2.f, 2.f), ints({0, -100, 4, 1}, {4})}},
+                          {"weight", {u(g, d, {4, 5}, -2.f, 2.f), ints({0, 3, 4, 3}, {4}), u(g, d, {5}, 0.5f, 1.5f)}},
+                          {"smoothing", {u(g, d, {4, 5}, -2.f, 2.f), ints({2, 3, -100, 1}, {4}), make({}, {0}, d, false)}},
+                          {"all", {u(g, d, {4, 5}, -2.f, 2.f), ints({2, -100, 2, 1}, {4}), u(g, d, {5}, 0.5f, 1.5f)}},
+                          {"probabilities", {u(g, d, {3, 4}, -2.f, 2.f), probs(g, d, 3, 4), u(g, d, {4}, 0.5f, 1.5f)}},
+                          {"empty", {z(d, {0, 5}), ints({}, {0}), make({}, {0}, d, false)}}};
+         },
+         [](const Inputs& x) {
+           // a 3rd input of 0 elements: no weight; label smoothing with the samples that ignore or weigh
+           CrossEntropyOptions o;
+           if (x.size() > 2 && x[2].numel() > 0) o.weight = x[2];
+           if (x.size() > 2) o.label_smoothing = 0.1;
+           return cross_entropy(x[0], x[1], o);
+         })
+      .functions = {"cross_entropy"};
+  r.back().note = "PyTorch 1.13's weighted / ignored / label-smoothed mean";
+  add_op("bce_with_logits", "softmax & losses", "bce_with_logits(input, target)", {kLoss, "Tensor bce_with_logits("},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {3, 4}, -3.f, 3.f), u(g, d, {3, 4}, 0.f, 1.f)}},
+                          {"empty", {z(d, {0, 4}), z(d, {0, 4})}}};
+         },
+         [](const Inputs& x) { return bce_with_logits(x[0], x[1]); });
+  add_op("l1_loss", "softmax & losses", "l1_loss(input, target)", {kLoss, "Tensor l1_loss("},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {3, 4}, -1.f, 0.f), u(g, d, {3, 4}, 0.1f, 1.f)}},
+                          {"empty", {z(d, {0, 4}), z(d, {0, 4})}}};
+         },
+         [](const Inputs& x) { return l1_loss(x[0], x[1]); });
+  r.back().note = "input and target apart (the kink of |d| at 0)";
+  add_op("smooth_l1_loss", "softmax & losses", "smooth_l1_loss(input, target, 0.5)", {kLoss, "Tensor smooth_l1_loss("},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {3, 4}, -1.f, 1.f), u(g, d, {3, 4}, -1.f, 1.f)}},
+                          {"empty", {z(d, {0, 4}), z(d, {0, 4})}}};
+         },
+         [](const Inputs& x) { return smooth_l1_loss(x[0], x[1], 0.5); });
+  add_op("huber_loss", "softmax & losses", "huber_loss(input, target, 0.5)", {kLoss, "Tensor huber_loss("},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {3, 4}, -1.f, 1.f), u(g, d, {3, 4}, -1.f, 1.f)}},
+                          {"empty", {z(d, {0, 4}), z(d, {0, 4})}}};
+         },
+         [](const Inputs& x) { return huber_loss(x[0], x[1], 0.5); });
   add_op("one_hot", "softmax & losses", "one_hot(labels, 4)", {kLoss, "Tensor one_hot("},
          [](Generator&, Dtype d) {
            return Samples{{"basic", {make({0.f, 0.75f, 0.25f, 0.75f, 0.5f}, {5}, d, false)}},

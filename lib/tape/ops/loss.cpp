@@ -1,4 +1,5 @@
-// Losses: cross-entropy fused with log-softmax, nll, mse; and one_hot. The losses
+// Losses: cross-entropy fused with log-softmax (and its PyTorch options, composed), nll, mse,
+// bce_with_logits, l1, smooth l1, huber; and one_hot. The losses
 // run in Float32 or Float64 (kernels templated over the type; targets are Int64
 // indices or probabilities of the logits' dtype); one_hot returns Float32.
 #include <cmath>
@@ -190,6 +191,128 @@ Tensor mse_loss(const Tensor& input, const Tensor& target) {
              " and target of shape ", target.shape(), " differ");
   Tensor d = sub(input, target);
   return mean(mul(d, d));
+}
+
+namespace {
+/// The checks of an elementwise loss: float input and target of one dtype and one shape.
+void check_pair(const Tensor& input, const Tensor& target, const char* op) {
+  check_float(input, op, "input");
+  check_float(target, op, "target");
+  check_same_dtype(input, target, op, "target");
+  TAPE_CHECK(input.shape() == target.shape(), op, ": input of shape ", input.shape(), " and target of shape ",
+             target.shape(), " differ");
+}
+}  // namespace
+
+// Forward: L = mean(max(x, 0) − x·t + log(1 + e^{−|x|}))
+// Backward: dx = g/N·(σ(x) − t), dt = −g/N·x (composed from where/mul/exp/log1p/mean; at x = 0 both
+// branches take the x ≥ 0 side, so dx = g/N·(½ − t) as in PyTorch)
+Tensor bce_with_logits(const Tensor& input, const Tensor& target) {
+  if (all_bfloat16({&input, &target}))
+    return bce_with_logits(input.to(Dtype::Float32), target.to(Dtype::Float32)).to(Dtype::BFloat16);
+  check_pair(input, target, "bce_with_logits");
+  const Tensor pos = ge(input, 0.0);
+  const Tensor relu_x = masked_fill(input, logical_not(pos), 0.0);  // max(x, 0), slope 1 at 0
+  const Tensor abs_x = where(pos, input, neg(input));               // |x|, slope 1 at 0
+  return mean(add(sub(relu_x, mul(input, target)), log1p(exp(neg(abs_x)))));
+}
+
+// Forward: L = mean(|x − t|)   Backward: dx = g/N·sign(x − t), dt = −dx (composed from sub/abs/mean)
+Tensor l1_loss(const Tensor& input, const Tensor& target) {
+  if (all_bfloat16({&input, &target}))
+    return l1_loss(input.to(Dtype::Float32), target.to(Dtype::Float32)).to(Dtype::BFloat16);
+  check_pair(input, target, "l1_loss");
+  return mean(abs(sub(input, target)));
+}
+
+// Forward: L = mean(|d| < β ? ½·d²/β : |d| − ½·β), d = x − t (β = 0: mean |d|)
+// Backward: dx = g/N·(|d| < β ? d/β : sign(d)), dt = −dx (composed from sub/abs/where/mean)
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, double beta) {
+  if (all_bfloat16({&input, &target}))
+    return smooth_l1_loss(input.to(Dtype::Float32), target.to(Dtype::Float32), beta).to(Dtype::BFloat16);
+  check_pair(input, target, "smooth_l1_loss");
+  TAPE_CHECK(beta >= 0, "smooth_l1_loss: beta must be >= 0, got ", beta);
+  if (beta == 0) return l1_loss(input, target);
+  const Tensor d = sub(input, target), ad = abs(d);
+  return mean(where(lt(ad, beta), mul(d, d) * (0.5 / beta), ad - 0.5 * beta));
+}
+
+// Forward: L = mean(|d| < δ ? ½·d² : δ·(|d| − ½·δ)), d = x − t
+// Backward: dx = g/N·(|d| < δ ? d : δ·sign(d)), dt = −dx (composed from sub/abs/where/mean)
+Tensor huber_loss(const Tensor& input, const Tensor& target, double delta) {
+  if (all_bfloat16({&input, &target}))
+    return huber_loss(input.to(Dtype::Float32), target.to(Dtype::Float32), delta).to(Dtype::BFloat16);
+  check_pair(input, target, "huber_loss");
+  TAPE_CHECK(delta > 0, "huber_loss: delta must be > 0, got ", delta);
+  const Tensor d = sub(input, target), ad = abs(d);
+  return mean(where(lt(ad, delta), mul(d, d) * 0.5, (ad - 0.5 * delta) * delta));
+}
+
+// Forward: logp = log_softmax(x, 1), w_i = weight[t_i] (0 where t_i = ignore_index),
+//   nll = −Σ_i w_i·logp[i, t_i] / Σ_i w_i,  smooth = −Σ_i [t_i kept] Σ_c weight_c·logp[i, c] / Σ_i w_i,
+//   L = (1 − ε)·nll + ε/C·smooth  (weight_c = 1 without weight; PyTorch 1.13; probability targets p:
+//   L = −mean_i Σ_c weight_c·((1 − ε)·p_ic + ε/C)·logp_ic)
+// Backward: composed from log_softmax/gather/index_select/mul/sum/div (the defaults take the fused
+//   2-argument cross_entropy)
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options) {
+  const Tensor& weight = options.weight;
+  const double eps = options.label_smoothing;
+  TAPE_CHECK(eps >= 0 && eps <= 1, "cross_entropy: label_smoothing must be in [0, 1], got ", eps);
+  if (logits.defined() && logits.dtype() == Dtype::BFloat16) {
+    CrossEntropyOptions o = options;
+    if (weight.defined()) o.weight = float32_if_bfloat16(weight);
+    return cross_entropy(logits.to(Dtype::Float32), float32_if_bfloat16(target), o).to(Dtype::BFloat16);
+  }
+  check_float(logits, "cross_entropy", "logits");
+  TAPE_CHECK(logits.dim() == 2, "cross_entropy: logits must be [N, C], got shape ", logits.shape());
+  TAPE_CHECK(target.defined(), "cross_entropy: target is undefined");
+  const int64_t n = logits.size(0), c = logits.size(1);
+  if (weight.defined()) {
+    check_same_dtype(logits, weight, "cross_entropy", "weight");
+    TAPE_CHECK(weight.dim() == 1 && weight.size(0) == c, "cross_entropy: weight of shape ", weight.shape(),
+               " does not match logits of shape ", logits.shape(), " (expected [", c, "])");
+  }
+  const bool index_target = target.dtype() == Dtype::Int64;
+  if (!index_target) {  // probabilities: ignore_index does not apply (as in PyTorch)
+    if (!weight.defined() && eps == 0) return cross_entropy(logits, target);
+    check_same_dtype(logits, target, "cross_entropy", "probability target");
+    TAPE_CHECK(target.shape() == logits.shape(), "cross_entropy: probability target of shape ", target.shape(),
+               " does not match logits of shape ", logits.shape());
+    Tensor p = eps == 0 ? target : target * (1 - eps) + eps / double(c);
+    if (weight.defined()) p = mul(p, reshape(weight, {1, c}));
+    return neg(mean(sum(mul(log_softmax(logits, 1), p), 1)));
+  }
+  TAPE_CHECK(target.dim() == 1 && target.size(0) == n, "cross_entropy: target of shape ", target.shape(),
+             " does not match ", n, " samples (expected [", n, "])");
+  // the kept targets (ignored ones → class 0 with weight 0) and their 0/1 mask
+  Tensor t = contig(target);
+  Tensor safe = Tensor::empty({n}, Dtype::Int64), kept = Tensor::empty({n}, logits.dtype());
+  bool any_ignored = false;
+  {
+    const int64_t* pt = t.data<int64_t>();
+    int64_t* ps = safe.data<int64_t>();
+    visit_float(logits.dtype(), "cross_entropy", [&]<class T>() {
+      T* pk = kept.data<T>();
+      for (int64_t i = 0; i < n; ++i) {
+        const bool ignored = pt[i] == options.ignore_index;
+        TAPE_CHECK(ignored || (pt[i] >= 0 && pt[i] < c), "cross_entropy: target ", pt[i], " at index ", i,
+                   " is out of range for ", c, " classes (ignore_index ", options.ignore_index, ")");
+        any_ignored = any_ignored || ignored;
+        ps[i] = ignored ? 0 : pt[i];
+        pk[i] = ignored ? T(0) : T(1);
+      }
+    });
+  }
+  if (!weight.defined() && eps == 0 && !any_ignored) return cross_entropy(logits, t);  // the fused path
+  const Tensor logp = log_softmax(logits, 1);
+  const Tensor w = weight.defined() ? mul(index_select(weight, 0, safe), kept) : kept;  // w_i
+  const Tensor w_total = sum(w);
+  const Tensor picked = reshape(gather(logp, 1, reshape(safe, {n, 1})), {n});
+  Tensor loss = neg(div(sum(mul(picked, w)), w_total));
+  if (eps == 0) return loss;
+  const Tensor row = weight.defined() ? sum(mul(logp, reshape(weight, {1, c})), 1) : sum(logp, 1);
+  const Tensor smooth_total = neg(sum(mul(row, kept)));
+  return add(loss * (1 - eps), div(smooth_total, w_total) * (eps / double(c)));
 }
 
 Tensor one_hot(const Tensor& labels, int64_t num_classes) {

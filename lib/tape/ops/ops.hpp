@@ -170,8 +170,25 @@ Tensor log_softmax(const Tensor& t, int64_t dim);
 Tensor cross_entropy(const Tensor& logits, const Tensor& target);
 /// Mean negative log-likelihood of log-probabilities [N,C] and Int64 targets [N].
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target);
+/// cross_entropy's PyTorch options (Int64 class targets; weight and label_smoothing also for probabilities).
+struct CrossEntropyOptions {
+  Tensor weight;                 ///< [C] per-class rescaling (logits' dtype), or undefined
+  int64_t ignore_index = -100;   ///< targets equal to it add nothing (and no weight to the mean's divisor)
+  double label_smoothing = 0.0;  ///< in [0, 1]: mix the target with the uniform distribution
+};
+/// cross_entropy with weight / ignore_index / label_smoothing, mean reduction as PyTorch 1.13 defines it:
+/// the weighted mean divides by the summed weights of the non-ignored targets.
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options);
 /// Mean squared error.
 Tensor mse_loss(const Tensor& input, const Tensor& target);
+/// Mean binary cross-entropy of logits x against targets t in [0, 1] (same shape and dtype), numerically stable.
+Tensor bce_with_logits(const Tensor& input, const Tensor& target);
+/// Mean absolute error.
+Tensor l1_loss(const Tensor& input, const Tensor& target);
+/// Mean of 0.5·d²/β where |d| < β, else |d| − 0.5·β (d = input − target; β = 0 is l1_loss).
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, double beta = 1.0);
+/// Mean of 0.5·d² where |d| < δ, else δ·(|d| − 0.5·δ) (d = input − target; δ > 0).
+Tensor huber_loss(const Tensor& input, const Tensor& target, double delta = 1.0);
 /// Int64 labels [N] → Float32 [N, num_classes].
 Tensor one_hot(const Tensor& labels, int64_t num_classes);
 
