@@ -59,3 +59,77 @@ class CosineAnnealingLR : public LRScheduler {
 };
 
 }  // namespace tape::optim
+
+namespace tape::optim {
+
+/// Linear warm-up (or decay) of the factor from start_factor to end_factor over
+/// total_iters epochs, then constant:
+/// lr = initial_lr · (start + (end − start) · min(epoch, total_iters) / total_iters).
+/// Defaults match torch.optim.lr_scheduler.LinearLR.
+class LinearLR : public LRScheduler {
+ public:
+  LinearLR(Optimizer& optimizer, double start_factor = 1.0 / 3.0, double end_factor = 1.0, int64_t total_iters = 5);
+  double lr_at(int64_t epoch) const override;
+  std::string type_name() const override { return "LinearLR"; }
+
+ private:
+  double start_, end_;
+  int64_t total_iters_;
+};
+
+enum class AnnealStrategy { Cos, Linear };
+
+/// The 1cycle policy (Smith & Topin), two phases as PyTorch's default (three_phase = false):
+/// from max_lr/div_factor up to max_lr over pct_start·total_steps − 1 steps, then down to
+/// max_lr/(div_factor·final_div_factor) at step total_steps − 1. Call step() after every
+/// batch; at most total_steps steps. Sets the optimizer's initial_lr to max_lr/div_factor.
+/// Momentum cycling is not implemented. Defaults match torch.optim.lr_scheduler.OneCycleLR.
+class OneCycleLR : public LRScheduler {
+ public:
+  OneCycleLR(Optimizer& optimizer, double max_lr, int64_t total_steps, double pct_start = 0.3,
+             AnnealStrategy anneal_strategy = AnnealStrategy::Cos, double div_factor = 25.0,
+             double final_div_factor = 1e4);
+  double lr_at(int64_t epoch) const override;
+  std::string type_name() const override { return "OneCycleLR"; }
+
+ private:
+  double anneal(double start, double end, double pct) const;
+  double max_lr_, initial_lr_, min_lr_;
+  int64_t total_steps_;
+  double phase1_end_;  ///< pct_start·total_steps − 1
+  AnnealStrategy strategy_;
+};
+
+/// Divides the lr by 1/factor when a metric stopped improving for more than `patience`
+/// epochs (then waits `cooldown` epochs). Not an LRScheduler: step(metric) depends on
+/// the metric history. Defaults match torch.optim.lr_scheduler.ReduceLROnPlateau.
+class ReduceLROnPlateau {
+ public:
+  enum class Mode { Min, Max };
+  enum class ThresholdMode { Rel, Abs };
+  explicit ReduceLROnPlateau(Optimizer& optimizer, Mode mode = Mode::Min, double factor = 0.1, int64_t patience = 10,
+                             double threshold = 1e-4, ThresholdMode threshold_mode = ThresholdMode::Rel,
+                             int64_t cooldown = 0, double min_lr = 0.0, double eps = 1e-8);
+  /// One epoch with this metric value (e.g. validation loss); may lower the lr.
+  void step(double metric);
+  double get_last_lr() const { return optimizer_.lr(); }
+  int64_t last_epoch() const { return last_epoch_; }
+  double best() const { return best_; }
+  int64_t num_bad_epochs() const { return num_bad_epochs_; }
+  int64_t cooldown_counter() const { return cooldown_counter_; }
+
+ private:
+  bool is_better(double a) const;
+  Optimizer& optimizer_;
+  Mode mode_;
+  double factor_;
+  int64_t patience_;
+  double threshold_;
+  ThresholdMode threshold_mode_;
+  int64_t cooldown_;
+  double min_lr_, eps_;
+  double best_;
+  int64_t num_bad_epochs_ = 0, cooldown_counter_ = 0, last_epoch_ = 0;
+};
+
+}  // namespace tape::optim
