@@ -59,12 +59,7 @@ void Adagrad::set_hyper_parameters(const std::map<std::string, double>& hp) {
 }
 
 void Adagrad::step() {
-  NoGradGuard no_grad;
-  ++step_count_;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    Tensor& p = params_[i];
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
+  for_each_grad([&](size_t i, Tensor& p, const Tensor& g) {
     Tensor& s = state_buffer(sum_slot_, i);
     tape::detail::visit_float(p.dtype(), "Adagrad.step", [&]<class T>() {
       Tensor holder;
@@ -77,8 +72,7 @@ void Adagrad::step() {
                         T(options_.eps()));
     });
     s.impl()->storage->bump_version();
-    p.impl()->storage->bump_version();
-  }
+  });
 }
 
 }  // namespace tape::optim

@@ -88,12 +88,7 @@ void Adam::set_hyper_parameters(const std::map<std::string, double>& hp) {
 }
 
 void Adam::step() {
-  NoGradGuard no_grad;
-  ++step_count_;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    Tensor& p = params_[i];
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
+  for_each_grad([&](size_t i, Tensor& p, const Tensor& g) {
     Tensor& m = state_buffer(m_slot_, i);
     Tensor& v = state_buffer(v_slot_, i);
     // one kernel, in the parameter's type (its state has that dtype too)
@@ -111,8 +106,7 @@ void Adam::step() {
     });
     m.impl()->storage->bump_version();
     v.impl()->storage->bump_version();
-    p.impl()->storage->bump_version();
-  }
+  });
 }
 
 }  // namespace tape::optim

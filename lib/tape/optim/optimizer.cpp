@@ -45,6 +45,18 @@ void Optimizer::set_initial_lr(double lr) {
   initial_lr_ = lr;
 }
 
+void Optimizer::for_each_grad(const std::function<void(size_t, Tensor&, const Tensor&)>& update) {
+  NoGradGuard no_grad;
+  ++step_count_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i];
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    update(i, p, g);
+    p.impl()->storage->bump_version();
+  }
+}
+
 size_t Optimizer::add_state_slot(std::string name) {
   slot_names_.push_back(std::move(name));
   slots_.emplace_back(params_.size());

@@ -3,6 +3,7 @@
 /// with named per-parameter state for checkpoints.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -68,6 +69,11 @@ class Optimizer {
   size_t add_state_slot(std::string name);
   /// Slot `slot` of parameter i: undefined until the subclass allocates it.
   Tensor& state_buffer(size_t slot, size_t i) { return slots_[slot][i]; }
+
+  /// The frame of every step(): under NoGradGuard, counts the step, then calls
+  /// update(i, p, g) for each parameter p (index i) that has a gradient g, and marks p
+  /// as modified (its storage version) afterwards.
+  void for_each_grad(const std::function<void(size_t i, Tensor& p, const Tensor& g)>& update);
 
   /// Checks the learning rate; `who` prefixes the message.
   static void check_lr(double lr, const std::string& who);

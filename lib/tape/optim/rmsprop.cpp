@@ -88,13 +88,8 @@ std::vector<std::string> RMSprop::state_names() const {
 }
 
 void RMSprop::step() {
-  NoGradGuard no_grad;
-  ++step_count_;
   const bool use_mom = options_.momentum() > 0.0, centered = options_.centered();
-  for (size_t i = 0; i < params_.size(); ++i) {
-    Tensor& p = params_[i];
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
+  for_each_grad([&](size_t i, Tensor& p, const Tensor& g) {
     Tensor& v = state_buffer(v_slot_, i);
     Tensor* b = use_mom ? &state_buffer(b_slot_, i) : nullptr;
     Tensor* a = centered ? &state_buffer(a_slot_, i) : nullptr;
@@ -111,8 +106,7 @@ void RMSprop::step() {
     });
     for (Tensor* t : {&v, b, a})
       if (t) t->impl()->storage->bump_version();
-    p.impl()->storage->bump_version();
-  }
+  });
 }
 
 }  // namespace tape::optim

@@ -79,13 +79,8 @@ std::vector<std::string> SGD::state_names() const {
 }
 
 void SGD::step() {
-  NoGradGuard no_grad;
-  ++step_count_;
   const bool nesterov = options_.nesterov(), use_mom = options_.momentum() != 0.0;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    Tensor& p = params_[i];
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
+  for_each_grad([&](size_t i, Tensor& p, const Tensor& g) {
     // one kernel, in the parameter's type (its state has that dtype too)
     tape::detail::visit_float(p.dtype(), "SGD.step", [&]<class T>() {
       Tensor holder;
@@ -98,8 +93,7 @@ void SGD::step() {
                     T(options_.momentum()), T(1) - T(options_.dampening()), nesterov, first);
       if (buf) buf->impl()->storage->bump_version();
     });
-    p.impl()->storage->bump_version();
-  }
+  });
 }
 
 }  // namespace tape::optim
