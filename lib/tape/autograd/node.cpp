@@ -109,7 +109,7 @@ Tensor TensorHooks::run(Tensor g) const {
       AutogradMeta& m = t->meta();
       std::lock_guard lock(m.mutex);
       // PyTorch: the first gradient is kept as a copy, later ones are added
-      if (!m.grad) m.grad = (grad_enabled() ? g.clone() : g.clone().detach()).impl_ptr();
+      if (!m.grad) m.grad = g.clone().impl_ptr();
       else m.grad = detail::sum_gradients(Tensor(m.grad), g).impl_ptr();
     }
   }
