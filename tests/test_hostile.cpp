@@ -259,6 +259,18 @@ TEST_CASE("hostile: checkpoints — length fields are checked against the bytes 
   spit(d / "bad.ckpt", with_field(good, name_at + 10 + 4 + 8, uint64_t(1) << 62));
   CHECK(one_line_error([&] { load_checkpoint(d / "bad.ckpt", *net); }, {"bad.ckpt", "fc1.weight", "invalid shape"}));
 
+  SUBCASE("a payload cut short anywhere, with a matching checksum, is an error, not a crash") {
+    // 30 bytes end right after Boost's "serialization::archive" signature, where
+    // Boost reads the library version from an exhausted stream (a fuzzer find)
+    for (size_t len : {size_t(0), size_t(8), size_t(29), size_t(30), size_t(31), size_t(40), spec_at - 32,
+                       name_at - 32 + 3, good.size() - 32 - 1}) {
+      INFO("payload cut to ", len, " bytes");
+      std::string cut = good.substr(0, 32 + len);
+      cut = with_field(cut, 16, len);  // the payload size; with_field also reseals the checksum
+      spit(d / "cut.ckpt", cut);
+      CHECK(one_line_error([&] { load_checkpoint(d / "cut.ckpt", *net); }, {"cut.ckpt", "cannot be decoded"}));
+    }
+  }
   SUBCASE("absurd epoch counts are rejected") {
     for (int64_t epoch : {int64_t(-1), int64_t(1) << 50}) {
       save_checkpoint(d / "epoch.ckpt", *net, nullptr, {"mlp:784-50-10:relu:dropout=0", epoch, {}, {}});

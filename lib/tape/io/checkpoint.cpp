@@ -19,6 +19,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <stdexcept>
 #include <sstream>
 #include <streambuf>
 #include <utility>
@@ -297,6 +298,13 @@ class MemoryBuf : public std::streambuf {
   }
   size_t remaining() const { return size_t(egptr() - gptr()); }
   size_t consumed() const { return size_t(gptr() - eback()); }
+
+ protected:
+  // Reading past the end throws instead of returning EOF: Boost's header reader
+  // takes sbumpc()'s EOF (-1) as a library version and asserts on it.
+  int_type underflow() override {
+    throw std::runtime_error(str_cat("the payload ends early, at byte ", consumed()));
+  }
 };
 
 // Note: bounded decoding. Boost's binary archive reads a length and then resizes:
