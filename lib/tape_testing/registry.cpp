@@ -799,6 +799,15 @@ std::vector<OpInfo> build() {
   // backward 0.1 % off still fails, at ~100× the tolerance)
   r.back().eps = 1.0;
 
+  // --- [norm] normalization ops (ops/norm.cpp): batch_norm, layer_norm, group_norm
+  // --- [end norm]
+
+  // --- [conv2] convolution options, conv_transpose2d, avg pooling (conv.cpp, pool.cpp)
+  // --- [end conv2]
+
+  // --- [rnn] embedding, lstm, gru (ops/rnn.cpp)
+  // --- [end rnn]
+
   return r;
 }
 }  // namespace

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <map>
+#include <set>
+#include <unordered_set>
 #include <ostream>
 #include <sstream>
 #include <typeinfo>
@@ -168,6 +170,83 @@ std::vector<std::shared_ptr<Module>> Module::children() const {
 }
 
 std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_children() const { return children_; }
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules() {
+  // pre-order with an explicit stack; a module shared by two parents is listed once
+  std::vector<std::pair<std::string, Module*>> out;
+  std::vector<std::pair<std::string, Module*>> stack{{"", this}};
+  std::unordered_set<const Module*> seen;
+  while (!stack.empty()) {
+    auto [name, m] = std::move(stack.back());
+    stack.pop_back();
+    if (!seen.insert(m).second) continue;
+    out.emplace_back(name, m);
+    for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it)
+      stack.emplace_back(join(name, it->first), it->second.get());
+  }
+  return out;
+}
+
+std::vector<Module*> Module::modules() {
+  std::vector<Module*> out;
+  for (auto& [name, m] : named_modules()) out.push_back(m);
+  return out;
+}
+
+std::map<std::string, Tensor> Module::state_dict() const {
+  std::map<std::string, Tensor> out;
+  for (auto& [name, t] : named_parameters()) out.emplace(name, t.detach());
+  for (auto& [name, t] : named_buffers()) out.emplace(name, t.detach());
+  return out;
+}
+
+Module::LoadResult Module::load_state_dict(const std::map<std::string, Tensor>& state, bool strict) {
+  NamedTensors mine = named_parameters();
+  for (auto& b : named_buffers()) mine.push_back(std::move(b));
+  LoadResult result;
+  std::vector<std::string> problems;
+  std::set<std::string> known;
+  for (const auto& [name, dst] : mine) {
+    known.insert(name);
+    auto it = state.find(name);
+    if (it == state.end()) {
+      result.missing_keys.push_back(name);
+      continue;
+    }
+    const Tensor& src = it->second;
+    if (!src.defined())
+      problems.push_back(str_cat(name, " is undefined"));
+    else if (src.shape() != dst.shape())
+      problems.push_back(str_cat(name, " has shape ", src.shape(), " in the state but ", dst.shape(), " in the module"));
+    else if (is_floating(src.dtype()) != is_floating(dst.dtype()))
+      problems.push_back(str_cat(name, " is ", dtype_name(src.dtype()), " in the state but ", dtype_name(dst.dtype()),
+                                 " in the module"));
+  }
+  for (const auto& [name, t] : state)
+    if (!known.count(name)) result.unexpected_keys.push_back(name);
+  auto list = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& n : v) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  };
+  if (strict && !result.missing_keys.empty()) problems.push_back("missing keys: " + list(result.missing_keys));
+  if (strict && !result.unexpected_keys.empty())
+    problems.push_back("unexpected keys: " + list(result.unexpected_keys));
+  TAPE_CHECK(problems.empty(), "Module::load_state_dict: ", type_name(), ": ", list(problems),
+             " (nothing was loaded)");
+  NoGradGuard no_grad;
+  for (auto& [name, dst] : mine) {
+    auto it = state.find(name);
+    if (it == state.end()) continue;
+    const Tensor& src = it->second;
+    // src may alias dst (loading a module's own state_dict): nothing to copy
+    if (src.impl() == dst.impl() || (src.impl()->storage == dst.impl()->storage && src.dtype() == dst.dtype() &&
+                                     src.strides() == dst.strides() && src.impl()->offset == dst.impl()->offset))
+      continue;
+    Tensor(dst).copy_(src.dtype() == dst.dtype() ? src : src.to(dst.dtype()));
+  }
+  return result;
+}
 
 void Module::apply(const std::function<void(Module&)>& fn) {
   for (auto& c : children_) c.second->apply(fn);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -52,6 +53,11 @@ class Module {
   /// Direct sub-modules in registration order.
   std::vector<std::shared_ptr<Module>> children() const;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
+  /// This module and every sub-module, pre-order (this first), each once
+  /// (torch.nn.Module.modules()). The pointers are owned by the tree.
+  std::vector<Module*> modules();
+  /// ("", this), ("features", ...), ("features.0", ...): pre-order, dotted names.
+  std::vector<std::pair<std::string, Module*>> named_modules();
   /// Calls fn on every sub-module (depth first, children before parents) and then on this.
   void apply(const std::function<void(Module&)>& fn);
 
@@ -59,6 +65,20 @@ class Module {
   int64_t num_parameters() const;
   /// Elements of parameters that require grad.
   int64_t num_trainable_parameters() const;
+
+  /// Parameters and buffers by dotted name ("fc1.weight", "bn.running_mean"), as
+  /// PyTorch's state_dict(): detached tensors that share the module's storage.
+  std::map<std::string, Tensor> state_dict() const;
+  struct LoadResult {
+    std::vector<std::string> missing_keys;     ///< in the module, not in the map
+    std::vector<std::string> unexpected_keys;  ///< in the map, not in the module
+  };
+  /// Copies `state` into the parameters and buffers (under NoGradGuard; values
+  /// are cast to each tensor's dtype). Everything is checked before anything is
+  /// written: a shape mismatch, an undefined tensor, or (when `strict`) a missing
+  /// or unexpected key throws one error listing them, and the module is unchanged.
+  /// With strict = false the keys that did not match are returned.
+  LoadResult load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
 
   /// Training mode (the default) or evaluation mode, recursively. Changes layer
   /// behaviour (dropout) only, never grad mode.

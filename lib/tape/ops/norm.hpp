@@ -1,0 +1,2 @@
+#pragma once
+/// \file (being written)
