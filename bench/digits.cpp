@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
     if (given.count("no-split")) find.split_width = 0;
     find.verify_margin = verify_margin;
     if (given.count("no-merge")) find.merge_box_overlap = 2.f, find.merge_touch_gap = find.merge_gap = -1.f;
-    const data::Dataset test = data::load_mnist(data_dir, "test");
+    const data::TensorDataset test = data::load_mnist(data_dir, "test");
     std::optional<Classifier> model;
     if (!model_path.empty()) model = load_classifier(model_path);
 

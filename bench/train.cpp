@@ -14,13 +14,13 @@ using namespace tape::examples;
 
 namespace {
 
-data::Dataset train_set(const std::string& dir) {
+data::TensorDataset train_set(const std::string& dir) {
   try {
     return data::load_mnist(dir, "train");
   } catch (const Error& e) {
     std::printf("(MNIST not found: %s — timing on random data of the same shape)\n", e.what());
     manual_seed(1);
-    data::Dataset ds;
+    data::TensorDataset ds;
     ds.images = rand({60000, 1, 28, 28});
     ds.labels = Tensor::empty({60000}, Dtype::Int64);
     int64_t* p = ds.labels.data<int64_t>();
@@ -30,7 +30,7 @@ data::Dataset train_set(const std::string& dir) {
 }
 
 /// Trains for `epochs` and returns the median epoch time over epochs 2..N.
-double epoch_seconds(const ModelSpec& spec, const data::Dataset& ds, int64_t batch, double lr, int epochs) {
+double epoch_seconds(const ModelSpec& spec, const data::TensorDataset& ds, int64_t batch, double lr, int epochs) {
   manual_seed(0);
   auto model = build_model(spec);
   optim::Adam opt(model->parameters(), lr);
@@ -51,14 +51,14 @@ double epoch_seconds(const ModelSpec& spec, const data::Dataset& ds, int64_t bat
   return later[later.size() / 2];
 }
 
-void run(const std::string& name, const ModelSpec& spec, const data::Dataset& ds, int64_t batch, double lr, int epochs) {
+void run(const std::string& name, const ModelSpec& spec, const data::TensorDataset& ds, int64_t batch, double lr, int epochs) {
   const double s = epoch_seconds(spec, ds, batch, lr, epochs);
   bench::row(name + " epoch", s, "s");
   bench::row(name + " throughput", double(ds.size()) / s, "samples/s");
   bench::row(name + " peak RSS so far", bench::peak_rss_mb(), "MB");
 }
 
-void rss_steady_state(const data::Dataset& ds) {
+void rss_steady_state(const data::TensorDataset& ds) {
   manual_seed(0);
   auto model = build_model(ModelSpec{});
   optim::Adam opt(model->parameters(), 0.01);
@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("bench/train: %d threads, median of epochs 2..%d\n", get_num_threads(), epochs);
-  data::Dataset ds = train_set(dir);
+  data::TensorDataset ds = train_set(dir);
   ModelSpec mlp2, mlp4;
   mlp4.hidden = {370, 115, 50};
   if (only.empty() || only == "mlp2") run("mlp2 784-50-10 batch 1000", mlp2, ds, 1000, 0.01, epochs);

@@ -63,7 +63,7 @@ void write_small_mnist(const TempDir& dir) {
   write(dir / "t10k-labels-idx1-ubyte", idx_labels(0x801, 3, {7, 0, 9}));
 }
 
-Dataset numbered(int64_t n) {  // images [n, 2] = (i, -i), labels [n] = i
+TensorDataset numbered(int64_t n) {  // images [n, 2] = (i, -i), labels [n] = i
   std::vector<float> xs;
   std::vector<int64_t> ys;
   for (int64_t i = 0; i < n; ++i) xs.push_back(float(i)), xs.push_back(float(-i)), ys.push_back(i);
@@ -98,7 +98,7 @@ int count_non(const Image& img, uint8_t r, uint8_t g, uint8_t b) {
 TEST_CASE("data: IDX reader reads values, shape and dtype") {
   TempDir dir("idx");
   write_small_mnist(dir);
-  Dataset ds = load_mnist(dir.dir.string(), "test");
+  TensorDataset ds = load_mnist(dir.dir.string(), "test");
   CHECK(ds.size() == 3);
   CHECK(ds.images.shape() == Shape{3, 1, 2, 3});
   CHECK(ds.images.dtype() == Dtype::Float32);
@@ -107,7 +107,7 @@ TEST_CASE("data: IDX reader reads values, shape and dtype") {
   const auto px = ds.images.to_vector<float>();
   for (size_t i = 0; i < px.size(); ++i) CHECK(px[i] == doctest::Approx(float(i * 37 % 256) / 255.f));
 
-  Dataset sub = ds.subset(1, 3);
+  TensorDataset sub = ds.subset(1, 3);
   CHECK(sub.size() == 2);
   CHECK(sub.images.shape() == Shape{2, 1, 2, 3});
   CHECK(sub.labels.to_vector<int64_t>() == std::vector<int64_t>{0, 9});
@@ -172,7 +172,7 @@ TEST_CASE("data: IDX reader rejects bad files with the path and the problem") {
 
 TEST_CASE("data: real MNIST (skipped when data/mnist is absent)" * doctest::skip(!tape_test::mnist_available())) {
   const std::string dir = tape_test::mnist_dir();
-  Dataset train = load_mnist(dir, "train"), test = load_mnist(dir, "test");
+  TensorDataset train = load_mnist(dir, "train"), test = load_mnist(dir, "test");
   CHECK(train.images.shape() == Shape{60000, 1, 28, 28});
   CHECK(train.labels.shape() == Shape{60000});
   CHECK(test.size() == 10000);
@@ -188,7 +188,7 @@ TEST_CASE("data: real MNIST (skipped when data/mnist is absent)" * doctest::skip
 }
 
 TEST_CASE("data: DataLoader batches, shuffling and epochs") {
-  Dataset ds = numbered(10);
+  TensorDataset ds = numbered(10);
   DataLoader loader(ds, 4, true, 42);
   CHECK(loader.num_batches() == 3);
   CHECK(loader.batch_size() == 4);
@@ -228,7 +228,7 @@ TEST_CASE("data: DataLoader batches, shuffling and epochs") {
   CHECK(plain.num_batches() == 4);
 
   // MNIST-shaped rows keep their trailing dims.
-  DataLoader imgs(Dataset{zeros({5, 1, 2, 2}), tensor(std::vector<int64_t>{0, 1, 2, 3, 4}, {5})}, 2);
+  DataLoader imgs(TensorDataset{zeros({5, 1, 2, 2}), tensor(std::vector<int64_t>{0, 1, 2, 3, 4}, {5})}, 2);
   CHECK((*imgs.begin()).x.shape() == Shape{2, 1, 2, 2});
 
   CHECK_THROWS_WITH_AS(DataLoader(ds, 0), has("batch_size must be positive, got 0"), Error);
@@ -236,7 +236,7 @@ TEST_CASE("data: DataLoader batches, shuffling and epochs") {
 }
 
 TEST_CASE("data: make_moons") {
-  Dataset a = make_moons(101, 0.1f, 7), b = make_moons(101, 0.1f, 7), c = make_moons(101, 0.1f, 8);
+  TensorDataset a = make_moons(101, 0.1f, 7), b = make_moons(101, 0.1f, 7), c = make_moons(101, 0.1f, 8);
   CHECK(a.images.shape() == Shape{101, 2});
   CHECK(a.labels.shape() == Shape{101});
   CHECK(a.labels.dtype() == Dtype::Int64);
@@ -250,7 +250,7 @@ TEST_CASE("data: make_moons") {
   CHECK(!std::is_sorted(y2.begin(), y2.end()));      // shuffled
 
   // Noise-free points lie exactly on their half circles.
-  Dataset clean = make_moons(60, 0.f, 1, 3);
+  TensorDataset clean = make_moons(60, 0.f, 1, 3);
   const auto p = clean.images.to_vector<float>();
   const auto y3 = clean.labels.to_vector<int64_t>();
   for (int k = 0; k < 3; ++k) CHECK(std::count(y3.begin(), y3.end(), k) == 20);
@@ -469,7 +469,7 @@ TEST_CASE("data: plot_curves draws the series, the legend, and checks its input"
 }
 
 TEST_CASE("data: plot_decision_regions") {
-  Dataset moons = make_moons(90, 0.1f, 3, 3);
+  TensorDataset moons = make_moons(90, 0.1f, 3, 3);
   int64_t calls = 0;
   auto classify = [&calls](const std::vector<float>& xy) {  // a fixed rule: by x coordinate
     ++calls;

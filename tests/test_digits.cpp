@@ -238,7 +238,7 @@ TEST_CASE("digits: box_iou and match_boxes") {
 TEST_CASE("digits: generated MNIST pages (skipped when data/mnist is absent)" *
           doctest::skip(!tape_test::mnist_available())) {
   const std::string dir = tape_test::mnist_dir();
-  const Dataset test = load_mnist(dir, "test");
+  const TensorDataset test = load_mnist(dir, "test");
   PageOptions bad;
   bad.polarity = Polarity::Auto;
   CHECK_THROWS_AS(make_digit_page(test, bad), Error);
@@ -385,7 +385,7 @@ TEST_CASE("digits: deskew_digit sets a slanted stroke upright") {
 
 TEST_CASE("digits: handwriting sheets, scanned and photographed (skipped when data/mnist is absent)" *
           doctest::skip(!tape_test::mnist_available())) {
-  const Dataset test = load_mnist(tape_test::mnist_dir(), "test");
+  const TensorDataset test = load_mnist(tape_test::mnist_dir(), "test");
   HandwritingOptions bad;
   bad.min_group = 0;
   CHECK_THROWS_AS(make_handwriting_page(test, bad), Error);
@@ -444,7 +444,7 @@ TEST_CASE("digits: a LeNet-5 trained with augmentation and deskewing reads a han
   fs::remove(ckpt);
   CHECK(model.deskew);  // the checkpoint says how its inputs were prepared
 
-  const Dataset test = load_mnist(tape_test::mnist_dir(), "test");
+  const TensorDataset test = load_mnist(tape_test::mnist_dir(), "test");
   HandwritingOptions opt;
   opt.count = 600;
   opt.width = 1400;

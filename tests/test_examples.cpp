@@ -114,7 +114,7 @@ TEST_CASE("examples: LeNet-5 reads >= 95% of the digits on a generated page" * d
   Run train = run(kBuild + "/examples/mnist_lenet5 --data " + kMnist +
                   " --limit-train 20000 --epochs 2 --batch-size 64 --quiet --save " + d + "/lenet5.ckpt");
   REQUIRE(train.code == 0);
-  data::Dataset test = data::load_mnist(kMnist, "test");
+  data::TensorDataset test = data::load_mnist(kMnist, "test");
   int total = 0, right = 0;
   for (vision::Polarity pol : {vision::Polarity::DarkOnLight, vision::Polarity::LightOnDark}) {
     vision::PageOptions po;

@@ -330,7 +330,7 @@ TEST_CASE("hostile: IDX files — directories, FIFOs, devices and empty sets") {
 }
 
 TEST_CASE("hostile: empty datasets are errors, not NaN") {
-  data::Dataset empty{zeros({0, 1, 28, 28}), Tensor::empty({0}, Dtype::Int64)};
+  data::TensorDataset empty{zeros({0, 1, 28, 28}), Tensor::empty({0}, Dtype::Int64)};
   CHECK(one_line_error([&] { data::DataLoader(empty, 10); }, {"DataLoader", "empty"}));
   auto net = build_model(ModelSpec{});
   CHECK(one_line_error([&] { evaluate(*net, empty); }, {"evaluate", "empty"}));

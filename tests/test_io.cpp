@@ -138,7 +138,7 @@ void train_epoch(nn::Module& m, optim::Optimizer& opt, data::DataLoader& loader)
 TEST_CASE("io: resume exactness — 2 epochs straight == 1 epoch + checkpoint + 1 epoch") {
   TempDir tmp("io");
   const std::string path = tmp / "run.ckpt";
-  const data::Dataset ds = data::make_moons(200, 0.1f, 3);
+  const data::TensorDataset ds = data::make_moons(200, 0.1f, 3);
 
   // Uninterrupted run; the checkpoint is taken after epoch 1.
   manual_seed(1);

@@ -146,7 +146,7 @@ int main(int argc, char** argv) {
     for (const Page& p : pages) check_writable(p.file, "--out");
     check_writable(truth_path, "--truth");
 
-    const Dataset test = load_mnist(data, "test");
+    const TensorDataset test = load_mnist(data, "test");
     for (Page& p : pages) {
       const Image img = sheets ? make_handwriting_page(test, p.sheet, &p.truth) : make_digit_page(test, p.opt, &p.truth);
       p.width = img.width;

@@ -59,7 +59,7 @@ std::vector<int64_t> predict(nn::Module& model, const Tensor& x) {
   return classes;
 }
 
-double accuracy(nn::Module& model, const data::Dataset& ds) {
+double accuracy(nn::Module& model, const data::TensorDataset& ds) {
   NoGradGuard no_grad;
   model.eval();
   Tensor correct = argmax(model(ds.images), 1) == ds.labels;  // Int64 == Int64 → Bool
@@ -71,7 +71,7 @@ double accuracy(nn::Module& model, const data::Dataset& ds) {
 // tutorial: begin inspect
 /// Metrics and data plumbing with tensor ops alone: masks, counts, gathering
 /// rows, joining columns, a Float64 loss — no raw pointers.
-void inspect(nn::Module& model, const data::Dataset& ds) {
+void inspect(nn::Module& model, const data::TensorDataset& ds) {
   NoGradGuard no_grad;
   model.eval();
   Tensor logits = model(ds.images);                // [N, 2] Float32
@@ -133,7 +133,7 @@ Tensor gradient_penalty(nn::Module& model, const Tensor& points) {
 }
 
 /// A few steps that trade some accuracy for a smoother decision function.
-void smooth(nn::Module& model, const data::Dataset& train, const data::Dataset& test) {
+void smooth(nn::Module& model, const data::TensorDataset& train, const data::TensorDataset& test) {
   Tensor x = randn({5, 3}, Dtype::Float64).requires_grad_();  // the custom Function against x·σ(x)
   Tensor g_custom = autograd::grad({Swish::apply(x).sum()}, {x})[0];
   Tensor g_ops = autograd::grad({(x * sigmoid(x)).sum()}, {x})[0];
@@ -165,8 +165,8 @@ int main(int argc, char** argv) {
     // tutorial: end model
 
     // tutorial: begin train
-    data::Dataset train = data::make_moons(1000, 0.15f, /*seed=*/1);
-    data::Dataset test = data::make_moons(500, 0.15f, /*seed=*/2);
+    data::TensorDataset train = data::make_moons(1000, 0.15f, /*seed=*/1);
+    data::TensorDataset test = data::make_moons(500, 0.15f, /*seed=*/2);
     data::DataLoader loader(train, /*batch_size=*/32, /*shuffle=*/true, /*seed=*/0);
     optim::Adam opt(model.parameters(), /*lr=*/0.01);
 

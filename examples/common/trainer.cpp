@@ -57,7 +57,7 @@ void validate(const TrainConfig& c) {
   TAPE_CHECK(c.threads >= 0 && c.threads <= 1024, "--threads must be in [0, 1024], got ", c.threads);
 }
 
-std::pair<double, double> evaluate(nn::Module& model, const data::Dataset& test, int64_t batch_size) {
+std::pair<double, double> evaluate(nn::Module& model, const data::TensorDataset& test, int64_t batch_size) {
   TAPE_CHECK(test.size() > 0, "evaluate: the test set is empty (0 samples)");
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
@@ -285,7 +285,7 @@ class ResumeMerge {
 
 }  // namespace
 
-data::Dataset page_crops(const data::Dataset& train, int64_t n, uint64_t seed, bool quiet) {
+data::TensorDataset page_crops(const data::TensorDataset& train, int64_t n, uint64_t seed, bool quiet) {
   std::vector<float> px;
   std::vector<int64_t> labels;
   for (int page = 0; int64_t(labels.size()) < n && page < 10000; ++page) {
@@ -308,7 +308,7 @@ data::Dataset page_crops(const data::Dataset& train, int64_t n, uint64_t seed, b
     if (!quiet) std::printf("page crops: %zu of %lld\r", labels.size(), (long long)n), std::fflush(stdout);
   }
   const int64_t k = int64_t(labels.size());
-  data::Dataset out{Tensor::empty({k, 1, 28, 28}), Tensor::empty({k}, Dtype::Int64)};
+  data::TensorDataset out{Tensor::empty({k, 1, 28, 28}), Tensor::empty({k}, Dtype::Int64)};
   std::copy(px.begin(), px.end(), out.images.data<float>());
   std::copy(labels.begin(), labels.end(), out.labels.data<int64_t>());
   return out;
@@ -339,14 +339,14 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
     validate(c);
   }
 
-  data::Dataset train = data::load_mnist(c.data_dir, "train");
-  data::Dataset test = data::load_mnist(c.data_dir, "test");
+  data::TensorDataset train = data::load_mnist(c.data_dir, "train");
+  data::TensorDataset test = data::load_mnist(c.data_dir, "test");
   if (c.limit_train > 0 && c.limit_train < train.size()) train = train.subset(0, c.limit_train);
   if (c.page_crops > 0) {
     const auto t0 = std::chrono::steady_clock::now();
-    const data::Dataset crops = page_crops(train, c.page_crops, c.seed, c.quiet);
+    const data::TensorDataset crops = page_crops(train, c.page_crops, c.seed, c.quiet);
     const int64_t n0 = train.size(), n1 = crops.size(), px = 28 * 28;
-    data::Dataset both{Tensor::empty({n0 + n1, 1, 28, 28}), Tensor::empty({n0 + n1}, Dtype::Int64)};
+    data::TensorDataset both{Tensor::empty({n0 + n1, 1, 28, 28}), Tensor::empty({n0 + n1}, Dtype::Int64)};
     const Tensor xi = train.images.contiguous(), yi = train.labels.contiguous();
     std::copy(xi.data<float>(), xi.data<float>() + n0 * px, both.images.data<float>());
     std::copy(crops.images.data<float>(), crops.images.data<float>() + n1 * px, both.images.data<float>() + n0 * px);

@@ -58,7 +58,7 @@ void augment_batch(Tensor& x, Generator& rng);
 /// test split), read by find_digits (no deskewing; the trainer deskews batches), each
 /// found box matched to a true box (IoU >= 0.5) and its crop labelled with the true
 /// digit. Stops at `n` crops. Pages are seeded from `seed`.
-data::Dataset page_crops(const data::Dataset& train, int64_t n, uint64_t seed, bool quiet = true);
+data::TensorDataset page_crops(const data::TensorDataset& train, int64_t n, uint64_t seed, bool quiet = true);
 
 /// Checks the values (one-line tape::Error naming the flag).
 void validate(const TrainConfig& cfg);
@@ -67,6 +67,6 @@ void validate(const TrainConfig& cfg);
 TrainResult train_mnist(const ModelSpec& spec, const TrainConfig& cfg);
 
 /// Test-set loss and accuracy of a model (eval mode, no graph).
-std::pair<double, double> evaluate(nn::Module& model, const data::Dataset& test, int64_t batch_size = 1000);
+std::pair<double, double> evaluate(nn::Module& model, const data::TensorDataset& test, int64_t batch_size = 1000);
 
 }  // namespace tape::examples

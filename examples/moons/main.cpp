@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
     std::cout << "quiz 6  cross_entropy(0, [0, 2, 1]) = "
               << cross_entropy(zeros({3, 3}), demo_labels).item() << " (= ln 3 for uniform predictions)\n";
 
-    data::Dataset ds = data::make_moons(samples, noise, seed, classes);
+    data::TensorDataset ds = data::make_moons(samples, noise, seed, classes);
     manual_seed(seed);
     // Quizzes 2–4: dense layers with He initialisation (nn::Linear's default), a 2-layer net.
     nn::Sequential net{std::make_shared<nn::Linear>(2, hidden), make_activation(activation),

@@ -61,7 +61,7 @@ struct Source {
   int64_t n = 0;
 };
 
-Source checked_source(const Dataset& digits, const char* who) {
+Source checked_source(const TensorDataset& digits, const char* who) {
   TAPE_CHECK(digits.images.defined() && digits.labels.defined(), who, ": the dataset is empty");
   Source src;
   src.n = digits.images.size(0);
@@ -85,7 +85,7 @@ Rect ink_box(const Plane& a) {
 
 }  // namespace
 
-Image make_digit_page(const Dataset& digits, const PageOptions& opt, std::vector<TruthBox>* truth) {
+Image make_digit_page(const TensorDataset& digits, const PageOptions& opt, std::vector<TruthBox>* truth) {
   const Source src = checked_source(digits, "make_digit_page");
   TAPE_CHECK(opt.count > 0, "make_digit_page: count must be positive, got ", opt.count);
   TAPE_CHECK(opt.min_height >= 8 && opt.max_height >= opt.min_height, "make_digit_page: bad height range [",
@@ -253,7 +253,7 @@ int uniform_int(Generator& rng, int lo, int hi) { return lo + int(rng.below(uint
 
 }  // namespace
 
-Image make_handwriting_page(const Dataset& digits, const HandwritingOptions& opt, std::vector<TruthBox>* truth) {
+Image make_handwriting_page(const TensorDataset& digits, const HandwritingOptions& opt, std::vector<TruthBox>* truth) {
   const Source src = checked_source(digits, "make_handwriting_page");
   TAPE_CHECK(opt.count > 0 && opt.count <= 100000, "make_handwriting_page: count must be in [1, 100000], got ",
              opt.count);

@@ -36,7 +36,7 @@ struct TruthBox {
 /// stroke weight (dilation and a soft threshold); dark-on-light pages get a lighting
 /// gradient, light-on-dark pages look like chalk on a board; both get mild noise.
 /// `truth`, when given, receives one TruthBox per digit in placement order.
-Image make_digit_page(const Dataset& digits, const PageOptions& opt = {},
+Image make_digit_page(const TensorDataset& digits, const PageOptions& opt = {},
                       std::vector<TruthBox>* truth = nullptr);
 
 /// How make_handwriting_page() writes and renders a sheet.
@@ -78,7 +78,7 @@ struct HandwritingOptions {
 /// gradient and a soft shadow, lower contrast, more noise and 8×8 JPEG-like
 /// blockiness. RGB. `truth` receives one box per digit (its ink at half alpha,
 /// before blur) in writing order.
-Image make_handwriting_page(const Dataset& digits, const HandwritingOptions& opt = {},
+Image make_handwriting_page(const TensorDataset& digits, const HandwritingOptions& opt = {},
                             std::vector<TruthBox>* truth = nullptr);
 
 /// Intersection over union of two boxes (0 when either is empty).

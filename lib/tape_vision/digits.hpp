@@ -13,7 +13,7 @@
 #include "tape/data/image.hpp"
 
 namespace tape::vision {
-using data::Dataset;
+using data::TensorDataset;
 using data::Image;
 
 /// Side of an MNIST image, and of the box the digit is fitted into.

@@ -25,6 +25,17 @@ Tensor rows_view(const Tensor& t, int64_t begin, int64_t end) {
   return Tensor(std::move(impl));
 }
 
+/// Row `i` of `t` (dim 0) as a view without that dim: [N, ...] → [...] (any strides).
+Tensor row_view(const Tensor& t, int64_t i) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = t.impl()->storage;
+  impl->shape.assign(t.shape().begin() + 1, t.shape().end());
+  impl->strides.assign(t.strides().begin() + 1, t.strides().end());
+  impl->offset = t.impl()->offset + i * t.strides()[0];
+  impl->dtype = t.dtype();
+  return Tensor(std::move(impl));
+}
+
 /// The whole file as bytes: a regular file (a directory, FIFO or device is a
 /// one-line error, and a FIFO is never opened for a blocking read).
 std::string read_file(const char* fn, const std::string& path) {
@@ -108,10 +119,19 @@ Tensor read_labels(const char* fn, const std::string& path) {
 
 }  // namespace
 
-int64_t Dataset::size() const { return images.defined() ? images.size(0) : 0; }
+TensorDataset::TensorDataset(Tensor images_, Tensor labels_) : images(std::move(images_)), labels(std::move(labels_)) {}
 
-Dataset Dataset::subset(int64_t begin, int64_t end) const {
-  TAPE_CHECK(0 <= begin && begin <= end && end <= size(), "Dataset::subset: range [", begin, ", ",
+int64_t TensorDataset::size() const { return images.defined() ? images.size(0) : 0; }
+
+Example TensorDataset::get(int64_t i) const {
+  TAPE_CHECK(0 <= i && i < size(), "TensorDataset::get: index ", i, " is outside [0, ", size(), ")");
+  TAPE_CHECK(labels.defined() && labels.dim() >= 1 && labels.size(0) == size(), "TensorDataset::get: images ",
+             images.shape(), " and labels ", labels.defined() ? labels.shape() : Shape{}, " disagree on the number of samples");
+  return {row_view(images, i), row_view(labels, i)};
+}
+
+TensorDataset TensorDataset::subset(int64_t begin, int64_t end) const {
+  TAPE_CHECK(0 <= begin && begin <= end && end <= size(), "TensorDataset::subset: range [", begin, ", ",
              end, ") is outside the dataset of ", size(), " samples");
   return {rows_view(images, begin, end), rows_view(labels, begin, end)};
 }
@@ -120,14 +140,14 @@ Tensor load_idx_images(const std::string& path) { return read_images("load_idx_i
 
 Tensor load_idx_labels(const std::string& path) { return read_labels("load_idx_labels", path); }
 
-Dataset load_mnist(const std::string& dir, const std::string& split) {
+TensorDataset load_mnist(const std::string& dir, const std::string& split) {
   const char* fn = "load_mnist";
   TAPE_CHECK(split == "train" || split == "test", fn, ": unknown split '", split,
              "' (expected \"train\" or \"test\")");
   const std::string prefix = split == "train" ? "train" : "t10k";
   const std::string images_path = (std::filesystem::path(dir) / (prefix + "-images-idx3-ubyte")).string();
   const std::string labels_path = (std::filesystem::path(dir) / (prefix + "-labels-idx1-ubyte")).string();
-  Dataset ds{read_images(fn, images_path), read_labels(fn, labels_path)};
+  TensorDataset ds{read_images(fn, images_path), read_labels(fn, labels_path)};
   TAPE_CHECK(ds.images.size(0) > 0, fn, ": ", images_path, " holds 0 images; a dataset needs at least one");
   TAPE_CHECK(ds.images.size(0) == ds.labels.size(0), fn, ": ", labels_path, " has ",
              ds.labels.size(0), " labels but ", images_path, " has ", ds.images.size(0), " images");

@@ -10,7 +10,7 @@ namespace tape::data {
 // and lower for odd k, so each moon's tip lies in the hollow of the next one.
 // Moons 0 and 1 are exactly scikit-learn's; with three, the closest two moons
 // (0 and 2) are 0.41 apart, which a small MLP separates at noise 0.1.
-Dataset make_moons(int64_t n, float noise, uint64_t seed, int classes) {
+TensorDataset make_moons(int64_t n, float noise, uint64_t seed, int classes) {
   TAPE_CHECK(n > 0, "make_moons: n must be positive, got ", n);
   TAPE_CHECK(noise >= 0.f && std::isfinite(noise), "make_moons: noise must be >= 0, got ", noise);
   TAPE_CHECK(classes == 2 || classes == 3, "make_moons: classes must be 2 or 3, got ", classes);

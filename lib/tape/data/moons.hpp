@@ -12,6 +12,6 @@ namespace tape::data {
 /// classes = 3 adds a third upper arc centred (2, 1), hooked over the second
 /// moon's right tip. Classes are balanced (sizes differ by at most one).
 /// Deterministic for a given seed.
-Dataset make_moons(int64_t n, float noise, uint64_t seed, int classes = 2);
+TensorDataset make_moons(int64_t n, float noise, uint64_t seed, int classes = 2);
 
 }  // namespace tape::data
