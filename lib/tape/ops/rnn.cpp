@@ -1,1 +1,476 @@
+// Embedding and the recurrent layers (PyTorch semantics).
+//
+// embedding is index_select along the rows (its backward — index_add of g into
+// zeros, repeats accumulating — is gather.cpp's), with the padding row cut out
+// of the gradient by a `where` over the detached output.
+//
+// lstm / gru are recorded tape ops, one layer at a time:
+//   xw = linear(x [T·N, I], W_ih, b)        one GEMM for the whole sequence
+//   steps = unbind(xw [T, N, G·H])          T views, one node (UnbindBackward)
+//   per step: hg = linear(h, W_hh[, b_hh])  a [N, H]×[H, G·H] GEMM
+//             (h', c') = lstm_cell(x_t, hg, c) / h' = gru_cell(x_t, hg, h)
+//   output = stack(h's)
+// so a step records two nodes. The cells fuse the gate arithmetic (sum, the
+// activations, the state update) into one kernel and one node; under
+// create_graph their backward is written with public ops, so gradients of
+// gradients work, and Float64 gradcheck covers every weight.
+//
+// Note: the steps are views of xw taken by one multi-output node, not narrow():
+// narrow's backward scatters each step's gradient into zeros of xw's full shape,
+// which is O(T²) over a sequence; UnbindBackward writes each step's gradient
+// into its slot of one [T, N, G·H] buffer.
 #include "tape/ops/rnn.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "tape/backend/eltwise.hpp"
+#include "tape/ops/op_util.hpp"
+
+namespace tape {
+using namespace detail;
+
+namespace {
+
+// --- activations over a flat buffer: oneDNN's JIT eltwise for Float32 (libm per
+// element would cost more than the step's GEMM), std:: for Float64
+template <class T>
+T sigma(T x) {
+  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);
+  return e / (T(1) + e);
+}
+template <class T>
+void sigmoid_inplace(T* p, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) backend::eltwise_forward(backend::Eltwise::Logistic, 0.f, p, p, n);
+  else
+    for (int64_t i = 0; i < n; ++i) p[i] = sigma(p[i]);
+}
+template <class T>
+void tanh_inplace(T* p, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) backend::eltwise_forward(backend::Eltwise::Tanh, 0.f, p, p, n);
+  else
+    for (int64_t i = 0; i < n; ++i) p[i] = std::tanh(p[i]);
+}
+
+/// Undefined gradients (a step or an output no gradient reached) read as zeros.
+Tensor or_zeros(const Tensor& g, const Shape& shape, Dtype dtype) { return g.defined() ? g : zeros(shape, dtype); }
+
+// --- unbind: T views of x [T, ...] along dim 0 ---------------------------------
+
+// Forward: y_t = x[t] for every t (views, one node)   Backward: dx = stack(g_t) (zeros where none arrived)
+struct UnbindBackward final : Node {
+  Shape in_shape;
+  Dtype dtype = Dtype::Float32;
+  const char* name() const override { return "UnbindBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    std::vector<Tensor> gs{g};
+    return apply_all(gs);
+  }
+  std::vector<Tensor> apply_all(std::vector<Tensor>& gs) override {
+    const Shape step(in_shape.begin() + 1, in_shape.end());
+    bool graph = false;
+    for (const Tensor& g : gs) graph = graph || (g.defined() && any_requires_grad({&g}));
+    if (graph) {  // create_graph: recorded
+      std::vector<Tensor> parts;
+      for (const Tensor& g : gs) parts.push_back(or_zeros(g, step, dtype));
+      return {stack(parts, 0)};
+    }
+    Tensor dx = Tensor::empty(in_shape, dtype);
+    const int64_t n = shape_numel(step);
+    visit_float(dtype, name(), [&]<class T>() {
+      T* pd = dx.data<T>();
+      for (size_t t = 0; t < gs.size(); ++t) {
+        if (!gs[t].defined()) {
+          std::fill(pd + int64_t(t) * n, pd + int64_t(t + 1) * n, T(0));
+          continue;
+        }
+        const Tensor g = contig(gs[t]);
+        std::memcpy(pd + int64_t(t) * n, g.data<T>(), size_t(n) * sizeof(T));
+      }
+    });
+    return {dx};
+  }
+};
+
+/// x [T, ...] as T views x[0], x[1], ... recorded by one UnbindBackward.
+std::vector<Tensor> unbind_steps(const Tensor& x_in) {
+  const Tensor x = x_in.is_contiguous() ? x_in : x_in.contiguous();  // recorded when it copies
+  const Shape step(x.shape().begin() + 1, x.shape().end());
+  const Shape step_strides(x.strides().begin() + 1, x.strides().end());
+  const int64_t T = x.size(0), n = shape_numel(step);
+  std::vector<Tensor> out;
+  out.reserve(size_t(T));
+  for (int64_t t = 0; t < T; ++t) out.push_back(make_view(x, step, step_strides, x.impl()->offset + t * n));
+  if (T > 0 && any_requires_grad({&x})) {
+    auto node = std::make_shared<UnbindBackward>();
+    node->in_shape = x.shape();
+    node->dtype = x.dtype();
+    record(out[0], node, {&x});
+    for (int64_t t = 1; t < T; ++t) out[size_t(t)].set_grad_fn(node, node->add_output(out[size_t(t)]));
+  }
+  return out;
+}
+
+// --- the LSTM cell's gate arithmetic ---------------------------------------------
+
+// Forward: a = xg + hg = (a_i, a_f, a_g, a_o); i, f, o = σ(a_i, a_f, a_o), g = tanh(a_g);
+//   c' = f·c + i·g, h' = o·tanh(c')
+// Backward: dc' = g_c' + g_h'·o·(1 − tanh²c'); dxg = dhg = (dc'·g·i(1 − i), dc'·c·f(1 − f),
+//   dc'·i·(1 − g²), g_h'·tanh c'·o(1 − o)); dc = dc'·f
+struct LstmCellBackward final : SavingNode<5> {  // saved: xg, hg, c, act = (i, f, g, o), tanh(c')
+  int64_t H = 0;
+  const char* name() const override { return "LstmCellBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    std::vector<Tensor> gs{g, Tensor()};
+    return apply_all(gs);
+  }
+  std::vector<Tensor> apply_all(std::vector<Tensor>& gs) override {
+    const Tensor gh = gs[0], gc = gs.size() > 1 ? gs[1] : Tensor();
+    const Tensor xg = saved(0), hg = saved(1), c = saved(2);
+    if (any_requires_grad({&gh, &gc, &xg, &hg, &c})) return composite(gh, gc, xg, hg, c);
+    const Tensor act = saved(3), tc = saved(4);
+    const int64_t N = c.size(0);
+    Tensor da = Tensor::empty({N, 4 * H}, c.dtype()), dc = Tensor::empty({N, H}, c.dtype());
+    const Tensor ghc = gh.defined() ? contig(gh) : Tensor(), gcc = gc.defined() ? contig(gc) : Tensor();
+    const Tensor cc = contig(c);
+    visit_float(c.dtype(), name(), [&]<class T>() {
+      const T* pa = act.data<T>();
+      const T* pt = tc.data<T>();
+      const T* pc = cc.data<T>();
+      const T* pgh = ghc.defined() ? ghc.data<T>() : nullptr;
+      const T* pgc = gcc.defined() ? gcc.data<T>() : nullptr;
+      T* pda = da.data<T>();
+      T* pdc = dc.data<T>();
+      const int64_t H_ = H;
+      parallel_for(
+          N,
+          [&](int64_t n) {
+            const T* a = pa + n * 4 * H_;
+            T* d = pda + n * 4 * H_;
+            for (int64_t j = 0; j < H_; ++j) {
+              const int64_t k = n * H_ + j;
+              const T i = a[j], f = a[H_ + j], g = a[2 * H_ + j], o = a[3 * H_ + j], t = pt[k];
+              const T dh = pgh ? pgh[k] : T(0);
+              const T dc1 = (pgc ? pgc[k] : T(0)) + dh * o * (T(1) - t * t);
+              d[j] = dc1 * g * i * (T(1) - i);
+              d[H_ + j] = dc1 * pc[k] * f * (T(1) - f);
+              d[2 * H_ + j] = dc1 * i * (T(1) - g * g);
+              d[3 * H_ + j] = dh * t * o * (T(1) - o);
+              pdc[k] = dc1 * f;
+            }
+          },
+          4 * H_);
+    });
+    return {da, da, dc};
+  }
+
+ private:
+  /// The same formula with public ops (create_graph), the activations recomputed from the inputs.
+  std::vector<Tensor> composite(const Tensor& gh_in, const Tensor& gc_in, const Tensor& xg, const Tensor& hg,
+                                const Tensor& c) const {
+    const Tensor a = add(xg, hg);
+    const Tensor i = sigmoid(narrow(a, 1, 0, H)), f = sigmoid(narrow(a, 1, H, H)), g = tanh(narrow(a, 1, 2 * H, H)),
+                 o = sigmoid(narrow(a, 1, 3 * H, H));
+    const Tensor t = tanh(f * c + i * g);
+    const Tensor gh = or_zeros(gh_in, c.shape(), c.dtype()), gc = or_zeros(gc_in, c.shape(), c.dtype());
+    const Tensor dc1 = gc + gh * o * (1.0 - t * t);
+    const Tensor da = cat({dc1 * g * i * (1.0 - i), dc1 * c * f * (1.0 - f), dc1 * i * (1.0 - g * g),
+                           gh * t * o * (1.0 - o)},
+                          1);
+    return {da, da, dc1 * f};
+  }
+};
+
+/// (h', c') of one LSTM step from the input projection xg [N, 4H], the hidden
+/// projection hg [N, 4H] and the cell state c [N, H] (one node, two outputs).
+std::pair<Tensor, Tensor> lstm_cell(const Tensor& xg_in, const Tensor& hg_in, const Tensor& c_in) {
+  const Tensor xg = contig(xg_in), hg = contig(hg_in), c = contig(c_in);
+  const int64_t N = c.size(0), H = c.size(1);
+  const Dtype dt = c.dtype();
+  Tensor act = Tensor::empty({N, 4 * H}, dt), tc = Tensor::empty({N, H}, dt), h1 = Tensor::empty({N, H}, dt),
+         c1 = Tensor::empty({N, H}, dt);
+  visit_float(dt, "lstm", [&]<class T>() {
+    const T* px = xg.data<T>();
+    const T* ph = hg.data<T>();
+    const T* pc = c.data<T>();
+    T* pa = act.data<T>();
+    T* pt = tc.data<T>();
+    T* ph1 = h1.data<T>();
+    T* pc1 = c1.data<T>();
+    const int64_t n4 = N * 4 * H;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t q = 0; q < 4; ++q) {
+        const int64_t base = n * 4 * H + q * H;
+        if constexpr (std::is_same_v<T, float>) {  // tanh(a) = 2σ(2a) − 1: one logistic pass over all four gates
+          const float s = q == 2 ? 2.f : 1.f;
+          for (int64_t j = 0; j < H; ++j) pa[base + j] = (px[base + j] + ph[base + j]) * s;
+        } else {
+          for (int64_t j = 0; j < H; ++j) {
+            const T a = px[base + j] + ph[base + j];
+            pa[base + j] = q == 2 ? std::tanh(a) : sigma(a);
+          }
+        }
+      }
+    if constexpr (std::is_same_v<T, float>) sigmoid_inplace(pa, n4);
+    for (int64_t n = 0; n < N; ++n) {
+      T* a = pa + n * 4 * H;
+      for (int64_t j = 0; j < H; ++j) {
+        if constexpr (std::is_same_v<T, float>) a[2 * H + j] = 2.f * a[2 * H + j] - 1.f;
+        const int64_t k = n * H + j;
+        pc1[k] = a[H + j] * pc[k] + a[j] * a[2 * H + j];
+      }
+    }
+    std::memcpy(pt, pc1, size_t(N * H) * sizeof(T));
+    tanh_inplace(pt, N * H);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < H; ++j) ph1[n * H + j] = pa[n * 4 * H + 3 * H + j] * pt[n * H + j];
+  });
+  if (any_requires_grad({&xg_in, &hg_in, &c_in})) {
+    auto node = std::make_shared<LstmCellBackward>();
+    node->H = H;
+    node->save(0, xg_in);
+    node->save(1, hg_in);
+    node->save(2, c_in);
+    node->save(3, act);
+    node->save(4, tc);
+    record(h1, node, {&xg_in, &hg_in, &c_in});
+    c1.set_grad_fn(node, node->add_output(c1));
+  }
+  return {h1, c1};
+}
+
+// --- the GRU cell's gate arithmetic ----------------------------------------------
+
+// Forward: xg = W_ih x + b_ih = (x_r, x_z, x_n), hg = W_hh h + b_hh = (h_r, h_z, h_n);
+//   r = σ(x_r + h_r), z = σ(x_z + h_z), n = tanh(x_n + r·h_n), h' = (1 − z)·n + z·h
+// Backward: da_n = g·(1 − z)·(1 − n²), da_r = da_n·h_n·r(1 − r), da_z = g·(h − n)·z(1 − z);
+//   dxg = (da_r, da_z, da_n), dhg = (da_r, da_z, da_n·r), dh = g·z
+struct GruCellBackward final : SavingNode<5> {  // saved: xg, hg, h, (r, z), n
+  int64_t H = 0;
+  const char* name() const override { return "GruCellBackward"; }
+  std::vector<Tensor> apply(const Tensor& g_in) override {
+    const Tensor xg = saved(0), hg = saved(1), h = saved(2);
+    if (any_requires_grad({&g_in, &xg, &hg, &h})) {  // create_graph: recorded, activations recomputed
+      const Tensor a = narrow(xg, 1, 0, 2 * H) + narrow(hg, 1, 0, 2 * H);
+      const Tensor r = sigmoid(narrow(a, 1, 0, H)), z = sigmoid(narrow(a, 1, H, H)), hn = narrow(hg, 1, 2 * H, H);
+      const Tensor n = tanh(narrow(xg, 1, 2 * H, H) + r * hn);
+      const Tensor dan = g_in * (1.0 - z) * (1.0 - n * n), dar = dan * hn * r * (1.0 - r),
+                   daz = g_in * (h - n) * z * (1.0 - z);
+      return {cat({dar, daz, dan}, 1), cat({dar, daz, dan * r}, 1), g_in * z};
+    }
+    const Tensor rz = saved(3), nn = saved(4);
+    const int64_t N = h.size(0);
+    const Dtype dt = h.dtype();
+    Tensor dxg = Tensor::empty({N, 3 * H}, dt), dhg = Tensor::empty({N, 3 * H}, dt), dh = Tensor::empty({N, H}, dt);
+    const Tensor g = contig(g_in), hgc = contig(hg), hc = contig(h);
+    visit_float(dt, name(), [&]<class T>() {
+      const T* pg = g.data<T>();
+      const T* prz = rz.data<T>();
+      const T* pn = nn.data<T>();
+      const T* phg = hgc.data<T>();
+      const T* ph = hc.data<T>();
+      T* px = dxg.data<T>();
+      T* pq = dhg.data<T>();
+      T* pd = dh.data<T>();
+      const int64_t H_ = H;
+      parallel_for(
+          N,
+          [&](int64_t b) {
+            for (int64_t j = 0; j < H_; ++j) {
+              const int64_t k = b * H_ + j;
+              const T r = prz[b * 2 * H_ + j], z = prz[b * 2 * H_ + H_ + j], n = pn[k], gv = pg[k];
+              const T dan = gv * (T(1) - z) * (T(1) - n * n);
+              const T dar = dan * phg[b * 3 * H_ + 2 * H_ + j] * r * (T(1) - r);
+              const T daz = gv * (ph[k] - n) * z * (T(1) - z);
+              T* x = px + b * 3 * H_;
+              T* q = pq + b * 3 * H_;
+              x[j] = q[j] = dar;
+              x[H_ + j] = q[H_ + j] = daz;
+              x[2 * H_ + j] = dan;
+              q[2 * H_ + j] = dan * r;
+              pd[k] = gv * z;
+            }
+          },
+          3 * H_);
+    });
+    return {dxg, dhg, dh};
+  }
+};
+
+/// h' of one GRU step from xg [N, 3H] (with b_ih), hg [N, 3H] (with b_hh) and h [N, H].
+Tensor gru_cell(const Tensor& xg_in, const Tensor& hg_in, const Tensor& h_in) {
+  const Tensor xg = contig(xg_in), hg = contig(hg_in), h = contig(h_in);
+  const int64_t N = h.size(0), H = h.size(1);
+  const Dtype dt = h.dtype();
+  Tensor rz = Tensor::empty({N, 2 * H}, dt), nn = Tensor::empty({N, H}, dt), h1 = Tensor::empty({N, H}, dt);
+  visit_float(dt, "gru", [&]<class T>() {
+    const T* px = xg.data<T>();
+    const T* pq = hg.data<T>();
+    const T* ph = h.data<T>();
+    T* prz = rz.data<T>();
+    T* pn = nn.data<T>();
+    T* ph1 = h1.data<T>();
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t j = 0; j < 2 * H; ++j) prz[b * 2 * H + j] = px[b * 3 * H + j] + pq[b * 3 * H + j];
+    sigmoid_inplace(prz, N * 2 * H);
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t j = 0; j < H; ++j)
+        pn[b * H + j] = px[b * 3 * H + 2 * H + j] + prz[b * 2 * H + j] * pq[b * 3 * H + 2 * H + j];
+    tanh_inplace(pn, N * H);
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t j = 0; j < H; ++j) {
+        const int64_t k = b * H + j;
+        const T z = prz[b * 2 * H + H + j];
+        ph1[k] = (T(1) - z) * pn[k] + z * ph[k];
+      }
+  });
+  if (any_requires_grad({&xg_in, &hg_in, &h_in})) {
+    auto node = std::make_shared<GruCellBackward>();
+    node->H = H;
+    node->save(0, xg_in);
+    node->save(1, hg_in);
+    node->save(2, h_in);
+    node->save(3, rz);
+    node->save(4, nn);
+    record(h1, node, {&xg_in, &hg_in, &h_in});
+  }
+  return h1;
+}
+
+// --- the layer loops ---------------------------------------------------------------
+
+/// Checks x, the layers' weights and an initial state of `state_name`; returns H.
+int64_t check_rnn(const char* op, int64_t gates, const Tensor& x, const std::vector<RNNLayerWeights>& layers,
+                  std::initializer_list<std::pair<const char*, const Tensor*>> states) {
+  TAPE_CHECK(x.defined(), op, ": input is an undefined tensor");
+  TAPE_CHECK(x.dtype() == Dtype::Float32 || x.dtype() == Dtype::Float64, op,
+             ": input must be Float32 or Float64, got ", dtype_name(x.dtype()), " tensor of shape ", x.shape());
+  TAPE_CHECK(x.dim() == 3, op, ": expected input [T, N, I] (3-D, sequence first), got shape ", x.shape());
+  TAPE_CHECK(x.size(0) > 0, op, ": the sequence is empty (T = 0), got input shape ", x.shape());
+  TAPE_CHECK(!layers.empty(), op, ": no layers given");
+  TAPE_CHECK(layers[0].w_hh.defined() && layers[0].w_hh.dim() == 2, op, ": weight_hh_l0 must be [", gates,
+             "·H, H]");
+  const int64_t H = layers[0].w_hh.size(1), L = int64_t(layers.size()), N = x.size(1);
+  for (int64_t l = 0; l < L; ++l) {
+    const RNNLayerWeights& w = layers[size_t(l)];
+    const int64_t in = l == 0 ? x.size(2) : H;
+    TAPE_CHECK(w.w_ih.defined() && w.w_ih.dim() == 2 && w.w_ih.size(0) == gates * H && w.w_ih.size(1) == in, op,
+               ": weight_ih_l", l, " must be [", gates * H, ", ", in, "] for input [T, N, ", x.size(2),
+               "] and hidden size ", H, ", got ", w.w_ih.defined() ? w.w_ih.shape() : Shape{});
+    TAPE_CHECK(w.w_hh.defined() && w.w_hh.dim() == 2 && w.w_hh.size(0) == gates * H && w.w_hh.size(1) == H, op,
+               ": weight_hh_l", l, " must be [", gates * H, ", ", H, "], got ",
+               w.w_hh.defined() ? w.w_hh.shape() : Shape{});
+    TAPE_CHECK(w.b_ih.defined() == w.b_hh.defined(), op, ": layer ", l, " has only one of bias_ih and bias_hh");
+    for (const Tensor* b : {&w.b_ih, &w.b_hh})
+      TAPE_CHECK(!b->defined() || (b->dim() == 1 && b->size(0) == gates * H), op, ": the biases of layer ", l,
+                 " must be [", gates * H, "], got ", b->defined() ? b->shape() : Shape{});
+    for (const Tensor* t : {&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh})
+      TAPE_CHECK(!t->defined() || t->dtype() == x.dtype(), op, ": layer ", l, " has a ", dtype_name(t->dtype()),
+                 " weight but the input is ", dtype_name(x.dtype()), " (convert one with .to(dtype))");
+  }
+  for (const auto& [name, s] : states) {
+    if (!s->defined()) continue;
+    TAPE_CHECK(s->shape() == Shape({L, N, H}), op, ": expected ", name, " of shape [", L, ", ", N, ", ", H,
+               "] (num_layers, batch, hidden_size) for input ", x.shape(), ", got ", s->shape());
+    TAPE_CHECK(s->dtype() == x.dtype(), op, ": ", name, " is ", dtype_name(s->dtype()), " but the input is ",
+               dtype_name(x.dtype()));
+  }
+  return H;
+}
+
+/// The next layer's input: dropout between layers in training mode.
+Tensor between_layers(const Tensor& y, size_t l, size_t layers, double p, bool training) {
+  if (l + 1 == layers || p <= 0.0 || !training) return y;
+  return tape::dropout(y, float(p), true);
+}
+
+}  // namespace
+
+// Forward: y[p, :] = weight[indices[p], :]
+// Backward: dweight[r] = Σ g[p] over the positions p with indices[p] = r (none for r = padding_idx)
+Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx) {
+  TAPE_CHECK(weight.defined() && weight.dim() == 2, "embedding: weight must be [num_embeddings, embedding_dim], got ",
+             weight.defined() ? weight.shape() : Shape{});
+  TAPE_CHECK(indices.defined(), "embedding: indices is an undefined tensor");
+  TAPE_CHECK(indices.dtype() == Dtype::Int64, "embedding: indices must be Int64, got ", dtype_name(indices.dtype()),
+             " tensor of shape ", indices.shape());
+  const int64_t num = weight.size(0);
+  TAPE_CHECK(padding_idx == -1 || (padding_idx >= 0 && padding_idx < num), "embedding: padding_idx ", padding_idx,
+             " is out of range for num_embeddings ", num, " (-1: none)");
+  const Tensor flat = reshape(contig(indices), {-1});
+  const int64_t* pi = flat.data<int64_t>();
+  for (int64_t k = 0; k < flat.numel(); ++k) {
+    if (pi[k] >= 0 && pi[k] < num) continue;
+    Shape pos(indices.shape().size());  // k's coordinates in indices
+    for (int64_t d = indices.dim() - 1, r = k; d >= 0; --d) {
+      pos[size_t(d)] = r % indices.size(d);
+      r /= indices.size(d);
+    }
+    TAPE_CHECK(false, "embedding: index ", pi[k], " at position ", pos, " of indices ", indices.shape(),
+               " is out of range for num_embeddings ", num);
+  }
+  Tensor y = index_select(weight, 0, flat);
+  if (padding_idx >= 0 && any_requires_grad({&weight}))  // the padding row's value, without its gradient
+    y = where(unsqueeze(eq(flat, double(padding_idx)), 1), y.detach(), y);
+  Shape shape = indices.shape();
+  shape.push_back(weight.size(1));
+  return reshape(y, shape);
+}
+
+// Forward: per layer, xw = linear(x, W_ih, b_ih + b_hh) for all steps, then per step
+//   (h, c) = lstm_cell(xw[t], linear(h, W_hh), c); output = the last layer's h at every step
+// Backward: through LinearBackward, UnbindBackward and LstmCellBackward
+LSTMOutput lstm(const Tensor& x, const Tensor& h0, const Tensor& c0, const std::vector<RNNLayerWeights>& layers,
+                double dropout, bool training) {
+  const int64_t H = check_rnn("lstm", 4, x, layers, {{"h0", &h0}, {"c0", &c0}});
+  const int64_t T = x.size(0), N = x.size(1);
+  Tensor in = x;
+  std::vector<Tensor> hn, cn;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const RNNLayerWeights& w = layers[l];
+    const Tensor bias = w.b_ih.defined() ? add(w.b_ih, w.b_hh) : Tensor();
+    const Tensor xw = linear(reshape(in, {T * N, in.size(2)}), w.w_ih, bias);
+    const std::vector<Tensor> steps = unbind_steps(reshape(xw, {T, N, 4 * H}));
+    Tensor h = h0.defined() ? select(h0, 0, int64_t(l)) : zeros({N, H}, x.dtype());
+    Tensor c = c0.defined() ? select(c0, 0, int64_t(l)) : zeros({N, H}, x.dtype());
+    std::vector<Tensor> hs;
+    hs.reserve(size_t(T));
+    for (int64_t t = 0; t < T; ++t) {
+      std::tie(h, c) = lstm_cell(steps[size_t(t)], linear(h, w.w_hh), c);
+      hs.push_back(h);
+    }
+    hn.push_back(h);
+    cn.push_back(c);
+    in = between_layers(stack(hs, 0), l, layers.size(), dropout, training);
+  }
+  return {in, stack(hn, 0), stack(cn, 0)};
+}
+
+// Forward: per layer, xw = linear(x, W_ih, b_ih) for all steps, then per step
+//   h = gru_cell(xw[t], linear(h, W_hh, b_hh), h); output = the last layer's h at every step
+// Backward: through LinearBackward, UnbindBackward and GruCellBackward
+GRUOutput gru(const Tensor& x, const Tensor& h0, const std::vector<RNNLayerWeights>& layers, double dropout,
+              bool training) {
+  const int64_t H = check_rnn("gru", 3, x, layers, {{"h0", &h0}});
+  const int64_t T = x.size(0), N = x.size(1);
+  Tensor in = x;
+  std::vector<Tensor> hn;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const RNNLayerWeights& w = layers[l];
+    const Tensor xw = linear(reshape(in, {T * N, in.size(2)}), w.w_ih, w.b_ih);
+    const std::vector<Tensor> steps = unbind_steps(reshape(xw, {T, N, 3 * H}));
+    Tensor h = h0.defined() ? select(h0, 0, int64_t(l)) : zeros({N, H}, x.dtype());
+    std::vector<Tensor> hs;
+    hs.reserve(size_t(T));
+    for (int64_t t = 0; t < T; ++t) {
+      h = gru_cell(steps[size_t(t)], linear(h, w.w_hh, w.b_hh), h);
+      hs.push_back(h);
+    }
+    hn.push_back(h);
+    in = between_layers(stack(hs, 0), l, layers.size(), dropout, training);
+  }
+  return {in, stack(hn, 0)};
+}
+
+}  // namespace tape
