@@ -226,7 +226,7 @@ TEST_CASE("nn: operator<< prints the module tree") {
         "  )\n"
         ")");
   CHECK(nn::Conv2d(nn::Conv2dOptions(1, 6, 5).padding(2)).repr() ==
-        "Conv2d(in_channels=1, out_channels=6, kernel_size=5, stride=1, padding=2, bias=true)");
+        "Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))");  // as PyTorch prints it
   CHECK(nn::MaxPool2d(2).repr() == "MaxPool2d(kernel_size=2, stride=2)");
   CHECK(nn::Flatten().repr() == "Flatten(start_dim=1)");
 }
@@ -354,10 +354,10 @@ TEST_CASE("nn: errors name the layer and the value") {
   CHECK_THROWS_WITH_AS(nn::Conv2d(0, 6, 3),
                        "Conv2d: in_channels and out_channels must be > 0, got in_channels=0, out_channels=6", Error);
   CHECK_THROWS_WITH_AS(nn::Conv2d(3, 6, 5)(ones({1, 1, 28, 28})),
-                       "Conv2d(in_channels=3, out_channels=6, kernel_size=5): expected input [N, 3, H, W], got [1, 1, 28, 28]",
+                       "Conv2d(3, 6, kernel_size=(5, 5), stride=(1, 1)): expected input [N, 3, H, W], got [1, 1, 28, 28]",
                        Error);
   CHECK_THROWS_WITH_AS(nn::Conv2d(1, 6, 5)(ones({1, 1, 4, 4})),
-                       "Conv2d(in_channels=1, out_channels=6, kernel_size=5): input [1, 1, 4, 4] with padding 0 is "
+                       "Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1)): input [1, 1, 4, 4] with padding 0 is "
                        "smaller than the kernel",
                        Error);
   CHECK_THROWS_WITH_AS(nn::MaxPool2d(0), "MaxPool2d: kernel_size must be > 0, got 0", Error);

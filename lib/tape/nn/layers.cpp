@@ -51,45 +51,115 @@ std::string Linear::extra_repr() const {
 
 // --- Conv2d ---------------------------------------------------------------------
 
-Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride, int64_t padding,
+/// "3" for (3, 3), "(3, 5)" otherwise (messages).
+static std::string brief(IntPair p) { return p.h == p.w ? std::to_string(p.h) : p.str(); }
+
+/// The constructor checks shared by Conv2d and ConvTranspose2d (PyTorch's rules).
+static void check_conv_options(const char* layer, int64_t in, int64_t out, IntPair k, IntPair stride, IntPair padding,
+                               IntPair dilation, int64_t groups) {
+  TAPE_CHECK(in > 0 && out > 0, layer, ": in_channels and out_channels must be > 0, got in_channels=", in,
+             ", out_channels=", out);
+  TAPE_CHECK(k.h > 0 && k.w > 0, layer, ": kernel_size must be > 0, got ", brief(k));
+  TAPE_CHECK(stride.h > 0 && stride.w > 0, layer, ": stride must be > 0, got ", brief(stride));
+  TAPE_CHECK(padding.h >= 0 && padding.w >= 0, layer, ": padding must be >= 0, got ", brief(padding));
+  TAPE_CHECK(dilation.h > 0 && dilation.w > 0, layer, ": dilation must be > 0, got ", brief(dilation));
+  TAPE_CHECK(groups > 0, layer, ": groups must be > 0, got ", groups);
+  TAPE_CHECK(in % groups == 0, layer, ": in_channels must be divisible by groups, got in_channels=", in,
+             ", groups=", groups);
+  TAPE_CHECK(out % groups == 0, layer, ": out_channels must be divisible by groups, got out_channels=", out,
+             ", groups=", groups);
+}
+
+/// PyTorch's _ConvNd.extra_repr: padding, dilation, output_padding and groups only
+/// when not the default, "bias=False" when there is none.
+static std::string conv_repr(int64_t in, int64_t out, IntPair k, IntPair stride, IntPair padding, IntPair dilation,
+                             IntPair output_padding, int64_t groups, bool bias) {
+  std::string s = str_cat(in, ", ", out, ", kernel_size=", k.str(), ", stride=", stride.str());
+  if (padding != IntPair(0)) s += ", padding=" + padding.str();
+  if (dilation != IntPair(1)) s += ", dilation=" + dilation.str();
+  if (output_padding != IntPair(0)) s += ", output_padding=" + output_padding.str();
+  if (groups != 1) s += str_cat(", groups=", groups);
+  if (!bias) s += ", bias=False";
+  return s;
+}
+
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, IntPair kernel_size, IntPair stride, IntPair padding,
                bool bias)
     : Conv2d(Conv2dOptions(in_channels, out_channels, kernel_size).stride(stride).padding(padding).bias(bias)) {}
 
 Conv2d::Conv2d(const Conv2dOptions& o) : options(o) {
-  TAPE_CHECK(o.in_channels() > 0 && o.out_channels() > 0,
-             "Conv2d: in_channels and out_channels must be > 0, got in_channels=", o.in_channels(),
-             ", out_channels=", o.out_channels());
-  TAPE_CHECK(o.kernel_size() > 0, "Conv2d: kernel_size must be > 0, got ", o.kernel_size());
-  TAPE_CHECK(o.stride() > 0, "Conv2d: stride must be > 0, got ", o.stride());
-  TAPE_CHECK(o.padding() >= 0, "Conv2d: padding must be >= 0, got ", o.padding());
-  const int64_t k = o.kernel_size();
-  weight = register_parameter("weight", Tensor::empty({o.out_channels(), o.in_channels(), k, k}));
+  check_conv_options("Conv2d", o.in_channels(), o.out_channels(), o.kernel_size(), o.stride(), o.padding(),
+                     o.dilation(), o.groups());
+  const IntPair k = o.kernel_size();
+  weight = register_parameter("weight", Tensor::empty({o.out_channels(), o.in_channels() / o.groups(), k.h, k.w}));
   if (o.bias()) bias = register_parameter("bias", Tensor::empty({o.out_channels()}));
   reset_parameters();
 }
 
 void Conv2d::reset_parameters() {
-  const int64_t k = options.kernel_size();
-  init::kaiming_normal_(weight, options.in_channels() * k * k);
+  const IntPair k = options.kernel_size();
+  init::kaiming_normal_(weight, options.in_channels() / options.groups() * k.h * k.w);
   if (bias.defined()) init::zeros_(bias);
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
   const auto& o = options;
-  const int64_t k = o.kernel_size(), p = o.padding();
-  TAPE_CHECK(x.dim() == 4 && x.size(1) == o.in_channels(), "Conv2d(in_channels=", o.in_channels(),
-             ", out_channels=", o.out_channels(), ", kernel_size=", k, "): expected input [N, ", o.in_channels(),
-             ", H, W], got ", x.shape());
-  TAPE_CHECK(x.size(2) + 2 * p >= k && x.size(3) + 2 * p >= k, "Conv2d(in_channels=", o.in_channels(),
-             ", out_channels=", o.out_channels(), ", kernel_size=", k, "): input ", x.shape(), " with padding ", p,
-             " is smaller than the kernel");
-  return conv2d(x, weight, bias, o.stride(), p);
+  const IntPair k = o.kernel_size(), p = o.padding(), d = o.dilation();
+  TAPE_CHECK(x.dim() == 4 && x.size(1) == o.in_channels(), "Conv2d(", extra_repr(), "): expected input [N, ",
+             o.in_channels(), ", H, W], got ", x.shape());
+  TAPE_CHECK(x.size(2) + 2 * p.h >= d.h * (k.h - 1) + 1 && x.size(3) + 2 * p.w >= d.w * (k.w - 1) + 1, "Conv2d(",
+             extra_repr(), "): input ", x.shape(), " with padding ", brief(p), " is smaller than the kernel");
+  return conv2d(x, weight, bias, o.stride(), p, d, o.groups());
 }
 
 std::string Conv2d::extra_repr() const {
   const auto& o = options;
-  return str_cat("in_channels=", o.in_channels(), ", out_channels=", o.out_channels(), ", kernel_size=", o.kernel_size(),
-             ", stride=", o.stride(), ", padding=", o.padding(), ", bias=", bool_str(o.bias()));
+  return conv_repr(o.in_channels(), o.out_channels(), o.kernel_size(), o.stride(), o.padding(), o.dilation(), 0,
+                   o.groups(), o.bias());
+}
+
+// --- ConvTranspose2d ------------------------------------------------------------
+
+ConvTranspose2d::ConvTranspose2d(int64_t in_channels, int64_t out_channels, IntPair kernel_size, IntPair stride,
+                                 IntPair padding)
+    : ConvTranspose2d(ConvTranspose2dOptions(in_channels, out_channels, kernel_size).stride(stride).padding(padding)) {}
+
+ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o) : options(o) {
+  check_conv_options("ConvTranspose2d", o.in_channels(), o.out_channels(), o.kernel_size(), o.stride(), o.padding(),
+                     o.dilation(), o.groups());
+  const IntPair op = o.output_padding(), st = o.stride(), d = o.dilation();
+  TAPE_CHECK(op.h >= 0 && op.w >= 0 && (op.h < st.h || op.h < d.h) && (op.w < st.w || op.w < d.w),
+             "ConvTranspose2d: output_padding ", brief(op), " must be >= 0 and smaller than either stride ",
+             brief(st), " or dilation ", brief(d));
+  const IntPair k = o.kernel_size();
+  weight = register_parameter("weight", Tensor::empty({o.in_channels(), o.out_channels() / o.groups(), k.h, k.w}));
+  if (o.bias()) bias = register_parameter("bias", Tensor::empty({o.out_channels()}));
+  reset_parameters();
+}
+
+// Note: PyTorch's _ConvNd.reset_parameters: kaiming_uniform_(w, a = √5), i.e.
+// U(−1/√fan_in, 1/√fan_in) with fan_in from the weight's shape — for the
+// transposed weight [in, out/g, kh, kw] that is out/g·kh·kw — and the bias from
+// the same bound.
+void ConvTranspose2d::reset_parameters() {
+  init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (bias.defined()) {
+    const double bound = 1.0 / std::sqrt(double(init::fan_in_and_fan_out(weight.shape()).first));
+    init::uniform_(bias, -bound, bound);
+  }
+}
+
+Tensor ConvTranspose2d::forward(const Tensor& x) {
+  const auto& o = options;
+  TAPE_CHECK(x.dim() == 4 && x.size(1) == o.in_channels(), "ConvTranspose2d(", extra_repr(),
+             "): expected input [N, ", o.in_channels(), ", H, W], got ", x.shape());
+  return conv_transpose2d(x, weight, bias, o.stride(), o.padding(), o.output_padding(), o.groups(), o.dilation());
+}
+
+std::string ConvTranspose2d::extra_repr() const {
+  const auto& o = options;
+  return conv_repr(o.in_channels(), o.out_channels(), o.kernel_size(), o.stride(), o.padding(), o.dilation(),
+                   o.output_padding(), o.groups(), o.bias());
 }
 
 // --- MaxPool2d ------------------------------------------------------------------
@@ -113,6 +183,46 @@ Tensor MaxPool2d::forward(const Tensor& x) {
 std::string MaxPool2d::extra_repr() const {
   return str_cat("kernel_size=", options.kernel_size(), ", stride=", options.stride());
 }
+
+// --- AvgPool2d ------------------------------------------------------------------
+
+AvgPool2d::AvgPool2d(IntPair kernel_size, IntPair stride)
+    : AvgPool2d(AvgPool2dOptions(kernel_size).stride(stride == IntPair(-1) ? kernel_size : stride)) {}
+
+AvgPool2d::AvgPool2d(const AvgPool2dOptions& o) : options(o) {
+  const IntPair k = o.kernel_size(), st = o.stride(), p = o.padding();
+  TAPE_CHECK(k.h > 0 && k.w > 0, "AvgPool2d: kernel_size must be > 0, got ", brief(k));
+  TAPE_CHECK(st.h > 0 && st.w > 0, "AvgPool2d: stride must be > 0, got ", brief(st));
+  TAPE_CHECK(p.h >= 0 && p.w >= 0 && 2 * p.h <= k.h && 2 * p.w <= k.w,
+             "AvgPool2d: padding must be >= 0 and at most half of kernel_size, got padding=", brief(p),
+             ", kernel_size=", brief(k));
+}
+
+Tensor AvgPool2d::forward(const Tensor& x) {
+  const auto& o = options;
+  TAPE_CHECK(x.dim() == 4, "AvgPool2d(", extra_repr(), "): expected input [N, C, H, W], got ", x.shape());
+  return avg_pool2d(x, o.kernel_size(), o.stride(), o.padding(), o.ceil_mode(), o.count_include_pad());
+}
+
+// PyTorch: "kernel_size={}, stride={}, padding={}" with the values as given
+std::string AvgPool2d::extra_repr() const {
+  return str_cat("kernel_size=", brief(options.kernel_size()), ", stride=", brief(options.stride()),
+                 ", padding=", brief(options.padding()));
+}
+
+// --- AdaptiveAvgPool2d ----------------------------------------------------------
+
+AdaptiveAvgPool2d::AdaptiveAvgPool2d(IntPair output_size) : output_size_(output_size) {
+  TAPE_CHECK(output_size.h > 0 && output_size.w > 0, "AdaptiveAvgPool2d: output_size must be > 0, got ",
+             brief(output_size));
+}
+
+Tensor AdaptiveAvgPool2d::forward(const Tensor& x) {
+  TAPE_CHECK(x.dim() == 4, "AdaptiveAvgPool2d(", extra_repr(), "): expected input [N, C, H, W], got ", x.shape());
+  return adaptive_avg_pool2d(x, output_size_);
+}
+
+std::string AdaptiveAvgPool2d::extra_repr() const { return "output_size=" + brief(output_size_); }
 
 // --- Flatten --------------------------------------------------------------------
 

@@ -1,14 +1,18 @@
 #pragma once
-/// \file Layers with parameters or shape logic: Linear, Conv2d, MaxPool2d, Flatten,
-/// Dropout. Each takes either plain constructor arguments or a LibTorch-style
-/// options struct: Conv2d(Conv2dOptions(1, 6, 5).stride(1).padding(2)).
+/// \file Layers with parameters or shape logic: Linear, Conv2d, ConvTranspose2d,
+/// MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Dropout, Identity. Each takes
+/// either plain constructor arguments or a LibTorch-style options struct:
+/// Conv2d(Conv2dOptions(1, 6, {5, 3}).stride({2, 1}).padding(2)).
 #include <cstdint>
 #include <string>
 
 #include "tape/nn/module.hpp"
 #include "tape/nn/options.hpp"
+#include "tape/ops/ops.hpp"
 
 namespace tape::nn {
+
+using tape::IntPair;  ///< one int or {h, w}: kernel sizes, strides, paddings, dilations
 
 struct LinearOptions {
   LinearOptions(int64_t in_features, int64_t out_features) : in_features_(in_features), out_features_(out_features) {}
@@ -34,21 +38,23 @@ class Linear : public Module {
 };
 
 struct Conv2dOptions {
-  Conv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size)
+  Conv2dOptions(int64_t in_channels, int64_t out_channels, IntPair kernel_size)
       : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
   TAPE_ARG(int64_t, in_channels);
   TAPE_ARG(int64_t, out_channels);
-  TAPE_ARG(int64_t, kernel_size);  ///< square kernels
-  TAPE_ARG(int64_t, stride) = 1;
-  TAPE_ARG(int64_t, padding) = 0;
+  TAPE_ARG(IntPair, kernel_size);
+  TAPE_ARG(IntPair, stride) = 1;
+  TAPE_ARG(IntPair, padding) = 0;
+  TAPE_ARG(IntPair, dilation) = 1;
+  TAPE_ARG(int64_t, groups) = 1;
   TAPE_ARG(bool, bias) = true;
 };
 
-/// 2-D convolution of NCHW input. weight [out, in, k, k] ~ He-normal with
-/// fan_in = in·k·k; bias zeros.
+/// 2-D convolution of NCHW input. weight [out, in/groups, kh, kw] ~ He-normal with
+/// fan_in = in/groups·kh·kw; bias zeros.
 class Conv2d : public Module {
  public:
-  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1, int64_t padding = 0,
+  Conv2d(int64_t in_channels, int64_t out_channels, IntPair kernel_size, IntPair stride = 1, IntPair padding = 0,
          bool bias = true);
   explicit Conv2d(const Conv2dOptions& options);
   Tensor forward(const Tensor& x) override;
@@ -57,7 +63,39 @@ class Conv2d : public Module {
   void reset_parameters();
 
   Conv2dOptions options;
-  Tensor weight;  ///< [out_channels, in_channels, kernel_size, kernel_size]
+  Tensor weight;  ///< [out_channels, in_channels / groups, kh, kw]
+  Tensor bias;    ///< [out_channels] or undefined
+};
+
+struct ConvTranspose2dOptions {
+  ConvTranspose2dOptions(int64_t in_channels, int64_t out_channels, IntPair kernel_size)
+      : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
+  TAPE_ARG(int64_t, in_channels);
+  TAPE_ARG(int64_t, out_channels);
+  TAPE_ARG(IntPair, kernel_size);
+  TAPE_ARG(IntPair, stride) = 1;
+  TAPE_ARG(IntPair, padding) = 0;
+  TAPE_ARG(IntPair, output_padding) = 0;  ///< extra rows/cols at the bottom/right; < stride or dilation
+  TAPE_ARG(int64_t, groups) = 1;
+  TAPE_ARG(bool, bias) = true;
+  TAPE_ARG(IntPair, dilation) = 1;
+};
+
+/// Transposed 2-D convolution (the gradient of Conv2d with respect to its input).
+/// weight [in, out/groups, kh, kw] ~ kaiming_uniform_(a=√5) with fan_in = out/groups·kh·kw,
+/// bias ~ U(−1/√fan_in, 1/√fan_in), as in PyTorch.
+class ConvTranspose2d : public Module {
+ public:
+  ConvTranspose2d(int64_t in_channels, int64_t out_channels, IntPair kernel_size, IntPair stride = 1,
+                  IntPair padding = 0);
+  explicit ConvTranspose2d(const ConvTranspose2dOptions& options);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "ConvTranspose2d"; }
+  std::string extra_repr() const override;
+  void reset_parameters();
+
+  ConvTranspose2dOptions options;
+  Tensor weight;  ///< [in_channels, out_channels / groups, kh, kw]
   Tensor bias;    ///< [out_channels] or undefined
 };
 
@@ -77,6 +115,47 @@ class MaxPool2d : public Module {
   std::string extra_repr() const override;
 
   MaxPool2dOptions options;  ///< stride() is resolved (never -1)
+};
+
+struct AvgPool2dOptions {
+  explicit AvgPool2dOptions(IntPair kernel_size) : kernel_size_(kernel_size), stride_(kernel_size) {}
+  TAPE_ARG(IntPair, kernel_size);
+  TAPE_ARG(IntPair, stride);  ///< defaults to kernel_size
+  TAPE_ARG(IntPair, padding) = 0;
+  TAPE_ARG(bool, ceil_mode) = false;
+  TAPE_ARG(bool, count_include_pad) = true;
+};
+
+/// Average pooling over windows of NCHW input (PyTorch's AvgPool2d).
+class AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(IntPair kernel_size, IntPair stride = -1 /* = kernel_size */);
+  explicit AvgPool2d(const AvgPool2dOptions& options);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "AvgPool2d"; }
+  std::string extra_repr() const override;
+
+  AvgPool2dOptions options;
+};
+
+/// Average pooling to a fixed output size [N, C, oh, ow] (PyTorch's bins).
+class AdaptiveAvgPool2d : public Module {
+ public:
+  explicit AdaptiveAvgPool2d(IntPair output_size);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  std::string extra_repr() const override;
+  IntPair output_size() const { return output_size_; }
+
+ private:
+  IntPair output_size_;
+};
+
+/// Returns its input unchanged (a placeholder, e.g. for a removed layer).
+class Identity : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return x; }
+  std::string type_name() const override { return "Identity"; }
 };
 
 /// Flattens dims start_dim.. into one: [N, C, H, W] → [N, C·H·W].

@@ -1,6 +1,7 @@
-// conv2d on oneDNN's convolution primitives: forward, backward-data and
-// backward-weights (which also yields the bias gradient). Float64, which oneDNN
-// 2.6 cannot convolve, runs a reference im2col + dgemm path.
+// conv2d (strides, padding, dilation, groups) and conv_transpose2d on oneDNN's
+// convolution primitives: forward, backward-data and backward-weights (which
+// also yields the bias gradient). Float64, which oneDNN 2.6 cannot convolve,
+// runs a reference im2col + dgemm path.
 #include <algorithm>
 #include <limits>
 #include <optional>
@@ -65,19 +66,25 @@ int impl_rank(const std::string& impl) {
   return impl.find("avx512") != std::string::npos ? 2 : 1;
 }
 
-/// Everything that identifies a convolution: shapes, stride, padding, bias.
+/// Everything that identifies a convolution: shapes, stride, padding, dilation,
+/// groups, bias. w is [O, C/groups, kh, kw]; y = conv(x, w).
 struct ConvShape {
   Shape x, w, y;
-  int64_t stride = 1, padding = 0;
+  IntPair stride = 1, padding = 0, dilation = 1;
+  int64_t groups = 1;
   bool bias = false;
 
-  memory::dims strides() const { return {stride, stride}; }
-  memory::dims pads() const { return {padding, padding}; }
+  memory::dims strides() const { return {stride.h, stride.w}; }
+  memory::dims pads() const { return {padding.h, padding.w}; }
+  memory::dims dilates() const { return {dilation.h - 1, dilation.w - 1}; }  ///< oneDNN: 0 means none
+  /// The weight as oneDNN sees it: [O, C, kh, kw], or goihw [g, O/g, C/g, kh, kw]
+  /// with groups (the same buffer: the groups are the outer split of O).
+  Shape w_dnnl() const { return groups == 1 ? w : Shape{groups, w[0] / groups, w[1], w[2], w[3]}; }
   Shape bias_shape() const { return {w[0]}; }
   int64_t x_image() const { return x[1] * x[2] * x[3]; }  ///< floats per image of x
   int64_t y_image() const { return y[1] * y[2] * y[3]; }  ///< floats per image of y
   dn::Key key(dn::OpId op, prop_kind pk) const {
-    dn::Key k{int64_t(op), int64_t(pk), stride, padding, bias};
+    dn::Key k{int64_t(op), int64_t(pk), stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups, bias};
     k.insert(k.end(), x.begin(), x.end());
     k.insert(k.end(), w.begin(), w.end());
     return k;
@@ -241,15 +248,16 @@ ConvFwd conv_fwd(const ConvShape& s, prop_kind pk) {
     using Pd = dnnl::convolution_forward::primitive_desc;
     const auto make_pd = [&](Offer o) {
       const auto alg = dnnl::algorithm::convolution_direct;
-      const auto src = act_md(s.x, o, true), weights = any_md(s.w), dst = act_md(s.y, o, false);
+      const auto src = act_md(s.x, o, true), weights = any_md(s.w_dnnl()), dst = act_md(s.y, o, false);
       return Pd(s.bias ? dnnl::convolution_forward::desc(pk, alg, src, weights, dn::plain_md(s.bias_shape()), dst,
-                                                         s.strides(), s.pads(), s.pads())
-                       : dnnl::convolution_forward::desc(pk, alg, src, weights, dst, s.strides(), s.pads(), s.pads()),
+                                                         s.strides(), s.dilates(), s.pads(), s.pads())
+                       : dnnl::convolution_forward::desc(pk, alg, src, weights, dst, s.strides(), s.dilates(), s.pads(),
+                                                         s.pads()),
                 dn::attr(), dn::engine());
     };
     const Pd pd = best_pd<Pd>({Offer::PlainInput, Offer::Any}, make_pd, s, "forward");
     return ConvFwd{pd, dnnl::convolution_forward(pd), input_arg(pd.src_desc(), s.x),
-                   input_arg(pd.weights_desc(), s.w), output_arg(pd.dst_desc(), s.y)};
+                   input_arg(pd.weights_desc(), s.w_dnnl()), output_arg(pd.dst_desc(), s.y)};
   });
 }
 
@@ -266,15 +274,15 @@ ConvBwdData conv_bwd_data(const ConvShape& s) {
     const ConvFwd hint = conv_fwd(s, prop_kind::forward_training);
     const auto make_pd = [&](Offer o) {
       return Pd(dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, act_md(s.x, o, true),
-                                                      any_md(s.w), act_md(s.y, o, false), s.strides(), s.pads(),
-                                                      s.pads()),
+                                                      any_md(s.w_dnnl()), act_md(s.y, o, false), s.strides(),
+                                                      s.dilates(), s.pads(), s.pads()),
                 dn::attr(), dn::engine(), hint.pd);
     };
     const bool few_channels = s.x[1] < 4;
     const Pd pd = few_channels ? best_pd<Pd>({Offer::PlainInput}, make_pd, s, "backward-data")
                                : best_pd<Pd>({Offer::Any, Offer::Nhwc}, make_pd, s, "backward-data");
     return ConvBwdData{pd, dnnl::convolution_backward_data(pd), input_arg(pd.diff_dst_desc(), s.y),
-                       input_arg(pd.weights_desc(), s.w), output_arg(pd.diff_src_desc(), s.x)};
+                       input_arg(pd.weights_desc(), s.w_dnnl()), output_arg(pd.diff_src_desc(), s.x)};
   });
 }
 
@@ -291,16 +299,17 @@ ConvBwdWeights conv_bwd_weights(const ConvShape& s) {
     const ConvFwd hint = conv_fwd(s, prop_kind::forward_training);
     const auto make_pd = [&](Offer o) {
       const auto alg = dnnl::algorithm::convolution_direct;
-      const auto src = act_md(s.x, o, true), diff_weights = any_md(s.w), diff_dst = act_md(s.y, o, false);
+      const auto src = act_md(s.x, o, true), diff_weights = any_md(s.w_dnnl()), diff_dst = act_md(s.y, o, false);
       return Pd(s.bias ? dnnl::convolution_backward_weights::desc(alg, src, diff_weights, dn::plain_md(s.bias_shape()),
-                                                                  diff_dst, s.strides(), s.pads(), s.pads())
+                                                                  diff_dst, s.strides(), s.dilates(), s.pads(),
+                                                                  s.pads())
                        : dnnl::convolution_backward_weights::desc(alg, src, diff_weights, diff_dst, s.strides(),
-                                                                  s.pads(), s.pads()),
+                                                                  s.dilates(), s.pads(), s.pads()),
                 dn::attr(), dn::engine(), hint.pd);
     };
     const Pd pd = best_pd<Pd>({Offer::Any, Offer::Nhwc}, make_pd, s, "backward-weights");
     return ConvBwdWeights{pd, dnnl::convolution_backward_weights(pd), input_arg(pd.src_desc(), s.x),
-                          input_arg(pd.diff_dst_desc(), s.y), output_arg(pd.diff_weights_desc(), s.w)};
+                          input_arg(pd.diff_dst_desc(), s.y), output_arg(pd.diff_weights_desc(), s.w_dnnl())};
   });
 }
 
@@ -319,74 +328,83 @@ Tensor empty_conv_forward(const ConvShape& s, const Tensor& b, Dtype dtype) {
 // --- Float64: the reference convolution ----------------------------------------
 // Note: oneDNN 2.6 has no f64 convolution. Float64 exists so that gradcheck and
 // the Float32-vs-Float64 checks cover conv2d, so this path is plain and exact
-// rather than fast: per image, cols = im2col(x[n]) is [C·kh·kw, OH·OW], so that
-// y[n] = W·cols (+ b), dW += g[n]·colsᵀ and dx[n] = col2im(Wᵀ·g[n]); the
-// products run on OpenBLAS's dgemm.
+// rather than fast: per image and group, cols = im2col(x[n, group]) is
+// [C/g·kh·kw, OH·OW], so that y[n, group] = W_group·cols (+ b),
+// dW_group += g[n, group]·colsᵀ and dx[n, group] = col2im(W_groupᵀ·g[n, group]);
+// the products run on OpenBLAS's dgemm.
 
-/// f(c, x_at) for every element of one image's im2col matrix: c indexes the
-/// [C·kh·kw, OH·OW] matrix, x_at the image's element it reads (−1 in the padding).
+/// f(c, x_at) for every element of the im2col matrix of one group of one image:
+/// c indexes the [C/g·kh·kw, OH·OW] matrix, x_at the group's element it reads
+/// (−1 in the padding).
 template <class F>
 void for_each_tap(const ConvShape& s, F&& f) {
   const int64_t h = s.x[2], w = s.x[3], kh = s.w[2], kw = s.w[3], oh = s.y[2], ow = s.y[3];
+  const IntPair st = s.stride, pad = s.padding, dil = s.dilation;
   int64_t c = 0;
-  for (int64_t ch = 0; ch < s.x[1]; ++ch)
+  for (int64_t ch = 0; ch < s.w[1]; ++ch)
     for (int64_t a = 0; a < kh; ++a)
       for (int64_t b = 0; b < kw; ++b)
         for (int64_t i = 0; i < oh; ++i) {
-          const int64_t row = i * s.stride + a - s.padding;
+          const int64_t row = i * st.h + a * dil.h - pad.h;
           for (int64_t j = 0; j < ow; ++j, ++c) {
-            const int64_t col = j * s.stride + b - s.padding;
+            const int64_t col = j * st.w + b * dil.w - pad.w;
             f(c, row >= 0 && row < h && col >= 0 && col < w ? (ch * h + row) * w + col : int64_t(-1));
           }
         }
 }
 
-/// cols = im2col(x) of one image.
+/// cols = im2col(x) of one group of one image.
 void im2col(const double* x, double* cols, const ConvShape& s) {
   for_each_tap(s, [&](int64_t c, int64_t at) { cols[c] = at < 0 ? 0.0 : x[at]; });
 }
 
-/// dx += col2im(cols) for one image (the adjoint of im2col).
+/// dx += col2im(cols) for one group of one image (the adjoint of im2col).
 void col2im(const double* cols, double* dx, const ConvShape& s) {
   for_each_tap(s, [&](int64_t c, int64_t at) {
     if (at >= 0) dx[at] += cols[c];
   });
 }
 
-int64_t taps(const ConvShape& s) { return s.w[1] * s.w[2] * s.w[3]; }    ///< C·kh·kw
+int64_t taps(const ConvShape& s) { return s.w[1] * s.w[2] * s.w[3]; }    ///< C/g·kh·kw
 int64_t pixels(const ConvShape& s) { return s.y[2] * s.y[3]; }            ///< OH·OW
+int64_t group_out(const ConvShape& s) { return s.w[0] / s.groups; }       ///< O/g
+int64_t group_in(const ConvShape& s) { return s.w[1] * s.x[2] * s.x[3]; }  ///< floats of one group of x[n]
 
 Tensor conv2d_reference(const Tensor& x, const Tensor& w, const Tensor& b, const ConvShape& s) {
-  const int64_t o = s.w[0], k = taps(s), p = pixels(s);
+  const int64_t o = group_out(s), k = taps(s), p = pixels(s);
   // the bias is broadcast into y first and dgemm adds W·cols to it (beta = 1)
-  Tensor y = b.defined() ? expand_copy(reshape(b, {1, o, 1, 1}), s.y) : Tensor::empty(s.y, Dtype::Float64);
+  Tensor y = b.defined() ? expand_copy(reshape(b, {1, s.w[0], 1, 1}), s.y) : Tensor::empty(s.y, Dtype::Float64);
   Tensor cols = Tensor::empty({k, p}, Dtype::Float64);
-  for (int64_t n = 0; n < s.x[0]; ++n) {
-    im2col(x.data<double>() + n * s.x_image(), cols.data<double>(), s);
-    backend::dgemm(o, p, k, {w.data<double>(), k}, {cols.data<double>(), p}, b.defined() ? 1.0 : 0.0,
-                   y.data<double>() + n * s.y_image(), p);
-  }
+  for (int64_t n = 0; n < s.x[0]; ++n)
+    for (int64_t gr = 0; gr < s.groups; ++gr) {
+      im2col(x.data<double>() + n * s.x_image() + gr * group_in(s), cols.data<double>(), s);
+      backend::dgemm(o, p, k, {w.data<double>() + gr * o * k, k}, {cols.data<double>(), p}, b.defined() ? 1.0 : 0.0,
+                     y.data<double>() + n * s.y_image() + gr * o * p, p);
+    }
   return y;
 }
 
-/// The backward passes in Float64, per image: dx[n] = col2im(Wᵀ·g[n]) when w is
-/// given, dW += g[n]·im2col(x[n])ᵀ when x is given; {dx, dW}.
+/// The backward passes in Float64, per image and group: dx[n] = col2im(Wᵀ·g[n])
+/// when w is given, dW += g[n]·im2col(x[n])ᵀ when x is given; {dx, dW}.
 std::pair<Tensor, Tensor> conv_backward_reference(const Tensor& g, const Tensor* w, const Tensor* x,
                                                   const ConvShape& s) {
-  const int64_t o = s.w[0], k = taps(s), p = pixels(s);
+  const int64_t o = group_out(s), k = taps(s), p = pixels(s);
   Tensor dx = w ? zeros(s.x, Dtype::Float64) : Tensor(), dw = x ? zeros(s.w, Dtype::Float64) : Tensor();
   Tensor cols = Tensor::empty({k, p}, Dtype::Float64);
-  for (int64_t n = 0; n < s.x[0]; ++n) {
-    const double* gn = g.data<double>() + n * s.y_image();
-    if (x) {
-      im2col(x->data<double>() + n * s.x_image(), cols.data<double>(), s);
-      backend::dgemm(o, k, p, {gn, p}, {cols.data<double>(), p, /*trans=*/true}, 1.0, dw.data<double>(), k);
+  for (int64_t n = 0; n < s.x[0]; ++n)
+    for (int64_t gr = 0; gr < s.groups; ++gr) {
+      const double* gn = g.data<double>() + n * s.y_image() + gr * o * p;
+      if (x) {
+        im2col(x->data<double>() + n * s.x_image() + gr * group_in(s), cols.data<double>(), s);
+        backend::dgemm(o, k, p, {gn, p}, {cols.data<double>(), p, /*trans=*/true}, 1.0,
+                       dw.data<double>() + gr * o * k, k);
+      }
+      if (w) {
+        backend::dgemm(k, p, o, {w->data<double>() + gr * o * k, k, /*trans=*/true}, {gn, p}, 0.0,
+                       cols.data<double>(), p);
+        col2im(cols.data<double>(), dx.data<double>() + n * s.x_image() + gr * group_in(s), s);
+      }
     }
-    if (w) {
-      backend::dgemm(k, p, o, {w->data<double>(), k, /*trans=*/true}, {gn, p}, 0.0, cols.data<double>(), p);
-      col2im(cols.data<double>(), dx.data<double>() + n * s.x_image(), s);
-    }
-  }
   return {dx, dw};
 }
 
@@ -452,9 +470,9 @@ Tensor bias_sum(const Tensor& g) { return sum(sum(sum(g, 3), 2), 0); }
 // run with create_graph is recorded: conv, conv_transpose (backward-data) and
 // conv_weight (backward-weights) are bilinear, and the backward of each is made
 // of the other two, so gradients of any order stay within these three.
-// conv_transpose is conv_transpose2d (PyTorch's, weight [in, out, kh, kw], with
-// the output size that of conv2d's input): exposing it as a layer only needs
-// argument checks and its ConvShape.
+// conv_transpose is conv_transpose2d (PyTorch's, weight [in, out/g, kh, kw], with
+// the output size that of conv2d's input), which the public conv_transpose2d
+// below calls after checking its arguments.
 Tensor conv_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, ConvShape s);
 Tensor conv_transpose(const Tensor& g, const Tensor& w, ConvShape s);
 Tensor conv_weight(const Tensor& x, const Tensor& g, ConvShape s);
@@ -485,7 +503,8 @@ void record_conv(Tensor& z, const ConvShape& s, const Tensor& a, const Tensor& b
   else record(z, std::move(node), {&a, &b});
 }
 
-// Forward: y[n,o] = Σ_c x[n,c] ⋆ w[o,c] + b[o]   (cross-correlation, stride s, zero padding p)
+// Forward: y[n,o] = Σ_c x[n,c] ⋆ w[o,c] + b[o]   (cross-correlation: stride s, zero padding p, dilation d;
+//          with groups, c runs over o's group and w[o] holds C/g channels)
 // Backward: dx[n,c] = Σ_o g[n,o] ⋆ᵀ w[o,c],  dw[o,c] = Σ_n x[n,c] ⋆ g[n,o],  db[o] = Σ_{n,i,j} g[n,o,i,j]
 // Note: under create_graph dx and dw are the recorded conv_transpose(g, w) and
 // conv_weight(x, g), and db a recorded sum.
@@ -576,36 +595,119 @@ Tensor conv_weight(const Tensor& x, const Tensor& g, ConvShape s) {
   return z;
 }
 
+/// "3" for (3, 3), "(3, 5)" otherwise: messages print a pair the way it was most likely given.
+std::string brief(IntPair p) { return p.h == p.w ? std::to_string(p.h) : p.str(); }
+
+/// stride ≥ 1, padding ≥ 0, dilation ≥ 1, groups ≥ 1 (PyTorch's rules), with the op's name.
+void check_geometry(const char* op, IntPair stride, IntPair padding, IntPair dilation, int64_t groups) {
+  TAPE_CHECK(stride.h >= 1 && stride.w >= 1, op, ": stride must be >= 1, got ", brief(stride));
+  TAPE_CHECK(padding.h >= 0 && padding.w >= 0, op, ": padding must be >= 0, got ", brief(padding));
+  TAPE_CHECK(dilation.h >= 1 && dilation.w >= 1, op, ": dilation must be >= 1, got ", brief(dilation));
+  TAPE_CHECK(groups >= 1, op, ": groups must be >= 1, got ", groups);
+}
+
+/// The dtype and rank checks shared by conv2d and conv_transpose2d; `w_layout` names w's dims.
+void check_operands(const char* op, const Tensor& x, const Tensor& w, const Tensor& b, const char* w_layout) {
+  check_float(x, op, "input");
+  check_float(w, op, "weight");
+  check_same_dtype(x, w, op, "weight");
+  TAPE_CHECK(x.dim() == 4, op, ": input must be 4-D [N, C, H, W], got shape ", x.shape());
+  TAPE_CHECK(w.dim() == 4, op, ": weight must be 4-D ", w_layout, ", got shape ", w.shape());
+  if (b.defined()) {
+    check_float(b, op, "bias");
+    check_same_dtype(x, b, op, "bias");
+  }
+}
+
 }  // namespace
 
-Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int64_t stride, int64_t padding) {
-  if (all_bfloat16({&x_in, &w_in, &b_in}))  // computes in Float32
-    return conv2d(x_in.to(Dtype::Float32), w_in.to(Dtype::Float32), float32_if_bfloat16(b_in), stride, padding)
-        .to(Dtype::BFloat16);
-  check_float(x_in, "conv2d", "input");
-  check_float(w_in, "conv2d", "weight");
-  check_same_dtype(x_in, w_in, "conv2d", "weight");
-  TAPE_CHECK(x_in.dim() == 4, "conv2d: input must be 4-D [N, C, H, W], got shape ", x_in.shape());
-  TAPE_CHECK(w_in.dim() == 4, "conv2d: weight must be 4-D [O, C, kh, kw], got shape ", w_in.shape());
-  TAPE_CHECK(x_in.size(1) == w_in.size(1), "conv2d: input has ", x_in.size(1), " channels but weight of shape ",
-             w_in.shape(), " expects ", w_in.size(1));
-  if (b_in.defined()) {
-    check_float(b_in, "conv2d", "bias");
-    check_same_dtype(x_in, b_in, "conv2d", "bias");
-    TAPE_CHECK(b_in.dim() == 1 && b_in.size(0) == w_in.size(0), "conv2d: bias of shape ", b_in.shape(),
-               " does not match weight of shape ", w_in.shape(), " (expected [", w_in.size(0), "])");
-  }
-  TAPE_CHECK(stride >= 1, "conv2d: stride must be >= 1, got ", stride);
-  TAPE_CHECK(padding >= 0, "conv2d: padding must be >= 0, got ", padding);
-  TAPE_CHECK(padding <= (std::numeric_limits<int64_t>::max() - std::max(x_in.size(2), x_in.size(3))) / 2,
-             "conv2d: padding ", padding, " overflows the padded size of input shape ", x_in.shape());
-  const int64_t hp = x_in.size(2) + 2 * padding, wp = x_in.size(3) + 2 * padding;
-  const int64_t kh = w_in.size(2), kw = w_in.size(3);
-  TAPE_CHECK(kh <= hp && kw <= wp, "conv2d: kernel ", kh, "x", kw, " is larger than the padded input ", hp, "x", wp,
-             " (input shape ", x_in.shape(), ", padding ", padding, ")");
+IntPair::IntPair(const Shape& s) : h(s.empty() ? 0 : s[0]), w(s.empty() ? 0 : s.back()) {
+  TAPE_CHECK(s.size() == 1 || s.size() == 2, "IntPair: expected 1 or 2 values (h, w), got ", s);
+}
 
-  const Shape y_shape{x_in.size(0), w_in.size(0), (hp - kh) / stride + 1, (wp - kw) / stride + 1};
-  return conv_forward(x_in, w_in, b_in, ConvShape{x_in.shape(), w_in.shape(), y_shape, stride, padding});
+std::string IntPair::str() const { return str_cat("(", h, ", ", w, ")"); }
+
+Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, IntPair stride, IntPair padding,
+              IntPair dilation, int64_t groups) {
+  if (all_bfloat16({&x_in, &w_in, &b_in}))  // computes in Float32
+    return conv2d(x_in.to(Dtype::Float32), w_in.to(Dtype::Float32), float32_if_bfloat16(b_in), stride, padding,
+                  dilation, groups)
+        .to(Dtype::BFloat16);
+  check_operands("conv2d", x_in, w_in, b_in, "[O, C/groups, kh, kw]");
+  check_geometry("conv2d", stride, padding, dilation, groups);
+  TAPE_CHECK(w_in.size(0) % groups == 0, "conv2d: weight of shape ", w_in.shape(), " has ", w_in.size(0),
+             " output channels, not divisible by groups ", groups);
+  TAPE_CHECK(x_in.size(1) == w_in.size(1) * groups, "conv2d: input has ", x_in.size(1),
+             " channels but weight of shape ", w_in.shape(), " expects ", w_in.size(1) * groups,
+             groups > 1 ? str_cat(" (", groups, " groups of ", w_in.size(1), ")") : std::string());
+  TAPE_CHECK(!b_in.defined() || (b_in.dim() == 1 && b_in.size(0) == w_in.size(0)), "conv2d: bias of shape ",
+             b_in.shape(), " does not match weight of shape ", w_in.shape(), " (expected [", w_in.size(0), "])");
+  const int64_t h = x_in.size(2), w = x_in.size(3);
+  TAPE_CHECK(std::max(padding.h, padding.w) <= (std::numeric_limits<int64_t>::max() - std::max(h, w)) / 2,
+             "conv2d: padding ", brief(padding), " overflows the padded size of input shape ", x_in.shape());
+  const int64_t hp = h + 2 * padding.h, wp = w + 2 * padding.w, kh = w_in.size(2), kw = w_in.size(3);
+  const int64_t ekh = dilation.h * (kh - 1) + 1, ekw = dilation.w * (kw - 1) + 1;  // the dilated kernel's span
+  TAPE_CHECK(ekh <= hp && ekw <= wp, "conv2d: kernel ", kh, "x", kw,
+             dilation == IntPair(1) ? std::string() : str_cat(" with dilation ", brief(dilation), " (spanning ", ekh, "x", ekw, ")"),
+             " is larger than the padded input ", hp, "x", wp, " (input shape ", x_in.shape(), ", padding ",
+             brief(padding), ")");
+
+  const Shape y_shape{x_in.size(0), w_in.size(0), (hp - ekh) / stride.h + 1, (wp - ekw) / stride.w + 1};
+  return conv_forward(x_in, w_in, b_in, ConvShape{x_in.shape(), w_in.shape(), y_shape, stride, padding, dilation, groups});
+}
+
+// Note: conv_transpose2d(x, w) is conv2d's backward-data pass: the convolution
+// whose input is the transposed conv's output [N, O, OH, OW] and whose output is
+// x [N, C, H, W], with w [C, O/g, kh, kw] as that convolution's weight. So it is
+// the internal conv_transpose op (oneDNN backward-data in Float32, col2im in
+// Float64), recorded as ConvTranspose2dBackward; the bias is a recorded add.
+// output_padding adds rows at the bottom/right: they are rows that padding
+// would crop. With output_padding < stride the convolution of OH rows has exactly
+// H output rows; PyTorch also allows output_padding < dilation, where it has
+// more: x is then extended with zero rows (a recorded cat) to that count.
+Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, IntPair stride, IntPair padding,
+                        IntPair output_padding, int64_t groups, IntPair dilation) {
+  if (all_bfloat16({&x_in, &w_in, &b_in}))  // computes in Float32
+    return conv_transpose2d(x_in.to(Dtype::Float32), w_in.to(Dtype::Float32), float32_if_bfloat16(b_in), stride,
+                            padding, output_padding, groups, dilation)
+        .to(Dtype::BFloat16);
+  const char* op = "conv_transpose2d";
+  check_operands(op, x_in, w_in, b_in, "[C, O/groups, kh, kw]");
+  check_geometry(op, stride, padding, dilation, groups);
+  TAPE_CHECK(output_padding.h >= 0 && output_padding.w >= 0, "conv_transpose2d: output_padding must be >= 0, got ",
+             brief(output_padding));
+  TAPE_CHECK((output_padding.h < stride.h || output_padding.h < dilation.h) &&
+                 (output_padding.w < stride.w || output_padding.w < dilation.w),
+             "conv_transpose2d: output_padding ", brief(output_padding), " must be smaller than either stride ",
+             brief(stride), " or dilation ", brief(dilation));
+  TAPE_CHECK(w_in.size(0) % groups == 0, "conv_transpose2d: weight of shape ", w_in.shape(), " has ", w_in.size(0),
+             " input channels, not divisible by groups ", groups);
+  TAPE_CHECK(x_in.size(1) == w_in.size(0), "conv_transpose2d: input has ", x_in.size(1),
+             " channels but weight of shape ", w_in.shape(), " expects ", w_in.size(0));
+  const int64_t out_channels = w_in.size(1) * groups;
+  TAPE_CHECK(!b_in.defined() || (b_in.dim() == 1 && b_in.size(0) == out_channels), "conv_transpose2d: bias of shape ",
+             b_in.shape(), " does not match weight of shape ", w_in.shape(), " and groups ", groups, " (expected [",
+             out_channels, "])");
+  const int64_t kh = w_in.size(2), kw = w_in.size(3);
+  const int64_t ekh = dilation.h * (kh - 1) + 1, ekw = dilation.w * (kw - 1) + 1;
+  const int64_t oh = (x_in.size(2) - 1) * stride.h - 2 * padding.h + ekh + output_padding.h;
+  const int64_t ow = (x_in.size(3) - 1) * stride.w - 2 * padding.w + ekw + output_padding.w;
+  TAPE_CHECK(oh > 0 && ow > 0, "conv_transpose2d: output size ", oh, "x", ow, " is too small (input shape ",
+             x_in.shape(), ", weight ", w_in.shape(), ", stride ", brief(stride), ", padding ", brief(padding), ")");
+
+  // the convolution from [N, O, oh, ow] whose backward-data this is
+  const Shape y{x_in.size(0), x_in.size(1), (oh + 2 * padding.h - ekh) / stride.h + 1,
+                (ow + 2 * padding.w - ekw) / stride.w + 1};
+  Tensor x = x_in;
+  for (int64_t dim : {2, 3})  // output_padding ≥ stride: zero rows / columns up to the convolution's size
+    if (y[size_t(dim)] > x.size(dim)) {
+      Shape pad = x.shape();
+      pad[size_t(dim)] = y[size_t(dim)] - x.size(dim);
+      x = cat({x, zeros(pad, x.dtype())}, dim);
+    }
+  const ConvShape s{{x_in.size(0), out_channels, oh, ow}, w_in.shape(), y, stride, padding, dilation, groups};
+  Tensor z = conv_transpose(x, w_in, s);
+  return b_in.defined() ? add(z, reshape(b_in, {1, out_channels, 1, 1})) : z;
 }
 
 }  // namespace tape

@@ -197,9 +197,29 @@ Tensor one_hot(const Tensor& labels, int64_t num_classes);
 Tensor dropout(const Tensor& x, float p, bool training, Generator& gen = default_generator());
 
 // --- convolution & pooling (Float32 on oneDNN, Float64 by reference loops + dgemm) — conv.cpp, pool.cpp
-/// x [N,C,H,W], w [O,C,kh,kw], b [O] or undefined.
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = {}, int64_t stride = 1,
-              int64_t padding = 0);
+/// (height, width): one int for both or {h, w} — LibTorch's ExpandingArray<2>.
+/// Also built from a Shape of 1 or 2 elements (AdaptiveAvgPool2d(Shape{oh, ow})).
+struct IntPair {
+  IntPair(int64_t v) : h(v), w(v) {}  // NOLINT(google-explicit-constructor): 3 means {3, 3}
+  IntPair(int64_t h_, int64_t w_) : h(h_), w(w_) {}
+  IntPair(const Shape& s);  // NOLINT(google-explicit-constructor)
+  bool operator==(const IntPair&) const = default;
+  std::string str() const;  ///< "(h, w)", as PyTorch prints tuples
+  int64_t h, w;
+};
+
+/// x [N,C,H,W], w [O,C/groups,kh,kw], b [O] or undefined; PyTorch's F.conv2d.
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = {}, IntPair stride = 1, IntPair padding = 0,
+              IntPair dilation = 1, int64_t groups = 1);
+/// x [N,C,H,W], w [C,O/groups,kh,kw], b [O] or undefined; PyTorch's F.conv_transpose2d
+/// (the backward-data pass of conv2d): out = (H−1)·stride − 2·padding + dilation·(kh−1) + output_padding + 1.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b = {}, IntPair stride = 1,
+                        IntPair padding = 0, IntPair output_padding = 0, int64_t groups = 1, IntPair dilation = 1);
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1 /* = kernel */);
+/// Mean over windows; stride -1 means kernel. PyTorch's F.avg_pool2d (divisor_override unsupported).
+Tensor avg_pool2d(const Tensor& x, IntPair kernel, IntPair stride = -1, IntPair padding = 0, bool ceil_mode = false,
+                  bool count_include_pad = true);
+/// Mean over PyTorch's adaptive bins: row i covers [⌊i·H/oh⌋, ⌈(i+1)·H/oh⌉).
+Tensor adaptive_avg_pool2d(const Tensor& x, IntPair output_size);
 
 }  // namespace tape
