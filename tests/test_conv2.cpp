@@ -10,6 +10,8 @@
 #include <string>
 #include <tape/tape.hpp>
 
+#include "tape_testing/gradcheck_ops.hpp"
+
 using namespace tape;
 using doctest::Contains;
 
@@ -123,4 +125,251 @@ TEST_CASE("conv2: Float32 (oneDNN) agrees with PyTorch's Float64 values") {
   double worst = 0;
   for (const Case& c : cases()) worst = std::max(worst, check_case(c.name, c.inputs, c.op, Dtype::Float32, 1e-5));
   MESSAGE("largest difference from PyTorch (Float32, values and gradients): ", worst);
+}
+
+namespace {
+const std::vector<std::string> kEntries = {"conv2d_groups",        "conv2d_depthwise",           "conv_transpose2d",
+                                           "conv_transpose2d_dilation", "avg_pool2d",         "avg_pool2d_exclude_pad",
+                                           "avg_pool2d_ceil",      "avg_pool2d_ceil_exclude_pad", "adaptive_avg_pool2d"};
+}
+
+TEST_CASE("conv2: registry entries pass gradcheck, gradgradcheck and Float32-vs-Float64 (Float64 checks)") {
+  using namespace tape::testing;
+  int checked = 0;
+  for (const std::string& name : kEntries) {
+    const OpInfo* op = find_op(name);
+    REQUIRE_MESSAGE(op, name);
+    CHECK_MESSAGE(!op_formula(*op, TAPE_SOURCE_DIR).empty(), name);
+    for (const SampleCheck& c : gradcheck_op(*op)) {
+      INFO(name, " gradcheck '", c.sample, "' ", c.inputs, ": ", c.result.message);
+      CHECK(c.result.ok);
+      ++checked;
+    }
+    for (const SampleCheck& c : gradgradcheck_op(*op)) {
+      INFO(name, " gradgradcheck '", c.sample, "' ", c.inputs, ": ", c.result.message);
+      CHECK(c.result.ok);
+      ++checked;
+    }
+    for (const ConsistencyCheck& c : consistency_op(*op)) {
+      INFO(name, " Float32 vs Float64 '", c.sample, "': ", c.message);
+      CHECK(c.ok);
+    }
+    // the check can fail: a backward 0.1 % off is caught in Float64
+    CHECK_MESSAGE(!gradcheck_op_scaled(*op, 1.001).ok, name);
+  }
+  CHECK(checked >= 30);
+}
+
+TEST_CASE("conv2: conv2d with rect kernels, dilation and groups equals a sum of per-group convolutions") {
+  // groups 2 = two independent convolutions on the channel halves, joined
+  const Tensor x = wave({2, 4, 7, 6}, 0.31, 0.2, 1.0, Dtype::Float32), w = wave({6, 2, 3, 2}, 0.77, 0.1, 0.5, Dtype::Float32);
+  const Tensor b = wave({6}, 0.5, 0.3, 0.2, Dtype::Float32);
+  const Tensor y = conv2d(x, w, b, {2, 1}, {1, 2}, {2, 1}, 2);
+  const Tensor y0 = conv2d(narrow(x, 1, 0, 2), narrow(w, 0, 0, 3), narrow(b, 0, 0, 3), {2, 1}, {1, 2}, {2, 1});
+  const Tensor y1 = conv2d(narrow(x, 1, 2, 2), narrow(w, 0, 3, 3), narrow(b, 0, 3, 3), {2, 1}, {1, 2}, {2, 1});
+  CHECK(y.shape() == Shape{2, 6, 3, 9});
+  CHECK(max_diff(y, cat({y0, y1}, 1).to(Dtype::Float64).to_vector<double>()) < 1e-6);
+  // Float32 (oneDNN) and Float64 (im2col) agree
+  const Tensor y64 = conv2d(x.to(Dtype::Float64), w.to(Dtype::Float64), b.to(Dtype::Float64), {2, 1}, {1, 2}, {2, 1}, 2);
+  CHECK(max_diff(y, y64.to_vector<double>()) < 1e-5);
+  // BFloat16 computes in Float32
+  CHECK(conv2d(x.to(Dtype::BFloat16), w.to(Dtype::BFloat16), {}, 1, 0, 1, 2).dtype() == Dtype::BFloat16);
+}
+
+TEST_CASE("conv2: conv_transpose2d is the input gradient of conv2d") {
+  // d/dx Σ conv2d(x, w) · g = conv_transpose2d(g, w) with the same stride, padding, dilation, groups
+  Tensor x = wave({2, 4, 9, 8}, 0.23, 0.4, 1.0).requires_grad_();
+  const Tensor w = wave({6, 2, 3, 3}, 0.61, 0.2, 0.5), g = wave({2, 6, 5, 2}, 0.19, 0.7, 1.0);
+  const Tensor y = conv2d(x, w, {}, {2, 3}, 1, {1, 2}, 2);
+  REQUIRE(y.shape() == g.shape());
+  const Tensor dx = autograd::grad({(y * g).sum()}, {x})[0];
+  // output (5 − 1)·2 − 2 + 3 = 9 rows, (2 − 1)·3 − 2 + 5 = 6 columns + output_padding 2 = 8 (what the stride dropped)
+  const Tensor t = conv_transpose2d(g, w, {}, {2, 3}, 1, {0, 2}, 2, {1, 2});
+  REQUIRE(t.shape() == x.shape());
+  CHECK(max_diff(t, dx.to_vector<double>()) < 1e-12);
+}
+
+TEST_CASE("conv2: avg_pool2d and adaptive_avg_pool2d, hand-checked values and edge cases") {
+  const Tensor x = arange(16, Dtype::Float64).reshape({1, 1, 4, 4});
+  // 2x2 means of 0..15 laid out 4x4
+  CHECK(avg_pool2d(x, 2).to_vector<double>() == std::vector<double>{2.5, 4.5, 10.5, 12.5});
+  // padding 1, kernel 2, stride 2: corners see one real value; include-pad divides by 4, exclude by 1
+  CHECK(avg_pool2d(x, 2, 2, 1).to_vector<double>()[0] == 0.0 / 4);
+  CHECK(avg_pool2d(x + 1.0, 2, 2, 1).to_vector<double>()[0] == 1.0 / 4);
+  CHECK(avg_pool2d(x + 1.0, 2, 2, 1, false, false).to_vector<double>()[0] == 1.0);
+  CHECK(adaptive_avg_pool2d(x, 1).to_vector<double>() == std::vector<double>{7.5});
+  CHECK(adaptive_avg_pool2d(x, {4, 4}).to_vector<double>() == x.to_vector<double>());
+  // 4 → 3 bins: [0, 2), [1, 3), [2, 4) (overlapping)
+  CHECK(adaptive_avg_pool2d(x, {3, 1}).to_vector<double>() == std::vector<double>{(0 + 1 + 2 + 3 + 4 + 5 + 6 + 7) / 8.0,
+                                                                                  (4 + 5 + 6 + 7 + 8 + 9 + 10 + 11) / 8.0,
+                                                                                  (8 + 9 + 10 + 11 + 12 + 13 + 14 + 15) / 8.0});
+  // empty batch: shapes, and backward gives a zero-size gradient
+  Tensor e = zeros({0, 3, 5, 5}).requires_grad_();
+  CHECK(avg_pool2d(e, 2).shape() == Shape{0, 3, 2, 2});
+  CHECK(adaptive_avg_pool2d(e, 2).shape() == Shape{0, 3, 2, 2});
+  avg_pool2d(e, 3, 1, 1).sum().backward();
+  CHECK(e.grad().shape() == e.shape());
+  // double backward of avg pooling: the second derivative is zero (linear), and the graph exists
+  Tensor xr = wave({1, 2, 5, 5}, 0.3, 0.1, 1.0).requires_grad_();
+  Tensor gx = autograd::grad({avg_pool2d(xr, 3, 2, 1).pow(2.0).sum()}, {xr}, {}, true, true)[0];
+  CHECK(gx.requires_grad());
+  CHECK(std::string(gx.grad_fn()->name()).find("AvgPool2dBackwardBackward") != std::string::npos);
+  // Float32 on oneDNN equals the Float64 loop
+  const Tensor xf = wave({2, 3, 9, 7}, 0.41, 0.3, 1.0);
+  for (bool include : {true, false})
+    for (bool ceil : {false, true}) {
+      CAPTURE(include);
+      CAPTURE(ceil);
+      const Tensor a = avg_pool2d(xf.to(Dtype::Float32), {3, 2}, {2, 2}, 1, ceil, include);
+      CHECK(max_diff(a, avg_pool2d(xf, {3, 2}, {2, 2}, 1, ceil, include).to_vector<double>()) < 1e-6);
+    }
+  CHECK(max_diff(adaptive_avg_pool2d(xf.to(Dtype::Float32), {3, 7}), adaptive_avg_pool2d(xf, {3, 7}).to_vector<double>()) <
+        1e-6);
+  CHECK(avg_pool2d(xf.to(Dtype::BFloat16), 2).dtype() == Dtype::BFloat16);
+}
+
+TEST_CASE("conv2: modules — shapes, parameters, state_dict names, reprs as PyTorch prints them") {
+  // Conv2d with options: weight [out, in/groups, kh, kw]
+  nn::Conv2d c(nn::Conv2dOptions(4, 6, {3, 2}).stride({2, 1}).padding({1, 2}).dilation({2, 1}).groups(2).bias(false));
+  CHECK(c.weight.shape() == Shape{6, 2, 3, 2});
+  CHECK(!c.bias.defined());
+  CHECK(c.num_parameters() == 6 * 2 * 3 * 2);
+  CHECK(c.options.kernel_size() == IntPair(3, 2));
+  CHECK(c(zeros({2, 4, 7, 5})).shape() == Shape{2, 6, 3, 8});
+  // (the same line as PyTorch 1.13's repr, from tests/reference/conv2_reference.py)
+  CHECK(c.repr() ==
+        "Conv2d(4, 6, kernel_size=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1), groups=2, bias=False)");
+  CHECK(nn::Conv2d(1, 6, 5, 1, 2).repr() == "Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))");
+  CHECK(nn::Conv2d(nn::Conv2dOptions(3, 8, 3)).state_dict().count("weight") == 1);
+  CHECK(nn::Conv2d(nn::Conv2dOptions(3, 8, 3)).state_dict().count("bias") == 1);
+
+  // ConvTranspose2d: weight [in, out/groups, kh, kw]
+  nn::ConvTranspose2d t(nn::ConvTranspose2dOptions(4, 6, 3).stride(2).padding(1).output_padding(1).groups(2));
+  CHECK(t.weight.shape() == Shape{4, 3, 3, 3});
+  CHECK(t.bias.shape() == Shape{6});
+  CHECK(t.num_parameters() == 4 * 3 * 9 + 6);
+  const auto sd = t.state_dict();
+  CHECK(sd.size() == 2);
+  CHECK(sd.count("weight") == 1);
+  CHECK(sd.count("bias") == 1);
+  CHECK(t(zeros({2, 4, 5, 5})).shape() == Shape{2, 6, 10, 10});
+  CHECK(t.repr() ==
+        "ConvTranspose2d(4, 6, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1), groups=2)");
+  nn::ConvTranspose2d t2(3, 2, {2, 4}, 2);
+  CHECK(t2(zeros({1, 3, 4, 4})).shape() == Shape{1, 2, 8, 10});
+  // PyTorch's init: |w| ≤ 1/√fan_in with fan_in = (out/groups)·kh·kw = 3·9, bias the same bound
+  const double bound = 1.0 / std::sqrt(27.0);
+  CHECK(max(t.weight.abs()).item<float>() <= bound);
+  CHECK(max(t.weight.abs()).item<float>() > 0.8 * bound);
+  CHECK(max(t.bias.abs()).item<float>() <= bound);
+  // Float64 modules
+  nn::ConvTranspose2d t64(2, 3, 3, 2);
+  t64.to(Dtype::Float64);
+  Tensor y64 = t64(zeros({1, 2, 3, 3}, Dtype::Float64));
+  CHECK(y64.dtype() == Dtype::Float64);
+  CHECK(y64.shape() == Shape{1, 3, 7, 7});
+
+  nn::AvgPool2d ap(nn::AvgPool2dOptions(3).stride(2).padding(1).count_include_pad(false));
+  CHECK(ap(zeros({1, 2, 7, 7})).shape() == Shape{1, 2, 4, 4});
+  CHECK(ap.repr() == "AvgPool2d(kernel_size=3, stride=2, padding=1)");
+  CHECK(nn::AvgPool2d(nn::AvgPool2dOptions({3, 2})).repr() == "AvgPool2d(kernel_size=(3, 2), stride=(3, 2), padding=0)");
+  CHECK(nn::AvgPool2d(2)(zeros({1, 1, 5, 5})).shape() == Shape{1, 1, 2, 2});
+  CHECK(nn::AvgPool2d(nn::AvgPool2dOptions(2).ceil_mode(true))(zeros({1, 1, 5, 5})).shape() == Shape{1, 1, 3, 3});
+  CHECK(ap.num_parameters() == 0);
+
+  nn::AdaptiveAvgPool2d aap(Shape{3, 2});
+  CHECK(aap(zeros({2, 5, 7, 5})).shape() == Shape{2, 5, 3, 2});
+  CHECK(aap.repr() == "AdaptiveAvgPool2d(output_size=(3, 2))");
+  CHECK(nn::AdaptiveAvgPool2d(1)(zeros({2, 5, 7, 5})).shape() == Shape{2, 5, 1, 1});
+
+  nn::Identity id;
+  const Tensor v = ones({2, 3});
+  CHECK(id(v).impl() == v.impl());
+  CHECK(id.repr() == "Identity()");
+}
+
+TEST_CASE("conv2: errors name the op, what is wrong and the shapes") {
+  const Tensor x = ones({2, 4, 8, 8}), w = ones({6, 2, 3, 3});
+  CHECK_THROWS_WITH_AS(conv2d(x, w, {}, 1, 0, 1, 4),
+                       "conv2d: weight of shape [6, 2, 3, 3] has 6 output channels, not divisible by groups 4", Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, w, {}, 1, 0, 1, 3),
+                       "conv2d: input has 4 channels but weight of shape [6, 2, 3, 3] expects 6 (3 groups of 2)", Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, w, {}, {1, 0}, 0, 1, 2), "conv2d: stride must be >= 1, got (1, 0)", Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, w, {}, 1, {0, -1}, 1, 2), "conv2d: padding must be >= 0, got (0, -1)", Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, w, {}, 1, 0, 0, 2), "conv2d: dilation must be >= 1, got 0", Error);
+  CHECK_THROWS_WITH_AS(conv2d(x, w, {}, 1, 0, 1, 0), "conv2d: groups must be >= 1, got 0", Error);
+  CHECK_THROWS_WITH_AS(conv2d(ones({1, 4, 4, 4}), w, {}, 1, 0, 2, 2),
+                       "conv2d: kernel 3x3 with dilation 2 (spanning 5x5) is larger than the padded input 4x4 (input "
+                       "shape [1, 4, 4, 4], padding 0)",
+                       Error);
+  CHECK_NOTHROW(conv2d(ones({1, 4, 4, 4}), w, {}, 1, 1, 2, 2));  // padded to 6x6
+
+  const Tensor wt = ones({4, 3, 3, 3});
+  CHECK_THROWS_WITH_AS(conv_transpose2d(ones({1, 4, 3, 3}), wt, {}, 2, 1, 2),
+                       "conv_transpose2d: output_padding 2 must be smaller than either stride 2 or dilation 1", Error);
+  CHECK_THROWS_WITH_AS(conv_transpose2d(ones({1, 4, 3, 3}), wt, {}, 1, 0, {0, 1}),
+                       "conv_transpose2d: output_padding (0, 1) must be smaller than either stride 1 or dilation 1",
+                       Error);
+  CHECK_THROWS_WITH_AS(conv_transpose2d(ones({1, 5, 3, 3}), wt),
+                       "conv_transpose2d: input has 5 channels but weight of shape [4, 3, 3, 3] expects 4", Error);
+  CHECK_THROWS_WITH_AS(conv_transpose2d(ones({1, 3, 3, 3}), ones({3, 3, 3, 3}), {}, 1, 0, 0, 2),
+                       "conv_transpose2d: weight of shape [3, 3, 3, 3] has 3 input channels, not divisible by groups 2",
+                       Error);
+  CHECK_THROWS_WITH_AS(conv_transpose2d(ones({1, 4, 3, 3}), wt, ones({5})),
+                       "conv_transpose2d: bias of shape [5] does not match weight of shape [4, 3, 3, 3] and groups 1 "
+                       "(expected [3])",
+                       Error);
+  CHECK_THROWS_WITH_AS(conv_transpose2d(ones({1, 4, 1, 1}), ones({4, 3, 1, 1}), {}, 1, 1),
+                       "conv_transpose2d: output size -1x-1 is too small (input shape [1, 4, 1, 1], weight [4, 3, 1, 1], "
+                       "stride 1, padding 1)",
+                       Error);
+  CHECK_THROWS_WITH_AS(conv_transpose2d(ones({4, 3, 3}), wt),
+                       "conv_transpose2d: input must be 4-D [N, C, H, W], got shape [4, 3, 3]", Error);
+
+  CHECK_THROWS_WITH_AS(avg_pool2d(ones({3, 4, 4}), 2), "avg_pool2d: input must be 4-D [N, C, H, W], got shape [3, 4, 4]",
+                       Error);
+  CHECK_THROWS_WITH_AS(avg_pool2d(ones({1, 1, 4, 4}), 3, 1, 2), "avg_pool2d: padding 2 must be at most half of kernel 3",
+                       Error);
+  CHECK_THROWS_WITH_AS(avg_pool2d(ones({1, 1, 2, 4}), 3),
+                       "avg_pool2d: kernel 3 is larger than the padded input 2x4 (input shape [1, 1, 2, 4], padding 0)",
+                       Error);
+  CHECK_THROWS_WITH_AS(avg_pool2d(ones({1, 1, 4, 4}), {2, 0}), "avg_pool2d: kernel must be >= 1, got (2, 0)", Error);
+  CHECK_THROWS_WITH_AS(avg_pool2d(ones({1, 1, 4, 4}), 2, 0),
+                       "avg_pool2d: stride must be >= 1 (or -1 for stride = kernel), got 0", Error);
+  CHECK_THROWS_WITH_AS(adaptive_avg_pool2d(ones({1, 2, 4, 4}), {0, 2}),
+                       "adaptive_avg_pool2d: output_size must be >= 1, got (0, 2)", Error);
+  CHECK_THROWS_WITH_AS(adaptive_avg_pool2d(ones({1, 2, 0, 4}), 2),
+                       "adaptive_avg_pool2d: input must have non-zero C, H, W, got shape [1, 2, 0, 4]", Error);
+  CHECK_THROWS_WITH_AS(adaptive_avg_pool2d(zeros({2, 4}, Dtype::Int64), 2),
+                       "adaptive_avg_pool2d: input must be Float32 or Float64, got Int64 tensor of shape [2, 4]", Error);
+
+  CHECK_THROWS_WITH_AS(nn::Conv2d(nn::Conv2dOptions(3, 6, 3).groups(2)),
+                       "Conv2d: in_channels must be divisible by groups, got in_channels=3, groups=2", Error);
+  CHECK_THROWS_WITH_AS(nn::Conv2d(nn::Conv2dOptions(4, 6, 3).groups(4)),
+                       "Conv2d: out_channels must be divisible by groups, got out_channels=6, groups=4", Error);
+  CHECK_THROWS_WITH_AS(nn::Conv2d(nn::Conv2dOptions(4, 6, 3).dilation({1, 0})), "Conv2d: dilation must be > 0, got (1, 0)",
+                       Error);
+  CHECK_THROWS_WITH_AS(nn::Conv2d(4, 6, {3, 0}), "Conv2d: kernel_size must be > 0, got (3, 0)", Error);
+  CHECK_THROWS_WITH_AS(nn::ConvTranspose2d(nn::ConvTranspose2dOptions(4, 6, 3).output_padding(1)),
+                       "ConvTranspose2d: output_padding 1 must be >= 0 and smaller than either stride 1 or dilation 1",
+                       Error);
+  CHECK_THROWS_WITH_AS(nn::ConvTranspose2d(nn::ConvTranspose2dOptions(4, 6, 3).groups(4)),
+                       "ConvTranspose2d: out_channels must be divisible by groups, got out_channels=6, groups=4", Error);
+  CHECK_THROWS_WITH_AS(nn::ConvTranspose2d(4, 6, 3)(ones({1, 3, 5, 5})),
+                       "ConvTranspose2d(4, 6, kernel_size=(3, 3), stride=(1, 1)): expected input [N, 4, H, W], got "
+                       "[1, 3, 5, 5]",
+                       Error);
+  CHECK_THROWS_WITH_AS(nn::Conv2d(nn::Conv2dOptions(4, 6, 3).groups(2))(ones({1, 2, 5, 5})),
+                       "Conv2d(4, 6, kernel_size=(3, 3), stride=(1, 1), groups=2): expected input [N, 4, H, W], got "
+                       "[1, 2, 5, 5]",
+                       Error);
+  CHECK_THROWS_WITH_AS(nn::AvgPool2d(nn::AvgPool2dOptions(3).padding(2)),
+                       "AvgPool2d: padding must be >= 0 and at most half of kernel_size, got padding=2, kernel_size=3",
+                       Error);
+  CHECK_THROWS_WITH_AS(nn::AvgPool2d(2, 0), "AvgPool2d: stride must be > 0, got 0", Error);
+  CHECK_THROWS_WITH_AS(nn::AvgPool2d(2)(ones({4, 4})),
+                       "AvgPool2d(kernel_size=2, stride=2, padding=0): expected input [N, C, H, W], got [4, 4]", Error);
+  CHECK_THROWS_WITH_AS(nn::AdaptiveAvgPool2d(0), "AdaptiveAvgPool2d: output_size must be > 0, got 0", Error);
+  CHECK_THROWS_WITH_AS(nn::AdaptiveAvgPool2d(Shape{1, 2, 3}), "IntPair: expected 1 or 2 values (h, w), got [1, 2, 3]",
+                       Error);
 }

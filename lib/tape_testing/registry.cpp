@@ -12,7 +12,9 @@
 #include <sstream>
 
 #include "tape/ops/op_util.hpp"
+#include "tape/ops/norm.hpp"
 #include "tape/ops/ops.hpp"
+#include "tape/ops/rnn.hpp"
 
 #ifndef TAPE_TESTING_SOURCE_DIR
 #define TAPE_TESTING_SOURCE_DIR "."
@@ -800,12 +802,186 @@ std::vector<OpInfo> build() {
   r.back().eps = 1.0;
 
   // --- [norm] normalization ops (ops/norm.cpp): batch_norm, layer_norm, group_norm
+  // Samples hold x, then weight and bias when the layer is affine ("no affine":
+  // x alone). Weights are drawn in [0.5, 1.5).
+  {
+    const std::string kNorm = "norm.cpp";
+    const auto affine = [](const Inputs& x, size_t i) { return x.size() > i ? x[i] : Tensor(); };
+    add_op("batch_norm", "normalization", "batch_norm(x, running_mean, running_var, w, b, training=true)",
+           {kNorm, "struct BatchNormBackward"},
+           [](Generator& g, Dtype d) {
+             return Samples{{"basic", {u(g, d, {4, 3, 2}), u(g, d, {3}, 0.5f, 1.5f), u(g, d, {3})}},
+                            {"2-D", {u(g, d, {5, 3}), u(g, d, {3}, 0.5f, 1.5f), u(g, d, {3})}},
+                            {"4-D", {u(g, d, {2, 3, 2, 2}), u(g, d, {3}, 0.5f, 1.5f), u(g, d, {3})}},
+                            {"no affine", {u(g, d, {3, 2, 3})}},
+                            {"empty batch", {z(d, {0, 3, 2}), z(d, {3}), z(d, {3})}}};
+           },
+           [affine](const Inputs& x) {
+             // fresh running statistics per call: their in-place update never feeds back
+             const int64_t c = x[0].size(1);
+             const Tensor rm = zeros({c}, Dtype::Float64), rv = ones({c}, Dtype::Float64);
+             return batch_norm(x[0], rm, rv, affine(x, 1), affine(x, 2), true);
+           });
+    r.back().note = "training: the batch's statistics (x's gradient goes through them); running statistics updated";
+    add_op("batch_norm_eval", "normalization", "batch_norm(x, running_mean, running_var, w, b, training=false)",
+           {kNorm, "struct BatchNormBackward"},
+           [](Generator& g, Dtype d) {
+             return Samples{{"basic", {u(g, d, {4, 3, 2}), u(g, d, {3}, 0.5f, 1.5f), u(g, d, {3})}},
+                            {"4-D", {u(g, d, {2, 3, 2, 2}), u(g, d, {3}, 0.5f, 1.5f), u(g, d, {3})}},
+                            {"no affine", {u(g, d, {3, 3})}},
+                            {"one sample", {u(g, d, {1, 3}), u(g, d, {3}, 0.5f, 1.5f), u(g, d, {3})}},
+                            {"empty batch", {z(d, {0, 3, 2}), z(d, {3}), z(d, {3})}}};
+           },
+           [affine](const Inputs& x) {
+             const int64_t c = x[0].size(1);
+             const Tensor rm = arange(c, Dtype::Float64) * 0.2 - 0.1, rv = arange(c, Dtype::Float64) * 0.5 + 0.5;
+             return batch_norm(x[0], rm, rv, affine(x, 1), affine(x, 2), false);
+           })
+        .functions = {"batch_norm"};
+    r.back().note = "eval: constant running statistics";
+    add_op("layer_norm", "normalization", "layer_norm(x, w.shape(), w, b)", {kNorm, "struct RowNormBackward", "layer_norm:"},
+           [](Generator& g, Dtype d) {
+             return Samples{{"basic", {u(g, d, {3, 2, 4}), u(g, d, {2, 4}, 0.5f, 1.5f), u(g, d, {2, 4})}},
+                            {"last dim", {u(g, d, {4, 5}), u(g, d, {5}, 0.5f, 1.5f), u(g, d, {5})}},
+                            {"no affine", {u(g, d, {3, 4})}},
+                            {"empty", {z(d, {0, 4}), z(d, {4}), z(d, {4})}}};
+           },
+           [affine](const Inputs& x) {
+             const Shape normalized = x.size() > 1 ? x[1].shape() : Shape{x[0].size(-1)};
+             return layer_norm(x[0], normalized, affine(x, 1), affine(x, 2));
+           });
+    add_op("group_norm", "normalization", "group_norm(x, 2, w, b)", {kNorm, "struct RowNormBackward", "group_norm:"},
+           [](Generator& g, Dtype d) {
+             return Samples{{"basic", {u(g, d, {2, 4, 3}), u(g, d, {4}, 0.5f, 1.5f), u(g, d, {4})}},
+                            {"4-D", {u(g, d, {2, 6, 2, 2}), u(g, d, {6}, 0.5f, 1.5f), u(g, d, {6})}},
+                            {"no affine", {u(g, d, {3, 4, 2})}},
+                            {"empty batch", {z(d, {0, 4, 3}), z(d, {4}), z(d, {4})}}};
+           },
+           [affine](const Inputs& x) { return group_norm(x[0], 2, affine(x, 1), affine(x, 2)); });
+  }
   // --- [end norm]
 
   // --- [conv2] convolution options, conv_transpose2d, avg pooling (conv.cpp, pool.cpp)
+  add_op("conv2d_groups", "convolution & pooling", "conv2d(x, w, b, {2, 1}, {1, 2}, {2, 1}, 2)",
+         {"conv.cpp", "class Conv2dBackward"},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {2, 4, 7, 5}), u(g, d, {6, 2, 3, 2}, -.5f, .5f), u(g, d, {6}, -.5f, .5f)}},
+                          {"empty batch", {z(d, {0, 4, 7, 5}), z(d, {6, 2, 3, 2}), z(d, {6})}}};
+         },
+         [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {2, 1}, {1, 2}, {2, 1}, 2); })
+      .functions = {"conv2d"};
+  r.back().note = "rectangular kernel, stride (2, 1), padding (1, 2), dilation (2, 1), groups 2";
+  add_op("conv2d_depthwise", "convolution & pooling", "conv2d(x, w, {}, 1, 1, 2, 3)",
+         {"conv.cpp", "class Conv2dBackward"},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {2, 3, 6, 6}), u(g, d, {3, 1, 3, 3}, -.5f, .5f)}}};
+         },
+         [](const Inputs& x) { return conv2d(x[0], x[1], {}, 1, 1, 2, 3); })
+      .functions = {"conv2d"};
+  r.back().note = "depthwise (groups = channels), dilation 2, no bias";
+  add_op("conv_transpose2d", "convolution & pooling", "conv_transpose2d(x, w, b, 2, 1, 1, 2, {1, 2})",
+         {"conv.cpp", "class ConvTranspose2dBackward"},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {2, 4, 3, 3}), u(g, d, {4, 3, 3, 2}, -.5f, .5f), u(g, d, {6}, -.5f, .5f)}},
+                          {"empty batch", {z(d, {0, 4, 3, 3}), z(d, {4, 3, 3, 2}), z(d, {6})}}};
+         },
+         [](const Inputs& x) { return conv_transpose2d(x[0], x[1], x[2], 2, 1, 1, 2, {1, 2}); });
+  r.back().note = "stride 2, padding 1, output_padding 1, groups 2, dilation (1, 2)";
+  add_op("conv_transpose2d_dilation", "convolution & pooling", "conv_transpose2d(x, w, {}, 1, 1, 1, 1, 2)",
+         {"conv.cpp", "class ConvTranspose2dBackward"},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {2, 2, 3, 4}), u(g, d, {2, 3, 3, 3}, -.5f, .5f)}}};
+         },
+         [](const Inputs& x) { return conv_transpose2d(x[0], x[1], {}, 1, 1, 1, 1, 2); })
+      .functions = {"conv_transpose2d"};
+  r.back().note = "output_padding 1 ≥ stride 1 (allowed: < dilation 2), no bias";
+  add_op("avg_pool2d", "convolution & pooling", "avg_pool2d(x, 3, 2, 1)", {"pool.cpp", "class AvgPool2dBackward"},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {2, 3, 7, 6})}},
+                          {"empty batch", {z(d, {0, 3, 7, 6})}},
+                          {"empty channels", {z(d, {2, 0, 7, 6})}}};
+         },
+         [](const Inputs& x) { return avg_pool2d(x[0], 3, 2, 1); });
+  r.back().note = "count_include_pad = true";
+  add_op("avg_pool2d_exclude_pad", "convolution & pooling", "avg_pool2d(x, {3, 2}, {2, 1}, 1, false, false)",
+         {"pool.cpp", "class AvgPool2dBackward"},
+         [](Generator& g, Dtype d) { return Samples{{"basic", {u(g, d, {2, 3, 7, 6})}}}; },
+         [](const Inputs& x) { return avg_pool2d(x[0], {3, 2}, {2, 1}, 1, false, false); })
+      .functions = {"avg_pool2d"};
+  r.back().note = "count_include_pad = false, rectangular kernel";
+  add_op("avg_pool2d_ceil", "convolution & pooling", "avg_pool2d(x, {3, 2}, {2, 3}, 1, true)",
+         {"pool.cpp", "class AvgPool2dBackward"},
+         [](Generator& g, Dtype d) { return Samples{{"basic", {u(g, d, {2, 2, 5, 7})}}}; },
+         [](const Inputs& x) { return avg_pool2d(x[0], {3, 2}, {2, 3}, 1, true); })
+      .functions = {"avg_pool2d"};
+  r.back().note = "ceil_mode: last windows past the padding (the loop, also in Float32)";
+  add_op("avg_pool2d_ceil_exclude_pad", "convolution & pooling", "avg_pool2d(x, 2, -1, 0, true, false)",
+         {"pool.cpp", "class AvgPool2dBackward"},
+         [](Generator& g, Dtype d) { return Samples{{"basic", {u(g, d, {2, 2, 5, 7})}}}; },
+         [](const Inputs& x) { return avg_pool2d(x[0], 2, -1, 0, true, false); })
+      .functions = {"avg_pool2d"};
+  r.back().note = "ceil_mode, count_include_pad = false";
+  add_op("adaptive_avg_pool2d", "convolution & pooling", "adaptive_avg_pool2d(x, {3, 2})",
+         {"pool.cpp", "class AvgPool2dBackward"},
+         [](Generator& g, Dtype d) {
+           return Samples{{"uneven bins", {u(g, d, {2, 3, 7, 5})}},
+                          {"even bins", {u(g, d, {2, 3, 6, 4})}},
+                          {"empty batch", {z(d, {0, 3, 7, 5})}}};
+         },
+         [](const Inputs& x) { return adaptive_avg_pool2d(x[0], {3, 2}); });
   // --- [end conv2]
 
   // --- [rnn] embedding, lstm, gru (ops/rnn.cpp)
+  // embedding: repeated indices accumulate into one row; the padding row gets no gradient
+  const std::string kRnn = "rnn.cpp";
+  add_op("embedding", "embedding & recurrent", "embedding(weight, indices)", {kRnn, "Tensor embedding("},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {5, 3}), ints({1, 3, 1, 0, 3, 4}, {2, 3})}},
+                          {"0-D index", {u(g, d, {4, 2}), ints({2}, {})}},
+                          {"empty", {u(g, d, {4, 2}), ints({}, {0, 3})}}};
+         },
+         [](const Inputs& x) { return embedding(x[0], x[1]); })
+      .dtypes = kAll;
+  add_op("embedding_padding_idx", "embedding & recurrent", "embedding(weight, indices, 3)", {kRnn, "Tensor embedding("},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {5, 3}), ints({1, 3, 1, 0, 3, 4}, {2, 3})}},
+                          {"empty", {u(g, d, {4, 2}), ints({}, {0})}}};
+         },
+         [](const Inputs& x) { return embedding(x[0], x[1], 3); })
+      .functions = {"embedding"};
+  r.back().dtypes = kAll;
+  r.back().note = "row 3 (picked twice) gets no gradient";
+  // one layer, H = 3, T = 3, N = 2, every weight and the initial state an input; the
+  // output joins y and the final cell state, so gradcheck sees both paths
+  add_op("lstm", "embedding & recurrent", "lstm(x, h0, c0, {{w_ih, w_hh, b_ih, b_hh}}): [y, c_n]",
+         {kRnn, "struct LstmCellBackward"},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {3, 2, 2}), u(g, d, {12, 2}), u(g, d, {12, 3}), u(g, d, {12}),
+                                     u(g, d, {12}), u(g, d, {1, 2, 3}), u(g, d, {1, 2, 3})}},
+                          {"zero state", {u(g, d, {2, 2, 2}), u(g, d, {12, 2}), u(g, d, {12, 3}), u(g, d, {12}),
+                                          u(g, d, {12})}},
+                          {"empty batch", {z(d, {2, 0, 2}), z(d, {12, 2}), z(d, {12, 3}), z(d, {12}), z(d, {12})}}};
+         },
+         [](const Inputs& x) {
+           const bool state = x.size() > 5;
+           const LSTMOutput o = lstm(x[0], state ? x[5] : Tensor(), state ? x[6] : Tensor(), {{x[1], x[2], x[3], x[4]}});
+           return cat({reshape(o.output, {-1}), reshape(o.c_n, {-1})}, 0);
+         })
+      .dtypes = {F32, F64};
+  r.back().note = "the gate arithmetic of a step is one fused node";
+  add_op("gru", "embedding & recurrent", "gru(x, h0, {{w_ih, w_hh, b_ih, b_hh}})", {kRnn, "struct GruCellBackward"},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {3, 2, 2}), u(g, d, {9, 2}), u(g, d, {9, 3}), u(g, d, {9}),
+                                     u(g, d, {9}), u(g, d, {1, 2, 3})}},
+                          {"zero state", {u(g, d, {2, 2, 2}), u(g, d, {9, 2}), u(g, d, {9, 3}), u(g, d, {9}),
+                                          u(g, d, {9})}},
+                          {"empty batch", {z(d, {2, 0, 2}), z(d, {9, 2}), z(d, {9, 3}), z(d, {9}), z(d, {9})}}};
+         },
+         [](const Inputs& x) {
+           return gru(x[0], x.size() > 5 ? x[5] : Tensor(), {{x[1], x[2], x[3], x[4]}}).output;
+         })
+      .dtypes = {F32, F64};
+  r.back().note = "PyTorch's linear-before-reset cell, one fused node per step";
   // --- [end rnn]
 
   return r;

@@ -434,11 +434,11 @@ Tensor avg_pool2d(const Tensor& x_in, IntPair kernel, IntPair stride, IntPair pa
   TAPE_CHECK(2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w, "avg_pool2d: padding ", brief(padding),
              " must be at most half of kernel ", brief(kernel));
   const int64_t h = x_in.size(2), w = x_in.size(3);
+  TAPE_CHECK(kernel.h <= h + 2 * padding.h && kernel.w <= w + 2 * padding.w, "avg_pool2d: kernel ", brief(kernel),
+             " is larger than the padded input ", h + 2 * padding.h, "x", w + 2 * padding.w, " (input shape ",
+             x_in.shape(), ", padding ", brief(padding), ")");
   const int64_t oh = pool_out(h, kernel.h, stride.h, padding.h, ceil_mode);
   const int64_t ow = pool_out(w, kernel.w, stride.w, padding.w, ceil_mode);
-  TAPE_CHECK(oh >= 1 && ow >= 1, "avg_pool2d: kernel ", brief(kernel), " with padding ", brief(padding),
-             " is larger than the input ", h, "x", w, " (input shape ", x_in.shape(), ", output size ", oh, "x", ow,
-             ")");
 
   AvgShape s;
   s.rows = pool_bins(h, oh, kernel.h, stride.h, padding.h, count_include_pad);
