@@ -42,12 +42,14 @@ T sigma(T x) {
 }
 template <class T>
 void sigmoid_inplace(T* p, int64_t n) {
+  if (n == 0) return;
   if constexpr (std::is_same_v<T, float>) backend::eltwise_forward(backend::Eltwise::Logistic, 0.f, p, p, n);
   else
     for (int64_t i = 0; i < n; ++i) p[i] = sigma(p[i]);
 }
 template <class T>
 void tanh_inplace(T* p, int64_t n) {
+  if (n == 0) return;
   if constexpr (std::is_same_v<T, float>) backend::eltwise_forward(backend::Eltwise::Tanh, 0.f, p, p, n);
   else
     for (int64_t i = 0; i < n; ++i) p[i] = std::tanh(p[i]);
