@@ -111,3 +111,32 @@ emit("kClip2", clip(1.0, 2.0))
 emit("kClipInf", clip(1.5, math.inf))
 emit("kClip2Large", clip(100.0, 2.0))
 emit("kClip1", clip(2.0, 1.0))
+
+
+# parameter groups: [p0] with the optimizer's settings, [p1] with its own lr and
+# weight decay; then the same with a LinearLR warm-up stepped after every step
+def run_groups(make, sched=None):
+    ps = params()
+    opt = make([{"params": [ps[0]]}, {"params": [ps[1]], "lr": 0.05, "weight_decay": 0.1}])
+    s = sched(opt) if sched else None
+    out = []
+    for _ in range(STEPS):
+        for p in ps:
+            p.grad = grad_of(p)
+        opt.step()
+        if s:
+            s.step()
+        out += torch.cat([p.detach().flatten() for p in ps]).tolist()
+        out += [g["lr"] for g in opt.param_groups]
+    return out
+
+
+emit("kGroupsSgd", run_groups(lambda g: O.SGD(g, lr=0.1, momentum=0.9)))
+emit("kGroupsAdam", run_groups(lambda g: O.Adam(g, lr=0.01, weight_decay=0.01)))
+emit("kGroupsAdamW", run_groups(lambda g: O.AdamW(g, lr=0.01)))
+emit("kGroupsRmsprop", run_groups(lambda g: O.RMSprop(g, lr=0.01, momentum=0.5)))
+emit("kGroupsAdagrad", run_groups(lambda g: O.Adagrad(g, lr=0.1, lr_decay=0.01)))
+emit("kGroupsLinearLR", run_groups(lambda g: O.SGD(g, lr=0.1),
+                                   lambda o: S.LinearLR(o, start_factor=0.25, total_iters=3)))
+emit("kGroupsCosine", run_groups(lambda g: O.SGD(g, lr=0.1),
+                                 lambda o: S.CosineAnnealingLR(o, T_max=4, eta_min=0.01)))

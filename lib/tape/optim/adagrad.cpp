@@ -24,9 +24,12 @@ void adagrad_update(T* pd, T* sd, const T* gd, int64_t n, T clr, T wd, T eps) {
 }  // namespace
 
 Adagrad::Adagrad(std::vector<Tensor> params, const AdagradOptions& options)
-    : Optimizer(std::move(params), "Adagrad"), options_(options) {
+    : Adagrad(one_group(std::move(params)), options) {}
+
+Adagrad::Adagrad(std::vector<ParamGroup> groups, const AdagradOptions& options)
+    : Optimizer(std::move(groups), "Adagrad"), options_(options) {
   validate(options_);
-  lr_ = initial_lr_ = options_.lr();
+  init_lr(options_.lr());
   sum_slot_ = add_state_slot("sum");
 }
 
@@ -59,7 +62,7 @@ void Adagrad::set_hyper_parameters(const std::map<std::string, double>& hp) {
 }
 
 void Adagrad::step() {
-  for_each_grad([&](size_t i, Tensor& p, const Tensor& g) {
+  for_each_grad(options_.weight_decay(), [&](size_t i, Tensor& p, const Tensor& g, double lr, double wd) {
     Tensor& s = state_buffer(sum_slot_, i);
     tape::detail::visit_float(p.dtype(), "Adagrad.step", [&]<class T>() {
       Tensor holder;
@@ -67,8 +70,8 @@ void Adagrad::step() {
       if (!s.defined()) s = full(p.shape(), options_.initial_accumulator_value(), p.dtype());
       const int64_t t = ++param_steps_[i];
       // the decayed lr in double, as PyTorch computes it on the host
-      const double clr = lr_ / (1.0 + double(t - 1) * options_.lr_decay());
-      adagrad_update<T>(p.data<T>(), s.data<T>(), gd, p.numel(), T(clr), T(options_.weight_decay()),
+      const double clr = lr / (1.0 + double(t - 1) * options_.lr_decay());
+      adagrad_update<T>(p.data<T>(), s.data<T>(), gd, p.numel(), T(clr), T(wd),
                         T(options_.eps()));
     });
     s.impl()->storage->bump_version();

@@ -20,6 +20,8 @@ struct AdagradOptions {
 class Adagrad : public Optimizer {
  public:
   explicit Adagrad(std::vector<Tensor> params, const AdagradOptions& options = AdagradOptions());
+  /// Parameter groups, each with its own lr / weight_decay or `options`'.
+  Adagrad(std::vector<ParamGroup> groups, const AdagradOptions& options);
   void step() override;
   std::string type_name() const override { return "Adagrad"; }
   const AdagradOptions& options() const { return options_; }

@@ -42,14 +42,16 @@ void adam_update(T* pd, T* md, T* vd, const T* gd, int64_t n, const AdamScalars<
 }  // namespace
 
 Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay)
-    : Adam(std::move(params), lr, beta1, beta2, eps, weight_decay, false, "Adam") {}
+    : Adam(one_group(std::move(params)), lr, beta1, beta2, eps, weight_decay, false, "Adam") {}
 
-Adam::Adam(std::vector<Tensor> params, const AdamOptions& o)
-    : Adam(std::move(params), o.lr(), o.betas().first, o.betas().second, o.eps(), o.weight_decay(), false, "Adam") {}
+Adam::Adam(std::vector<Tensor> params, const AdamOptions& o) : Adam(one_group(std::move(params)), o) {}
 
-Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay,
+Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& o)
+    : Adam(std::move(groups), o.lr(), o.betas().first, o.betas().second, o.eps(), o.weight_decay(), false, "Adam") {}
+
+Adam::Adam(std::vector<ParamGroup> groups, double lr, double beta1, double beta2, double eps, double weight_decay,
            bool decoupled, const char* who)
-    : Optimizer(std::move(params), who),
+    : Optimizer(std::move(groups), who),
       beta1_(beta1),
       beta2_(beta2),
       eps_(eps),
@@ -58,16 +60,18 @@ Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, do
       who_(who) {
   check_lr(lr, who);
   validate(beta1, beta2, eps, weight_decay);
-  lr_ = initial_lr_ = lr;
+  init_lr(lr);
   m_slot_ = add_state_slot("exp_avg");
   v_slot_ = add_state_slot("exp_avg_sq");
 }
 
 AdamW::AdamW(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay)
-    : Adam(std::move(params), lr, beta1, beta2, eps, weight_decay, true, "AdamW") {}
+    : Adam(one_group(std::move(params)), lr, beta1, beta2, eps, weight_decay, true, "AdamW") {}
 
-AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& o)
-    : Adam(std::move(params), o.lr(), o.betas().first, o.betas().second, o.eps(), o.weight_decay(), true, "AdamW") {}
+AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& o) : AdamW(one_group(std::move(params)), o) {}
+
+AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& o)
+    : Adam(std::move(groups), o.lr(), o.betas().first, o.betas().second, o.eps(), o.weight_decay(), true, "AdamW") {}
 
 void Adam::validate(double beta1, double beta2, double eps, double weight_decay) const {
   TAPE_CHECK(beta1 >= 0.0 && beta1 < 1.0, who_, ": beta1 must be in [0, 1), got ", beta1);
@@ -88,7 +92,7 @@ void Adam::set_hyper_parameters(const std::map<std::string, double>& hp) {
 }
 
 void Adam::step() {
-  for_each_grad([&](size_t i, Tensor& p, const Tensor& g) {
+  for_each_grad(weight_decay_, [&](size_t i, Tensor& p, const Tensor& g, double lr, double wd) {
     Tensor& m = state_buffer(m_slot_, i);
     Tensor& v = state_buffer(v_slot_, i);
     // one kernel, in the parameter's type (its state has that dtype too)
@@ -101,8 +105,8 @@ void Adam::step() {
       // Scalars in double, as PyTorch computes them on the host.
       const double bc1 = 1.0 - std::pow(beta1_, double(t)), bc2 = 1.0 - std::pow(beta2_, double(t));
       adam_update<T>(p.data<T>(), m.data<T>(), v.data<T>(), gd, p.numel(),
-                     {T(beta1_), T(beta2_), T(eps_), decoupled_ ? T(0) : T(weight_decay_),
-                      decoupled_ ? T(1.0 - lr_ * weight_decay_) : T(1), T(lr_ / bc1), T(std::sqrt(bc2))});
+                     {T(beta1_), T(beta2_), T(eps_), decoupled_ ? T(0) : T(wd), decoupled_ ? T(1.0 - lr * wd) : T(1),
+                      T(lr / bc1), T(std::sqrt(bc2))});
     });
     m.impl()->storage->bump_version();
     v.impl()->storage->bump_version();

@@ -35,6 +35,8 @@ class Adam : public Optimizer {
   Adam(std::vector<Tensor> params, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
        double weight_decay = 0.0);
   Adam(std::vector<Tensor> params, const AdamOptions& options);
+  /// Parameter groups, each with its own lr / weight_decay or `options`'.
+  Adam(std::vector<ParamGroup> groups, const AdamOptions& options);
   void step() override;
   std::string type_name() const override { return "Adam"; }
 
@@ -44,7 +46,7 @@ class Adam : public Optimizer {
   double weight_decay() const { return weight_decay_; }
 
  protected:
-  Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay,
+  Adam(std::vector<ParamGroup> groups, double lr, double beta1, double beta2, double eps, double weight_decay,
        bool decoupled, const char* who);
   std::map<std::string, double> hyper_parameters() const override;
   void set_hyper_parameters(const std::map<std::string, double>& hp) override;
@@ -65,6 +67,7 @@ class AdamW : public Adam {
   AdamW(std::vector<Tensor> params, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
         double weight_decay = 1e-2);
   AdamW(std::vector<Tensor> params, const AdamWOptions& options);
+  AdamW(std::vector<ParamGroup> groups, const AdamWOptions& options);
   std::string type_name() const override { return "AdamW"; }
 };
 

@@ -17,8 +17,12 @@ void LRScheduler::step() { set_last_epoch(last_epoch_ + 1); }
 void LRScheduler::set_last_epoch(int64_t epoch) {
   TAPE_CHECK(epoch >= 0, type_name(), ".set_last_epoch: epoch must be >= 0, got ", epoch);
   last_epoch_ = epoch;
-  last_lr_ = lr_at(epoch);
-  optimizer_.set_lr(last_lr_);
+  const auto& groups = optimizer_.param_groups();
+  last_lrs_.resize(groups.size());
+  for (size_t k = 0; k < groups.size(); ++k) {
+    last_lrs_[k] = lr_for(epoch, groups[k].initial_lr);
+    optimizer_.set_lr(k, last_lrs_[k]);
+  }
 }
 
 StepLR::StepLR(Optimizer& optimizer, int64_t step_size, double gamma)
@@ -28,8 +32,8 @@ StepLR::StepLR(Optimizer& optimizer, int64_t step_size, double gamma)
   init();
 }
 
-double StepLR::lr_at(int64_t epoch) const {
-  return optimizer_.initial_lr() * std::pow(gamma_, double(epoch / step_size_));
+double StepLR::lr_for(int64_t epoch, double initial_lr) const {
+  return initial_lr * std::pow(gamma_, double(epoch / step_size_));
 }
 
 CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min)
@@ -39,9 +43,8 @@ CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double
   init();
 }
 
-double CosineAnnealingLR::lr_at(int64_t epoch) const {
-  const double base = optimizer_.initial_lr();
-  return eta_min_ + (base - eta_min_) * (1.0 + std::cos(std::numbers::pi * double(epoch) / double(t_max_))) / 2.0;
+double CosineAnnealingLR::lr_for(int64_t epoch, double initial_lr) const {
+  return eta_min_ + (initial_lr - eta_min_) * (1.0 + std::cos(std::numbers::pi * double(epoch) / double(t_max_))) / 2.0;
 }
 
 }  // namespace tape::optim
@@ -57,9 +60,9 @@ LinearLR::LinearLR(Optimizer& optimizer, double start_factor, double end_factor,
   init();
 }
 
-double LinearLR::lr_at(int64_t epoch) const {
+double LinearLR::lr_for(int64_t epoch, double initial_lr) const {
   const double t = double(std::min(epoch, total_iters_));
-  return optimizer_.initial_lr() * (start_ + (end_ - start_) * t / double(total_iters_));
+  return initial_lr * (start_ + (end_ - start_) * t / double(total_iters_));
 }
 
 OneCycleLR::OneCycleLR(Optimizer& optimizer, double max_lr, int64_t total_steps, double pct_start,
@@ -86,7 +89,7 @@ double OneCycleLR::anneal(double start, double end, double pct) const {
   return (end - start) * pct + start;
 }
 
-double OneCycleLR::lr_at(int64_t epoch) const {
+double OneCycleLR::lr_for(int64_t epoch, double /*initial_lr: every group follows max_lr*/) const {
   TAPE_CHECK(epoch <= total_steps_, "OneCycleLR: tried to step ", epoch, " times, the specified number of total steps is ",
              total_steps_);
   const double step = double(epoch);
@@ -137,8 +140,10 @@ void ReduceLROnPlateau::step(double metric) {
     num_bad_epochs_ = 0;  // ignore bad epochs in cooldown
   }
   if (num_bad_epochs_ > patience_) {
-    const double old_lr = optimizer_.lr(), new_lr = std::max(old_lr * factor_, min_lr_);
-    if (old_lr - new_lr > eps_) optimizer_.set_lr(new_lr);
+    for (size_t k = 0; k < optimizer_.param_groups().size(); ++k) {
+      const double old_lr = optimizer_.param_groups()[k].lr, new_lr = std::max(old_lr * factor_, min_lr_);
+      if (old_lr - new_lr > eps_) optimizer_.set_lr(k, new_lr);
+    }
     cooldown_counter_ = cooldown_;
     num_bad_epochs_ = 0;
   }

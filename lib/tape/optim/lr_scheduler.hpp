@@ -1,8 +1,10 @@
 #pragma once
 /// \file Learning-rate schedulers (PyTorch's closed forms). Call step() once per epoch,
-/// after that epoch's optimizer steps. The schedule scales optimizer.initial_lr().
+/// after that epoch's optimizer steps. The schedule scales each parameter group's
+/// initial_lr (optimizer.param_groups()), group by group, as PyTorch's do.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tape/optim/optimizer.hpp"
 
@@ -13,15 +15,19 @@ class LRScheduler {
   /// Sets the optimizer's lr to the epoch-0 value (last_epoch() == 0).
   explicit LRScheduler(Optimizer& optimizer);
   virtual ~LRScheduler();
-  /// Advances one epoch and sets the optimizer's lr.
+  /// Advances one epoch and sets every group's lr.
   void step();
-  /// The lr this scheduler set last.
-  double get_last_lr() const { return last_lr_; }
+  /// The lr this scheduler set last (the first group's).
+  double get_last_lr() const { return last_lrs_.front(); }
+  /// The lr of every group, set last.
+  const std::vector<double>& get_last_lrs() const { return last_lrs_; }
   int64_t last_epoch() const { return last_epoch_; }
-  /// Jumps to `epoch` (e.g. when resuming from a checkpoint) and sets the lr for it.
+  /// Jumps to `epoch` (e.g. when resuming from a checkpoint) and sets the lrs for it.
   void set_last_epoch(int64_t epoch);
-  /// The lr of `epoch` under this schedule.
-  virtual double lr_at(int64_t epoch) const = 0;
+  /// The lr of `epoch` for the first group.
+  double lr_at(int64_t epoch) const { return lr_for(epoch, optimizer_.initial_lr()); }
+  /// The lr of `epoch` for a group whose initial lr is `initial_lr`.
+  virtual double lr_for(int64_t epoch, double initial_lr) const = 0;
   virtual std::string type_name() const = 0;
 
  protected:
@@ -31,14 +37,14 @@ class LRScheduler {
 
  private:
   int64_t last_epoch_ = 0;
-  double last_lr_ = 0.0;
+  std::vector<double> last_lrs_{0.0};
 };
 
 /// lr = initial_lr · gamma^⌊epoch / step_size⌋
 class StepLR : public LRScheduler {
  public:
   StepLR(Optimizer& optimizer, int64_t step_size, double gamma = 0.1);
-  double lr_at(int64_t epoch) const override;
+  double lr_for(int64_t epoch, double initial_lr) const override;
   std::string type_name() const override { return "StepLR"; }
 
  private:
@@ -50,7 +56,7 @@ class StepLR : public LRScheduler {
 class CosineAnnealingLR : public LRScheduler {
  public:
   CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min = 0.0);
-  double lr_at(int64_t epoch) const override;
+  double lr_for(int64_t epoch, double initial_lr) const override;
   std::string type_name() const override { return "CosineAnnealingLR"; }
 
  private:
@@ -69,7 +75,7 @@ namespace tape::optim {
 class LinearLR : public LRScheduler {
  public:
   LinearLR(Optimizer& optimizer, double start_factor = 1.0 / 3.0, double end_factor = 1.0, int64_t total_iters = 5);
-  double lr_at(int64_t epoch) const override;
+  double lr_for(int64_t epoch, double initial_lr) const override;
   std::string type_name() const override { return "LinearLR"; }
 
  private:
@@ -82,14 +88,15 @@ enum class AnnealStrategy { Cos, Linear };
 /// The 1cycle policy (Smith & Topin), two phases as PyTorch's default (three_phase = false):
 /// from max_lr/div_factor up to max_lr over pct_start·total_steps − 1 steps, then down to
 /// max_lr/(div_factor·final_div_factor) at step total_steps − 1. Call step() after every
-/// batch; at most total_steps steps. Sets the optimizer's initial_lr to max_lr/div_factor.
-/// Momentum cycling is not implemented. Defaults match torch.optim.lr_scheduler.OneCycleLR.
+/// batch; at most total_steps steps. Sets every group's initial_lr to max_lr/div_factor
+/// (one max_lr for all groups). Momentum cycling is not implemented. Defaults match
+/// torch.optim.lr_scheduler.OneCycleLR.
 class OneCycleLR : public LRScheduler {
  public:
   OneCycleLR(Optimizer& optimizer, double max_lr, int64_t total_steps, double pct_start = 0.3,
              AnnealStrategy anneal_strategy = AnnealStrategy::Cos, double div_factor = 25.0,
              double final_div_factor = 1e4);
-  double lr_at(int64_t epoch) const override;
+  double lr_for(int64_t epoch, double initial_lr) const override;
   std::string type_name() const override { return "OneCycleLR"; }
 
  private:
@@ -100,8 +107,8 @@ class OneCycleLR : public LRScheduler {
   AnnealStrategy strategy_;
 };
 
-/// Divides the lr by 1/factor when a metric stopped improving for more than `patience`
-/// epochs (then waits `cooldown` epochs). Not an LRScheduler: step(metric) depends on
+/// Multiplies every group's lr by `factor` (not below min_lr) when a metric stopped
+/// improving for more than `patience` epochs (then waits `cooldown` epochs). Not an LRScheduler: step(metric) depends on
 /// the metric history. Defaults match torch.optim.lr_scheduler.ReduceLROnPlateau.
 class ReduceLROnPlateau {
  public:

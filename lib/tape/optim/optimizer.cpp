@@ -10,8 +10,27 @@ namespace tape::optim {
 
 Optimizer::Optimizer(std::vector<Tensor> params) : Optimizer(std::move(params), "Optimizer") {}
 
-Optimizer::Optimizer(std::vector<Tensor> params, const char* who) : params_(std::move(params)) {
-  TAPE_CHECK(!params_.empty(), who, ": got an empty parameter list");
+Optimizer::Optimizer(std::vector<Tensor> params, const char* who)
+    : Optimizer(one_group(std::move(params)), who) {}
+
+Optimizer::Optimizer(std::vector<ParamGroup> groups, const char* who) {
+  TAPE_CHECK(!groups.empty(), who, ": got no parameter groups");
+  TAPE_CHECK(groups.size() > 1 || !groups[0].params.empty(), who, ": got an empty parameter list");
+  for (size_t k = 0; k < groups.size(); ++k) {
+    ParamGroup& group = groups[k];
+    TAPE_CHECK(!group.params.empty(), who, ": parameter group ", k, " is empty");
+    if (group.lr) check_lr(*group.lr, str_cat(who, ": parameter group ", k));
+    if (group.weight_decay)
+      TAPE_CHECK(std::isfinite(*group.weight_decay) && *group.weight_decay >= 0.0, who, ": parameter group ", k,
+                 ": weight_decay must be >= 0, got ", *group.weight_decay);
+    ParamGroupSettings settings;
+    settings.begin = params_.size();
+    settings.weight_decay = group.weight_decay;
+    for (Tensor& p : group.params) params_.push_back(std::move(p));
+    settings.end = params_.size();
+    groups_.push_back(settings);
+    group_lr_.push_back(group.lr);
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
     TAPE_CHECK(p.defined(), who, ": parameter ", i, " is an undefined tensor");
@@ -27,6 +46,14 @@ Optimizer::Optimizer(std::vector<Tensor> params, const char* who) : params_(std:
 
 Optimizer::~Optimizer() = default;
 
+std::vector<ParamGroup> Optimizer::one_group(std::vector<Tensor> params) {
+  return {ParamGroup{std::move(params), {}, {}}};
+}
+
+void Optimizer::init_lr(double lr) {
+  for (size_t k = 0; k < groups_.size(); ++k) groups_[k].lr = groups_[k].initial_lr = group_lr_[k].value_or(lr);
+}
+
 void Optimizer::zero_grad() {
   for (auto& p : params_) p.set_grad({});
 }
@@ -37,23 +64,33 @@ void Optimizer::check_lr(double lr, const std::string& who) {
 
 void Optimizer::set_lr(double lr) {
   check_lr(lr, type_name() + ".set_lr");
-  lr_ = lr;
+  for (auto& g : groups_) g.lr = lr;
+}
+
+void Optimizer::set_lr(size_t group, double lr) {
+  TAPE_CHECK(group < groups_.size(), type_name(), ".set_lr: group ", group, " out of range (", groups_.size(),
+             " groups)");
+  check_lr(lr, type_name() + ".set_lr");
+  groups_[group].lr = lr;
 }
 
 void Optimizer::set_initial_lr(double lr) {
   check_lr(lr, type_name() + ".set_initial_lr");
-  initial_lr_ = lr;
+  for (auto& g : groups_) g.initial_lr = lr;
 }
 
-void Optimizer::for_each_grad(const std::function<void(size_t, Tensor&, const Tensor&)>& update) {
+void Optimizer::for_each_grad(double default_weight_decay, const Update& update) {
   NoGradGuard no_grad;
   ++step_count_;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    Tensor& p = params_[i];
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
-    update(i, p, g);
-    p.impl()->storage->bump_version();
+  for (const ParamGroupSettings& group : groups_) {
+    const double wd = group.weight_decay.value_or(default_weight_decay);
+    for (size_t i = group.begin; i < group.end; ++i) {
+      Tensor& p = params_[i];
+      const Tensor g = p.grad();
+      if (!g.defined()) continue;
+      update(i, p, g, group.lr, wd);
+      p.impl()->storage->bump_version();
+    }
   }
 }
 
@@ -66,9 +103,20 @@ size_t Optimizer::add_state_slot(std::string name) {
 OptimizerState Optimizer::state_dict() const {
   OptimizerState s;
   s.scalars["step"] = double(step_count_);
-  s.scalars["lr"] = lr_;
-  s.scalars["initial_lr"] = initial_lr_;
+  s.scalars["lr"] = lr();
+  s.scalars["initial_lr"] = initial_lr();
   for (const auto& [k, v] : hyper_parameters()) s.scalars[k] = v;
+  // with several groups (or a group's own weight decay): every group's settings
+  for (size_t k = 0; k < groups_.size(); ++k) {
+    const ParamGroupSettings& g = groups_[k];
+    const std::string prefix = "group." + std::to_string(k) + ".";
+    if (groups_.size() > 1) {
+      s.scalars[prefix + "lr"] = g.lr;
+      s.scalars[prefix + "initial_lr"] = g.initial_lr;
+      s.scalars[prefix + "size"] = double(g.end - g.begin);
+    }
+    if (g.weight_decay) s.scalars[prefix + "weight_decay"] = *g.weight_decay;
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string prefix = "param." + std::to_string(i) + ".";
     if (param_steps_[i] > 0) s.scalars[prefix + "step"] = double(param_steps_[i]);
@@ -101,6 +149,37 @@ void Optimizer::load_state_dict(const OptimizerState& state) {
   for (const auto& kv : old_hp) hp[kv.first] = scalar(kv.first);
   std::set<std::string> known{"step", "lr", "initial_lr"};
   for (const auto& kv : hp) known.insert(kv.first);
+
+  // Groups: with several, each one's lr, initial_lr and size (which must match);
+  // a group's own weight decay when it has one.
+  std::vector<ParamGroupSettings> groups = groups_;
+  for (size_t k = 0; k < groups.size(); ++k) {
+    ParamGroupSettings& g = groups[k];
+    const std::string prefix = "group." + std::to_string(k) + ".";
+    if (groups.size() > 1) {
+      g.lr = scalar(prefix + "lr");
+      g.initial_lr = scalar(prefix + "initial_lr");
+      check_lr(g.lr, who + ": " + prefix + "lr");
+      check_lr(g.initial_lr, who + ": " + prefix + "initial_lr");
+      const int64_t size = count(prefix + "size");
+      TAPE_CHECK(size_t(size) == g.end - g.begin, who, ": parameter group ", k, " has ", size,
+                 " parameters in the state but ", g.end - g.begin, " in the optimizer");
+      known.insert({prefix + "lr", prefix + "initial_lr", prefix + "size"});
+    } else {
+      g.lr = lr;
+      g.initial_lr = initial_lr;
+    }
+    const std::string wd = prefix + "weight_decay";
+    TAPE_CHECK(state.scalars.count(wd) == size_t(g.weight_decay.has_value()), who, ": ",
+               g.weight_decay ? "missing entry " : "unexpected entry ", wd,
+               g.weight_decay ? " (the optimizer's group has its own weight decay)" : "");
+    if (g.weight_decay) {
+      g.weight_decay = scalar(wd);
+      TAPE_CHECK(std::isfinite(*g.weight_decay) && *g.weight_decay >= 0.0, who, ": ", wd, " must be >= 0, got ",
+                 *g.weight_decay);
+      known.insert(wd);
+    }
+  }
 
   // 2. Per-parameter steps and buffers.
   std::vector<int64_t> steps(params_.size(), 0);
@@ -153,8 +232,7 @@ void Optimizer::load_state_dict(const OptimizerState& state) {
     throw;
   }
   step_count_ = step;
-  lr_ = lr;
-  initial_lr_ = initial_lr;
+  groups_ = std::move(groups);
   param_steps_ = std::move(steps);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,29 @@ struct OptimizerState {
   std::map<std::string, double> scalars;
 };
 
+/// A parameter group (PyTorch's param_groups entry): its own lr and weight decay,
+/// or the optimizer's when unset.
+///
+///   optim::SGD opt({{.params = body->parameters()}, {.params = head->parameters(), .lr = 0.1}},
+///                  optim::SGDOptions(0.01).momentum(0.9));
+struct ParamGroup {
+  std::vector<Tensor> params;
+  std::optional<double> lr;
+  std::optional<double> weight_decay;
+};
+
+/// A group as the optimizer uses it: params()[begin, end), its current lr (what
+/// schedulers change), the lr its schedule scales, and its weight decay.
+struct ParamGroupSettings {
+  size_t begin = 0, end = 0;
+  double lr = 0.0;
+  double initial_lr = 0.0;
+  std::optional<double> weight_decay;  ///< unset: the optimizer's weight_decay
+};
+
 class Optimizer {
  public:
-  /// `params` must be distinct, defined, contiguous Float32 leaf tensors.
+  /// `params` must be distinct, defined, contiguous Float32 or Float64 leaf tensors.
   explicit Optimizer(std::vector<Tensor> params);
   virtual ~Optimizer();
   Optimizer(const Optimizer&) = delete;
@@ -34,13 +55,19 @@ class Optimizer {
   /// Clears every parameter's gradient (sets it undefined).
   void zero_grad();
 
-  double lr() const { return lr_; }
-  /// Sets the learning rate (what LR schedulers call); must be >= 0.
+  /// The first group's learning rate (the only one without parameter groups).
+  double lr() const { return groups_.front().lr; }
+  /// Sets every group's learning rate; must be >= 0.
   void set_lr(double lr);
-  /// The learning rate the optimizer was created with (schedulers scale this one).
-  double initial_lr() const { return initial_lr_; }
+  /// Sets group `group`'s learning rate (what LR schedulers call, group by group).
+  void set_lr(size_t group, double lr);
+  /// The first group's initial learning rate (schedulers scale each group's own).
+  double initial_lr() const { return groups_.front().initial_lr; }
+  /// Sets every group's initial learning rate.
   void set_initial_lr(double lr);
+  /// All parameters, group after group (the indices of "param.i" state entries).
   const std::vector<Tensor>& params() const { return params_; }
+  const std::vector<ParamGroupSettings>& param_groups() const { return groups_; }
   /// Number of step() calls so far.
   int64_t step_count() const { return step_count_; }
 
@@ -56,6 +83,12 @@ class Optimizer {
  protected:
   /// For subclasses: `who` names the optimizer in error messages.
   Optimizer(std::vector<Tensor> params, const char* who);
+  Optimizer(std::vector<ParamGroup> groups, const char* who);
+  /// All of `params` as one group without settings of its own.
+  static std::vector<ParamGroup> one_group(std::vector<Tensor> params);
+  /// Sets each group's lr and initial_lr to its own lr, or `lr` when it has none
+  /// (subclass constructors call it once their options are validated).
+  void init_lr(double lr);
 
   /// Hyper-parameters besides lr, by name (saved in state_dict()).
   virtual std::map<std::string, double> hyper_parameters() const { return {}; }
@@ -71,9 +104,11 @@ class Optimizer {
   Tensor& state_buffer(size_t slot, size_t i) { return slots_[slot][i]; }
 
   /// The frame of every step(): under NoGradGuard, counts the step, then calls
-  /// update(i, p, g) for each parameter p (index i) that has a gradient g, and marks p
-  /// as modified (its storage version) afterwards.
-  void for_each_grad(const std::function<void(size_t i, Tensor& p, const Tensor& g)>& update);
+  /// update(i, p, g, lr, weight_decay) for each parameter p (index i) that has a
+  /// gradient g, with its group's lr and weight decay (`default_weight_decay` for
+  /// groups without one), and marks p as modified (its storage version) afterwards.
+  using Update = std::function<void(size_t i, Tensor& p, const Tensor& g, double lr, double weight_decay)>;
+  void for_each_grad(double default_weight_decay, const Update& update);
 
   /// Checks the learning rate; `who` prefixes the message.
   static void check_lr(double lr, const std::string& who);
@@ -81,10 +116,10 @@ class Optimizer {
   std::vector<Tensor> params_;
   std::vector<int64_t> param_steps_;  ///< updates applied to each parameter
   int64_t step_count_ = 0;
-  double lr_ = 0.0;
-  double initial_lr_ = 0.0;
 
  private:
+  std::vector<ParamGroupSettings> groups_;
+  std::vector<std::optional<double>> group_lr_;  ///< the lr each ParamGroup asked for
   std::vector<std::string> slot_names_;
   std::vector<std::vector<Tensor>> slots_;  ///< [slot][param]
 };

@@ -44,9 +44,12 @@ void rmsprop_update(T* pd, T* vd, T* bd, T* ad, const T* gd, int64_t n, const RM
 }  // namespace
 
 RMSprop::RMSprop(std::vector<Tensor> params, const RMSpropOptions& options)
-    : Optimizer(std::move(params), "RMSprop"), options_(options) {
+    : RMSprop(one_group(std::move(params)), options) {}
+
+RMSprop::RMSprop(std::vector<ParamGroup> groups, const RMSpropOptions& options)
+    : Optimizer(std::move(groups), "RMSprop"), options_(options) {
   validate(options_);
-  lr_ = initial_lr_ = options_.lr();
+  init_lr(options_.lr());
   v_slot_ = add_state_slot("square_avg");
   b_slot_ = add_state_slot("momentum_buffer");
   a_slot_ = add_state_slot("grad_avg");
@@ -89,7 +92,7 @@ std::vector<std::string> RMSprop::state_names() const {
 
 void RMSprop::step() {
   const bool use_mom = options_.momentum() > 0.0, centered = options_.centered();
-  for_each_grad([&](size_t i, Tensor& p, const Tensor& g) {
+  for_each_grad(options_.weight_decay(), [&](size_t i, Tensor& p, const Tensor& g, double lr, double wd) {
     Tensor& v = state_buffer(v_slot_, i);
     Tensor* b = use_mom ? &state_buffer(b_slot_, i) : nullptr;
     Tensor* a = centered ? &state_buffer(a_slot_, i) : nullptr;
@@ -101,7 +104,7 @@ void RMSprop::step() {
       ++param_steps_[i];
       rmsprop_update<T>(p.data<T>(), v.data<T>(), b ? b->data<T>() : nullptr, a ? a->data<T>() : nullptr, gd,
                         p.numel(),
-                        {T(lr_), T(options_.alpha()), T(options_.eps()), T(options_.weight_decay()),
+                        {T(lr), T(options_.alpha()), T(options_.eps()), T(wd),
                          T(options_.momentum())});
     });
     for (Tensor* t : {&v, b, a})

@@ -23,6 +23,8 @@ struct RMSpropOptions {
 class RMSprop : public Optimizer {
  public:
   explicit RMSprop(std::vector<Tensor> params, const RMSpropOptions& options = RMSpropOptions());
+  /// Parameter groups, each with its own lr / weight_decay or `options`'.
+  RMSprop(std::vector<ParamGroup> groups, const RMSpropOptions& options);
   void step() override;
   std::string type_name() const override { return "RMSprop"; }
   const RMSpropOptions& options() const { return options_; }

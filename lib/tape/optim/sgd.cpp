@@ -38,9 +38,13 @@ void sgd_update(T* pd, const T* gd, T* bd, int64_t n, T lr, T wd, T mom, T damp,
 SGD::SGD(std::vector<Tensor> params, double lr, double momentum, double weight_decay, bool nesterov)
     : SGD(std::move(params), SGDOptions(lr).momentum(momentum).weight_decay(weight_decay).nesterov(nesterov)) {}
 
-SGD::SGD(std::vector<Tensor> params, const SGDOptions& options) : Optimizer(std::move(params), "SGD"), options_(options) {
+SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
+    : SGD(one_group(std::move(params)), options) {}
+
+SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& options)
+    : Optimizer(std::move(groups), "SGD"), options_(options) {
   validate(options_);
-  lr_ = initial_lr_ = options_.lr();
+  init_lr(options_.lr());
   momentum_slot_ = add_state_slot("momentum_buffer");
 }
 
@@ -80,7 +84,7 @@ std::vector<std::string> SGD::state_names() const {
 
 void SGD::step() {
   const bool nesterov = options_.nesterov(), use_mom = options_.momentum() != 0.0;
-  for_each_grad([&](size_t i, Tensor& p, const Tensor& g) {
+  for_each_grad(options_.weight_decay(), [&](size_t i, Tensor& p, const Tensor& g, double lr, double wd) {
     // one kernel, in the parameter's type (its state has that dtype too)
     tape::detail::visit_float(p.dtype(), "SGD.step", [&]<class T>() {
       Tensor holder;
@@ -89,7 +93,7 @@ void SGD::step() {
       Tensor* buf = use_mom ? &state_buffer(momentum_slot_, i) : nullptr;
       const bool first = buf && !buf->defined();
       if (first) *buf = Tensor::empty(p.shape(), p.dtype());
-      sgd_update<T>(p.data<T>(), gd, buf ? buf->data<T>() : nullptr, p.numel(), T(lr_), T(options_.weight_decay()),
+      sgd_update<T>(p.data<T>(), gd, buf ? buf->data<T>() : nullptr, p.numel(), T(lr), T(wd),
                     T(options_.momentum()), T(1) - T(options_.dampening()), nesterov, first);
       if (buf) buf->impl()->storage->bump_version();
     });

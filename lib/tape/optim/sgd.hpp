@@ -22,6 +22,8 @@ class SGD : public Optimizer {
   SGD(std::vector<Tensor> params, double lr, double momentum = 0.0, double weight_decay = 0.0,
       bool nesterov = false);
   SGD(std::vector<Tensor> params, const SGDOptions& options);
+  /// Parameter groups, each with its own lr / weight_decay or `options`'.
+  SGD(std::vector<ParamGroup> groups, const SGDOptions& options);
   void step() override;
   std::string type_name() const override { return "SGD"; }
   /// The hyper-parameters (options().lr() is the initial lr; see lr() for the current one).
