@@ -42,6 +42,11 @@ ChannelGeom channel_geom(const Shape& x) {
   for (size_t i = 2; i < x.size(); ++i) g.s *= x[i];
   return g;
 }
+// Note: oneDNN 2.6 runs 3-D (ncw) batch normalization with its reference
+// implementation; [N, C, S, 1] (nchw) gets the jit one. So batch_norm hands
+// oneDNN [N, C] or [N, C, S, 1], whatever the rank of x.
+/// The shape batch_norm gives oneDNN for x.
+Shape dnnl_shape(const ChannelGeom& g, int64_t dim) { return dim == 2 ? Shape{g.n, g.c} : Shape{g.n, g.c, g.s, 1}; }
 
 /// Layer and group norm see x as `rows` rows of `len` elements, each normalised
 /// on its own; element j of row r is scaled by weight[affine(r, j)]. Layer norm:
@@ -212,7 +217,7 @@ struct BnBwd {
   dnnl::batch_normalization_backward prim;
 };
 
-// memory descriptors (x plain: nc, ncw or nchw) → primitive descriptor → primitive
+// memory descriptors (x plain: nc or nchw) → primitive descriptor → primitive
 BnFwd bn_fwd(const Shape& x, prop_kind pk, normalization_flags f, double eps) {
   return *dn::cached<BnFwd>(norm_key(kBatchNormId, pk, f, eps, x), [&] {
     dnnl::batch_normalization_forward::desc desc(pk, dn::plain_md(x), float(eps), f);
@@ -364,7 +369,7 @@ void check_param(const Tensor& p, const Tensor& x, const Shape& want, const char
 // --- batch_norm ----------------------------------------------------------------------
 
 // Forward: x̂ = (x − μ)/√(σ² + eps), y = x̂·w + b; μ, σ² per channel over N and the
-//   spatial dims (m values): the batch's mean and biased variance when training,
+//   spatial dims: the batch's mean and biased variance when training,
 //   the running statistics (constants) otherwise
 // Backward: dx = w/√(σ² + eps) · (g − mean(g) − x̂·mean(g·x̂)) when training,
 //   w/√(σ² + eps) · g otherwise;  dw = Σ g·x̂;  db = Σ g  (sums and means per channel)
@@ -393,8 +398,9 @@ struct BatchNormBackward final : SavingNode<2> {
     if (use_dnnl) {
       dn::translate_errors("batch_norm backward", {&x.shape()}, [&] {
         const normalization_flags f = flags_of(w.defined(), true, !batch_stats);
-        dnnl_norm_backward(bn_bwd(x.shape(), f, eps), xc, g, w.defined() ? contig(w) : Tensor(), mean, var, dx,
-                           w.defined() ? dw : Tensor(), db);
+        const Shape s = dnnl_shape(geo, x.dim());
+        dnnl_norm_backward(bn_bwd(s, f, eps), reshape(xc, s), reshape(g, s), w.defined() ? contig(w) : Tensor(), mean,
+                           var, reshape(dx, s), w.defined() ? dw : Tensor(), db);
       });
     } else {
       visit_float(x.dtype(), name(), [&]<class T>() {
@@ -464,15 +470,17 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
     mean = stat_copy(running_mean, dt);
     var = stat_copy(running_var, dt);
   }
-  const bool use_dnnl = dt == Dtype::Float32 && x.numel() > 0 && x.dim() <= 5;
+  const bool use_dnnl = dt == Dtype::Float32 && x.numel() > 0;
   const bool recording = any_requires_grad({&x_in, &weight, &bias});
   if (use_dnnl) {
     dn::translate_errors(op, {&x.shape()}, [&] {
       // Note: forward_training also serves the eval forward that records a graph,
       // because the backward primitive takes a forward_training pd as its hint.
       const prop_kind pk = training || recording ? prop_kind::forward_training : prop_kind::forward_inference;
-      dnnl_norm_forward(bn_fwd(x.shape(), pk, flags_of(w.defined(), b.defined(), !training), eps), x, w, b, mean, var,
-                        y);
+      NoGradGuard no_grad;  // the reshapes are views for oneDNN, not graph edges
+      const Shape s = dnnl_shape(geo, x.dim());
+      dnnl_norm_forward(bn_fwd(s, pk, flags_of(w.defined(), b.defined(), !training), eps), reshape(x, s), w, b, mean,
+                        var, reshape(y, s));
     });
   } else {
     visit_float(dt, op, [&]<class T>() {
@@ -501,11 +509,13 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
 namespace {
 
 // layer_norm: Forward: x̂ = (x − μ)/√(σ² + eps), y = x̂·w + b; μ, σ² per row over
-//   the trailing normalized_shape (n values; biased variance); w, b of normalized_shape
-// group_norm: Forward: the same with μ, σ² per (sample, group of C/G channels) over
-//   its channels and positions; w, b per channel
-// Backward: dx̂ = g·w;  dx = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))/√(σ² + eps) (means per
-//   row or group);  dw = Σ g·x̂;  db = Σ g  (sums over everything but the weight's dims)
+//   the trailing normalized_shape (biased variance); w, b of normalized_shape
+//   Backward: dx = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))/√(σ² + eps) with dx̂ = g·w
+//   (means per row);  dw = Σ g·x̂;  db = Σ g  (sums over the leading dims)
+// group_norm: Forward: x̂ = (x − μ)/√(σ² + eps), y = x̂·w + b; μ, σ² per (sample,
+//   group of C/G channels) over its channels and positions; w, b per channel
+//   Backward: dx = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))/√(σ² + eps) with dx̂ = g·w
+//   (means per sample and group);  dw = Σ g·x̂;  db = Σ g  (sums per channel)
 struct RowNormBackward final : SavingNode<2> {
   RowGeom geo;
   RecordedGeom recorded;  // stat_shape, stat_dims, affine_shape
