@@ -68,8 +68,42 @@ ModelSpec ModelSpec::lenet5_wide() {
   return s;
 }
 
+ModelSpec ModelSpec::resnet(std::vector<int64_t> widths) {
+  ModelSpec s;
+  s.kind = "resnet";
+  s.hidden = std::move(widths);
+  s.activation = "relu";
+  return s;
+}
+
+ResidualBlock::ResidualBlock(int64_t in, int64_t out, int64_t stride) {
+  auto conv3 = [](int64_t i, int64_t o, int64_t s) {
+    return std::make_shared<nn::Conv2d>(nn::Conv2dOptions(i, o, 3).stride(s).padding(1).bias(false));
+  };
+  conv1 = register_module("conv1", conv3(in, out, stride));
+  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(out));
+  conv2 = register_module("conv2", conv3(out, out, 1));
+  bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(out));
+  if (stride != 1 || in != out) {
+    downsample = register_module("downsample", std::make_shared<nn::Sequential>());
+    downsample->push_back(std::make_shared<nn::Conv2d>(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+    downsample->push_back(std::make_shared<nn::BatchNorm2d>(out));
+  }
+}
+
+Tensor ResidualBlock::forward(const Tensor& x) {
+  const Tensor y = (*bn2)((*conv2)(relu((*bn1)((*conv1)(x)))));
+  return relu(y + (downsample ? (*downsample)(x) : x));
+}
+
 std::string ModelSpec::to_string() const {
   if (kind == "lenet5" || kind == "lenet5-wide") return kind;
+  if (kind == "resnet") {
+    std::ostringstream os;
+    os << "resnet:";
+    for (size_t i = 0; i < hidden.size(); ++i) os << (i ? "-" : "") << hidden[i];
+    return os.str();
+  }
   std::ostringstream os;
   os << "mlp:784";
   for (int64_t h : hidden) os << '-' << h;
@@ -80,6 +114,18 @@ std::string ModelSpec::to_string() const {
 int64_t ModelSpec::parameter_count() const {
   if (kind == "lenet5") return 44426;
   if (kind == "lenet5-wide") return 80202;
+  if (kind == "resnet") {
+    // stem conv 3×3 (1 → W1) + BN; per block: two 3×3 convs + 2 BNs (+ 1×1 conv + BN
+    // when the shape changes); head: Linear(W_last → 10)
+    int64_t total = 9 * hidden[0] + 2 * hidden[0], in = hidden[0];
+    for (size_t i = 0; i < hidden.size(); ++i) {
+      const int64_t out = hidden[i];
+      total += 9 * in * out + 9 * out * out + 4 * out;
+      if (i > 0 || in != out) total += in * out + 2 * out;
+      in = out;
+    }
+    return total + (in + 1) * 10;
+  }
   int64_t total = 0, in = 784;
   for (int64_t out : hidden) {
     total += (in + 1) * out;  // validate() keeps every size <= kMaxLayerSize: no overflow
@@ -90,7 +136,15 @@ int64_t ModelSpec::parameter_count() const {
 
 void ModelSpec::validate() const {
   if (kind == "lenet5" || kind == "lenet5-wide") return;
-  TAPE_CHECK(kind == "mlp", "unknown model kind '", shown(kind), "' (expected mlp, lenet5 or lenet5-wide)");
+  TAPE_CHECK(kind == "mlp" || kind == "resnet", "unknown model kind '", shown(kind),
+             "' (expected mlp, lenet5, lenet5-wide or resnet)");
+  if (kind == "resnet") {
+    TAPE_CHECK(!hidden.empty() && hidden.size() <= 4, "model: a resnet has 1 to 4 stages, got ", hidden.size());
+    for (size_t i = 0; i < hidden.size(); ++i)
+      TAPE_CHECK(hidden[i] > 0 && hidden[i] <= 1024, "model: resnet stage ", i + 1, " has width ", hidden[i],
+                 " (expected 1..1024)");
+    return;
+  }
   TAPE_CHECK(hidden.size() <= size_t(kMaxHiddenLayers), "model: ", hidden.size(), " hidden layers, more than the limit of ",
              kMaxHiddenLayers);
   for (size_t i = 0; i < hidden.size(); ++i)
@@ -108,6 +162,14 @@ ModelSpec ModelSpec::parse(const std::string& s) {
   if (s == "lenet5-wide") return lenet5_wide();
   TAPE_CHECK(s.size() <= kMaxSpecLength, "model spec '", shown(s), "' is longer than ", kMaxSpecLength,
              " characters");
+  if (s.rfind("resnet:", 0) == 0) {
+    std::string sizes = s.substr(7);
+    for (char& c : sizes)
+      if (c == '-') c = ',';
+    ModelSpec m = resnet(parse_sizes(sizes));
+    m.validate();
+    return m;
+  }
   // mlp:784-H1-...-10:act:dropout=P
   std::vector<std::string> parts;
   std::stringstream ss(s);
@@ -165,6 +227,22 @@ std::shared_ptr<nn::Sequential> build_model(const ModelSpec& spec) {
     return net;
   }
   spec.validate();
+  if (spec.kind == "resnet") {
+    // stem → one residual block per stage (stride 2 from the second) → global average → linear
+    const int64_t w0 = spec.hidden.front();
+    net->push_back("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(1, w0, 3).padding(1).bias(false)));
+    net->push_back("bn1", std::make_shared<nn::BatchNorm2d>(w0));
+    net->push_back("relu", std::make_shared<nn::ReLU>());
+    int64_t in = w0;
+    for (size_t i = 0; i < spec.hidden.size(); ++i) {
+      net->push_back(str_cat("layer", i + 1), std::make_shared<ResidualBlock>(in, spec.hidden[i], i == 0 ? 1 : 2));
+      in = spec.hidden[i];
+    }
+    net->push_back("avgpool", std::make_shared<nn::AdaptiveAvgPool2d>(1));
+    net->push_back("flatten", std::make_shared<nn::Flatten>());
+    net->push_back("fc", std::make_shared<nn::Linear>(in, 10));
+    return net;
+  }
   net->push_back("flatten", std::make_shared<nn::Flatten>());
   int64_t in = 784;
   for (size_t i = 0; i < spec.hidden.size(); ++i) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <tape/tape.hpp>
+#include <tape/nn/norm.hpp>
 
 #include "tape_vision/digits.hpp"
 
@@ -22,8 +23,8 @@ inline constexpr int64_t kMaxModelParameters = 1'000'000'000;
 inline constexpr size_t kMaxSpecLength = 4096;
 
 struct ModelSpec {
-  std::string kind = "mlp";            ///< "mlp", "lenet5" or "lenet5-wide"
-  std::vector<int64_t> hidden{50};     ///< mlp hidden sizes
+  std::string kind = "mlp";            ///< "mlp", "lenet5", "lenet5-wide" or "resnet"
+  std::vector<int64_t> hidden{50};     ///< mlp hidden sizes; resnet stage widths
   std::string activation = "relu";     ///< relu|tanh|leaky_relu|elu|selu|sigmoid (mlp)
   float dropout = 0.f;                 ///< after each hidden activation (mlp)
 
@@ -36,6 +37,24 @@ struct ModelSpec {
   static ModelSpec lenet5();
   /// A wider LeNet (16 and 32 filters, 128 ReLU units; 80 202 parameters) for page digits.
   static ModelSpec lenet5_wide();
+  /// "resnet:W1-W2-...": a residual CNN (ResidualBlock) with one basic block per
+  /// stage of width Wk, stride 2 from the second stage on (mnist_resnet).
+  static ModelSpec resnet(std::vector<int64_t> widths = {32, 64, 128});
+};
+
+/// A ResNet basic block (He et al. 2016): relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)),
+/// 3×3 convolutions without bias, shortcut = 1×1 convolution + BatchNorm when the
+/// shape changes (stride or width), else the identity. PyTorch's torchvision names:
+/// conv1, bn1, conv2, bn2, downsample.0, downsample.1.
+class ResidualBlock : public nn::Module {
+ public:
+  ResidualBlock(int64_t in, int64_t out, int64_t stride);
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "ResidualBlock"; }
+
+  std::shared_ptr<nn::Conv2d> conv1, conv2;
+  std::shared_ptr<nn::BatchNorm2d> bn1, bn2;
+  std::shared_ptr<nn::Sequential> downsample;  ///< null when the shortcut is the identity
 };
 
 /// The activation module called `name`; throws naming the unknown name.

@@ -29,7 +29,7 @@ void add_training_flags(po::options_description& desc, TrainConfig& c) {
       ("optimizer", po::value(&c.optimizer)->default_value(c.optimizer), "adam | adamw | sgd")
       ("weight-decay", po::value(&c.weight_decay)->default_value(c.weight_decay), "L2 (adam, sgd) or decoupled (adamw)")
       ("momentum", po::value(&c.momentum)->default_value(c.momentum, "0.9"), "SGD momentum")
-      ("schedule", po::value(&c.schedule)->default_value(c.schedule), "learning-rate schedule: none | step | cosine")
+      ("schedule", po::value(&c.schedule)->default_value(c.schedule), "learning-rate schedule: none | step | cosine | onecycle (per batch, peak --lr)")
       ("limit-train", po::value(&c.limit_train)->default_value(c.limit_train), "train on the first N images only (0 = all)")
       ("csv", po::value(&c.csv), "write one row per epoch: epoch,train_loss,test_loss,test_accuracy,seconds")
       ("plot", po::value(&c.plot), "write loss and accuracy curves to this PNG")
@@ -48,8 +48,8 @@ void validate(const TrainConfig& c) {
   TAPE_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be positive, got ", c.lr);
   TAPE_CHECK(c.optimizer == "adam" || c.optimizer == "adamw" || c.optimizer == "sgd", "unknown --optimizer '",
              c.optimizer, "' (expected adam, adamw or sgd)");
-  TAPE_CHECK(c.schedule == "none" || c.schedule == "step" || c.schedule == "cosine", "unknown --schedule '",
-             c.schedule, "' (expected none, step or cosine)");
+  TAPE_CHECK(c.schedule == "none" || c.schedule == "step" || c.schedule == "cosine" || c.schedule == "onecycle",
+             "unknown --schedule '", c.schedule, "' (expected none, step, cosine or onecycle)");
   TAPE_CHECK(c.weight_decay >= 0, "--weight-decay must be >= 0, got ", c.weight_decay);
   TAPE_CHECK(c.page_crops >= 0 && c.page_crops <= 1'000'000, "--page-crops must be in [0, 1000000], got ",
              c.page_crops);
@@ -154,10 +154,18 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c, std::vect
 }
 
 /// The library's scheduler for --schedule (none: a constant rate). Schedulers
-/// are closed forms of the epoch, so a resumed run needs nothing but the epoch.
-std::unique_ptr<optim::LRScheduler> make_scheduler(const TrainConfig& c, optim::Optimizer& opt) {
+/// are closed forms of the epoch (onecycle: of the batch step, `steps` per
+/// epoch), so a resumed run needs nothing but the epoch.
+std::unique_ptr<optim::LRScheduler> make_scheduler(const TrainConfig& c, optim::Optimizer& opt, int64_t steps) {
   if (c.schedule == "step") return std::make_unique<optim::StepLR>(opt, std::max(1, c.epochs / 3), 0.1);
   if (c.schedule == "cosine") return std::make_unique<optim::CosineAnnealingLR>(opt, c.epochs);
+  if (c.schedule == "onecycle") {
+    auto s = std::make_unique<optim::OneCycleLR>(opt, c.lr, int64_t(c.epochs) * steps);
+    // OneCycleLR sets initial_lr to lr/25; the checkpoint keeps --lr (the peak) there,
+    // which a resumed run reads back as its --lr
+    opt.set_initial_lr(c.lr);
+    return s;
+  }
   return nullptr;
 }
 
@@ -387,7 +395,8 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
     for (const std::string& note : merge->notes()) std::printf("%s\n", note.c_str());
     if (!c.quiet) std::printf("resumed from %s after epoch %d\n", c.resume.c_str(), start_epoch);
   }
-  auto scheduler = make_scheduler(c, *opt);
+  auto scheduler = make_scheduler(c, *opt, loader.num_batches());
+  const bool per_batch = c.schedule == "onecycle";
 
   if (!c.quiet) {
     std::printf("%s", model->summary({1, 1, 28, 28}).c_str());
@@ -401,7 +410,7 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
   if (!c.csv.empty()) write_file_atomically(c.csv, csv, "--csv");
 
   for (int e = start_epoch; e < c.epochs; ++e) {
-    if (scheduler) opt->set_lr(scheduler->lr_at(e));
+    if (scheduler && !per_batch) opt->set_lr(scheduler->lr_at(e));
     loader.set_epoch(e);
     model->train();
     ProgressBar bar(loader.num_batches());
@@ -412,6 +421,7 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
       Tensor x = b.x;
       if (c.augment) augment_batch(x, augment_rng);
       if (c.deskew) x = deskewed(x);
+      if (per_batch) opt->set_lr(scheduler->lr_at(int64_t(e) * loader.num_batches() + step));
       Tensor loss = cross_entropy((*model)(x), b.y);
       opt->zero_grad();
       loss.backward();
