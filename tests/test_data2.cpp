@@ -322,6 +322,20 @@ TEST_CASE("data2: RandomAffine — identity at 0, a 90° rotation and a translat
     for (int64_t j = 0; j < 4; ++j) want.push_back(float((3 - j) * 4 + i + 1));  // out[i][j] = in[3-j][i]
   CHECK(r == want);
 
+  // Against torchvision's sampling (tests/reference/transforms_reference.py, PyTorch 1.13) on a 5x6 image.
+  const Tensor r56 = iota_image(1, 5, 6);
+  auto ints = [](const Tensor& t) {
+    std::vector<int> v;
+    for (float f : t.to_vector<float>()) v.push_back(int(f));
+    return v;
+  };
+  CHECK(ints(RandomAffine::apply(r56, 30, 1, -2)) ==
+        std::vector<int>{0, 19, 20, 15, 16, 11, 0, 26, 27, 22, 22, 17, 0, 0, 27, 28, 23, 24, 0, 0, 0, 0, 29, 30, 0, 0, 0, 0, 0, 0});
+  CHECK(ints(RandomAffine::apply(r56, -17.5, 0, 1)) ==
+        std::vector<int>{0, 0, 0, 0, 6, 0, 0, 3, 4, 5, 12, 12, 1, 8, 9, 10, 11, 18, 7, 14, 15, 16, 17, 24, 13, 20, 21, 22, 23, 30});
+  CHECK(ints(RandomAffine::apply(r56, 45, 2, 0)) ==
+        std::vector<int>{0, 0, 0, 13, 8, 2, 0, 0, 19, 14, 14, 9, 0, 25, 26, 20, 15, 16, 0, 0, 26, 27, 22, 17, 0, 0, 0, 28, 29, 23});
+
   // Random draws stay within the ranges: translate only → a whole-pixel shift of at most 0.2·9 → 2 columns.
   const RandomAffine shift(0, {0.2, 0.0});
   std::set<int64_t> shifts;

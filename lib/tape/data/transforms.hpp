@@ -64,8 +64,9 @@ class RandomAffine {
  public:
   RandomAffine(double degrees, std::pair<double, double> translate = {0.0, 0.0});
   Tensor operator()(const Tensor& image, Generator& gen) const;
-  /// The fixed affine map: rotate by `angle` degrees (counter-clockwise, as
-  /// torchvision) and shift by (dx, dy) pixels.
+  /// The fixed map torchvision's F.affine(image, angle, [dx, dy], 1, 0) applies:
+  /// rotate by `angle` degrees clockwise about the centre, then shift by (dx, dy)
+  /// pixels (right, down).
   static Tensor apply(const Tensor& image, double angle, double dx, double dy);
 
  private:
