@@ -348,3 +348,30 @@ TEST_CASE("rnn: double backward through LSTM and GRU (create_graph)") {
   }
 }
 
+
+TEST_CASE("rnn: carrying the state across chunks equals one pass over the whole sequence") {
+  manual_seed(13);
+  nn::LSTM lstm(3, 5, 2);
+  nn::GRU gru(3, 5, 2);
+  lstm.to(Dtype::Float64);
+  gru.to(Dtype::Float64);
+  const Tensor x = randn({10, 2, 3}, Dtype::Float64);
+  const Tensor a = x.narrow(0, 0, 4), b = x.narrow(0, 4, 6);
+  {
+    auto [y, st] = lstm.forward_with_state(x);
+    auto [ya, sa] = lstm.forward_with_state(a);
+    auto [yb, sb] = lstm.forward_with_state(b, {sa.h.detach(), sa.c.detach()});  // truncated BPTT
+    CHECK((cat({ya, yb}, 0) - y).abs().reshape({-1}).max(0).item<double>() < 1e-14);
+    CHECK((sb.h - st.h).abs().reshape({-1}).max(0).item<double>() < 1e-14);
+    CHECK((sb.c - st.c).abs().reshape({-1}).max(0).item<double>() < 1e-14);
+    // h_n of the last layer is the output's last step
+    CHECK((st.h.select(0, 1) - y.select(0, 9)).abs().reshape({-1}).max(0).item<double>() == 0);
+  }
+  {
+    auto [y, hn] = gru.forward_with_state(x);
+    auto [ya, ha] = gru.forward_with_state(a);
+    auto [yb, hb] = gru.forward_with_state(b, ha.detach());
+    CHECK((cat({ya, yb}, 0) - y).abs().reshape({-1}).max(0).item<double>() < 1e-14);
+    CHECK((hb - hn).abs().reshape({-1}).max(0).item<double>() < 1e-14);
+  }
+}
