@@ -456,3 +456,50 @@ TEST_CASE("norm: Float32 gradients agree with Float64 (oneDNN backward vs loops)
   CHECK(layer_norm(xb, {3}).dtype() == Dtype::BFloat16);
   CHECK(group_norm(xb, 2).dtype() == Dtype::BFloat16);
 }
+
+TEST_CASE("norm: large inputs (the parallel loops and oneDNN's threads) agree across dtypes") {
+  Generator gen(3);
+  const Tensor x64 = randn({64, 8, 12, 12}, gen).to(Dtype::Float64) * 2.0 + 1.0;
+  const Tensor g64 = randn({64, 8, 12, 12}, gen).to(Dtype::Float64);
+  const Tensor w64 = rand({8}, gen).to(Dtype::Float64) + 0.5;
+  const std::vector<std::function<Tensor(const Tensor&, const Tensor&)>> ops = {
+      [](const Tensor& x, const Tensor& w) { return batch_norm(x, {}, {}, w, w, true); },
+      [](const Tensor& x, const Tensor& w) { return group_norm(x, 4, w, w); },
+      [](const Tensor& x, const Tensor&) { return layer_norm(reshape(x, {128, 576}), {576}); }};
+  for (size_t op = 0; op < ops.size(); ++op) {
+    CAPTURE(op);
+    std::vector<std::vector<double>> got;
+    for (Dtype d : {Dtype::Float32, Dtype::Float64}) {
+      Tensor x = x64.to(d).detach().requires_grad_(), w = w64.to(d).detach().requires_grad_();
+      Tensor y = ops[op](x, w);
+      sum(reshape(y, x.shape()) * g64.to(d)).backward();
+      std::vector<double> v = values(y), dx = values(x.grad());
+      v.insert(v.end(), dx.begin(), dx.end());
+      got.push_back(v);
+    }
+    double worst = 0;
+    for (size_t i = 0; i < got[0].size(); ++i) worst = std::max(worst, std::abs(got[0][i] - got[1][i]));
+    CHECK(worst < 1e-4);
+  }
+}
+
+TEST_CASE("norm: Float32 keeps its precision when the mean is far from zero (|μ| ≫ σ)") {
+  // x = 1000 + small values: x̂ must not lose the digits that x·scale − μ·scale would cancel
+  const Tensor small = reshape(wave(48, 0.9, 0.1, 1.0), {2, 4, 6});
+  for (int op = 0; op < 3; ++op) {
+    CAPTURE(op);
+    std::vector<std::vector<double>> got;
+    for (Dtype d : {Dtype::Float32, Dtype::Float64}) {
+      Tensor x = (small + 1000.0).to(d).detach().requires_grad_();
+      Tensor y = op == 0 ? batch_norm(x, {}, {}, {}, {}, true) : op == 1 ? group_norm(x, 2) : layer_norm(x, {6});
+      sum(y * reshape(wave(48, 0.7, 0.3, 1.0, d), y.shape())).backward();
+      std::vector<double> v = values(y), dx = values(x.grad());
+      v.insert(v.end(), dx.begin(), dx.end());
+      got.push_back(v);
+    }
+    double worst = 0;
+    for (size_t i = 0; i < got[0].size(); ++i) worst = std::max(worst, std::abs(got[0][i] - got[1][i]));
+    CHECK(worst < 1e-3);
+    MESSAGE("op ", op, ": largest Float32 − Float64 difference with mean 1000: ", worst);
+  }
+}

@@ -137,9 +137,15 @@ void row_forward(const T* x, const RowGeom& geo, const T* w, const T* b, double 
     mean[r] = T(m);
     var[r] = T(v);
     const double rstd = 1.0 / std::sqrt(v + eps);
-    for (int64_t j = 0; j < geo.len; ++j) {
-      const int64_t a = geo.affine(r, j);
-      yp[j] = T((xp[j] - m) * rstd * (w ? double(w[a]) : 1.0) + (b ? double(b[a]) : 0.0));
+    // channel by channel: y = (x − μ)·scale + b, one scale and b per channel
+    // (x − μ) first: x·scale − μ·scale would cancel when |μ| ≫ σ
+    const T mt = T(m);
+    for (int64_t d = 0; d < geo.per_group; ++d) {
+      const int64_t a = geo.affine(r, d * geo.inner);
+      const T scale = T(rstd * (w ? double(w[a]) : 1.0)), shift = b ? b[a] : T(0);
+      const T* xd = xp + d * geo.inner;
+      T* yd = yp + d * geo.inner;
+      for (int64_t k = 0; k < geo.inner; ++k) yd[k] = (xd[k] - mt) * scale + shift;
     }
   }, /*cost=*/geo.len);
 }
@@ -154,15 +160,25 @@ void row_backward(const T* x, const T* g, const RowGeom& geo, const T* mean, con
       const T* xp = x + r * geo.len;
       const T* gp = g + r * geo.len;
       const double m = mean[r], rstd = rstd_of(r), n = double(geo.len);
-      double s1 = 0, s2 = 0;  // Σ dx̂, Σ dx̂·x̂ with dx̂ = g·w
-      for (int64_t j = 0; j < geo.len; ++j) {
-        const double dh = gp[j] * (w ? double(w[geo.affine(r, j)]) : 1.0);
-        s1 += dh;
-        s2 += dh * (xp[j] - m) * rstd;
+      const auto weight = [&](int64_t d) { return w ? double(w[geo.affine(r, d * geo.inner)]) : 1.0; };
+      double s1 = 0, s2 = 0;  // Σ dx̂, Σ dx̂·(x − μ) with dx̂ = g·w, channel by channel
+      for (int64_t d = 0; d < geo.per_group; ++d) {
+        double sg = 0, sgx = 0;
+        for (int64_t j = d * geo.inner; j < (d + 1) * geo.inner; ++j) {
+          sg += gp[j];
+          sgx += gp[j] * (xp[j] - m);
+        }
+        s1 += weight(d) * sg;
+        s2 += weight(d) * sgx;
       }
-      for (int64_t j = 0; j < geo.len; ++j) {
-        const double dh = gp[j] * (w ? double(w[geo.affine(r, j)]) : 1.0);
-        dx[r * geo.len + j] = T(rstd * (dh - s1 / n - (xp[j] - m) * rstd * s2 / n));
+      // dx = rstd·(g·w − s1/n − (x − μ)·rstd²·s2/n) = (g·w)·rstd − (x − μ)·c1 − c0
+      const T c1 = T(rstd * rstd * rstd * s2 / n), c0 = T(rstd * s1 / n), mt = T(m);
+      for (int64_t d = 0; d < geo.per_group; ++d) {
+        const T k = T(weight(d) * rstd);
+        const T* xd = xp + d * geo.inner;
+        const T* gd = gp + d * geo.inner;
+        T* dd = dx + r * geo.len + d * geo.inner;
+        for (int64_t j = 0; j < geo.inner; ++j) dd[j] = gd[j] * k - (xd[j] - mt) * c1 - c0;
       }
     }, /*cost=*/geo.len);
   if (dw || db)
