@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -414,10 +415,14 @@ TEST_CASE("data2: MNIST epoch throughput with augmentation" * doctest::skip(true
     DataLoader loader(train, {.batch_size = 128, .shuffle = true, .num_workers = workers, .transform = augment});
     for (int rep = 0; rep < 2; ++rep) {
       const auto t0 = std::chrono::steady_clock::now();
+      const std::clock_t c0 = std::clock();  // CPU time of all threads
       int64_t n = 0;
       for (auto& b : loader) n += b.x.size(0);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::printf("num_workers %d: %lld samples in %.3f s = %.0f samples/s\n", workers, (long long)n, s, double(n) / s);
+      const double cpu = double(std::clock() - c0) / CLOCKS_PER_SEC;
+      std::printf("num_workers %d: %lld samples in %.3f s = %.0f samples/s, %.2f us CPU per sample\n", workers,
+                  (long long)n, s, double(n) / s, 1e6 * cpu / double(n));
+      CHECK(n == 60000);
     }
   }
   DataLoader plain(train, {.batch_size = 128, .shuffle = true});
