@@ -465,6 +465,9 @@ TEST_CASE("norm: large inputs (the parallel loops and oneDNN's threads) agree ac
   const std::vector<std::function<Tensor(const Tensor&, const Tensor&)>> ops = {
       [](const Tensor& x, const Tensor& w) { return batch_norm(x, {}, {}, w, w, true); },
       [](const Tensor& x, const Tensor& w) { return group_norm(x, 4, w, w); },
+      [](const Tensor& x, const Tensor& w) {  // a weight of [8, 12, 12] made from w: dw reaches w summed
+        return layer_norm(x, {8, 12, 12}, reshape(w, {8, 1, 1}) * ones({8, 12, 12}, w.dtype()), {});
+      },
       [](const Tensor& x, const Tensor&) { return layer_norm(reshape(x, {128, 576}), {576}); }};
   for (size_t op = 0; op < ops.size(); ++op) {
     CAPTURE(op);
@@ -475,6 +478,10 @@ TEST_CASE("norm: large inputs (the parallel loops and oneDNN's threads) agree ac
       sum(reshape(y, x.shape()) * g64.to(d)).backward();
       std::vector<double> v = values(y), dx = values(x.grad());
       v.insert(v.end(), dx.begin(), dx.end());
+      if (w.grad().defined()) {
+        const auto dw = values(w.grad() / 1000.0);  // sums over 73 728 / 8 elements
+        v.insert(v.end(), dw.begin(), dw.end());
+      }
       got.push_back(v);
     }
     double worst = 0;

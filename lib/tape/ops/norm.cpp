@@ -15,6 +15,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "tape/backend/dnnl.hpp"
 #include "tape/backend/dnnl_error.hpp"
@@ -181,21 +182,34 @@ void row_backward(const T* x, const T* g, const RowGeom& geo, const T* mean, con
         for (int64_t j = 0; j < geo.inner; ++j) dd[j] = gd[j] * k - (xd[j] - mt) * c1 - c0;
       }
     }, /*cost=*/geo.len);
-  if (dw || db)
-    parallel_for(geo.channels(), [&](int64_t a) {
-      const int64_t group = a / geo.per_group, first = (a % geo.per_group) * geo.inner;
-      double sw = 0, sb = 0;
-      for (int64_t r = group; r < geo.rows; r += geo.groups) {
-        const double m = mean[r], rstd = rstd_of(r);
-        for (int64_t j = first; j < first + geo.inner; ++j) {
-          const int64_t at = r * geo.len + j;
-          sb += g[at];
-          sw += g[at] * (x[at] - m) * rstd;
+  if (dw || db) {
+    // Note: tasks of 64 adjacent channels, each walking the samples in order: for
+    // layer norm that reads 64 adjacent columns of each row, not one strided column.
+    constexpr int64_t kBlock = 64;
+    std::vector<double> rstd(size_t(geo.rows));
+    for (int64_t r = 0; r < geo.rows; ++r) rstd[size_t(r)] = rstd_of(r);
+    const int64_t samples = geo.rows / geo.groups;
+    parallel_for((geo.channels() + kBlock - 1) / kBlock, [&](int64_t blk) {
+      const int64_t a0 = blk * kBlock, a1 = std::min(geo.channels(), a0 + kBlock);
+      double sw[kBlock] = {}, sb[kBlock] = {};
+      for (int64_t i = 0; i < samples; ++i)
+        for (int64_t a = a0; a < a1; ++a) {
+          const int64_t r = i * geo.groups + a / geo.per_group, first = r * geo.len + (a % geo.per_group) * geo.inner;
+          const double m = mean[r], rs = rstd[size_t(r)];
+          double acc_w = 0, acc_b = 0;
+          for (int64_t at = first; at < first + geo.inner; ++at) {
+            acc_b += g[at];
+            acc_w += g[at] * (x[at] - m);
+          }
+          sw[a - a0] += acc_w * rs;
+          sb[a - a0] += acc_b;
         }
+      for (int64_t a = a0; a < a1; ++a) {
+        if (dw) dw[a] = T(sw[a - a0]);
+        if (db) db[a] = T(sb[a - a0]);
       }
-      if (dw) dw[a] = T(sw);
-      if (db) db[a] = T(sb);
-    }, /*cost=*/geo.rows / geo.groups * geo.inner);
+    }, /*cost=*/samples * kBlock * geo.inner);
+  }
 }
 
 // --- oneDNN (Float32) -------------------------------------------------------------
