@@ -125,8 +125,9 @@ class DataLoader::Prefetcher {
   Prefetcher(std::shared_ptr<const Source> src, int64_t epoch, std::shared_ptr<const std::vector<int64_t>> order)
       : src_(std::move(src)), epoch_(epoch), order_(std::move(order)), num_batches_(src_->num_batches()),
         capacity_(int64_t(src_->opt.prefetch_factor) * src_->opt.num_workers) {
-    threads_.reserve(size_t(src_->opt.num_workers));
-    for (int w = 0; w < src_->opt.num_workers; ++w) threads_.emplace_back([this] { run(); });
+    const int64_t n = std::min<int64_t>(src_->opt.num_workers, num_batches_);  // more would idle
+    threads_.reserve(size_t(n));
+    for (int64_t w = 0; w < n; ++w) threads_.emplace_back([this] { run(); });
   }
 
   ~Prefetcher() {

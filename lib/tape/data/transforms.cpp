@@ -130,13 +130,15 @@ Tensor RandomAffine::apply(const Tensor& image, double angle, double dx, double 
   float* out_p = out.data<float>();
   const int64_t hw = p.h * p.w;
   for (int64_t i = 0; i < p.h; ++i) {
-    const double yc = double(i) - oy;
+    const double yc = double(i) - oy, bx = m1 * yc + m2 + ox, by = m4 * yc + m5 + oy;  // the row's share
     for (int64_t j = 0; j < p.w; ++j) {
       const double xc = double(j) - ox;
-      const long sj = std::lrint(m0 * xc + m1 * yc + m2 + ox), si = std::lrint(m3 * xc + m4 * yc + m5 + oy);
-      const bool inside = 0 <= si && si < p.h && 0 <= sj && sj < p.w;
+      const long sj = std::lrint(m0 * xc + bx), si = std::lrint(m3 * xc + by);
+      const bool inside = uint64_t(si) < uint64_t(p.h) && uint64_t(sj) < uint64_t(p.w);
       const int64_t src = inside ? int64_t(si) * p.w + sj : 0;
-      for (int64_t c = 0; c < p.channels; ++c) out_p[c * hw + i * p.w + j] = inside ? x[c * hw + src] : 0.f;
+      if (p.channels == 1) out_p[i * p.w + j] = inside ? x[src] : 0.f;  // the common grey image
+      else
+        for (int64_t c = 0; c < p.channels; ++c) out_p[c * hw + i * p.w + j] = inside ? x[c * hw + src] : 0.f;
     }
   }
   return out;
