@@ -375,3 +375,42 @@ TEST_CASE("rnn: carrying the state across chunks equals one pass over the whole 
     CHECK((hb - hn).abs().reshape({-1}).max(0).item<double>() < 1e-14);
   }
 }
+
+TEST_CASE("rnn: Float32 LSTM (oneDNN primitives) agrees with the Float64 recorded steps: state gradients, double backward") {
+  // Float32 LSTM layers run oneDNN's lstm_forward/lstm_backward (TAPE_RNN_ONEDNN=0: the recorded steps),
+  // Float64 the recorded steps: both paths against each other, with an initial state and a loss on h_n, c_n only
+  manual_seed(17);
+  nn::LSTM l32(4, 6, 2), l64(4, 6, 2);
+  l64.load_state_dict(l32.state_dict());
+  l64.to(Dtype::Float64);
+  const Tensor x = randn({7, 3, 4}), h0 = randn({2, 3, 6}) * 0.5, c0 = randn({2, 3, 6}) * 0.5;
+  struct Run {
+    Tensor loss, dx, dh0, dc0;
+    std::vector<Tensor> dparams;
+  };
+  auto run = [&](nn::LSTM& m, Dtype d) {
+    Tensor xi = x.to(d).detach().requires_grad_(), hi = h0.to(d).detach().requires_grad_(),
+           ci = c0.to(d).detach().requires_grad_();
+    m.zero_grad();
+    auto [y, st] = m.forward_with_state(xi, {hi, ci});
+    Tensor loss = (st.h * st.h).sum() + st.c.sum();
+    // double backward: a gradient penalty on dloss/dx (create_graph)
+    const Tensor gx = autograd::grad({loss}, {xi}, {}, true, true)[0];
+    (loss + (gx * gx).sum()).backward();
+    Run r{loss, xi.grad(), hi.grad(), ci.grad(), {}};
+    for (const Tensor& p : m.parameters()) r.dparams.push_back(p.grad());
+    return r;
+  };
+  const Run a = run(l32, Dtype::Float32), b = run(l64, Dtype::Float64);
+  auto diff = [](const Tensor& u, const Tensor& v) {
+    REQUIRE(u.defined());
+    REQUIRE(v.defined());
+    return (u.to(Dtype::Float64) - v).abs().reshape({-1}).max(0).item<double>();
+  };
+  CHECK(std::abs(a.loss.item<double>() - b.loss.item<double>()) < 1e-4);
+  CHECK(diff(a.dx, b.dx) < 1e-4);
+  CHECK(diff(a.dh0, b.dh0) < 1e-4);
+  CHECK(diff(a.dc0, b.dc0) < 1e-4);
+  for (size_t k = 0; k < a.dparams.size(); ++k) CHECK(diff(a.dparams[k], b.dparams[k]) < 1e-4);
+  CHECK(std::string(l32(x).grad_fn_name()) == "LstmLayerBackward");  // the fast path ran
+}
