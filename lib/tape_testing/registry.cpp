@@ -874,7 +874,8 @@ std::vector<OpInfo> build() {
   add_op("conv2d_depthwise", "convolution & pooling", "conv2d(x, w, {}, 1, 1, 2, 3)",
          {"conv.cpp", "class Conv2dBackward"},
          [](Generator& g, Dtype d) {
-           return Samples{{"basic", {u(g, d, {2, 3, 6, 6}), u(g, d, {3, 1, 3, 3}, -.5f, .5f)}}};
+           return Samples{{"basic", {u(g, d, {2, 3, 6, 6}), u(g, d, {3, 1, 3, 3}, -.5f, .5f)}},
+                          {"empty batch", {z(d, {0, 3, 6, 6}), z(d, {3, 1, 3, 3})}}};
          },
          [](const Inputs& x) { return conv2d(x[0], x[1], {}, 1, 1, 2, 3); })
       .functions = {"conv2d"};
@@ -890,7 +891,8 @@ std::vector<OpInfo> build() {
   add_op("conv_transpose2d_dilation", "convolution & pooling", "conv_transpose2d(x, w, {}, 1, 1, 1, 1, 2)",
          {"conv.cpp", "class ConvTranspose2dBackward"},
          [](Generator& g, Dtype d) {
-           return Samples{{"basic", {u(g, d, {2, 2, 3, 4}), u(g, d, {2, 3, 3, 3}, -.5f, .5f)}}};
+           return Samples{{"basic", {u(g, d, {2, 2, 3, 4}), u(g, d, {2, 3, 3, 3}, -.5f, .5f)}},
+                          {"empty batch", {z(d, {0, 2, 3, 4}), z(d, {2, 3, 3, 3})}}};
          },
          [](const Inputs& x) { return conv_transpose2d(x[0], x[1], {}, 1, 1, 1, 1, 2); })
       .functions = {"conv_transpose2d"};
@@ -905,26 +907,32 @@ std::vector<OpInfo> build() {
   r.back().note = "count_include_pad = true";
   add_op("avg_pool2d_exclude_pad", "convolution & pooling", "avg_pool2d(x, {3, 2}, {2, 1}, 1, false, false)",
          {"pool.cpp", "class AvgPool2dBackward"},
-         [](Generator& g, Dtype d) { return Samples{{"basic", {u(g, d, {2, 3, 7, 6})}}}; },
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {2, 3, 7, 6})}}, {"empty batch", {z(d, {0, 3, 7, 6})}}};
+         },
          [](const Inputs& x) { return avg_pool2d(x[0], {3, 2}, {2, 1}, 1, false, false); })
       .functions = {"avg_pool2d"};
   r.back().note = "count_include_pad = false, rectangular kernel";
   add_op("avg_pool2d_ceil", "convolution & pooling", "avg_pool2d(x, {3, 2}, {2, 3}, 1, true)",
          {"pool.cpp", "class AvgPool2dBackward"},
-         [](Generator& g, Dtype d) { return Samples{{"basic", {u(g, d, {2, 2, 5, 7})}}}; },
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {2, 2, 5, 7})}}, {"empty batch", {z(d, {0, 2, 5, 7})}}};
+         },
          [](const Inputs& x) { return avg_pool2d(x[0], {3, 2}, {2, 3}, 1, true); })
       .functions = {"avg_pool2d"};
   r.back().note = "ceil_mode: last windows past the padding (the loop, also in Float32)";
   add_op("avg_pool2d_ceil_exclude_pad", "convolution & pooling", "avg_pool2d(x, 2, -1, 0, true, false)",
          {"pool.cpp", "class AvgPool2dBackward"},
-         [](Generator& g, Dtype d) { return Samples{{"basic", {u(g, d, {2, 2, 5, 7})}}}; },
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {2, 2, 5, 7})}}, {"empty batch", {z(d, {0, 2, 5, 7})}}};
+         },
          [](const Inputs& x) { return avg_pool2d(x[0], 2, -1, 0, true, false); })
       .functions = {"avg_pool2d"};
   r.back().note = "ceil_mode, count_include_pad = false";
   add_op("adaptive_avg_pool2d", "convolution & pooling", "adaptive_avg_pool2d(x, {3, 2})",
          {"pool.cpp", "class AvgPool2dBackward"},
          [](Generator& g, Dtype d) {
-           return Samples{{"uneven bins", {u(g, d, {2, 3, 7, 5})}},
+           return Samples{{"basic", {u(g, d, {2, 3, 7, 5})}},  // uneven, overlapping bins
                           {"even bins", {u(g, d, {2, 3, 6, 4})}},
                           {"empty batch", {z(d, {0, 3, 7, 5})}}};
          },

@@ -633,7 +633,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, IntPai
     return conv2d(x_in.to(Dtype::Float32), w_in.to(Dtype::Float32), float32_if_bfloat16(b_in), stride, padding,
                   dilation, groups)
         .to(Dtype::BFloat16);
-  check_operands("conv2d", x_in, w_in, b_in, "[O, C/groups, kh, kw]");
+  check_operands("conv2d", x_in, w_in, b_in, "[O, C, kh, kw]");  // C: channels per group
   check_geometry("conv2d", stride, padding, dilation, groups);
   TAPE_CHECK(w_in.size(0) % groups == 0, "conv2d: weight of shape ", w_in.shape(), " has ", w_in.size(0),
              " output channels, not divisible by groups ", groups);
