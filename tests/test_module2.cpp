@@ -222,3 +222,34 @@ TEST_CASE("module: load_state_dict copies values, checks everything first, stric
   other.load_state_dict(self);
   CHECK(other.a->fc->weight.to_vector<float>() == doubled);
 }
+
+#include "models.hpp"
+
+TEST_CASE("module: the report's networks keep He-normal draws; plain layers take PyTorch's init") {
+  // build_model rewinds the generator and redraws He-normal: the same values as
+  // drawing kaiming_normal_ into each weight in order from the same seed, and the
+  // generator ends in the same state
+  manual_seed(11);
+  auto net = examples::build_model(examples::ModelSpec::lenet5());
+  const auto next_after_build = tape::rand({3}).to_vector<float>();
+  manual_seed(11);
+  std::vector<Tensor> want;
+  for (auto& [name, p] : net->named_parameters()) {
+    Tensor t = Tensor::empty(p.shape());
+    if (p.dim() >= 2)
+      nn::init::kaiming_normal_(t);
+    else
+      nn::init::zeros_(t);
+    want.push_back(t);
+  }
+  CHECK(tape::rand({3}).to_vector<float>() == next_after_build);
+  const auto params = net->parameters();
+  REQUIRE(params.size() == want.size());
+  for (size_t i = 0; i < params.size(); ++i) CHECK(params[i].to_vector<float>() == want[i].to_vector<float>());
+  // the layers alone start like PyTorch's (uniform, non-zero biases)
+  manual_seed(11);
+  auto plain = examples::build_layers(examples::ModelSpec::lenet5());
+  const auto b = plain->at<nn::Linear>(7)->bias.to_vector<float>();
+  CHECK(std::any_of(b.begin(), b.end(), [](float v) { return v != 0.f; }));
+  CHECK(max_abs(values(plain->at<nn::Linear>(7)->weight)) <= 1.0 / std::sqrt(256.0));
+}

@@ -269,16 +269,27 @@ TEST_CASE("nn: zero_grad clears every parameter's gradient") {
   for (const auto& p : net.parameters()) CHECK(!p.grad().defined());
 }
 
-TEST_CASE("nn: Kaiming init statistics and zero bias") {
+TEST_CASE("nn: Linear and Conv2d start like PyTorch's: kaiming_uniform_(a=√5) weights, U(±1/√fan_in) biases") {
   manual_seed(7);
   nn::Linear lin(1000, 400);
   const auto w = lin.weight.to_vector<float>();
+  const double bound = 1.0 / std::sqrt(1000.0);
   CHECK(std::abs(mean_of(w)) < 0.002);
-  CHECK(std_of(w) == doctest::Approx(std::sqrt(2.0 / 1000)).epsilon(0.02));
-  for (float b : lin.bias.to_vector<float>()) CHECK(b == 0.f);
+  CHECK(std_of(w) == doctest::Approx(bound / std::sqrt(3.0)).epsilon(0.02));
+  CHECK(*std::max_element(w.begin(), w.end()) <= bound);
+  CHECK(*std::max_element(w.begin(), w.end()) > 0.99 * bound);
+  const auto b = lin.bias.to_vector<float>();
+  CHECK(*std::max_element(b.begin(), b.end()) <= bound);
+  CHECK(*std::min_element(b.begin(), b.end()) >= -bound);
+  CHECK(std_of(b) == doctest::Approx(bound / std::sqrt(3.0)).epsilon(0.1));
 
   nn::Conv2d conv(16, 64, 3);  // fan_in = 16·3·3 = 144
-  CHECK(std_of(conv.weight.to_vector<float>()) == doctest::Approx(std::sqrt(2.0 / 144)).epsilon(0.03));
+  CHECK(std_of(conv.weight.to_vector<float>()) == doctest::Approx(1.0 / 12 / std::sqrt(3.0)).epsilon(0.03));
+  const auto cb = conv.bias.to_vector<float>();
+  CHECK(*std::max_element(cb.begin(), cb.end()) <= 1.0 / 12);
+  // the report's He-normal is one call away
+  nn::init::kaiming_normal_(lin.weight);
+  CHECK(std_of(lin.weight.to_vector<float>()) == doctest::Approx(std::sqrt(2.0 / 1000)).epsilon(0.02));
 
   Tensor t = Tensor::empty({200, 300});
   nn::init::xavier_uniform_(t, 300, 200);

@@ -17,6 +17,31 @@ std::string shown(const std::string& s) {
   return s.size() > 60 ? out + "..." : out;
 }
 
+/// The report's initialisation for its networks: He-normal weights N(0, 2/fan_in) and
+/// zero biases (tape's Linear and Conv2d now start like PyTorch's). The generator is
+/// rewound to `before` (its state before the layers were built) so the draws are the
+/// very ones the layers made when He-normal was their default: seeded runs of the
+/// report's networks are bit-identical to earlier versions of tape.
+void report_init(nn::Module& net, const Generator::State& before) {
+  default_generator().set_state(before);
+  for (nn::Module* m : net.modules()) {
+    Tensor *w = nullptr, *b = nullptr;
+    if (auto* lin = dynamic_cast<nn::Linear*>(m)) w = &lin->weight, b = &lin->bias;
+    if (auto* conv = dynamic_cast<nn::Conv2d*>(m)) w = &conv->weight, b = &conv->bias;
+    if (!w) continue;
+    nn::init::kaiming_normal_(*w);
+    if (b->defined()) nn::init::zeros_(*b);
+  }
+}
+
+/// torchvision's ResNet initialisation: convolutions kaiming_normal_(fan_out, relu),
+/// BatchNorm weight 1 and bias 0 (their defaults), the classifier PyTorch's default.
+void resnet_init(nn::Module& net) {
+  for (nn::Module* m : net.modules())
+    if (auto* conv = dynamic_cast<nn::Conv2d*>(m))
+      nn::init::kaiming_normal_(conv->weight, 0.0, nn::init::FanMode::FanOut, nn::init::Nonlinearity::ReLU);
+}
+
 }  // namespace
 
 std::vector<int64_t> parse_sizes(const std::string& s) {
@@ -195,6 +220,16 @@ ModelSpec ModelSpec::parse(const std::string& s) {
 }
 
 std::shared_ptr<nn::Sequential> build_model(const ModelSpec& spec) {
+  const Generator::State before = default_generator().state();
+  std::shared_ptr<nn::Sequential> net = build_layers(spec);
+  if (spec.kind == "resnet")
+    resnet_init(*net);
+  else
+    report_init(*net, before);
+  return net;
+}
+
+std::shared_ptr<nn::Sequential> build_layers(const ModelSpec& spec) {
   auto net = std::make_shared<nn::Sequential>();
   if (spec.kind == "lenet5") {
     // conv 6@5×5 + ReLU → pool → conv 16@5×5 + ReLU → pool → 256 → 120 tanh → 84 tanh → 10

@@ -59,8 +59,13 @@ class ResidualBlock : public nn::Module {
 
 /// The activation module called `name`; throws naming the unknown name.
 std::shared_ptr<nn::Module> make_activation(const std::string& name);
-/// Builds the network (inputs [N,1,28,28]; outputs 10 logits).
+/// Builds the network (inputs [N,1,28,28]; outputs 10 logits), initialised as its
+/// recipe says: the report's networks He-normal with zero biases, as the report
+/// did (and bit-identical to tape before its layers took PyTorch's defaults);
+/// resnet as torchvision's ResNet.
 std::shared_ptr<nn::Sequential> build_model(const ModelSpec& spec);
+/// The layers of `spec` with the library's default (PyTorch) initialisation.
+std::shared_ptr<nn::Sequential> build_layers(const ModelSpec& spec);
 /// Checkpoint meta key (CheckpointMeta::strings) saying the network was trained on
 /// moment-deskewed digits (tape::vision::deskew_digit); value "1". Readers must
 /// deskew too: train and test take the same preprocessing.

@@ -94,12 +94,15 @@ Tensor& kaiming_normal_(Tensor& t) {
   return kaiming_normal_(t, fan_in_and_fan_out(t.shape()).first);
 }
 
+// A zero-element tensor has no fan: nothing to draw (PyTorch warns and returns).
 Tensor& kaiming_normal_(Tensor& t, double a, FanMode mode, Nonlinearity nonlinearity) {
+  if (t.defined() && t.numel() == 0) return t;
   const int64_t fan = fan_of(t, mode, "kaiming_normal_");
   return normal_(t, 0.0, calculate_gain(nonlinearity, a) / std::sqrt(double(fan)));
 }
 
 Tensor& kaiming_uniform_(Tensor& t, double a, FanMode mode, Nonlinearity nonlinearity) {
+  if (t.defined() && t.numel() == 0) return t;
   const int64_t fan = fan_of(t, mode, "kaiming_uniform_");
   const double bound = calculate_gain(nonlinearity, a) * std::sqrt(3.0 / double(fan));
   return uniform_(t, -bound, bound);

@@ -32,10 +32,26 @@ Linear::Linear(const LinearOptions& o) : options(o) {
   reset_parameters();
 }
 
-void Linear::reset_parameters() {
-  init::kaiming_normal_(weight, options.in_features());
-  if (bias.defined()) init::zeros_(bias);
+namespace {
+
+// Note: PyTorch's initialisation of Linear, Conv2d and ConvTranspose2d
+// (reset_parameters in torch/nn/modules): weight kaiming_uniform_(w, a = √5), i.e.
+// U(−1/√fan_in, 1/√fan_in) with fan_in from the weight's shape (for the
+// transposed-convolution weight [in, out/g, kh, kw] that is out/g·kh·kw), and the
+// bias from U(−1/√fan_in, 1/√fan_in) too — drawn weight first, then bias, so a
+// seeded tape model starts from the same distribution a ported recipe expects.
+// The report's He-normal is one call away: nn::init::kaiming_normal_(w).
+void pytorch_default_init(Tensor& weight, Tensor& bias) {
+  init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (!bias.defined()) return;
+  const int64_t fan_in = init::fan_in_and_fan_out(weight.shape()).first;
+  const double bound = fan_in > 0 ? 1.0 / std::sqrt(double(fan_in)) : 0.0;
+  init::uniform_(bias, -bound, bound);
 }
+
+}  // namespace
+
+void Linear::reset_parameters() { pytorch_default_init(weight, bias); }
 
 Tensor Linear::forward(const Tensor& x) {
   const int64_t in = options.in_features();
@@ -96,11 +112,7 @@ Conv2d::Conv2d(const Conv2dOptions& o) : options(o) {
   reset_parameters();
 }
 
-void Conv2d::reset_parameters() {
-  const IntPair k = options.kernel_size();
-  init::kaiming_normal_(weight, options.in_channels() / options.groups() * k.h * k.w);
-  if (bias.defined()) init::zeros_(bias);
-}
+void Conv2d::reset_parameters() { pytorch_default_init(weight, bias); }
 
 Tensor Conv2d::forward(const Tensor& x) {
   const auto& o = options;
@@ -137,17 +149,7 @@ ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o) : options(o) {
   reset_parameters();
 }
 
-// Note: PyTorch's _ConvNd.reset_parameters: kaiming_uniform_(w, a = √5), i.e.
-// U(−1/√fan_in, 1/√fan_in) with fan_in from the weight's shape — for the
-// transposed weight [in, out/g, kh, kw] that is out/g·kh·kw — and the bias from
-// the same bound.
-void ConvTranspose2d::reset_parameters() {
-  init::kaiming_uniform_(weight, std::sqrt(5.0));
-  if (bias.defined()) {
-    const double bound = 1.0 / std::sqrt(double(init::fan_in_and_fan_out(weight.shape()).first));
-    init::uniform_(bias, -bound, bound);
-  }
-}
+void ConvTranspose2d::reset_parameters() { pytorch_default_init(weight, bias); }
 
 Tensor ConvTranspose2d::forward(const Tensor& x) {
   const auto& o = options;
