@@ -389,6 +389,8 @@ TEST_CASE("data2: errors are one-line messages naming DataLoader and the problem
   CHECK_THROWS_WITH_AS(DataLoader(ds, {.batch_size = 2, .num_workers = -1}), "DataLoader: num_workers must be >= 0, got -1",
                        Error);
   CHECK_THROWS_WITH_AS(DataLoader(std::shared_ptr<Dataset>(), {}), "DataLoader: the dataset is null", Error);
+  CHECK_THROWS_WITH_AS(DataLoader(ds, {.num_workers = 1, .prefetch_factor = 0}),
+                       "DataLoader: prefetch_factor must be >= 1, got 0", Error);
 
   struct Ragged : Dataset {  // sample 3 is one element longer
     int64_t size() const override { return 6; }
