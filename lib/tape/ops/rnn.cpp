@@ -10,7 +10,8 @@
 //   per step: hg = linear(h, W_hh[, b_hh])  a [N, H]×[H, G·H] GEMM
 //             (h', c') = lstm_cell(x_t, hg, c) / h' = gru_cell(x_t, hg, h)
 //   output = stack(h's)
-// so a step records two nodes. The cells fuse the gate arithmetic (sum, the
+// so a step records two nodes (Float32 LSTM layers run oneDNN's LSTM primitives
+// instead: see the Note above use_onednn_lstm). The cells fuse the gate arithmetic (sum, the
 // activations, the state update) into one kernel and one node; under
 // create_graph their backward is written with public ops, so gradients of
 // gradients work, and Float64 gradcheck covers every weight.
@@ -418,7 +419,7 @@ LayerOut lstm_layer_steps(const Tensor& in, const Tensor& h0, const Tensor& c0, 
 // Note: a Float32 LSTM layer runs oneDNN's lstm_forward / lstm_backward, one
 // primitive call for the whole sequence (the input GEMMs batched over steps, the
 // gate arithmetic fused, the weight gradients summed over steps in one GEMM):
-// 1.5× faster than the recorded steps at T = 100, N = 32, I = H = 256
+// 1.2–1.4× faster than the recorded steps at T = 100, N = 32, I = H = 256
 // (docs/layers-recurrent.md). PyTorch's weight [4H, I] is oneDNN's `ldgoi`
 // {1, 1, I, 4, H} as it lies in memory, in the same gate order (i, f, g, o);
 // oneDNN takes one bias per gate: b_ih + b_hh. LstmLayerBackward runs the
