@@ -162,6 +162,15 @@ run_app() {
   else
     fail "$name: custom Function and gradient penalty"
   fi
+  # section 4: a custom Dataset through DataLoader workers, BatchNorm in eval mode, its buffers in state_dict
+  local rings
+  rings=$(sed -nE 's/^rings: BatchNorm MLP test accuracy ([0-9.]+)% \(eval mode\)$/\1/p' "$tmp/log")
+  if [ -n "$rings" ] && awk -v a="$rings" 'BEGIN { exit !(a >= 95) }' &&
+     grep -qE '^state_dict: .*bn1\.running_mean bn1\.running_var' "$tmp/log"; then
+    ok "$name: custom Dataset and BatchNorm (test accuracy $rings%)"
+  else
+    fail "$name: custom Dataset and BatchNorm ('${rings:-missing}' >= 95%, running stats in state_dict)"
+  fi
 }
 
 # 1. pkg-config. The .pc holds the configured prefix; point it at the staging area.

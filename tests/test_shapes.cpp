@@ -191,6 +191,17 @@ std::map<std::string, std::vector<EmptyCase>> empty_cases() {
       {"avg_pool2d_ceil", {{{leaf({0, 2, 5, 7})}, {0, 2, 3, 3}}}},
       {"avg_pool2d_ceil_exclude_pad", {{{leaf({0, 2, 5, 7})}, {0, 2, 3, 4}}}},
       {"adaptive_avg_pool2d", {{{leaf({0, 3, 7, 5})}, {0, 3, 3, 2}}}},
+      // normalization: an empty batch normalises nothing (PyTorch 1.13 gives the empty output, no error)
+      {"batch_norm", {{{leaf({0, 3, 2}), leaf({3}), leaf({3})}, {0, 3, 2}}}},
+      {"batch_norm_eval", {{{leaf({0, 3, 2}), leaf({3}), leaf({3})}, {0, 3, 2}}}},
+      {"layer_norm", {{{leaf({0, 4}), leaf({4}), leaf({4})}, {0, 4}}, {{leaf({2, 0, 4}), leaf({4}), leaf({4})}, {2, 0, 4}}}},
+      {"group_norm", {{{leaf({0, 4, 3}), leaf({4}), leaf({4})}, {0, 4, 3}}}},
+      // embedding: no indices → no rows; the weight's gradient is zero
+      {"embedding", {{{leaf({4, 2}), labels({}).reshape({0, 3})}, {0, 3, 2}}}},
+      {"embedding_padding_idx", {{{leaf({4, 2}), labels({})}, {0, 2}}}},
+      // recurrent layers over an empty batch: [T, 0, H] outputs (lstm's entry concatenates y and c_n)
+      {"lstm", {{{leaf({2, 0, 2}), leaf({12, 2}), leaf({12, 3}), leaf({12}), leaf({12})}, {0}}}},
+      {"gru", {{{leaf({2, 0, 2}), leaf({9, 2}), leaf({9, 3}), leaf({9}), leaf({9})}, {2, 0, 3}}}},
   };
 }
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -152,6 +153,70 @@ void smooth(nn::Module& model, const data::TensorDataset& train, const data::Ten
 }
 // tutorial: end penalty
 
+// tutorial: begin rings
+/// Your own data: implement size() and get(i). Two noisy concentric rings, each
+/// point made from its index with its own generator, so get() is a pure function
+/// (DataLoader workers call it from several threads at once).
+class Rings : public data::Dataset {
+ public:
+  Rings(int64_t n, uint64_t seed) : n_(n), seed_(seed) {}
+  int64_t size() const override { return n_; }
+  data::Example get(int64_t i) const override {
+    Generator g(seed_ * 1'000'003 + uint64_t(i));
+    const int64_t label = i % 2;  // inner ring 0, outer ring 1
+    const double angle = 2 * std::numbers::pi * g.uniform(), radius = 1.0 + double(label) + 0.2 * g.normal();
+    return {tensor({float(radius * std::cos(angle)), float(radius * std::sin(angle))}, {2}),
+            full({}, double(label), Dtype::Int64)};
+  }
+
+ private:
+  int64_t n_;
+  uint64_t seed_;
+};
+
+/// BatchNorm between two layers: batch statistics while training, the running
+/// ones (buffers, saved in state_dict and checkpoints) after eval().
+class BnMlp : public nn::Module {
+ public:
+  BnMlp() {
+    fc1 = register_module("fc1", std::make_shared<nn::Linear>(2, 32));
+    bn1 = register_module("bn1", std::make_shared<nn::BatchNorm1d>(32));
+    fc2 = register_module("fc2", std::make_shared<nn::Linear>(32, 2));
+  }
+  Tensor forward(const Tensor& x) override { return (*fc2)(relu((*bn1)((*fc1)(x)))); }
+
+  std::shared_ptr<nn::Linear> fc1, fc2;
+  std::shared_ptr<nn::BatchNorm1d> bn1;
+};
+// tutorial: end rings
+
+// tutorial: begin rings-train
+void train_rings() {
+  manual_seed(0);
+  BnMlp net;
+  // two worker threads prepare batches ahead; the batches are the same for any count
+  data::DataLoader loader(Rings(2000, 1), {.batch_size = 64, .shuffle = true, .seed = 0, .num_workers = 2});
+  optim::SGD opt(net.parameters(), optim::SGDOptions(0.05).momentum(0.9));
+  for (int epoch = 0; epoch < 10; ++epoch) {
+    for (data::Batch& b : loader) {  // b.data and b.target (or b.x and b.y)
+      Tensor loss = cross_entropy(net(b.data), b.target);
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+    }
+  }
+  net.eval();  // BatchNorm switches to its running statistics
+  data::DataLoader test(Rings(1000, 2), {.batch_size = 1000});
+  data::Batch all = *test.begin();
+  NoGradGuard no_grad;
+  const double acc = (argmax(net(all.data), 1) == all.target).to(Dtype::Float64).mean().item<double>();
+  std::printf("rings: BatchNorm MLP test accuracy %.2f%% (eval mode)\n", 100 * acc);
+  std::printf("state_dict:");
+  for (const auto& [name, t] : net.state_dict()) std::printf(" %s", name.c_str());  // bn1.running_mean ...
+  std::printf("\n");
+}
+// tutorial: end rings-train
+
 int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : "moons_mlp.ckpt";
   try {
@@ -192,6 +257,7 @@ int main(int argc, char** argv) {
     // tutorial: begin smooth
     smooth(model, train, test);  // a custom Function and a gradient penalty (section 7)
     // tutorial: end smooth
+    train_rings();  // your own Dataset and BatchNorm (section 4)
 
     // tutorial: begin save
     CheckpointMeta meta;

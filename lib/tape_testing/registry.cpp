@@ -1144,8 +1144,12 @@ std::vector<std::string> declared_ops(const std::string& header_text) {
   for (std::string line; std::getline(in, line);) {
     std::string t = trim(line);
     std::string rest;
-    if (starts_with(t, "Tensor ")) rest = t.substr(7);
-    else if (starts_with(t, "std::vector<Tensor> ")) rest = t.substr(20);
+    const size_t space = t.find(' ');
+    const std::string type = t.substr(0, space);
+    // Tensor, std::vector<Tensor>, or a result struct of several tensors (LSTMOutput)
+    const bool result_struct = type.size() > 6 && type.compare(type.size() - 6, 6, "Output") == 0 &&
+                               std::all_of(type.begin(), type.end(), [](char c) { return std::isalnum((unsigned char)c); });
+    if (type == "Tensor" || type == "std::vector<Tensor>" || result_struct) rest = t.substr(space + 1);
     else continue;
     rest = trim(rest);
     size_t n = 0;

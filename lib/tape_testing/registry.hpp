@@ -93,8 +93,9 @@ std::string op_formula(const OpInfo& op, const std::string& source_dir = "");
 /// The comment-block parser behind op_formula, on the text of one source file.
 std::string formula_in(const std::string& source_text, const FormulaSource& where);
 
-/// Public function names declared in a header's text (lines `Tensor name(` or
-/// `std::vector<Tensor> name(`, not operators), in order, without duplicates.
+/// Public function names declared in a header's text (lines `Tensor name(`,
+/// `std::vector<Tensor> name(` or `SomethingOutput name(`, not operators), in
+/// order, without duplicates.
 std::vector<std::string> declared_ops(const std::string& header_text);
 /// Functions of ops.hpp that need no entry of their own, and why.
 struct Exemption {

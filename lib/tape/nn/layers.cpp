@@ -68,17 +68,16 @@ std::string Linear::extra_repr() const {
 // --- Conv2d ---------------------------------------------------------------------
 
 /// "3" for (3, 3), "(3, 5)" otherwise (messages).
-static std::string brief(IntPair p) { return p.h == p.w ? std::to_string(p.h) : p.str(); }
 
 /// The constructor checks shared by Conv2d and ConvTranspose2d (PyTorch's rules).
 static void check_conv_options(const char* layer, int64_t in, int64_t out, IntPair k, IntPair stride, IntPair padding,
                                IntPair dilation, int64_t groups) {
   TAPE_CHECK(in > 0 && out > 0, layer, ": in_channels and out_channels must be > 0, got in_channels=", in,
              ", out_channels=", out);
-  TAPE_CHECK(k.h > 0 && k.w > 0, layer, ": kernel_size must be > 0, got ", brief(k));
-  TAPE_CHECK(stride.h > 0 && stride.w > 0, layer, ": stride must be > 0, got ", brief(stride));
-  TAPE_CHECK(padding.h >= 0 && padding.w >= 0, layer, ": padding must be >= 0, got ", brief(padding));
-  TAPE_CHECK(dilation.h > 0 && dilation.w > 0, layer, ": dilation must be > 0, got ", brief(dilation));
+  TAPE_CHECK(k.h > 0 && k.w > 0, layer, ": kernel_size must be > 0, got ", k.brief());
+  TAPE_CHECK(stride.h > 0 && stride.w > 0, layer, ": stride must be > 0, got ", stride.brief());
+  TAPE_CHECK(padding.h >= 0 && padding.w >= 0, layer, ": padding must be >= 0, got ", padding.brief());
+  TAPE_CHECK(dilation.h > 0 && dilation.w > 0, layer, ": dilation must be > 0, got ", dilation.brief());
   TAPE_CHECK(groups > 0, layer, ": groups must be > 0, got ", groups);
   TAPE_CHECK(in % groups == 0, layer, ": in_channels must be divisible by groups, got in_channels=", in,
              ", groups=", groups);
@@ -120,7 +119,7 @@ Tensor Conv2d::forward(const Tensor& x) {
   TAPE_CHECK(x.dim() == 4 && x.size(1) == o.in_channels(), "Conv2d(", extra_repr(), "): expected input [N, ",
              o.in_channels(), ", H, W], got ", x.shape());
   TAPE_CHECK(x.size(2) + 2 * p.h >= d.h * (k.h - 1) + 1 && x.size(3) + 2 * p.w >= d.w * (k.w - 1) + 1, "Conv2d(",
-             extra_repr(), "): input ", x.shape(), " with padding ", brief(p), " is smaller than the kernel");
+             extra_repr(), "): input ", x.shape(), " with padding ", p.brief(), " is smaller than the kernel");
   return conv2d(x, weight, bias, o.stride(), p, d, o.groups());
 }
 
@@ -141,8 +140,8 @@ ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o) : options(o) {
                      o.dilation(), o.groups());
   const IntPair op = o.output_padding(), st = o.stride(), d = o.dilation();
   TAPE_CHECK(op.h >= 0 && op.w >= 0 && (op.h < st.h || op.h < d.h) && (op.w < st.w || op.w < d.w),
-             "ConvTranspose2d: output_padding ", brief(op), " must be >= 0 and smaller than either stride ",
-             brief(st), " or dilation ", brief(d));
+             "ConvTranspose2d: output_padding ", op.brief(), " must be >= 0 and smaller than either stride ",
+             st.brief(), " or dilation ", d.brief());
   const IntPair k = o.kernel_size();
   weight = register_parameter("weight", Tensor::empty({o.in_channels(), o.out_channels() / o.groups(), k.h, k.w}));
   if (o.bias()) bias = register_parameter("bias", Tensor::empty({o.out_channels()}));
@@ -193,11 +192,11 @@ AvgPool2d::AvgPool2d(IntPair kernel_size, IntPair stride)
 
 AvgPool2d::AvgPool2d(const AvgPool2dOptions& o) : options(o) {
   const IntPair k = o.kernel_size(), st = o.stride(), p = o.padding();
-  TAPE_CHECK(k.h > 0 && k.w > 0, "AvgPool2d: kernel_size must be > 0, got ", brief(k));
-  TAPE_CHECK(st.h > 0 && st.w > 0, "AvgPool2d: stride must be > 0, got ", brief(st));
+  TAPE_CHECK(k.h > 0 && k.w > 0, "AvgPool2d: kernel_size must be > 0, got ", k.brief());
+  TAPE_CHECK(st.h > 0 && st.w > 0, "AvgPool2d: stride must be > 0, got ", st.brief());
   TAPE_CHECK(p.h >= 0 && p.w >= 0 && 2 * p.h <= k.h && 2 * p.w <= k.w,
-             "AvgPool2d: padding must be >= 0 and at most half of kernel_size, got padding=", brief(p),
-             ", kernel_size=", brief(k));
+             "AvgPool2d: padding must be >= 0 and at most half of kernel_size, got padding=", p.brief(),
+             ", kernel_size=", k.brief());
 }
 
 Tensor AvgPool2d::forward(const Tensor& x) {
@@ -208,15 +207,15 @@ Tensor AvgPool2d::forward(const Tensor& x) {
 
 // PyTorch: "kernel_size={}, stride={}, padding={}" with the values as given
 std::string AvgPool2d::extra_repr() const {
-  return str_cat("kernel_size=", brief(options.kernel_size()), ", stride=", brief(options.stride()),
-                 ", padding=", brief(options.padding()));
+  return str_cat("kernel_size=", options.kernel_size().brief(), ", stride=", options.stride().brief(),
+                 ", padding=", options.padding().brief());
 }
 
 // --- AdaptiveAvgPool2d ----------------------------------------------------------
 
 AdaptiveAvgPool2d::AdaptiveAvgPool2d(IntPair output_size) : output_size_(output_size) {
   TAPE_CHECK(output_size.h > 0 && output_size.w > 0, "AdaptiveAvgPool2d: output_size must be > 0, got ",
-             brief(output_size));
+             output_size.brief());
 }
 
 Tensor AdaptiveAvgPool2d::forward(const Tensor& x) {
@@ -224,7 +223,7 @@ Tensor AdaptiveAvgPool2d::forward(const Tensor& x) {
   return adaptive_avg_pool2d(x, output_size_);
 }
 
-std::string AdaptiveAvgPool2d::extra_repr() const { return "output_size=" + brief(output_size_); }
+std::string AdaptiveAvgPool2d::extra_repr() const { return "output_size=" + output_size_.brief(); }
 
 // --- Flatten --------------------------------------------------------------------
 

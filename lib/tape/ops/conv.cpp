@@ -596,13 +596,12 @@ Tensor conv_weight(const Tensor& x, const Tensor& g, ConvShape s) {
 }
 
 /// "3" for (3, 3), "(3, 5)" otherwise: messages print a pair the way it was most likely given.
-std::string brief(IntPair p) { return p.h == p.w ? std::to_string(p.h) : p.str(); }
 
 /// stride ≥ 1, padding ≥ 0, dilation ≥ 1, groups ≥ 1 (PyTorch's rules), with the op's name.
 void check_geometry(const char* op, IntPair stride, IntPair padding, IntPair dilation, int64_t groups) {
-  TAPE_CHECK(stride.h >= 1 && stride.w >= 1, op, ": stride must be >= 1, got ", brief(stride));
-  TAPE_CHECK(padding.h >= 0 && padding.w >= 0, op, ": padding must be >= 0, got ", brief(padding));
-  TAPE_CHECK(dilation.h >= 1 && dilation.w >= 1, op, ": dilation must be >= 1, got ", brief(dilation));
+  TAPE_CHECK(stride.h >= 1 && stride.w >= 1, op, ": stride must be >= 1, got ", stride.brief());
+  TAPE_CHECK(padding.h >= 0 && padding.w >= 0, op, ": padding must be >= 0, got ", padding.brief());
+  TAPE_CHECK(dilation.h >= 1 && dilation.w >= 1, op, ": dilation must be >= 1, got ", dilation.brief());
   TAPE_CHECK(groups >= 1, op, ": groups must be >= 1, got ", groups);
 }
 
@@ -626,6 +625,7 @@ IntPair::IntPair(const Shape& s) : h(s.empty() ? 0 : s[0]), w(s.empty() ? 0 : s.
 }
 
 std::string IntPair::str() const { return str_cat("(", h, ", ", w, ")"); }
+std::string IntPair::brief() const { return h == w ? std::to_string(h) : str(); }
 
 Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, IntPair stride, IntPair padding,
               IntPair dilation, int64_t groups) {
@@ -644,13 +644,13 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, IntPai
              b_in.shape(), " does not match weight of shape ", w_in.shape(), " (expected [", w_in.size(0), "])");
   const int64_t h = x_in.size(2), w = x_in.size(3);
   TAPE_CHECK(std::max(padding.h, padding.w) <= (std::numeric_limits<int64_t>::max() - std::max(h, w)) / 2,
-             "conv2d: padding ", brief(padding), " overflows the padded size of input shape ", x_in.shape());
+             "conv2d: padding ", padding.brief(), " overflows the padded size of input shape ", x_in.shape());
   const int64_t hp = h + 2 * padding.h, wp = w + 2 * padding.w, kh = w_in.size(2), kw = w_in.size(3);
   const int64_t ekh = dilation.h * (kh - 1) + 1, ekw = dilation.w * (kw - 1) + 1;  // the dilated kernel's span
   TAPE_CHECK(ekh <= hp && ekw <= wp, "conv2d: kernel ", kh, "x", kw,
-             dilation == IntPair(1) ? std::string() : str_cat(" with dilation ", brief(dilation), " (spanning ", ekh, "x", ekw, ")"),
+             dilation == IntPair(1) ? std::string() : str_cat(" with dilation ", dilation.brief(), " (spanning ", ekh, "x", ekw, ")"),
              " is larger than the padded input ", hp, "x", wp, " (input shape ", x_in.shape(), ", padding ",
-             brief(padding), ")");
+             padding.brief(), ")");
 
   const Shape y_shape{x_in.size(0), w_in.size(0), (hp - ekh) / stride.h + 1, (wp - ekw) / stride.w + 1};
   return conv_forward(x_in, w_in, b_in, ConvShape{x_in.shape(), w_in.shape(), y_shape, stride, padding, dilation, groups});
@@ -675,11 +675,11 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_
   check_operands(op, x_in, w_in, b_in, "[C, O/groups, kh, kw]");
   check_geometry(op, stride, padding, dilation, groups);
   TAPE_CHECK(output_padding.h >= 0 && output_padding.w >= 0, "conv_transpose2d: output_padding must be >= 0, got ",
-             brief(output_padding));
+             output_padding.brief());
   TAPE_CHECK((output_padding.h < stride.h || output_padding.h < dilation.h) &&
                  (output_padding.w < stride.w || output_padding.w < dilation.w),
-             "conv_transpose2d: output_padding ", brief(output_padding), " must be smaller than either stride ",
-             brief(stride), " or dilation ", brief(dilation));
+             "conv_transpose2d: output_padding ", output_padding.brief(), " must be smaller than either stride ",
+             stride.brief(), " or dilation ", dilation.brief());
   TAPE_CHECK(w_in.size(0) % groups == 0, "conv_transpose2d: weight of shape ", w_in.shape(), " has ", w_in.size(0),
              " input channels, not divisible by groups ", groups);
   TAPE_CHECK(x_in.size(1) == w_in.size(0), "conv_transpose2d: input has ", x_in.size(1),
@@ -693,7 +693,7 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_
   const int64_t oh = (x_in.size(2) - 1) * stride.h - 2 * padding.h + ekh + output_padding.h;
   const int64_t ow = (x_in.size(3) - 1) * stride.w - 2 * padding.w + ekw + output_padding.w;
   TAPE_CHECK(oh > 0 && ow > 0, "conv_transpose2d: output size ", oh, "x", ow, " is too small (input shape ",
-             x_in.shape(), ", weight ", w_in.shape(), ", stride ", brief(stride), ", padding ", brief(padding), ")");
+             x_in.shape(), ", weight ", w_in.shape(), ", stride ", stride.brief(), ", padding ", padding.brief(), ")");
 
   // the convolution from [N, O, oh, ow] whose backward-data this is
   const Shape y{x_in.size(0), x_in.size(1), (oh + 2 * padding.h - ekh) / stride.h + 1,

@@ -205,6 +205,7 @@ struct IntPair {
   IntPair(const Shape& s);  // NOLINT(google-explicit-constructor)
   bool operator==(const IntPair&) const = default;
   std::string str() const;  ///< "(h, w)", as PyTorch prints tuples
+  std::string brief() const;  ///< "3" when h == w, else "(3, 5)" (for error messages)
   int64_t h, w;
 };
 

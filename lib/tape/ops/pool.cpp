@@ -401,7 +401,6 @@ Tensor avg_backward(const Tensor& g, const AvgShape& s) {
 }
 
 /// "3" for (3, 3), "(3, 5)" otherwise, for messages.
-std::string brief(IntPair p) { return p.h == p.w ? std::to_string(p.h) : p.str(); }
 
 /// PyTorch's pooling_output_shape: floor or ceil, and in ceil mode the last
 /// window must start inside the input or its left padding.
@@ -426,17 +425,17 @@ Tensor avg_pool2d(const Tensor& x_in, IntPair kernel, IntPair stride, IntPair pa
     });
   check_float(x_in, "avg_pool2d", "input");
   TAPE_CHECK(x_in.dim() == 4, "avg_pool2d: input must be 4-D [N, C, H, W], got shape ", x_in.shape());
-  TAPE_CHECK(kernel.h >= 1 && kernel.w >= 1, "avg_pool2d: kernel must be >= 1, got ", brief(kernel));
+  TAPE_CHECK(kernel.h >= 1 && kernel.w >= 1, "avg_pool2d: kernel must be >= 1, got ", kernel.brief());
   if (stride == IntPair(-1)) stride = kernel;
   TAPE_CHECK(stride.h >= 1 && stride.w >= 1, "avg_pool2d: stride must be >= 1 (or -1 for stride = kernel), got ",
-             brief(stride));
-  TAPE_CHECK(padding.h >= 0 && padding.w >= 0, "avg_pool2d: padding must be >= 0, got ", brief(padding));
-  TAPE_CHECK(2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w, "avg_pool2d: padding ", brief(padding),
-             " must be at most half of kernel ", brief(kernel));
+             stride.brief());
+  TAPE_CHECK(padding.h >= 0 && padding.w >= 0, "avg_pool2d: padding must be >= 0, got ", padding.brief());
+  TAPE_CHECK(2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w, "avg_pool2d: padding ", padding.brief(),
+             " must be at most half of kernel ", kernel.brief());
   const int64_t h = x_in.size(2), w = x_in.size(3);
-  TAPE_CHECK(kernel.h <= h + 2 * padding.h && kernel.w <= w + 2 * padding.w, "avg_pool2d: kernel ", brief(kernel),
+  TAPE_CHECK(kernel.h <= h + 2 * padding.h && kernel.w <= w + 2 * padding.w, "avg_pool2d: kernel ", kernel.brief(),
              " is larger than the padded input ", h + 2 * padding.h, "x", w + 2 * padding.w, " (input shape ",
-             x_in.shape(), ", padding ", brief(padding), ")");
+             x_in.shape(), ", padding ", padding.brief(), ")");
   const int64_t oh = pool_out(h, kernel.h, stride.h, padding.h, ceil_mode);
   const int64_t ow = pool_out(w, kernel.w, stride.w, padding.w, ceil_mode);
 
@@ -463,7 +462,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x_in, IntPair output_size) {
   TAPE_CHECK(x_in.size(1) > 0 && x_in.size(2) > 0 && x_in.size(3) > 0,
              "adaptive_avg_pool2d: input must have non-zero C, H, W, got shape ", x_in.shape());
   const int64_t oh = output_size.h, ow = output_size.w, h = x_in.size(2), w = x_in.size(3);
-  TAPE_CHECK(oh >= 1 && ow >= 1, "adaptive_avg_pool2d: output_size must be >= 1, got ", brief(output_size));
+  TAPE_CHECK(oh >= 1 && ow >= 1, "adaptive_avg_pool2d: output_size must be >= 1, got ", output_size.brief());
   AvgShape s;
   s.adaptive = true;
   s.rows = adaptive_bins(h, oh);
