@@ -36,7 +36,9 @@ void add_training_flags(po::options_description& desc, TrainConfig& c) {
       ("save", po::value(&c.save), "write a checkpoint here after every epoch")
       ("resume", po::value(&c.resume), "continue from this checkpoint")
       ("quiet", po::bool_switch(&c.quiet), "print only the final accuracy")
-      ("augment", po::bool_switch(&c.augment), "random rotation, scale, shear, shift and stroke weight per image")
+      // a program's default may be on (mnist_resnet): --augment=0 turns it off
+      ("augment", po::value(&c.augment)->default_value(c.augment)->implicit_value(true),
+       "random rotation, scale, shear, shift and stroke weight per image (--augment=0: off)")
       ("deskew", po::bool_switch(&c.deskew), "deskew train and test images by their moments (recorded in the checkpoint)")
       ("page-crops", po::value(&c.page_crops)->default_value(c.page_crops),
        "add N crops of train digits read off generated handwriting sheets (docs/digits.md)");
@@ -400,9 +402,10 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
 
   if (!c.quiet) {
     std::printf("%s", model->summary({1, 1, 28, 28}).c_str());
-    std::printf("training %s on %lld images, batch %lld, %s lr %g%s, %d epochs, seed %llu, %d threads\n",
-                spec.to_string().c_str(), (long long)train.size(), (long long)c.batch_size, c.optimizer.c_str(),
-                c.lr, c.schedule == "none" ? "" : (" (" + c.schedule + " schedule)").c_str(), c.epochs,
+    std::printf("training %s on %lld images%s, batch %lld, %s lr %g%s, %d epochs, seed %llu, %d threads\n",
+                spec.to_string().c_str(), (long long)train.size(), c.augment ? " (augmented)" : "",
+                (long long)c.batch_size, c.optimizer.c_str(), c.lr,
+                c.schedule == "none" ? "" : (" (" + c.schedule + " schedule)").c_str(), c.epochs,
                 (unsigned long long)c.seed, get_num_threads());
   }
   std::string csv = "epoch,train_loss,test_loss,test_accuracy,seconds\n";
