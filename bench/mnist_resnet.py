@@ -92,7 +92,7 @@ def augment(x, g):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="data/mnist")
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.1)

@@ -107,6 +107,44 @@ TEST_CASE("examples: a resumed run is bit-identical to an uninterrupted one" * d
   fs::remove_all(d);
 }
 
+TEST_CASE("examples: mnist_resnet trains, saves BatchNorm buffers and resumes bit-identically" *
+          doctest::test_suite("slow") * doctest::skip(!tape_test::mnist_available())) {
+  // a tiny run of the recipe (augmentation, onecycle per batch, BatchNorm), stopped and resumed
+  const std::string d = tmp_dir("resnet");
+  const std::string base = kBuild + "/examples/mnist_resnet --data " + kMnist +
+                           " --limit-train 512 --batch-size 64 --widths 4,8 --threads 1";
+  Run straight = run(base + " --epochs 2 --csv " + d + "/run.csv --save " + d + "/straight.ckpt");
+  REQUIRE(straight.code == 0);
+  CHECK(straight.out.find("resnet:4-8 on 512 images (augmented)") != std::string::npos);
+  CHECK(straight.out.find("onecycle schedule") != std::string::npos);
+  CHECK(straight.out.find("layer2.downsample.1 (BatchNorm2d)") != std::string::npos);
+  std::ifstream csv(d + "/run.csv");
+  std::string header;
+  std::getline(csv, header);
+  CHECK(header == "epoch,train_loss,test_loss,test_accuracy,seconds");
+  // exact resume (a schedule over the run's length, like onecycle, changes with --epochs: none here)
+  const std::string flat = base + " --schedule none --quiet";
+  REQUIRE(run(flat + " --epochs 2 --save " + d + "/straight.ckpt").code == 0);
+  REQUIRE(run(flat + " --epochs 1 --save " + d + "/half.ckpt").code == 0);
+  REQUIRE(run(flat + " --epochs 2 --resume " + d + "/half.ckpt --save " + d + "/resumed.ckpt").code == 0);
+  const ModelSpec spec = ModelSpec::parse(read_checkpoint_meta(d + "/straight.ckpt").model_spec);
+  CHECK(spec.to_string() == "resnet:4-8");
+  auto a = build_model(spec), b = build_model(spec);
+  load_checkpoint(d + "/straight.ckpt", *a);
+  load_checkpoint(d + "/resumed.ckpt", *b);
+  const auto sa = a->state_dict(), sb = b->state_dict();
+  REQUIRE(sa.size() == sb.size());
+  CHECK(sa.count("layer1.bn1.running_var") == 1);
+  CHECK(sa.at("layer1.bn1.num_batches_tracked").item<int64_t>() == 16);  // 2 epochs of 8 batches
+  for (const auto& [name, t] : sa) {
+    INFO(name);
+    CHECK(t.to(Dtype::Float64).to_vector<double>() == sb.at(name).to(Dtype::Float64).to_vector<double>());
+  }
+  Run off = run(base + " --epochs 1 --quiet --augment=0");
+  CHECK(off.code == 0);
+  fs::remove_all(d);
+}
+
 TEST_CASE("examples: LeNet-5 reads >= 95% of the digits on a generated page" * doctest::test_suite("slow") *
           doctest::skip(!tape_test::mnist_available())) {
   // A short training: 20 000 images, 2 epochs of batch 64.

@@ -415,6 +415,9 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
   for (int e = start_epoch; e < c.epochs; ++e) {
     if (scheduler && !per_batch) opt->set_lr(scheduler->lr_at(e));
     loader.set_epoch(e);
+    // augmentation draws are a function of (seed, epoch), like the batch order, so a
+    // resumed run augments exactly as an uninterrupted one (epoch 0: seed + 1, as before)
+    augment_rng.seed_(c.seed + 1 + 0x9E3779B97F4A7C15ull * uint64_t(e));
     model->train();
     ProgressBar bar(loader.num_batches());
     const auto t0 = std::chrono::steady_clock::now();

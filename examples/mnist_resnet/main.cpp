@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
     cfg.momentum = 0.9;
     cfg.weight_decay = 5e-4;
     cfg.batch_size = 128;
-    cfg.epochs = 6;
+    cfg.epochs = 8;
     cfg.schedule = "onecycle";
     cfg.augment = true;
     po::options_description desc("mnist_resnet options");
