@@ -400,3 +400,12 @@ TEST_CASE("optim2: parameter groups survive a state_dict round trip and are vali
   CHECK(again.param_groups()[1].lr == doctest::Approx(0.01));
 }
 
+TEST_CASE("optim2: RMSprop(params, lr) and Adagrad(params, lr) as api.md spells them") {
+  std::vector<Tensor> ps = make_params();
+  optim::RMSprop r(ps, 0.05);
+  optim::Adagrad a(ps, 0.2);
+  CHECK(r.lr() == 0.05);
+  CHECK(r.options().alpha() == 0.99);
+  CHECK(a.lr() == 0.2);
+  CHECK(a.options().eps() == 1e-10);
+}

@@ -20,6 +20,8 @@ struct AdagradOptions {
 class Adagrad : public Optimizer {
  public:
   explicit Adagrad(std::vector<Tensor> params, const AdagradOptions& options = AdagradOptions());
+  /// Adagrad(params, lr): the other options at their defaults.
+  Adagrad(std::vector<Tensor> params, double lr) : Adagrad(std::move(params), AdagradOptions(lr)) {}
   /// Parameter groups, each with its own lr / weight_decay or `options`'.
   Adagrad(std::vector<ParamGroup> groups, const AdagradOptions& options);
   void step() override;

@@ -23,6 +23,8 @@ struct RMSpropOptions {
 class RMSprop : public Optimizer {
  public:
   explicit RMSprop(std::vector<Tensor> params, const RMSpropOptions& options = RMSpropOptions());
+  /// RMSprop(params, lr): the other options at their defaults.
+  RMSprop(std::vector<Tensor> params, double lr) : RMSprop(std::move(params), RMSpropOptions(lr)) {}
   /// Parameter groups, each with its own lr / weight_decay or `options`'.
   RMSprop(std::vector<ParamGroup> groups, const RMSpropOptions& options);
   void step() override;
