@@ -15,26 +15,15 @@
 #include <string>
 #include <vector>
 
+#include "run_command.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 const std::string kBin = std::string(TAPE_BUILD_DIR) + "/examples/char_rnn";
 
-struct Run {
-  int code = -1;
-  std::string out;
-};
-Run run(const std::string& args) {
-  Run r;
-  FILE* p = popen((kBin + " " + args + " 2>&1").c_str(), "r");
-  REQUIRE(p);
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using tape_test::Run;
+Run run(const std::string& args) { return tape_test::run_command(kBin + " " + args); }
 
 /// A learnable text over a small alphabet: a few words in a pseudo-random order.
 std::string make_text(size_t words) {

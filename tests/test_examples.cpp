@@ -17,6 +17,7 @@
 #include <tape_vision/plot.hpp>
 
 #include "mnist.hpp"
+#include "run_command.hpp"
 #include "models.hpp"
 #include "trainer.hpp"
 
@@ -28,22 +29,8 @@ namespace {
 const std::string kMnist = tape_test::mnist_dir();
 const std::string kBuild = TAPE_BUILD_DIR;
 
-struct Run {
-  int code = -1;
-  std::string out;
-};
-/// Runs a shell command, capturing stdout+stderr and the exit code.
-Run run(const std::string& cmd) {
-  Run r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p);
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using tape_test::Run;
+Run run(const std::string& cmd) { return tape_test::run_command(cmd); }
 
 std::string tmp_dir(const std::string& name) {
   fs::path d = fs::temp_directory_path() / ("tape_test_" + name + "_" + std::to_string(getpid()));
