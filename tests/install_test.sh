@@ -87,8 +87,8 @@ check "installed files: headers, libtape.so (soname libtape.so.0), tape.pc, tape
 
 # --- the installed headers
 # (fmt, xxHash, cairo and nlohmann-json are private to libtape or to the programs too)
-forbidden='dnnl|oneapi/|boost/|stb_|stb/|omp\.h|cblas|openblas|fmt/|xxhash|cairo|nlohmann/'  # in #include lines
-forbidden_path='/(dnnl[^/]*|omp|stb_[^/]*|xxhash|cblas[^/]*|openblas[^/]*)\.h(pp)?$|/(boost|oneapi|stb|fmt|cairo|nlohmann)/'  # in dependency lists
+forbidden='dnnl|oneapi/|boost/|stb_|stb/|omp\.h|cblas|openblas|fmt/|xxhash|cairo|nlohmann/|mpi\.h'  # in #include lines
+forbidden_path='/(dnnl[^/]*|omp|stb_[^/]*|xxhash|cblas[^/]*|openblas[^/]*|mpi)\.h(pp)?$|/(boost|oneapi|stb|fmt|cairo|nlohmann)/'  # in dependency lists
 # Every tape header that tape.hpp pulls in from the source tree is installed.
 reachable_installed() {
   local src inst

@@ -12,6 +12,13 @@
 #include <sstream>
 #include <string>
 
+#ifdef TAPE_TEST_MPI
+// tests/dist: every rank runs every case; the summary comes from rank 0 and
+// counts a case failed when it failed on any rank.
+#include <tape/dist/dist.hpp>
+#include <tape/core/tensor.hpp>
+#endif
+
 namespace {
 int g_passed = 0, g_failed = 0, g_skipped = 0;
 std::set<std::string> g_excluded_suites;  ///< from --test-suite-exclude= / -tse= (exact names)
@@ -50,9 +57,27 @@ int main(int argc, char** argv) {
       for (std::string n; std::getline(names, n, ',');) g_excluded_suites.insert(n);
     }
   }
+#ifdef TAPE_TEST_MPI
+  tape::dist::init(&argc, &argv);
+#endif
   doctest::Context ctx(argc, argv);
   const int rc = ctx.run();
   if (ctx.shouldExit()) return rc;
+#ifdef TAPE_TEST_MPI
+  {
+    tape::Tensor c = tape::full({2}, 0.0, tape::Dtype::Int64);
+    c.data<int64_t>()[0] = -g_passed;  // Max of −passed: the fewest passes
+    c.data<int64_t>()[1] = g_failed;
+    tape::dist::all_reduce(c, tape::dist::ReduceOp::Max);
+    g_passed = int(-c.data<int64_t>()[0]);
+    g_failed = int(c.data<int64_t>()[1]);
+    const bool root = tape::dist::rank() == 0;
+    const int world = tape::dist::world_size();
+    tape::dist::finalize();
+    if (!root) return g_failed != 0;
+    std::printf("%d ranks; a case counts as failed when it failed on any rank\n", world);
+  }
+#endif
   std::printf("tests: %d passed, %d failed, %d skipped\n", g_passed, g_failed, g_skipped);
   std::fflush(stdout);
   return rc != 0 || g_failed != 0 ? 1 : 0;

@@ -1,5 +1,5 @@
 // The library's layering (docs/architecture.md): core → autograd → backend → ops
-// → nn → optim → data/io. A file may include its own layer and the layers before
+// → nn → optim → data/io → dist. A file may include its own layer and the layers before
 // it, never one after it; libtape never includes the companion libraries
 // (tape_vision, tape_testing), and its exported symbols are the framework's only.
 #include <doctest/doctest.h>
@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::map<std::string, int> kLayerRank = {{"core", 0}, {"autograd", 1}, {"backend", 2}, {"ops", 3},
-                                               {"nn", 4},   {"optim", 5},    {"data", 6},    {"io", 6}};
+                                               {"nn", 4},   {"optim", 5},    {"data", 6},    {"io", 6},
+                                               {"dist", 7}};
 
 struct SourceFile {
   std::string path;    // for messages, e.g. "lib/tape/core/tensor.cpp"

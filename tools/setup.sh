@@ -7,7 +7,7 @@ set -euo pipefail
 TAPE_PACKAGES=(g++ meson ninja-build pkg-config cmake libdnnl-dev libboost-program-options-dev
                libboost-serialization-dev doctest-dev libstb-dev graphviz python3 binutils
                libcairo2-dev fonts-dejavu-core libfmt-dev nlohmann-json3-dev libxxhash-dev
-               libopenblas-openmp-dev)
+               libopenblas-openmp-dev openmpi-bin libopenmpi-dev)
 # tools/fuzz.sh: clang with its sanitizer/libFuzzer runtimes and OpenMP
 TAPE_FUZZ_PACKAGES=(clang libclang-rt-dev libomp-dev)
 

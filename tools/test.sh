@@ -48,6 +48,10 @@ echo "== install (headers, pkg-config, CMake, tutorial)"
 bash tests/install_test.sh build 2>&1 | tee "$log" | grep -vE '^tests:'
 count "$log"
 
+echo "== distributed (tests/dist_test.sh: mpirun with 2 and 3 ranks)"
+bash tests/dist_test.sh build 2>&1 | tee "$log" | grep -vE '^tests:'
+count "$log"
+
 echo "== build (address + undefined sanitizers)"
 if tape_build build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false; then
   echo "== tests (sanitizers; the slow training tests are left to the release run)"

@@ -21,19 +21,28 @@ bool parse_flags(int argc, char** argv, const po::options_description& desc, con
   return true;
 }
 
+// Note: in a job of several ranks (--distributed) an error on one rank ends the
+// whole job through dist::abort (MPI_Abort), naming the rank, so the others do not
+// wait for it in a collective; dist::finalize runs at the end of a run that worked,
+// here and never from a destructor.
 int run_program(const char* prog, const std::function<int()>& body) {
+  auto fail = [&](const std::string& message, int code) {
+    if (dist::world_size() > 1) dist::abort(str_cat(prog, ": ", message), code);
+    std::cerr << prog << ": " << message << "\n";
+    return code;
+  };
+  int rc = 0;
   try {
-    return body();
+    rc = body();
   } catch (const po::error& e) {
-    std::cerr << prog << ": error: " << e.what() << " (see --help)\n";
-    return 2;
+    return fail(str_cat("error: ", e.what(), " (see --help)"), 2);
   } catch (const tape::Error& e) {
-    std::cerr << prog << ": error: " << e.what() << "\n";
-    return 2;
+    return fail(str_cat("error: ", e.what()), 2);
   } catch (const std::exception& e) {
-    std::cerr << prog << ": internal error: " << e.what() << "\n";
-    return 1;
+    return fail(str_cat("internal error: ", e.what()), 1);
   }
+  if (dist::is_initialized()) dist::finalize();
+  return rc;
 }
 
 void apply_threads(int threads) {

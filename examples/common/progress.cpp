@@ -6,7 +6,8 @@
 
 namespace tape::examples {
 
-ProgressBar::ProgressBar(int64_t total, bool force) : total_(total), enabled_(force || isatty(STDOUT_FILENO)) {}
+ProgressBar::ProgressBar(int64_t total, bool force)
+    : total_(total), enabled_(total > 0 && (force || isatty(STDOUT_FILENO))) {}
 
 void ProgressBar::update(int64_t done, const std::string& suffix) {
   if (!enabled_ || total_ <= 0) return;

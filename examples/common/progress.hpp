@@ -9,7 +9,7 @@ namespace tape::examples {
 
 class ProgressBar {
  public:
-  /// Enabled only when stdout is a terminal (unless forced).
+  /// Enabled only when stdout is a terminal (unless forced); total 0: never.
   explicit ProgressBar(int64_t total, bool force = false);
   void update(int64_t done, const std::string& suffix = {});
   /// Erases the bar so the epoch line can take its place.

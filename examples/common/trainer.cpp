@@ -36,6 +36,9 @@ void add_training_flags(po::options_description& desc, TrainConfig& c) {
       ("save", po::value(&c.save), "write a checkpoint here after every epoch")
       ("resume", po::value(&c.resume), "continue from this checkpoint")
       ("quiet", po::bool_switch(&c.quiet), "print only the final accuracy")
+      ("distributed", po::bool_switch(&c.distributed),
+       "data-parallel training over the processes of `mpirun -np N` (one thread each by default); "
+       "--batch-size stays the global batch, each rank takes 1/N of it; rank 0 prints and writes the files")
       // a program's default may be on (mnist_resnet): --augment=0 turns it off
       ("augment", po::value(&c.augment)->default_value(c.augment)->implicit_value(true),
        "random rotation, scale, shear, shift and stroke weight per image (--augment=0: off)")
@@ -59,8 +62,20 @@ void validate(const TrainConfig& c) {
   TAPE_CHECK(c.threads >= 0 && c.threads <= 1024, "--threads must be in [0, 1024], got ", c.threads);
 }
 
-std::pair<double, double> evaluate(nn::Module& model, const data::TensorDataset& test, int64_t batch_size) {
-  TAPE_CHECK(test.size() > 0, "evaluate: the test set is empty (0 samples)");
+std::pair<double, double> evaluate(nn::Module& model, const data::TensorDataset& test_all, int64_t batch_size,
+                                   bool distributed) {
+  TAPE_CHECK(test_all.size() > 0, "evaluate: the test set is empty (0 samples)");
+  const int64_t world = distributed ? dist::world_size() : 1, rank = distributed ? dist::rank() : 0;
+  if (world > 1) {
+    // this rank's slice [n·r/N, n·(r+1)/N); the sums of loss and hits are all-reduced
+    const int64_t n = test_all.size(), lo = n * rank / world, hi = n * (rank + 1) / world;
+    auto [loss, acc] = hi > lo ? evaluate(model, test_all.subset(lo, hi), batch_size) : std::pair{0.0, 0.0};
+    Tensor sums = tensor(std::vector<double>{loss * double(hi - lo), acc * double(hi - lo)}, {2});
+    dist::all_reduce(sums);
+    auto v = sums.to_vector<double>();
+    return {v[0] / double(n), v[1] / double(n)};
+  }
+  const data::TensorDataset& test = test_all;
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -328,9 +343,25 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
   TrainConfig c = cfg;
   ModelSpec spec = spec_in;
   validate(c);
+  // Note: --distributed. Every rank loads the data, builds the model from the same
+  // seed and walks the same epoch order; the DataLoader gives rank r the samples
+  // r, r + N, ... of each global batch, DistributedDataParallel averages the
+  // gradients, so each step is the single-process step on the whole batch (up to
+  // float rounding). Rank 0 alone prints and writes; every rank reads --resume.
+  const int launched = dist::launched_world_size();
+  TAPE_CHECK(c.distributed || launched <= 1, "started by mpirun with ", launched,
+             " processes but without --distributed: each would train the whole model alone "
+             "(add --distributed)");
+  if (c.distributed && !dist::is_initialized()) dist::init();
+  const int world = c.distributed ? dist::world_size() : 1, rank = c.distributed ? dist::rank() : 0;
+  const bool root = rank == 0;
+  TAPE_CHECK(c.batch_size % world == 0, "--batch-size ", c.batch_size, " is not divisible by the ", world,
+             " ranks (--batch-size is the global batch; each rank takes an equal share)");
+  if (!root) c.quiet = true;
   // Outputs that cannot be written are found now, not after an hour of training.
-  for (const auto& [path, flag] : {std::pair{c.csv, "--csv"}, {c.plot, "--plot"}, {c.save, "--save"}})
-    if (!path.empty()) check_writable(path, flag);
+  if (root)
+    for (const auto& [path, flag] : {std::pair{c.csv, "--csv"}, {c.plot, "--plot"}, {c.save, "--save"}})
+      if (!path.empty()) check_writable(path, flag);
   apply_threads(c.threads);
 
   CheckpointMeta resume_meta;
@@ -373,7 +404,8 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
   manual_seed(c.seed);
   auto model = build_model(spec);
   auto opt = make_optimizer(c, model->parameters());
-  data::DataLoader loader(train, c.batch_size, /*shuffle=*/true, c.seed);
+  data::DataLoader loader(train, {.batch_size = c.batch_size / world, .shuffle = true, .seed = c.seed,
+                                  .rank = rank, .world_size = world});
 
   TrainResult result;
   int start_epoch = 0;
@@ -394,32 +426,42 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
       };
       result.history.push_back({e + 1, get("train_loss"), get("test_loss"), get("test_accuracy"), get("seconds"), 0});
     }
-    for (const std::string& note : merge->notes()) std::printf("%s\n", note.c_str());
+    if (root)
+      for (const std::string& note : merge->notes()) std::printf("%s\n", note.c_str());
     if (!c.quiet) std::printf("resumed from %s after epoch %d\n", c.resume.c_str(), start_epoch);
   }
+  // after --resume: the loaded weights are the same on every rank; DDP checks that
+  // the ranks built the same model (and broadcasts rank 0's weights regardless)
+  std::shared_ptr<nn::Module> net = model;
+  if (c.distributed) net = std::make_shared<dist::DistributedDataParallel>(model);
   auto scheduler = make_scheduler(c, *opt, loader.num_batches());
   const bool per_batch = c.schedule == "onecycle";
 
   if (!c.quiet) {
     std::printf("%s", model->summary({1, 1, 28, 28}).c_str());
-    std::printf("training %s on %lld images%s, batch %lld, %s lr %g%s, %d epochs, seed %llu, %d threads\n",
+    std::printf("training %s on %lld images%s, batch %lld, %s lr %g%s, %d epochs, seed %llu, %d threads%s\n",
                 spec.to_string().c_str(), (long long)train.size(), c.augment ? " (augmented)" : "",
                 (long long)c.batch_size, c.optimizer.c_str(), c.lr,
                 c.schedule == "none" ? "" : (" (" + c.schedule + " schedule)").c_str(), c.epochs,
-                (unsigned long long)c.seed, get_num_threads());
+                (unsigned long long)c.seed, get_num_threads(),
+                c.distributed ? str_cat(" per rank, ", world, world == 1 ? " rank (not started by mpirun)" : " ranks",
+                                        " of ", c.batch_size / world, " samples per step").c_str()
+                              : "");
   }
   std::string csv = "epoch,train_loss,test_loss,test_accuracy,seconds\n";
   for (const auto& s : result.history) csv += csv_row(s);
-  if (!c.csv.empty()) write_file_atomically(c.csv, csv, "--csv");
+  if (root && !c.csv.empty()) write_file_atomically(c.csv, csv, "--csv");
 
   for (int e = start_epoch; e < c.epochs; ++e) {
     if (scheduler && !per_batch) opt->set_lr(scheduler->lr_at(e));
     loader.set_epoch(e);
     // augmentation draws are a function of (seed, epoch), like the batch order, so a
     // resumed run augments exactly as an uninterrupted one (epoch 0: seed + 1, as before)
-    augment_rng.seed_(c.seed + 1 + 0x9E3779B97F4A7C15ull * uint64_t(e));
-    model->train();
-    ProgressBar bar(loader.num_batches());
+    // (each rank its own stream: with --distributed the draws differ from one process's)
+    augment_rng.seed_(c.seed + 1 + 0x9E3779B97F4A7C15ull * uint64_t(e) + 0xD1B54A32D192ED03ull * uint64_t(rank));
+    net->train();
+    // no bar with --quiet, nor under mpirun, whose ranks all write to a pseudo-terminal
+    ProgressBar bar(c.quiet || world > 1 ? 0 : loader.num_batches());
     const auto t0 = std::chrono::steady_clock::now();
     double loss_sum = 0;
     int64_t seen = 0, step = 0;
@@ -428,7 +470,7 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
       if (c.augment) augment_batch(x, augment_rng);
       if (c.deskew) x = deskewed(x);
       if (per_batch) opt->set_lr(scheduler->lr_at(int64_t(e) * loader.num_batches() + step));
-      Tensor loss = cross_entropy((*model)(x), b.y);
+      Tensor loss = cross_entropy((*net)(x), b.y);
       opt->zero_grad();
       loss.backward();
       opt->step();
@@ -437,9 +479,18 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
       seen += n;
       bar.update(++step, str_cat("loss ", loss.item()));
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     bar.clear();
-    auto [test_loss, test_acc] = evaluate(*model, test);
+    if (world > 1) {  // the epoch's wall time is the slowest rank's; loss and count over all ranks
+      Tensor t = tensor(std::vector<double>{secs}, {1});
+      dist::all_reduce(t, dist::ReduceOp::Max);
+      Tensor sums = tensor(std::vector<double>{loss_sum, double(seen)}, {2});
+      dist::all_reduce(sums);
+      secs = t.item<double>();
+      loss_sum = sums.to_vector<double>()[0];
+      seen = int64_t(sums.to_vector<double>()[1]);
+    }
+    auto [test_loss, test_acc] = evaluate(*model, test, 1000, c.distributed);
     EpochStats s{e + 1, loss_sum / double(seen), test_loss, test_acc, secs, double(seen) / secs};
     result.history.push_back(s);
     if (!c.quiet)
@@ -448,8 +499,8 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
                   nn::format_thousands(int64_t(s.samples_per_s)).c_str());
     std::fflush(stdout);
     csv += csv_row(s);
-    if (!c.csv.empty()) write_file_atomically(c.csv, csv, "--csv");
-    if (!c.save.empty()) {
+    if (root && !c.csv.empty()) write_file_atomically(c.csv, csv, "--csv");
+    if (root && !c.save.empty()) {
       CheckpointMeta meta;
       meta.model_spec = spec.to_string();
       meta.epoch = e + 1;
@@ -463,7 +514,9 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
       save_checkpoint(c.save, *model, opt.get(), meta);
     }
   }
-  result.test_accuracy = result.history.empty() ? evaluate(*model, test).second : result.history.back().test_accuracy;
+  result.test_accuracy =
+      result.history.empty() ? evaluate(*model, test, 1000, c.distributed).second : result.history.back().test_accuracy;
+  if (!root) return result;
   std::printf("final test accuracy: %.2f%%\n", 100 * result.test_accuracy);
   if (!c.plot.empty()) {
     write_plot(result.history, c.plot);

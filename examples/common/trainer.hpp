@@ -29,6 +29,10 @@ struct TrainConfig {
   int64_t page_crops = 0;
   std::string csv, plot, save, resume;
   bool quiet = false;
+  /// Data-parallel over the ranks of `mpirun -np N` (docs/distributed.md): each rank
+  /// trains on 1/N of every batch of the single-process order; --batch-size stays
+  /// the global batch. Rank 0 alone prints and writes files.
+  bool distributed = false;
   /// Flags given on the command line (parse_flags fills it); with --resume, the
   /// others take the checkpoint's values (docs/cli.md, "Resuming").
   std::set<std::string> given;
@@ -66,7 +70,9 @@ void validate(const TrainConfig& cfg);
 /// Trains `spec` on MNIST and evaluates on the test set after every epoch.
 TrainResult train_mnist(const ModelSpec& spec, const TrainConfig& cfg);
 
-/// Test-set loss and accuracy of a model (eval mode, no graph).
-std::pair<double, double> evaluate(nn::Module& model, const data::TensorDataset& test, int64_t batch_size = 1000);
+/// Test-set loss and accuracy of a model (eval mode, no graph). With `distributed`,
+/// each rank evaluates its slice of the test set and the sums are all-reduced.
+std::pair<double, double> evaluate(nn::Module& model, const data::TensorDataset& test, int64_t batch_size = 1000,
+                                   bool distributed = false);
 
 }  // namespace tape::examples

@@ -35,3 +35,5 @@
 #include "tape/io/checkpoint.hpp"
 #include "tape/io/file.hpp"
 #include "tape/autograd/dot.hpp"
+#include "tape/dist/dist.hpp"
+#include "tape/dist/ddp.hpp"

@@ -56,10 +56,42 @@ class Engine {
                                  bool create_graph);
 };
 
+namespace {
+/// The final callbacks of the backward pass running on this thread (null outside
+/// one; a pass started inside another has its own list).
+thread_local std::vector<std::function<void()>>* tls_callbacks = nullptr;
+
+struct CallbackScope {
+  std::vector<std::function<void()>> callbacks;
+  std::vector<std::function<void()>>* outer = tls_callbacks;
+  CallbackScope() { tls_callbacks = &callbacks; }
+  ~CallbackScope() { tls_callbacks = outer; }
+  /// Runs the callbacks in order, including those queued by callbacks.
+  void run() {
+    for (size_t i = 0; i < callbacks.size(); ++i) {
+      auto cb = std::move(callbacks[i]);
+      cb();
+    }
+    callbacks.clear();
+  }
+};
+}  // namespace
+
+namespace autograd {
+void queue_callback(std::function<void()> callback) {
+  TAPE_CHECK(callback, "autograd::queue_callback: the callback is empty");
+  TAPE_CHECK(tls_callbacks != nullptr,
+             "autograd::queue_callback: no backward pass is running on this thread (call it from a hook or a "
+             "Function's backward)");
+  tls_callbacks->push_back(std::move(callback));
+}
+}  // namespace autograd
+
 std::vector<Tensor> Engine::run(const std::vector<Root>& roots, const std::vector<Edge>& captures, bool retain_graph,
                                 bool create_graph) {
   // create_graph: backward formulas run with grad mode on, so they are recorded
   GradModeScope grad_mode(create_graph);
+  CallbackScope final_callbacks;
   const bool capture_mode = !captures.empty();
 
   // Note: the state of one backward pass — how many consumers each node still
@@ -267,6 +299,7 @@ std::vector<Tensor> Engine::run(const std::vector<Root>& roots, const std::vecto
     }
     throw;
   }
+  final_callbacks.run();
   return results;
 }
 

@@ -241,6 +241,14 @@ struct DetectAnomalyGuard {
 /// True while a DetectAnomalyGuard is alive.
 bool anomaly_mode_enabled();
 
+/// Runs `callback` on this thread when the backward pass in progress on it has
+/// run its last node, before backward() or grad() returns (PyTorch's
+/// Engine::queue_callback). Callable only from inside a backward pass (a
+/// tensor hook, a Function's backward); callbacks run in the order queued and
+/// may queue more. DistributedDataParallel uses it to wait for its all-reduces.
+/// A pass that throws drops its callbacks.
+void queue_callback(std::function<void()> callback);
+
 }  // namespace autograd
 
 }  // namespace tape

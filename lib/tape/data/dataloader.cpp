@@ -220,8 +220,13 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> ds, DataLoaderOptions opti
     src->tensors = std::make_shared<const TensorDataset>(t->images.contiguous(), t->labels.contiguous());
     ds = src->tensors;
   }
-  src->size = ds->size();
-  TAPE_CHECK(src->size > 0, "DataLoader: the dataset is empty (0 samples); nothing to iterate over");
+  TAPE_CHECK(options.world_size >= 1, "DataLoader: world_size must be >= 1, got ", options.world_size);
+  TAPE_CHECK(options.rank >= 0 && options.rank < options.world_size, "DataLoader: rank ", options.rank,
+             " is outside [0, world_size ", options.world_size, ")");
+  const int64_t n = ds->size();
+  TAPE_CHECK(n > 0, "DataLoader: the dataset is empty (0 samples); nothing to iterate over");
+  // a shard: ceil(n / N) samples (the order is padded to a multiple of N)
+  src->size = (n + options.world_size - 1) / options.world_size;
   src->ds = std::move(ds);
   src->opt = std::move(options);
   TAPE_CHECK(src->num_batches() > 0, "DataLoader: drop_last with batch_size ", src->opt.batch_size, " > ",
@@ -238,7 +243,7 @@ DataLoader::DataLoader(DataLoader&&) noexcept = default;
 DataLoader& DataLoader::operator=(DataLoader&&) noexcept = default;
 
 std::vector<int64_t> DataLoader::permutation(int64_t e) const {
-  std::vector<int64_t> order(size_t(src_->size));
+  std::vector<int64_t> order(size_t(src_->ds->size()));
   std::iota(order.begin(), order.end(), int64_t(0));
   if (!src_->opt.shuffle) return order;
   Generator g(src_->opt.seed ^ mix64(uint64_t(e) + 0x9e3779b97f4a7c15ull));
@@ -246,10 +251,25 @@ std::vector<int64_t> DataLoader::permutation(int64_t e) const {
   return order;
 }
 
+std::vector<int64_t> DataLoader::indices(int64_t e) const {
+  std::vector<int64_t> order = permutation(e);
+  const int64_t world = src_->opt.world_size;
+  if (world == 1) return order;
+  // DistributedSampler: pad with the order's first samples up to a multiple of
+  // the world size, then every world-th sample from this rank's position
+  const int64_t n = int64_t(order.size()), padded = src_->size * world;
+  std::vector<int64_t> shard;
+  shard.reserve(size_t(src_->size));
+  for (int64_t k = src_->opt.rank; k < padded; k += world) shard.push_back(order[size_t(k % n)]);
+  return shard;
+}
+
+int64_t DataLoader::num_samples() const { return src_->size; }
+
 DataLoader::Iterator DataLoader::begin() {
   prefetcher_.reset();  // joins the workers of an unfinished pass
   current_epoch_ = epoch_++;
-  order_ = std::make_shared<const std::vector<int64_t>>(permutation(current_epoch_));
+  order_ = std::make_shared<const std::vector<int64_t>>(indices(current_epoch_));
   if (src_->opt.num_workers > 0) prefetcher_ = std::make_unique<Prefetcher>(src_, current_epoch_, order_);
   return Iterator(this, 0);
 }

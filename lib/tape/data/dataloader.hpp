@@ -46,6 +46,12 @@ struct DataLoaderOptions {
   int num_workers = 0;      ///< threads preparing batches ahead; 0: in the calling thread
   Transform transform = {};  ///< applied to each example's data (in the workers)
   int prefetch_factor = 2;  ///< batches queued ahead per worker (num_workers > 0)
+  /// Data-parallel sharding (PyTorch's DistributedSampler): with world_size N > 1
+  /// this loader yields only rank `rank`'s share of each epoch's order — every
+  /// N-th sample, starting at `rank`, of the order padded to a multiple of N by
+  /// repeating its first samples — so the N ranks see disjoint shards of equal size.
+  int rank = 0;
+  int world_size = 1;
 };
 
 /// Iterates a dataset in minibatches.
@@ -57,7 +63,10 @@ struct DataLoaderOptions {
 // transform of sample i in epoch e draws from a Generator seeded from (seed, e,
 // i). So batches are bit-identical for any num_workers, and set_epoch(e) on a
 // resumed run reproduces the exact batches of an uninterrupted one: no RNG state
-// besides the epoch counter needs to be checkpointed. Only one pass may be in
+// besides the epoch counter needs to be checkpointed. Sharded over N ranks with
+// batch_size B, step s of rank r takes samples s·B·N + r + N·j (j < B) of the
+// padded order: the N ranks' batches of one step are together the batch s of an
+// unsharded loader with batch size B·N and the same seed (docs/distributed.md). Only one pass may be in
 // flight at a time: begin() cancels the previous one (its workers are joined).
 class DataLoader {
  public:
@@ -97,8 +106,14 @@ class DataLoader {
 
   /// Batch `i` of the current epoch's order (0 <= i < num_batches()), built in this thread.
   Batch batch(int64_t i) const;
-  /// Sample order of epoch `e` (identity when shuffle is off).
+  /// Sample order of epoch `e` over the whole dataset (identity when shuffle is
+  /// off); the same on every rank.
   std::vector<int64_t> permutation(int64_t e) const;
+  /// The samples this loader yields in epoch `e`, in order: permutation(e), or
+  /// with world_size > 1 this rank's shard of it (options() rank/world_size).
+  std::vector<int64_t> indices(int64_t e) const;
+  /// Samples per epoch on this rank (the dataset's size unless sharded).
+  int64_t num_samples() const;
 
   int64_t epoch() const { return epoch_; }          ///< epochs begun so far
   void set_epoch(int64_t e);                        ///< the next begin() runs epoch e

@@ -1,0 +1,39 @@
+#pragma once
+// The transport under tape::dist (private, not installed): one implementation
+// per build — comm_mpi.cpp (Open MPI; the only file that includes mpi.h) or
+// comm_none.cpp (built without MPI). dist.cpp puts the public API on top and
+// answers every call itself in a world of one, so the transport is only used
+// when an MPI launcher started the process.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "tape/core/dtype.hpp"
+#include "tape/dist/dist.hpp"
+
+namespace tape::dist::detail {
+
+/// One non-blocking collective (an MPI request).
+struct Request;
+using RequestPtr = std::shared_ptr<Request>;
+
+/// True when this build has a transport (MPI).
+bool available();
+/// MPI_Init_thread; returns (rank, size).
+std::pair<int, int> start(int* argc, char*** argv);
+void stop();
+std::string name();
+
+/// In-place all-reduce of `count` elements (op: Sum, Max or Min).
+RequestPtr iallreduce(void* data, int64_t count, Dtype dtype, ReduceOp op);
+RequestPtr ibroadcast(void* data, int64_t count, Dtype dtype, int root);
+/// `in` (count elements) from every rank into `out` (count × size, rank order).
+RequestPtr iallgather(const void* in, void* out, int64_t count, Dtype dtype);
+RequestPtr ibarrier();
+/// True once complete; every call also drives the progress of all collectives
+/// in flight (Open MPI progresses non-blocking collectives only inside MPI calls).
+bool test(Request& r);
+/// MPI_Abort on the whole job.
+[[noreturn]] void abort_job(int code);
+
+}  // namespace tape::dist::detail

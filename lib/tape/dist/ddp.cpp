@@ -1,0 +1,248 @@
+// DistributedDataParallel (ddp.hpp has the design note): buckets, gradient hooks,
+// the end-of-backward callback, parameter and buffer broadcasts.
+#include "tape/dist/ddp.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <map>
+
+#include "tape/autograd/node.hpp"
+#include "tape/core/error.hpp"
+#include "tape/core/grad_mode.hpp"
+
+namespace tape::dist {
+
+namespace {
+
+char* bytes(const Tensor& t) {
+  return static_cast<char*>(t.impl()->storage->data()) + t.impl()->offset * int64_t(dtype_size(t.dtype()));
+}
+
+/// Broadcasts `tensors` from rank 0 through one flat buffer per dtype (one
+/// collective instead of one per tensor). Contiguous tensors only.
+void broadcast_coalesced(const std::vector<Tensor>& tensors) {
+  std::map<Dtype, std::vector<Tensor>> by_dtype;
+  for (const Tensor& t : tensors)
+    if (t.numel() > 0) by_dtype[t.dtype()].push_back(t);
+  for (auto& [dtype, group] : by_dtype) {
+    int64_t total = 0;
+    for (const Tensor& t : group) total += t.numel();
+    Tensor flat = Tensor::empty({total}, dtype);
+    const size_t es = dtype_size(dtype);
+    int64_t at = 0;
+    for (const Tensor& t : group) std::memcpy(bytes(flat) + at * int64_t(es), bytes(t), size_t(t.numel()) * es), at += t.numel();
+    broadcast(flat, 0);
+    at = 0;
+    for (const Tensor& t : group) std::memcpy(bytes(t), bytes(flat) + at * int64_t(es), size_t(t.numel()) * es), at += t.numel();
+  }
+}
+
+/// A multiply-by-`s` copy of n elements (s = 1/world_size: a power of two is exact).
+void scaled_copy(void* to, const void* from, int64_t n, Dtype d, double s) {
+  if (d == Dtype::Float32) {
+    auto* o = static_cast<float*>(to);
+    const auto* i = static_cast<const float*>(from);
+    const float f = float(s);
+    for (int64_t k = 0; k < n; ++k) o[k] = i[k] * f;
+  } else {
+    auto* o = static_cast<double*>(to);
+    const auto* i = static_cast<const double*>(from);
+    for (int64_t k = 0; k < n; ++k) o[k] = i[k] * s;
+  }
+}
+
+}  // namespace
+
+struct DistributedDataParallel::Bucket {
+  Dtype dtype = Dtype::Float32;
+  std::vector<size_t> params;  // indices into params_
+  int64_t numel = 0;
+  Tensor flat;
+  size_t pending = 0;          // gradients still to arrive in this pass
+  bool launched = false;
+  Work work;
+};
+
+DistributedDataParallel::DistributedDataParallel(std::shared_ptr<nn::Module> module, size_t bucket_bytes)
+    : module_(std::move(module)) {
+  TAPE_CHECK(module_ != nullptr, "DistributedDataParallel: the module is null");
+  TAPE_CHECK(is_initialized(), "DistributedDataParallel: call dist::init() first");
+  TAPE_CHECK(bucket_bytes > 0, "DistributedDataParallel: bucket_bytes must be positive");
+  register_module("module", module_);
+  for (auto& [name, p] : module_->named_parameters()) {
+    if (!p.requires_grad()) continue;
+    TAPE_CHECK(p.is_contiguous(), "DistributedDataParallel: parameter ", name, " ", p.shape(), " is not contiguous");
+    TAPE_CHECK(p.dtype() == Dtype::Float32 || p.dtype() == Dtype::Float64, "DistributedDataParallel: parameter ", name,
+               " is ", dtype_name(p.dtype()), " (Float32 or Float64 parameters)");
+    params_.push_back(p);
+    names_.push_back(name);
+  }
+
+  // Every rank must hold the same model: compare (count, shapes) with rank 0's.
+  {
+    std::vector<int64_t> sig{int64_t(params_.size())};
+    for (const Tensor& p : params_) {
+      sig.push_back(p.dim());
+      for (int64_t s : p.shape()) sig.push_back(s);
+    }
+    Tensor mine = Tensor::empty({int64_t(sig.size())}, Dtype::Int64);
+    std::memcpy(mine.data<int64_t>(), sig.data(), sig.size() * sizeof(int64_t));
+    // every rank makes the same calls: lengths first (a flag all-reduced), then the signatures
+    auto any_rank = [](bool differs) {
+      Tensor bad = full({1}, differs ? 1.0 : 0.0, Dtype::Int64);
+      all_reduce(bad, ReduceOp::Max);
+      return bad.item<int64_t>() != 0;
+    };
+    Tensor root_len = full({1}, double(sig.size()), Dtype::Int64);
+    broadcast(root_len, 0);
+    bool same = root_len.item<int64_t>() == int64_t(sig.size());
+    bool differs = any_rank(!same);
+    if (!differs) {
+      Tensor root = mine.clone();
+      broadcast(root, 0);
+      same = std::memcmp(root.data<int64_t>(), mine.data<int64_t>(), sig.size() * sizeof(int64_t)) == 0;
+      differs = any_rank(!same);
+    }
+    TAPE_CHECK(!differs, "DistributedDataParallel: ",
+               same ? "another rank's model" : str_cat("rank ", rank(), "'s model (", params_.size(), " parameters)"),
+               " differs from rank 0's in its parameter count or shapes; every rank must build the same model");
+  }
+  {
+    NoGradGuard no_grad;
+    std::vector<Tensor> state = params_;
+    for (const Tensor& b : module_->buffers()) {
+      TAPE_CHECK(b.is_contiguous(), "DistributedDataParallel: a buffer ", b.shape(), " is not contiguous");
+      state.push_back(b);
+    }
+    broadcast_coalesced(state);
+  }
+
+  // Buckets: reverse registration order, one dtype each, about bucket_bytes.
+  slot_.resize(params_.size());
+  for (size_t k = params_.size(); k-- > 0;) {
+    const Tensor& p = params_[k];
+    const int64_t nbytes = p.numel() * int64_t(dtype_size(p.dtype()));
+    if (buckets_.empty() || buckets_.back()->dtype != p.dtype() ||
+        (buckets_.back()->numel * int64_t(dtype_size(p.dtype())) + nbytes > int64_t(bucket_bytes) &&
+         !buckets_.back()->params.empty())) {
+      buckets_.push_back(std::make_unique<Bucket>());
+      buckets_.back()->dtype = p.dtype();
+    }
+    Bucket& b = *buckets_.back();
+    slot_[k] = {buckets_.size() - 1, b.numel};
+    b.params.push_back(k);
+    b.numel += p.numel();
+  }
+  for (auto& b : buckets_) {
+    b->flat = Tensor::empty({b->numel}, b->dtype);
+    stats_.bytes += b->numel * int64_t(dtype_size(b->dtype));
+  }
+  stats_.buckets = buckets_.size();
+  ready_.assign(params_.size(), 0);
+
+  if (world_size() > 1)
+    for (size_t k = 0; k < params_.size(); ++k)
+      hook_handles_.push_back(params_[k].register_post_accumulate_grad_hook([this, k](const Tensor&) {
+        if (sync_) mark_ready(k);
+      }));
+}
+
+DistributedDataParallel::~DistributedDataParallel() {
+  for (size_t k = 0; k < hook_handles_.size(); ++k) params_[k].remove_hook(hook_handles_[k]);
+}
+
+nn::Module& DistributedDataParallel::module() { return *module_; }
+
+std::vector<std::vector<std::string>> DistributedDataParallel::bucket_names() const {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& b : buckets_) {
+    out.emplace_back();
+    for (size_t k : b->params) out.back().push_back(names_[k]);
+  }
+  return out;
+}
+
+void DistributedDataParallel::sync_buffers() {
+  std::vector<Tensor> bufs = module_->buffers();
+  if (bufs.empty() || world_size() == 1) return;
+  NoGradGuard no_grad;
+  broadcast_coalesced(bufs);
+}
+
+Tensor DistributedDataParallel::forward(const Tensor& x) {
+  in_pass_ = false;  // a backward that threw never reached finish_pass
+  if (is_training()) sync_buffers();
+  return (*module_)(x);
+}
+
+void DistributedDataParallel::begin_pass() {
+  in_pass_ = true;
+  next_bucket_ = 0;
+  std::fill(ready_.begin(), ready_.end(), 0);
+  for (auto& b : buckets_) {
+    b->pending = b->params.size();
+    b->launched = false;
+    b->work = Work();
+  }
+  autograd::queue_callback([this] { finish_pass(); });
+}
+
+void DistributedDataParallel::mark_ready(size_t k) {
+  if (!in_pass_) begin_pass();
+  if (ready_[k]) return;
+  ready_[k] = 1;
+  Bucket& b = *buckets_[slot_[k].first];
+  --b.pending;
+  // start every bucket, in order, whose gradients are all here
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_]->pending == 0) launch(*buckets_[next_bucket_++]);
+  // drive the collectives in flight (Open MPI progresses them only inside MPI calls)
+  for (size_t i = 0; i < next_bucket_; ++i) buckets_[i]->work.is_completed();
+}
+
+void DistributedDataParallel::launch(Bucket& b) {
+  const double inv = 1.0 / double(world_size());
+  const size_t es = dtype_size(b.dtype);
+  for (size_t k : b.params) {
+    const Tensor& p = params_[k];
+    char* to = bytes(b.flat) + slot_[k].second * int64_t(es);
+    Tensor g = p.grad();
+    if (ready_[k] && g.defined()) {
+      Tensor gc = g.contiguous();
+      scaled_copy(to, bytes(gc), p.numel(), b.dtype, inv);
+    } else {
+      std::memset(to, 0, size_t(p.numel()) * es);  // no gradient on this rank in this pass
+    }
+  }
+  b.launched = true;
+  b.work = all_reduce_async(b.flat, ReduceOp::Sum);
+}
+
+void DistributedDataParallel::finish_pass() {
+  const auto t0 = std::chrono::steady_clock::now();
+  stats_.launched_early = next_bucket_;
+  while (next_bucket_ < buckets_.size()) launch(*buckets_[next_bucket_++]);
+  NoGradGuard no_grad;
+  for (auto& b : buckets_) {
+    b->work.wait();
+    const size_t es = dtype_size(b->dtype);
+    for (size_t k : b->params) {
+      Tensor& p = params_[k];
+      const char* from = bytes(b->flat) + slot_[k].second * int64_t(es);
+      Tensor g = p.grad();
+      if (!g.defined() || !g.is_contiguous()) {
+        Tensor fresh = Tensor::empty(p.shape(), p.dtype());
+        std::memcpy(bytes(fresh), from, size_t(p.numel()) * es);
+        if (g.defined()) g.copy_(fresh);
+        else p.set_grad(fresh);
+      } else {
+        std::memcpy(bytes(g), from, size_t(p.numel()) * es);
+      }
+    }
+  }
+  in_pass_ = false;
+  stats_.last_wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stats_.wait_seconds += stats_.last_wait_seconds;
+  ++stats_.steps;
+}
+
+}  // namespace tape::dist
