@@ -222,4 +222,27 @@ uninstalled_build() {
 check "PKG_CONFIG_PATH=$build/meson-uninstalled pkg-config builds app.cpp" uninstalled_build &&
   run_app "uninstalled" "$tmp/uninst/app" "$build/lib"
 
+# 4. A data-parallel program needs nothing but tape's flags: no mpicxx, no MPI header.
+if command -v mpirun >/dev/null && [ -f "$build/tests/tape_dist_tests" ]; then
+  mkdir -p "$tmp/dist"
+  cat >"$tmp/dist/sum.cpp" <<'CPP'
+#include <tape/tape.hpp>
+#include <cstdio>
+int main(int argc, char** argv) {
+  tape::dist::init(&argc, &argv);
+  tape::Tensor t = tape::full({2}, tape::dist::rank() + 1.0);
+  tape::dist::all_reduce(t, tape::dist::ReduceOp::Sum);
+  if (tape::dist::rank() == 0) std::printf("world %d sum %g\n", tape::dist::world_size(), double(t.to_vector<float>()[0]));
+  tape::dist::finalize();
+}
+CPP
+  dist_run() {
+    # shellcheck disable=SC2046
+    "$cxx" -std=c++20 -O2 "$tmp/dist/sum.cpp" $(pc --cflags --libs tape) -o "$tmp/dist/sum" || return 1
+    LD_LIBRARY_PATH="$lib" mpirun --allow-run-as-root -x LD_LIBRARY_PATH -np 2 "$tmp/dist/sum" | tee "$tmp/dist/out"
+    grep -qx "world 2 sum 3" "$tmp/dist/out"
+  }
+  check "pkg-config: a tape::dist program runs under mpirun -np 2 (world 2 sum 3)" dist_run
+fi
+
 finish

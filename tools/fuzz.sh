@@ -40,7 +40,7 @@ fi
 echo "== build (fuzzers: clang, libFuzzer + address + undefined sanitizers)"
 start=$SECONDS
 if [ ! -f "$build/build.ninja" ]; then
-  CC=clang CXX=clang++ meson setup "$build" -Dfuzz=true -Dbuildtype=debugoptimized -Ddefault_library=static \
+  CC=clang CXX=clang++ meson setup "$build" -Dfuzz=true -Dbuildtype=debugoptimized -Ddefault_library=static -Ddistributed=disabled \
     -Db_sanitize=address,undefined -Db_lundef=false >/dev/null ||
     { echo "fuzz build: meson setup failed"; echo "tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
 fi
