@@ -2,6 +2,7 @@
 // checks, strided and Mean handling, the world of one, and waiting with a timeout.
 #include "tape/dist/dist.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -34,14 +35,13 @@ World& world() {
 
 /// The launcher's process count when an MPI launcher started this process, else 0.
 int launcher_size() {
-  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
-    // SLURM_NTASKS alone is any srun task; it counts only with a PMI rank beside it
-    const char* v = std::getenv(var);
-    if (!v) continue;
-    if (std::strcmp(var, "SLURM_NTASKS") == 0 && !std::getenv("PMIX_RANK") && !std::getenv("PMI_RANK")) continue;
-    return std::max(1, std::atoi(v));
+  auto count = [](const char* v) { return std::max(1, std::atoi(v)); };
+  if (const char* v = std::getenv("OMPI_COMM_WORLD_SIZE")) return count(v);  // Open MPI's mpirun
+  if (const char* v = std::getenv("PMI_SIZE")) return count(v);              // MPICH's hydra, srun --mpi=pmi2
+  if (std::getenv("PMIX_RANK")) {                                             // srun --mpi=pmix
+    const char* n = std::getenv("SLURM_NTASKS");
+    return n ? count(n) : 1;
   }
-  if (std::getenv("PMIX_RANK") || std::getenv("PMI_RANK")) return 1;
   return 0;
 }
 
