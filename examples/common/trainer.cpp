@@ -517,6 +517,13 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
   result.test_accuracy =
       result.history.empty() ? evaluate(*model, test, 1000, c.distributed).second : result.history.back().test_accuracy;
   if (!root) return result;
+  if (world > 1 && !c.quiet) {
+    const auto& st = static_cast<dist::DistributedDataParallel&>(*net).stats();
+    std::printf("dist: %d ranks, %zu gradient bucket%s of %.2f MB per step, backward waited %.2f ms per step for "
+                "the all-reduce (%lld steps)\n",
+                world, st.buckets, st.buckets == 1 ? "" : "s", double(st.bytes) / 1e6,
+                st.steps ? 1e3 * st.wait_seconds / double(st.steps) : 0.0, (long long)st.steps);
+  }
   std::printf("final test accuracy: %.2f%%\n", 100 * result.test_accuracy);
   if (!c.plot.empty()) {
     write_plot(result.history, c.plot);
