@@ -3,6 +3,7 @@
 // errors, parameter names, initialisation, dropout between layers, dtypes, double backward.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -12,6 +13,7 @@
 #include <tape/ops/gradcheck.hpp>
 #include <tape/ops/rnn.hpp>
 #include <tape/tape.hpp>
+#include <utility>
 #include <vector>
 
 using namespace tape;
@@ -416,4 +418,116 @@ TEST_CASE("rnn: Float32 LSTM (oneDNN primitives) agrees with the Float64 recorde
   const char* env = std::getenv("TAPE_RNN_ONEDNN");
   const bool fast = !(env && std::string(env) == "0");
   CHECK(std::string(l32(x).grad_fn_name()) == (fast ? "LstmLayerBackward" : "CatBackward"));  // which path ran
+}
+
+namespace {
+
+double largest_rel = 0;  // the largest rel_diff seen
+
+/// max |a − b| / max |b| (b the Float64 reference; both defined).
+double rel_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.defined());
+  REQUIRE(b.defined());
+  const double scale = b.abs().reshape({-1}).max(0).item<double>();
+  const double d = (a.to(Dtype::Float64) - b).abs().reshape({-1}).max(0).item<double>() / std::max(scale, 1e-12);
+  largest_rel = std::max(largest_rel, d);
+  return d;
+}
+
+/// Whether this process runs Float32 LSTM/GRU layers on oneDNN (TAPE_RNN_ONEDNN=0: the recorded steps).
+bool onednn_rnn_on() {
+  const char* env = std::getenv("TAPE_RNN_ONEDNN");
+  return !(env && std::string(env) == "0");
+}
+
+}  // namespace
+
+TEST_CASE("rnn: Float32 GRU (oneDNN lbr_gru) agrees with the Float64 recorded steps: outputs, h_n, every gradient") {
+  // Float32 GRU layers run oneDNN's lbr_gru_forward/lbr_gru_backward (gates permuted (r, z, n) → (z, r, n),
+  // a 4-row bias); Float64 runs the recorded steps, which match PyTorch (the first test case). 2 layers,
+  // with and without bias, with and without h0; the loss weighs every output and h_n.
+  manual_seed(19);
+  largest_rel = 0;
+  for (const bool bias : {true, false})
+    for (const bool with_h0 : {true, false}) {
+      CAPTURE(bias);
+      CAPTURE(with_h0);
+      nn::GRU g32(nn::GRUOptions(5, 6).num_layers(2).bias(bias)), g64(nn::GRUOptions(5, 6).num_layers(2).bias(bias));
+      if (bias) {  // PyTorch's init leaves the biases small: make each of b_ih, b_hh matter on its own
+        NoGradGuard no_grad;
+        for (auto& [name, p] : g32.named_parameters())
+          if (name.rfind("bias", 0) == 0) {
+            Tensor t = p;
+            t.copy_(randn(p.shape()));
+          }
+      }
+      g64.load_state_dict(g32.state_dict());
+      g64.to(Dtype::Float64);
+      const Tensor x = randn({7, 3, 5}), h0 = randn({2, 3, 6}) * 0.5;
+      const Tensor wy = randn({7, 3, 6}), wh = randn({2, 3, 6});
+      struct Run {
+        Tensor y, hn, dx, dh0;
+        std::map<std::string, Tensor> dparams;
+        std::string grad_fn;
+      };
+      auto run = [&](nn::GRU& m, Dtype d) {
+        Tensor xi = x.to(d).detach().requires_grad_(), hi = h0.to(d).detach().requires_grad_();
+        auto [y, hn] = with_h0 ? m.forward_with_state(xi, hi) : m.forward_with_state(xi);
+        ((y * wy.to(d)).sum() + (hn * wh.to(d)).sum()).backward();
+        Run r{y, hn, xi.grad(), hi.grad(), {}, y.grad_fn_name()};
+        for (auto& [name, p] : m.named_parameters()) r.dparams[name] = p.grad();
+        return r;
+      };
+      const Run a = run(g32, Dtype::Float32), b = run(g64, Dtype::Float64);
+      CHECK(a.grad_fn == (onednn_rnn_on() ? "GruLayerBackward" : "CatBackward"));  // which path ran
+      CHECK(rel_diff(a.y, b.y) < 1e-5);
+      CHECK(rel_diff(a.hn, b.hn) < 1e-5);
+      CHECK(rel_diff(a.dx, b.dx) < 1e-5);
+      if (with_h0) {
+        CHECK(rel_diff(a.dh0, b.dh0) < 1e-5);
+      } else {
+        CHECK(!a.dh0.defined());
+      }
+      CHECK(a.dparams.size() == (bias ? 8u : 4u));
+      for (const auto& [name, d32] : a.dparams) {
+        CAPTURE(name);
+        CHECK(rel_diff(d32, b.dparams.at(name)) < 1e-5);
+      }
+    }
+  MESSAGE("largest relative difference, Float32 GRU vs Float64 steps: ", largest_rel);
+}
+
+TEST_CASE("rnn: Float32 GRU (oneDNN lbr_gru): loss on h_n only, one step, one sample, double backward") {
+  manual_seed(23);
+  for (const auto& shape : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {9, 4}}) {
+    const int64_t steps = shape.first, batch = shape.second;
+    CAPTURE(steps);
+    CAPTURE(batch);
+    nn::GRU g32(4, 5, 2), g64(4, 5, 2);
+    g64.load_state_dict(g32.state_dict());
+    g64.to(Dtype::Float64);
+    const Tensor x = randn({steps, batch, 4}), h0 = randn({2, batch, 5}) * 0.5;
+    struct Run {
+      Tensor loss, dx, dh0;
+      std::vector<Tensor> dparams;
+    };
+    auto run = [&](nn::GRU& m, Dtype d) {
+      Tensor xi = x.to(d).detach().requires_grad_(), hi = h0.to(d).detach().requires_grad_();
+      m.zero_grad();
+      auto [y, hn] = m.forward_with_state(xi, hi);
+      const Tensor loss = (hn * hn).sum();  // the output gets no gradient from above
+      // double backward: a gradient penalty on dloss/dx (create_graph: GruLayerBackward recomputes the steps)
+      const Tensor gx = autograd::grad({loss}, {xi}, {}, true, true)[0];
+      (loss + (gx * gx).sum()).backward();
+      Run r{loss, xi.grad(), hi.grad(), {}};
+      for (const Tensor& p : m.parameters()) r.dparams.push_back(p.grad());
+      return r;
+    };
+    const Run a = run(g32, Dtype::Float32), b = run(g64, Dtype::Float64);
+    CHECK(std::abs(a.loss.item<double>() - b.loss.item<double>()) < 1e-5 * std::max(1.0, b.loss.item<double>()));
+    CHECK(rel_diff(a.dx, b.dx) < 1e-4);
+    CHECK(rel_diff(a.dh0, b.dh0) < 1e-4);
+    for (size_t k = 0; k < a.dparams.size(); ++k) CHECK(rel_diff(a.dparams[k], b.dparams[k]) < 1e-4);
+    CHECK(std::string(g32(x).grad_fn_name()) == (onednn_rnn_on() ? "GruLayerBackward" : "CatBackward"));
+  }
 }

@@ -10,11 +10,11 @@
 //   per step: hg = linear(h, W_hh[, b_hh])  a [N, H]×[H, G·H] GEMM
 //             (h', c') = lstm_cell(x_t, hg, c) / h' = gru_cell(x_t, hg, h)
 //   output = stack(h's)
-// so a step records two nodes (Float32 LSTM layers run oneDNN's LSTM primitives
-// instead: see the Note above use_onednn_lstm). The cells fuse the gate arithmetic (sum, the
-// activations, the state update) into one kernel and one node; under
-// create_graph their backward is written with public ops, so gradients of
-// gradients work, and Float64 gradcheck covers every weight.
+// so a step records two nodes (Float32 LSTM and GRU layers run oneDNN's RNN
+// primitives instead: see the Note above use_onednn_rnn). The cells fuse the
+// gate arithmetic (sum, the activations, the state update) into one kernel and
+// one node; under create_graph their backward is written with public ops, so
+// gradients of gradients work, and Float64 gradcheck covers every weight.
 //
 // Note: the steps are views of xw taken by one multi-output node, not narrow():
 // narrow's backward scatters each step's gradient into zeros of xw's full shape,
@@ -22,9 +22,13 @@
 // into its slot of one [T, N, G·H] buffer.
 #include "tape/ops/rnn.hpp"
 
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
 
 #include "tape/backend/dnnl.hpp"
 #include "tape/backend/eltwise.hpp"
@@ -414,20 +418,45 @@ LayerOut lstm_layer_steps(const Tensor& in, const Tensor& h0, const Tensor& c0, 
   return {stack(hs, 0), h, c};
 }
 
-// --- Float32 LSTM layers on oneDNN -------------------------------------------------
+/// One GRU layer as recorded steps (path of Float64, and of create_graph);
+/// h0 [N, H] or undefined (zeros).
+LayerOut gru_layer_steps(const Tensor& in, const Tensor& h0, const RNNLayerWeights& w, int64_t H) {
+  const int64_t T = in.size(0), N = in.size(1);
+  const Tensor xw = linear(reshape(in, {T * N, in.size(2)}), w.w_ih, w.b_ih);
+  const std::vector<Tensor> steps = unbind_steps(reshape(xw, {T, N, 3 * H}));
+  Tensor h = h0.defined() ? h0 : zeros({N, H}, in.dtype());
+  std::vector<Tensor> hs;
+  hs.reserve(size_t(T));
+  for (int64_t t = 0; t < T; ++t) {
+    h = gru_cell(steps[size_t(t)], linear(h, w.w_hh, w.b_hh), h);
+    hs.push_back(h);
+  }
+  return {stack(hs, 0), h, Tensor()};
+}
+
+// --- Float32 LSTM and GRU layers on oneDNN ------------------------------------------
 //
-// Note: a Float32 LSTM layer runs oneDNN's lstm_forward / lstm_backward, one
-// primitive call for the whole sequence (the input GEMMs batched over steps, the
-// gate arithmetic fused, the weight gradients summed over steps in one GEMM):
-// 1.2–1.4× faster than the recorded steps at T = 100, N = 32, I = H = 256
-// (docs/layers-recurrent.md). PyTorch's weight [4H, I] is oneDNN's `ldgoi`
-// {1, 1, I, 4, H} as it lies in memory, in the same gate order (i, f, g, o);
-// oneDNN takes one bias per gate: b_ih + b_hh. LstmLayerBackward runs the
-// backward primitive; under create_graph it recomputes the layer with the
-// recorded steps from its saved inputs and differentiates those
+// Note: a Float32 LSTM layer runs oneDNN's lstm_forward / lstm_backward, a
+// Float32 GRU layer lbr_gru_forward / lbr_gru_backward (linear-before-reset GRU:
+// PyTorch's formulation): one primitive call for the whole sequence (the input
+// GEMMs batched over steps, the gate arithmetic fused, the weight gradients
+// summed over steps in one GEMM). LSTM: 1.2–1.4× faster than the recorded
+// steps at T = 100, N = 32, I = H = 256, GRU ≈ 1.2× (docs/layers-recurrent.md).
+//   LSTM: PyTorch's weight [4H, I] is oneDNN's `ldgoi` {1, 1, I, 4, H} as it
+// lies in memory, in the same gate order (i, f, g, o); oneDNN takes one bias per
+// gate: b_ih + b_hh.
+//   GRU: oneDNN's gates are (u, r, o) = PyTorch's (z, r, n), so the first two
+// [H, K] row blocks of each weight are swapped (gru_gate_order) before the
+// reorder into the primitive's layout, and the weight gradients swapped back.
+// Its bias has four rows (u, r, o, u') = (b_iz + b_hz, b_ir + b_hr, b_in, b_hn):
+// the candidate's hidden-side bias b_hn sits inside r·(W_hn h + b_hn). Back:
+// b_ih and b_hh both get the u and r rows of db, b_in gets db_o, b_hn db_u'.
+//   The layer's node (LstmLayerBackward / GruLayerBackward, both RnnLayerNode)
+// runs the backward primitive; under create_graph it recomputes the layer with
+// the recorded steps from its saved inputs and differentiates those
 // (autograd::grad), so double backward still works. TAPE_RNN_ONEDNN=0 turns
-// the fast path off (for comparisons).
-bool use_onednn_lstm() {
+// both fast paths off (for comparisons).
+bool use_onednn_rnn() {
   static const bool on = [] {
     const char* e = std::getenv("TAPE_RNN_ONEDNN");
     return !(e && std::string(e) == "0");
@@ -435,50 +464,67 @@ bool use_onednn_lstm() {
   return on;
 }
 
-/// The primitives of one layer shape (cached by T, N, I, H).
-struct LstmPrimitives {
-  dnnl::lstm_forward::primitive_desc fwd_pd;
-  dnnl::lstm_forward fwd;
-  dnnl::lstm_backward::primitive_desc bwd_pd;
-  dnnl::lstm_backward bwd;
+/// The primitives of one cell kind and layer shape: F, B = lstm_forward,
+/// lstm_backward (gates i, f, g, o; with a cell state c) or lbr_gru_forward,
+/// lbr_gru_backward (gates u, r, o).
+template <class F, class B>
+struct RnnPrimitives {
+  using Fwd = F;
+  using Bwd = B;
+  static constexpr bool kLstm = std::is_same_v<F, dnnl::lstm_forward>;
+  static constexpr int64_t kGates = kLstm ? 4 : 3;
+  typename F::primitive_desc fwd_pd;
+  F fwd;
+  typename B::primitive_desc bwd_pd;
+  B bwd;
   dnnl::reorder w_fwd[2], w_bwd[2], dw_back[2];  // user → forward, user → backward, diff → user; [layer, iter]
-  dnnl::memory::desc wl_user, wi_user;            // PyTorch's [4H, I] and [4H, H]: ldgoi
+  dnnl::memory::desc wl_user, wi_user;            // [G·H, I] and [G·H, H] in oneDNN's gate order: ldgoi
 };
+using LstmPrimitives = RnnPrimitives<dnnl::lstm_forward, dnnl::lstm_backward>;
+using GruPrimitives = RnnPrimitives<dnnl::lbr_gru_forward, dnnl::lbr_gru_backward>;
 
-std::shared_ptr<const LstmPrimitives> lstm_primitives(int64_t T, int64_t N, int64_t I, int64_t H) {
-  constexpr int64_t kLstmKey = 1001;  // outside backend::OpId's range
-  return dn::cached<LstmPrimitives>({kLstmKey, T, N, I, H}, [&] {
+/// P's primitives for one layer shape (cached by cell kind, T, N, I, H).
+template <class P>
+std::shared_ptr<const P> rnn_primitives(int64_t T, int64_t N, int64_t I, int64_t H) {
+  const int64_t key = P::kLstm ? 1001 : 1002;  // outside backend::OpId's range
+  return dn::cached<P>({key, T, N, I, H}, [&] {
     using tag = dnnl::memory::format_tag;
     const auto f32 = dnnl::memory::data_type::f32;
     auto md = [&](dnnl::memory::dims d, tag t) { return dnnl::memory::desc(d, f32, t); };
     // memory descriptors: sequences tnc, states ldnc, weights any (user: ldgoi), bias ldgo
+    // (four rows for both: LSTM's four gates; lbr_gru's three and the candidate's hidden-side bias)
+    const int64_t G = P::kGates;
     const auto src = md({T, N, I}, tag::tnc), dst = md({T, N, H}, tag::tnc), state = md({1, 1, N, H}, tag::ldnc);
-    const auto wl_any = md({1, 1, I, 4, H}, tag::any), wi_any = md({1, 1, H, 4, H}, tag::any);
-    const auto wl_user = md({1, 1, I, 4, H}, tag::ldgoi), wi_user = md({1, 1, H, 4, H}, tag::ldgoi);
+    const auto wl_any = md({1, 1, I, G, H}, tag::any), wi_any = md({1, 1, H, G, H}, tag::any);
+    const auto wl_user = md({1, 1, I, G, H}, tag::ldgoi), wi_user = md({1, 1, H, G, H}, tag::ldgoi);
     const auto bias = md({1, 1, 4, H}, tag::ldgo);
     const auto dir = dnnl::rnn_direction::unidirectional_left2right;
-    // primitive descriptors → primitives
-    dnnl::lstm_forward::primitive_desc fpd(
-        dnnl::lstm_forward::desc(dnnl::prop_kind::forward_training, dir, src, state, state, wl_any, wi_any, bias, dst,
-                                 state, state),
-        dn::attr(), dn::engine());
-    dnnl::lstm_backward::primitive_desc bpd(
-        dnnl::lstm_backward::desc(dnnl::prop_kind::backward, dir, src, state, state, wl_any, wi_any, bias, dst, state,
-                                  state, src, state, state, wl_any, wi_any, bias, dst, state, state),
-        dn::attr(), dn::engine(), fpd);
+    const auto fwd = dnnl::prop_kind::forward_training, bwd = dnnl::prop_kind::backward;
+    // operation descriptors (LSTM's take the cell state c as well) → primitive descriptors → primitives
+    const auto [fd, bd] = [&] {
+      if constexpr (P::kLstm)
+        return std::pair(dnnl::lstm_forward::desc(fwd, dir, src, state, state, wl_any, wi_any, bias, dst, state, state),
+                         dnnl::lstm_backward::desc(bwd, dir, src, state, state, wl_any, wi_any, bias, dst, state,
+                                                   state, src, state, state, wl_any, wi_any, bias, dst, state, state));
+      else
+        return std::pair(dnnl::lbr_gru_forward::desc(fwd, dir, src, state, wl_any, wi_any, bias, dst, state),
+                         dnnl::lbr_gru_backward::desc(bwd, dir, src, state, wl_any, wi_any, bias, dst, state, src,
+                                                      state, wl_any, wi_any, bias, dst, state));
+    }();
+    const typename P::Fwd::primitive_desc fpd(fd, dn::attr(), dn::engine());
+    const typename P::Bwd::primitive_desc bpd(bd, dn::attr(), dn::engine(), fpd);
     auto reorder = [&](const dnnl::memory::desc& from, const dnnl::memory::desc& to) {
       return dnnl::reorder(dnnl::reorder::primitive_desc(dn::engine(), from, dn::engine(), to, dn::attr()));
     };
-    return LstmPrimitives{fpd,
-                          dnnl::lstm_forward(fpd),
-                          bpd,
-                          dnnl::lstm_backward(bpd),
-                          {reorder(wl_user, fpd.weights_layer_desc()), reorder(wi_user, fpd.weights_iter_desc())},
-                          {reorder(wl_user, bpd.weights_layer_desc()), reorder(wi_user, bpd.weights_iter_desc())},
-                          {reorder(bpd.diff_weights_layer_desc(), wl_user),
-                           reorder(bpd.diff_weights_iter_desc(), wi_user)},
-                          wl_user,
-                          wi_user};
+    return P{fpd,
+             typename P::Fwd(fpd),
+             bpd,
+             typename P::Bwd(bpd),
+             {reorder(wl_user, fpd.weights_layer_desc()), reorder(wi_user, fpd.weights_iter_desc())},
+             {reorder(wl_user, bpd.weights_layer_desc()), reorder(wi_user, bpd.weights_iter_desc())},
+             {reorder(bpd.diff_weights_layer_desc(), wl_user), reorder(bpd.diff_weights_iter_desc(), wi_user)},
+             wl_user,
+             wi_user};
   });
 }
 
@@ -487,23 +533,140 @@ void run_reorder(const dnnl::reorder& r, const dnnl::memory& from, const dnnl::m
   dn::execute(r, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
 }
 
-/// b_ih + b_hh (zeros without bias), [4H], computed without recording.
-Tensor summed_bias(const RNNLayerWeights& w, int64_t H) {
-  NoGradGuard no_grad;
-  return w.b_ih.defined() ? contig(add(w.b_ih, w.b_hh)) : zeros({4 * H});
+/// A layer's weights as the primitives take them: w_ih [G·H, I], w_hh [G·H, H]
+/// in oneDNN's gate order (the user layout ldgoi), bias [4H] (ldgo); contiguous Float32.
+struct RnnWeights {
+  Tensor w_ih, w_hh, bias;
+};
+
+/// A sequence and its states, contiguous Float32: a layer's input (x [T, N, I], h0, c0 [N, H]),
+/// its output (y [T, N, H], h_n, c_n) or their gradients (c: LSTM only, undefined for GRU).
+struct RnnSeq {
+  Tensor seq, h, c;
+};
+
+/// The forward primitive over one layer: writes `out` (allocated), returns the workspace.
+template <class P>
+Tensor rnn_forward(const P& p, const RnnSeq& in, const RnnWeights& w, const RnnSeq& out) {
+  const auto& pd = p.fwd_pd;
+  Tensor wl = dn::buffer_for(pd.weights_layer_desc()), wi = dn::buffer_for(pd.weights_iter_desc());
+  Tensor ws = dn::buffer_for(pd.workspace_desc());
+  backend::translate_errors(P::kLstm ? "lstm" : "gru", {&in.seq.shape()}, [&] {
+    run_reorder(p.w_fwd[0], dn::mem(p.wl_user, w.w_ih), dn::mem(pd.weights_layer_desc(), wl));
+    run_reorder(p.w_fwd[1], dn::mem(p.wi_user, w.w_hh), dn::mem(pd.weights_iter_desc(), wi));
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC_LAYER, dn::mem(pd.src_layer_desc(), in.seq)},
+                                               {DNNL_ARG_SRC_ITER, dn::mem(pd.src_iter_desc(), in.h)},
+                                               {DNNL_ARG_WEIGHTS_LAYER, dn::mem(pd.weights_layer_desc(), wl)},
+                                               {DNNL_ARG_WEIGHTS_ITER, dn::mem(pd.weights_iter_desc(), wi)},
+                                               {DNNL_ARG_BIAS, dn::mem(pd.bias_desc(), w.bias)},
+                                               {DNNL_ARG_DST_LAYER, dn::mem(pd.dst_layer_desc(), out.seq)},
+                                               {DNNL_ARG_DST_ITER, dn::mem(pd.dst_iter_desc(), out.h)},
+                                               {DNNL_ARG_WORKSPACE, dn::mem(pd.workspace_desc(), ws)}};
+    if constexpr (P::kLstm) {
+      args.emplace(DNNL_ARG_SRC_ITER_C, dn::mem(pd.src_iter_c_desc(), in.c));
+      args.emplace(DNNL_ARG_DST_ITER_C, dn::mem(pd.dst_iter_c_desc(), out.c));
+    }
+    dn::execute(p.fwd, std::move(args));
+  });
+  return ws;
 }
 
-// Forward: one LSTM layer over the whole sequence (oneDNN lstm_forward), outputs y, h_n, c_n
-// Backward: oneDNN lstm_backward (dx, dh0, dc0, dW_ih, dW_hh, db; db goes to b_ih and b_hh);
-//   under create_graph the recorded steps recomputed and differentiated
-struct LstmLayerBackward final : Node {
-  enum { kX, kH0, kC0, kWih, kWhh, kBih, kBhh, kY, kHn, kCn, kSaved };
+/// The backward primitive over one layer: from the forward's input `in`, output `out`,
+/// workspace and the gradient `g` of the output, returns the gradient of the input and
+/// of the weights (RnnWeights' layout and gate order).
+template <class P>
+std::pair<RnnSeq, RnnWeights> rnn_backward(const P& p, const RnnSeq& in, const RnnWeights& w, const RnnSeq& out,
+                                           const Tensor& workspace, const RnnSeq& g) {
+  const int64_t T = in.seq.size(0), N = in.seq.size(1), I = in.seq.size(2), H = in.h.size(1), G = P::kGates;
+  const auto& pd = p.bwd_pd;
+  RnnSeq d{Tensor::empty({T, N, I}), Tensor::empty({N, H}), P::kLstm ? Tensor::empty({N, H}) : Tensor()};
+  RnnWeights dw{Tensor::empty({G * H, I}), Tensor::empty({G * H, H}), zeros({4 * H})};  // diff_bias accumulates
+  Tensor wl = dn::buffer_for(pd.weights_layer_desc()), wi = dn::buffer_for(pd.weights_iter_desc());
+  Tensor dwl = dn::buffer_for(pd.diff_weights_layer_desc()).zero_(),  // diff weights accumulate too
+      dwi = dn::buffer_for(pd.diff_weights_iter_desc()).zero_();
+  backend::translate_errors(P::kLstm ? "lstm" : "gru", {&in.seq.shape()}, [&] {
+    run_reorder(p.w_bwd[0], dn::mem(p.wl_user, w.w_ih), dn::mem(pd.weights_layer_desc(), wl));
+    run_reorder(p.w_bwd[1], dn::mem(p.wi_user, w.w_hh), dn::mem(pd.weights_iter_desc(), wi));
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC_LAYER, dn::mem(pd.src_layer_desc(), in.seq)},
+        {DNNL_ARG_SRC_ITER, dn::mem(pd.src_iter_desc(), in.h)},
+        {DNNL_ARG_WEIGHTS_LAYER, dn::mem(pd.weights_layer_desc(), wl)},
+        {DNNL_ARG_WEIGHTS_ITER, dn::mem(pd.weights_iter_desc(), wi)},
+        {DNNL_ARG_BIAS, dn::mem(pd.bias_desc(), w.bias)},
+        {DNNL_ARG_DST_LAYER, dn::mem(pd.dst_layer_desc(), out.seq)},
+        {DNNL_ARG_DST_ITER, dn::mem(pd.dst_iter_desc(), out.h)},
+        {DNNL_ARG_WORKSPACE, dn::mem(pd.workspace_desc(), workspace)},
+        {DNNL_ARG_DIFF_SRC_LAYER, dn::mem(pd.diff_src_layer_desc(), d.seq)},
+        {DNNL_ARG_DIFF_SRC_ITER, dn::mem(pd.diff_src_iter_desc(), d.h)},
+        {DNNL_ARG_DIFF_WEIGHTS_LAYER, dn::mem(pd.diff_weights_layer_desc(), dwl)},
+        {DNNL_ARG_DIFF_WEIGHTS_ITER, dn::mem(pd.diff_weights_iter_desc(), dwi)},
+        {DNNL_ARG_DIFF_BIAS, dn::mem(pd.diff_bias_desc(), dw.bias)},
+        {DNNL_ARG_DIFF_DST_LAYER, dn::mem(pd.diff_dst_layer_desc(), g.seq)},
+        {DNNL_ARG_DIFF_DST_ITER, dn::mem(pd.diff_dst_iter_desc(), g.h)}};
+    if constexpr (P::kLstm) {
+      args.emplace(DNNL_ARG_SRC_ITER_C, dn::mem(pd.src_iter_c_desc(), in.c));
+      args.emplace(DNNL_ARG_DST_ITER_C, dn::mem(pd.dst_iter_c_desc(), out.c));
+      args.emplace(DNNL_ARG_DIFF_SRC_ITER_C, dn::mem(pd.diff_src_iter_c_desc(), d.c));
+      args.emplace(DNNL_ARG_DIFF_DST_ITER_C, dn::mem(pd.diff_dst_iter_c_desc(), g.c));
+    }
+    dn::execute(p.bwd, std::move(args));
+    run_reorder(p.dw_back[0], dn::mem(pd.diff_weights_layer_desc(), dwl), dn::mem(p.wl_user, dw.w_ih));
+    run_reorder(p.dw_back[1], dn::mem(pd.diff_weights_iter_desc(), dwi), dn::mem(p.wi_user, dw.w_hh));
+  });
+  return {d, dw};
+}
+
+/// LSTM weights for the primitives: PyTorch's, bias b_ih + b_hh (zeros without bias).
+RnnWeights lstm_onednn_weights(const RNNLayerWeights& w, int64_t H) {
+  NoGradGuard no_grad;
+  return {contig(w.w_ih), contig(w.w_hh), w.b_ih.defined() ? contig(add(w.b_ih, w.b_hh)) : zeros({4 * H})};
+}
+
+/// A GRU weight's (or weight gradient's) [3H, K] row blocks from PyTorch's gate order
+/// (r, z, n) to oneDNN's (u = z, r, o = n), or back: the first two swapped.
+Tensor gru_gate_order(const Tensor& w_in, int64_t H) {
+  const Tensor w = contig(w_in);
+  const int64_t block = H * (w.numel() / (3 * H));
+  Tensor out = Tensor::empty(w.shape());
+  const float* s = w.data<float>();
+  float* o = out.data<float>();
+  std::memcpy(o, s + block, size_t(block) * sizeof(float));
+  std::memcpy(o + block, s, size_t(block) * sizeof(float));
+  std::memcpy(o + 2 * block, s + 2 * block, size_t(block) * sizeof(float));
+  return out;
+}
+
+/// GRU weights for the primitives: rows in oneDNN's gate order, bias (u, r, o, u') =
+/// (b_iz + b_hz, b_ir + b_hr, b_in, b_hn) (zeros without bias).
+RnnWeights gru_onednn_weights(const RNNLayerWeights& w, int64_t H) {
+  Tensor bias = zeros({4 * H});
+  if (w.b_ih.defined()) {
+    const Tensor bi = contig(w.b_ih), bh = contig(w.b_hh);
+    const float* pi = bi.data<float>();
+    const float* ph = bh.data<float>();
+    float* pb = bias.data<float>();
+    for (int64_t j = 0; j < H; ++j) {
+      pb[j] = pi[H + j] + ph[H + j];  // u = z
+      pb[H + j] = pi[j] + ph[j];      // r
+      pb[2 * H + j] = pi[2 * H + j];  // o = n, input side
+      pb[3 * H + j] = ph[2 * H + j];  // u': n's hidden side
+    }
+  }
+  return {gru_gate_order(w.w_ih, H), gru_gate_order(w.w_hh, H), bias};
+}
+
+/// What the nodes of a layer on oneDNN (LstmLayerBackward, GruLayerBackward) share:
+/// the saved inputs and outputs, the workspace, and the create_graph path.
+struct RnnLayerNode : Node {
+  enum { kX, kH0, kC0, kWih, kWhh, kBih, kBhh, kY, kHn, kCn, kSaved };  // c0, c_n: LSTM only
+  using Saved = std::array<Tensor, kSaved>;
+  using Grads = std::array<Tensor, kBhh + 1>;
   std::array<SavedTensor, kSaved> saved_;
   Tensor workspace;
   int64_t H = 0;
-  const char* name() const override { return "LstmLayerBackward"; }
+
   std::vector<Tensor> apply(const Tensor& g) override {
-    std::vector<Tensor> gs{g, Tensor(), Tensor()};
+    std::vector<Tensor> gs{g};
     return apply_all(gs);
   }
   void release_saved() override {
@@ -512,60 +675,53 @@ struct LstmLayerBackward final : Node {
   }
   std::vector<Tensor> apply_all(std::vector<Tensor>& gs) override {
     gs.resize(3);
-    std::array<Tensor, kSaved> v;
+    Saved v;
     for (int k = 0; k < kSaved; ++k) v[size_t(k)] = saved_[size_t(k)].unpack(*this);
     bool graph = false;
     for (const Tensor& g : gs) graph = graph || (g.defined() && any_requires_grad({&g}));
     for (int k = kX; k <= kBhh; ++k) graph = graph || any_requires_grad({&v[size_t(k)]});
     if (graph) return recomputed(gs, v);
-    const Tensor& x = v[kX];
-    const int64_t T = x.size(0), N = x.size(1), I = x.size(2);
-    const auto p = lstm_primitives(T, N, I, H);
-    const Tensor h0 = v[kH0].defined() ? contig(v[kH0]) : zeros({N, H}), c0 = v[kC0].defined() ? contig(v[kC0]) : zeros({N, H});
-    const Tensor gy = contig(or_zeros(gs[0], {T, N, H}, Dtype::Float32)), ghn = contig(or_zeros(gs[1], {N, H}, Dtype::Float32)),
-                 gcn = contig(or_zeros(gs[2], {N, H}, Dtype::Float32));
-    Tensor dx = Tensor::empty({T, N, I}), dh0 = Tensor::empty({N, H}), dc0 = Tensor::empty({N, H});
-    Tensor dwih = Tensor::empty({4 * H, I}), dwhh = Tensor::empty({4 * H, H}), db = zeros({4 * H});
-    const auto& pd = p->bwd_pd;
-    Tensor wl = dn::buffer_for(pd.weights_layer_desc()), wi = dn::buffer_for(pd.weights_iter_desc());
-    Tensor dwl = dn::buffer_for(pd.diff_weights_layer_desc()).zero_(),
-           dwi = dn::buffer_for(pd.diff_weights_iter_desc()).zero_();
-    const Tensor bias = summed_bias({v[kWih], v[kWhh], v[kBih], v[kBhh]}, H), xc = contig(x);
-    backend::translate_errors("lstm", {&x.shape()}, [&] {
-      run_reorder(p->w_bwd[0], dn::mem(p->wl_user, contig(v[kWih])), dn::mem(pd.weights_layer_desc(), wl));
-      run_reorder(p->w_bwd[1], dn::mem(p->wi_user, contig(v[kWhh])), dn::mem(pd.weights_iter_desc(), wi));
-      dn::execute(p->bwd, {{DNNL_ARG_SRC_LAYER, dn::mem(pd.src_layer_desc(), xc)},
-                           {DNNL_ARG_SRC_ITER, dn::mem(pd.src_iter_desc(), h0)},
-                           {DNNL_ARG_SRC_ITER_C, dn::mem(pd.src_iter_c_desc(), c0)},
-                           {DNNL_ARG_WEIGHTS_LAYER, dn::mem(pd.weights_layer_desc(), wl)},
-                           {DNNL_ARG_WEIGHTS_ITER, dn::mem(pd.weights_iter_desc(), wi)},
-                           {DNNL_ARG_BIAS, dn::mem(pd.bias_desc(), bias)},
-                           {DNNL_ARG_DST_LAYER, dn::mem(pd.dst_layer_desc(), v[kY])},
-                           {DNNL_ARG_DST_ITER, dn::mem(pd.dst_iter_desc(), v[kHn])},
-                           {DNNL_ARG_DST_ITER_C, dn::mem(pd.dst_iter_c_desc(), v[kCn])},
-                           {DNNL_ARG_WORKSPACE, dn::mem(pd.workspace_desc(), workspace)},
-                           {DNNL_ARG_DIFF_SRC_LAYER, dn::mem(pd.diff_src_layer_desc(), dx)},
-                           {DNNL_ARG_DIFF_SRC_ITER, dn::mem(pd.diff_src_iter_desc(), dh0)},
-                           {DNNL_ARG_DIFF_SRC_ITER_C, dn::mem(pd.diff_src_iter_c_desc(), dc0)},
-                           {DNNL_ARG_DIFF_WEIGHTS_LAYER, dn::mem(pd.diff_weights_layer_desc(), dwl)},
-                           {DNNL_ARG_DIFF_WEIGHTS_ITER, dn::mem(pd.diff_weights_iter_desc(), dwi)},
-                           {DNNL_ARG_DIFF_BIAS, dn::mem(pd.diff_bias_desc(), db)},
-                           {DNNL_ARG_DIFF_DST_LAYER, dn::mem(pd.diff_dst_layer_desc(), gy)},
-                           {DNNL_ARG_DIFF_DST_ITER, dn::mem(pd.diff_dst_iter_desc(), ghn)},
-                           {DNNL_ARG_DIFF_DST_ITER_C, dn::mem(pd.diff_dst_iter_c_desc(), gcn)}});
-      run_reorder(p->dw_back[0], dn::mem(pd.diff_weights_layer_desc(), dwl), dn::mem(p->wl_user, dwih));
-      run_reorder(p->dw_back[1], dn::mem(pd.diff_weights_iter_desc(), dwi), dn::mem(p->wi_user, dwhh));
-    });
-    const Tensor all[] = {dx, dh0, dc0, dwih, dwhh, db, db.clone()};  // b_ih and b_hh each get their own
+    const int64_t T = v[kX].size(0), N = v[kX].size(1);
+    const bool has_c = v[kCn].defined();  // LSTM
+    const RnnSeq in{contig(v[kX]), v[kH0].defined() ? contig(v[kH0]) : zeros({N, H}),
+                    !has_c ? Tensor() : v[kC0].defined() ? contig(v[kC0]) : zeros({N, H})};
+    const RnnSeq out{v[kY], v[kHn], v[kCn]};
+    const RnnSeq g{contig(or_zeros(gs[0], {T, N, H}, Dtype::Float32)), contig(or_zeros(gs[1], {N, H}, Dtype::Float32)),
+                   has_c ? contig(or_zeros(gs[2], {N, H}, Dtype::Float32)) : Tensor()};
+    const Grads all = primitive_backward(in, {v[kWih], v[kWhh], v[kBih], v[kBhh]}, out, g);
     std::vector<Tensor> result(kBhh + 1);
     for (size_t k = kX; k <= kBhh; ++k)
       if (needs_input_grad(k)) result[k] = all[k];
     return result;
   }
 
+  /// Records `node` for a layer's outputs y, h_n (, c_n) and saves what its backward reads;
+  /// in: the layer's inputs x, h0, c0 as the caller passed them (undefined: none).
+  static void record_layer(const std::shared_ptr<RnnLayerNode>& node, const RnnSeq& in, const RNNLayerWeights& w,
+                           Tensor& y, Tensor& hn, Tensor* cn, const Tensor& ws) {
+    const std::vector<Tensor> inputs{in.seq, in.h, in.c, w.w_ih, w.w_hh, w.b_ih, w.b_hh};
+    node->workspace = ws;
+    record(y, node, inputs);
+    hn.set_grad_fn(node, node->add_output(hn));
+    if (cn) cn->set_grad_fn(node, node->add_output(*cn));
+    for (size_t k = 0; k < inputs.size(); ++k)
+      if (inputs[k].defined()) node->saved_[k] = SavedTensor(inputs[k]);
+    node->saved_[kY] = SavedTensor(y, true, 0);
+    node->saved_[kHn] = SavedTensor(hn, true, 1);
+    if (cn) node->saved_[kCn] = SavedTensor(*cn, true, 2);
+  }
+
+ protected:
+  /// The gradients of (x, h0, c0, w_ih, w_hh, b_ih, b_hh) from the backward primitive;
+  /// in: x, h0, c0 (zeros for undefined states); out: y, h_n, c_n; g: their gradients.
+  virtual Grads primitive_backward(const RnnSeq& in, const RNNLayerWeights& w, const RnnSeq& out,
+                                   const RnnSeq& g) const = 0;
+  /// The layer as recorded steps from its saved inputs.
+  virtual LayerOut steps(const Saved& v) const = 0;
+
  private:
-  std::vector<Tensor> recomputed(const std::vector<Tensor>& gs, const std::array<Tensor, kSaved>& v) const {
-    const LayerOut o = lstm_layer_steps(v[kX], v[kH0], v[kC0], {v[kWih], v[kWhh], v[kBih], v[kBhh]}, H);
+  std::vector<Tensor> recomputed(const std::vector<Tensor>& gs, const Saved& v) const {
+    const LayerOut o = steps(v);
     std::vector<Tensor> outs, gouts, ins;
     const Tensor os[] = {o.y, o.h, o.c};
     for (size_t k = 0; k < 3; ++k)
@@ -588,45 +744,78 @@ struct LstmLayerBackward final : Node {
   }
 };
 
-/// One Float32 LSTM layer on oneDNN (see the Note above); h0 / c0 [N, H] or undefined.
-LayerOut lstm_layer_onednn(const Tensor& in, const Tensor& h0_in, const Tensor& c0_in, const RNNLayerWeights& w) {
+// Forward: one LSTM layer over the whole sequence (oneDNN lstm_forward), outputs y, h_n, c_n
+// Backward: oneDNN lstm_backward (dx, dh0, dc0, dW_ih, dW_hh, db; db goes to b_ih and b_hh);
+//   under create_graph the recorded steps recomputed and differentiated
+struct LstmLayerBackward final : RnnLayerNode {
+  const char* name() const override { return "LstmLayerBackward"; }
+
+ protected:
+  Grads primitive_backward(const RnnSeq& in, const RNNLayerWeights& w, const RnnSeq& out,
+                           const RnnSeq& g) const override {
+    const auto p = rnn_primitives<LstmPrimitives>(in.seq.size(0), in.seq.size(1), in.seq.size(2), H);
+    const auto [d, dw] = rnn_backward(*p, in, lstm_onednn_weights(w, H), out, workspace, g);
+    return {d.seq, d.h, d.c, dw.w_ih, dw.w_hh, dw.bias, dw.bias.clone()};  // b_ih and b_hh each get their own
+  }
+  LayerOut steps(const Saved& v) const override {
+    return lstm_layer_steps(v[kX], v[kH0], v[kC0], {v[kWih], v[kWhh], v[kBih], v[kBhh]}, H);
+  }
+};
+
+// Forward: one GRU layer over the whole sequence (oneDNN lbr_gru_forward, gates permuted
+//   (r, z, n) → (u = z, r, o = n), bias (b_iz + b_hz, b_ir + b_hr, b_in, b_hn)), outputs y, h_n
+// Backward: oneDNN lbr_gru_backward (dx, dh0, dW_ih, dW_hh, db = (db_u, db_r, db_o, db_u'));
+//   the weight gradients permuted back, db_ih = (db_r, db_u, db_o), db_hh = (db_r, db_u, db_u');
+//   under create_graph the recorded steps recomputed and differentiated
+struct GruLayerBackward final : RnnLayerNode {
+  const char* name() const override { return "GruLayerBackward"; }
+
+ protected:
+  Grads primitive_backward(const RnnSeq& in, const RNNLayerWeights& w, const RnnSeq& out,
+                           const RnnSeq& g) const override {
+    const auto p = rnn_primitives<GruPrimitives>(in.seq.size(0), in.seq.size(1), in.seq.size(2), H);
+    const auto [d, dw] = rnn_backward(*p, in, gru_onednn_weights(w, H), out, workspace, g);
+    Tensor dbih = Tensor::empty({3 * H}), dbhh = Tensor::empty({3 * H});
+    const float* pb = dw.bias.data<float>();
+    float* pi = dbih.data<float>();
+    float* ph = dbhh.data<float>();
+    for (int64_t j = 0; j < H; ++j) {
+      pi[j] = ph[j] = pb[H + j];          // r
+      pi[H + j] = ph[H + j] = pb[j];      // z = u
+      pi[2 * H + j] = pb[2 * H + j];      // n, input side: o
+      ph[2 * H + j] = pb[3 * H + j];      // n, hidden side: u'
+    }
+    return {d.seq, d.h, Tensor(), gru_gate_order(dw.w_ih, H), gru_gate_order(dw.w_hh, H), dbih, dbhh};
+  }
+  LayerOut steps(const Saved& v) const override {
+    return gru_layer_steps(v[kX], v[kH0], {v[kWih], v[kWhh], v[kBih], v[kBhh]}, H);
+  }
+};
+
+/// One Float32 LSTM (P = LstmPrimitives, Node = LstmLayerBackward) or GRU layer on oneDNN
+/// (see the Note above); h0 / c0 [N, H] or undefined (c0: LSTM only).
+template <class P, class LayerNode>
+LayerOut rnn_layer_onednn(const Tensor& in, const Tensor& h0_in, const Tensor& c0_in, const RNNLayerWeights& w,
+                          const RnnWeights& weights) {
   const int64_t T = in.size(0), N = in.size(1), I = in.size(2), H = w.w_hh.size(1);
-  const auto p = lstm_primitives(T, N, I, H);
-  const auto& pd = p->fwd_pd;
-  const Tensor x = contig(in), bias = summed_bias(w, H);
-  const Tensor h0 = h0_in.defined() ? contig(h0_in) : zeros({N, H}), c0 = c0_in.defined() ? contig(c0_in) : zeros({N, H});
-  Tensor y = Tensor::empty({T, N, H}), hn = Tensor::empty({N, H}), cn = Tensor::empty({N, H});
-  Tensor wl = dn::buffer_for(pd.weights_layer_desc()), wi = dn::buffer_for(pd.weights_iter_desc());
-  Tensor ws = dn::buffer_for(pd.workspace_desc());
-  backend::translate_errors("lstm", {&in.shape()}, [&] {
-    run_reorder(p->w_fwd[0], dn::mem(p->wl_user, contig(w.w_ih)), dn::mem(pd.weights_layer_desc(), wl));
-    run_reorder(p->w_fwd[1], dn::mem(p->wi_user, contig(w.w_hh)), dn::mem(pd.weights_iter_desc(), wi));
-    dn::execute(p->fwd, {{DNNL_ARG_SRC_LAYER, dn::mem(pd.src_layer_desc(), x)},
-                         {DNNL_ARG_SRC_ITER, dn::mem(pd.src_iter_desc(), h0)},
-                         {DNNL_ARG_SRC_ITER_C, dn::mem(pd.src_iter_c_desc(), c0)},
-                         {DNNL_ARG_WEIGHTS_LAYER, dn::mem(pd.weights_layer_desc(), wl)},
-                         {DNNL_ARG_WEIGHTS_ITER, dn::mem(pd.weights_iter_desc(), wi)},
-                         {DNNL_ARG_BIAS, dn::mem(pd.bias_desc(), bias)},
-                         {DNNL_ARG_DST_LAYER, dn::mem(pd.dst_layer_desc(), y)},
-                         {DNNL_ARG_DST_ITER, dn::mem(pd.dst_iter_desc(), hn)},
-                         {DNNL_ARG_DST_ITER_C, dn::mem(pd.dst_iter_c_desc(), cn)},
-                         {DNNL_ARG_WORKSPACE, dn::mem(pd.workspace_desc(), ws)}});
-  });
+  const auto p = rnn_primitives<P>(T, N, I, H);
+  const RnnSeq s{contig(in), h0_in.defined() ? contig(h0_in) : zeros({N, H}),
+                 !P::kLstm ? Tensor() : c0_in.defined() ? contig(c0_in) : zeros({N, H})};
+  Tensor y = Tensor::empty({T, N, H}), hn = Tensor::empty({N, H}), cn = P::kLstm ? Tensor::empty({N, H}) : Tensor();
+  const Tensor ws = rnn_forward(*p, s, weights, {y, hn, cn});
   if (any_requires_grad({&in, &h0_in, &c0_in, &w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh})) {
-    auto node = std::make_shared<LstmLayerBackward>();
+    auto node = std::make_shared<LayerNode>();
     node->H = H;
-    node->workspace = ws;
-    record(y, node, {&in, &h0_in, &c0_in, &w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh});
-    hn.set_grad_fn(node, node->add_output(hn));
-    cn.set_grad_fn(node, node->add_output(cn));
-    const Tensor* inputs[] = {&in, &h0_in, &c0_in, &w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh};
-    for (size_t k = 0; k < 7; ++k)
-      if (inputs[k]->defined()) node->saved_[k] = SavedTensor(*inputs[k]);
-    node->saved_[LstmLayerBackward::kY] = SavedTensor(y, true, 0);
-    node->saved_[LstmLayerBackward::kHn] = SavedTensor(hn, true, 1);
-    node->saved_[LstmLayerBackward::kCn] = SavedTensor(cn, true, 2);
+    RnnLayerNode::record_layer(node, {in, h0_in, c0_in}, w, y, hn, P::kLstm ? &cn : nullptr, ws);
   }
   return {y, hn, cn};
+}
+
+LayerOut lstm_layer_onednn(const Tensor& in, const Tensor& h0, const Tensor& c0, const RNNLayerWeights& w) {
+  return rnn_layer_onednn<LstmPrimitives, LstmLayerBackward>(in, h0, c0, w, lstm_onednn_weights(w, w.w_hh.size(1)));
+}
+LayerOut gru_layer_onednn(const Tensor& in, const Tensor& h0, const RNNLayerWeights& w) {
+  return rnn_layer_onednn<GruPrimitives, GruLayerBackward>(in, h0, Tensor(), w, gru_onednn_weights(w, w.w_hh.size(1)));
 }
 
 }  // namespace
@@ -674,7 +863,7 @@ LSTMOutput lstm(const Tensor& x, const Tensor& h0, const Tensor& c0, const std::
   for (size_t l = 0; l < layers.size(); ++l) {
     const Tensor h = h0.defined() ? select(h0, 0, int64_t(l)) : Tensor();
     const Tensor c = c0.defined() ? select(c0, 0, int64_t(l)) : Tensor();
-    const bool fast = x.dtype() == Dtype::Float32 && N > 0 && use_onednn_lstm();
+    const bool fast = x.dtype() == Dtype::Float32 && N > 0 && use_onednn_rnn();
     LayerOut o = fast ? lstm_layer_onednn(in, h, c, layers[l]) : lstm_layer_steps(in, h, c, layers[l], H);
     hn.push_back(o.h);
     cn.push_back(o.c);
@@ -685,26 +874,19 @@ LSTMOutput lstm(const Tensor& x, const Tensor& h0, const Tensor& c0, const std::
 
 // Forward: per layer, xw = linear(x, W_ih, b_ih) for all steps, then per step
 //   h = gru_cell(xw[t], linear(h, W_hh, b_hh), h); output = the last layer's h at every step
-// Backward: through LinearBackward, UnbindBackward and GruCellBackward
+// Backward: through LinearBackward, UnbindBackward and GruCellBackward (Float32: GruLayerBackward)
 GRUOutput gru(const Tensor& x, const Tensor& h0, const std::vector<RNNLayerWeights>& layers, double dropout,
               bool training) {
   const int64_t H = check_rnn("gru", 3, x, layers, {{"h0", &h0}});
-  const int64_t T = x.size(0), N = x.size(1);
+  const int64_t N = x.size(1);
   Tensor in = x;
   std::vector<Tensor> hn;
   for (size_t l = 0; l < layers.size(); ++l) {
-    const RNNLayerWeights& w = layers[l];
-    const Tensor xw = linear(reshape(in, {T * N, in.size(2)}), w.w_ih, w.b_ih);
-    const std::vector<Tensor> steps = unbind_steps(reshape(xw, {T, N, 3 * H}));
-    Tensor h = h0.defined() ? select(h0, 0, int64_t(l)) : zeros({N, H}, x.dtype());
-    std::vector<Tensor> hs;
-    hs.reserve(size_t(T));
-    for (int64_t t = 0; t < T; ++t) {
-      h = gru_cell(steps[size_t(t)], linear(h, w.w_hh, w.b_hh), h);
-      hs.push_back(h);
-    }
-    hn.push_back(h);
-    in = between_layers(stack(hs, 0), l, layers.size(), dropout, training);
+    const Tensor h = h0.defined() ? select(h0, 0, int64_t(l)) : Tensor();
+    const bool fast = x.dtype() == Dtype::Float32 && N > 0 && use_onednn_rnn();
+    LayerOut o = fast ? gru_layer_onednn(in, h, layers[l]) : gru_layer_steps(in, h, layers[l], H);
+    hn.push_back(o.h);
+    in = between_layers(o.y, l, layers.size(), dropout, training);
   }
   return {in, stack(hn, 0)};
 }
