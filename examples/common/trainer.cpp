@@ -433,7 +433,11 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
   // after --resume: the loaded weights are the same on every rank; DDP checks that
   // the ranks built the same model (and broadcasts rank 0's weights regardless)
   std::shared_ptr<nn::Module> net = model;
-  if (c.distributed) net = std::make_shared<dist::DistributedDataParallel>(model);
+  if (c.distributed) {
+    auto ddp = std::make_shared<dist::DistributedDataParallel>(model);
+    ddp->set_gradient_as_bucket_view(true);  // the loop keeps no gradient across steps
+    net = ddp;
+  }
   auto scheduler = make_scheduler(c, *opt, loader.num_batches());
   const bool per_batch = c.schedule == "onecycle";
 

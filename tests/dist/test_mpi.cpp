@@ -126,11 +126,13 @@ TEST_CASE("DistributedDataParallel: N ranks with 1/N of each batch train like on
   for (int64_t k = 0; k < X.size(0); ++k) labels.push_back(k % 4);
   Tensor Y = tensor(labels, {int64_t(labels.size())});
 
-  for (size_t bucket : {size_t(25) << 20, size_t(300)}) {
+  for (auto [bucket, as_view] : {std::pair{size_t(25) << 20, false}, {size_t(300), false}, {size_t(300), true}}) {
     CAPTURE(bucket);
+    CAPTURE(as_view);
     // every rank but 0 starts from other weights: the construction broadcasts rank 0's
     auto local = make_net(R() == 0 ? 1 : 100 + uint64_t(R()));
     dist::DistributedDataParallel ddp(local, bucket);
+    ddp.set_gradient_as_bucket_view(as_view);
     CHECK(flat(*local) == flat(*make_net(1)));
     optim::SGD opt(ddp.parameters(), 0.1, 0.9);
     auto base = make_net(1);
@@ -156,6 +158,8 @@ TEST_CASE("DistributedDataParallel: N ranks with 1/N of each batch train like on
     auto all = dist::all_gather(p);
     for (const Tensor& q : all) CHECK(std::memcmp(q.data<double>(), p.data<double>(), mine.size() * 8) == 0);
     if (bucket == 300) {
+      // gradient as bucket view: .grad() aliases the bucket, so it reads the average
+      for (const Tensor& q : local->parameters()) CHECK(q.grad().defined());
       CHECK(ddp.stats().buckets > 2);
       CHECK(ddp.stats().launched_early >= 1);  // a bucket started while backward went on
     }

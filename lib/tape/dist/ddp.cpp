@@ -227,6 +227,10 @@ void DistributedDataParallel::finish_pass() {
     const size_t es = dtype_size(b->dtype);
     for (size_t k : b->params) {
       Tensor& p = params_[k];
+      if (as_view_) {
+        p.set_grad(b->flat.narrow(0, slot_[k].second, p.numel()).view(p.shape()));
+        continue;
+      }
       const char* from = bytes(b->flat) + slot_[k].second * int64_t(es);
       Tensor g = p.grad();
       if (!g.defined() || !g.is_contiguous()) {

@@ -50,6 +50,11 @@ class DistributedDataParallel : public nn::Module {
   /// accumulation over several backward passes, synchronised on the last one).
   void set_sync(bool on) { sync_ = on; }
   bool sync() const { return sync_; }
+  /// When on, backward leaves each parameter's .grad() as a view into its bucket's
+  /// buffer instead of copying the average back (PyTorch's gradient_as_bucket_view):
+  /// one copy less per step, but a gradient kept across steps is overwritten by the
+  /// next backward. Off by default, as in PyTorch.
+  void set_gradient_as_bucket_view(bool on) { as_view_ = on; }
 
   struct Stats {
     int64_t steps = 0;            ///< backward passes synchronised
@@ -81,6 +86,7 @@ class DistributedDataParallel : public nn::Module {
   size_t next_bucket_ = 0;                // the first bucket not yet started
   bool in_pass_ = false;
   bool sync_ = true;
+  bool as_view_ = false;
   Stats stats_;
 };
 

@@ -27,9 +27,9 @@ struct OptimizerState {
 ///   optim::SGD opt({{.params = body->parameters()}, {.params = head->parameters(), .lr = 0.1}},
 ///                  optim::SGDOptions(0.01).momentum(0.9));
 struct ParamGroup {
-  std::vector<Tensor> params;
-  std::optional<double> lr;
-  std::optional<double> weight_decay;
+  std::vector<Tensor> params = {};
+  std::optional<double> lr = std::nullopt;             ///< unset: the optimizer's lr
+  std::optional<double> weight_decay = std::nullopt;   ///< unset: the optimizer's weight decay
 };
 
 /// A group as the optimizer uses it: params()[begin, end), its current lr (what
