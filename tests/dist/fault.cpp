@@ -4,7 +4,7 @@
 //   throw: rank 1 throws out of main (the terminate handler aborts the job)
 //   kill:  rank 1 dies of SIGKILL (mpirun ends the job)
 //   hang:  rank 1 sleeps; rank 0's collective times out (TAPE_DIST_TIMEOUT)
-//   ok:    both ranks reduce and finalize; exit 0
+//   ok:    both ranks reduce, run a DDP backward and finalize (the DDP outlives it); exit 0
 #include <csignal>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +25,11 @@ int main(int argc, char** argv) {
   tape::Tensor t = tape::full({4}, 1.0);
   tape::dist::all_reduce(t);
   std::printf("rank %d: sum %g\n", tape::dist::rank(), double(t.to_vector<float>()[0]));
+  // ok: a DistributedDataParallel (with its shared-memory window) that outlives finalize
+  auto lin = std::make_shared<tape::nn::Linear>(4, 2);
+  tape::dist::DistributedDataParallel ddp(lin);
+  tape::sum(ddp(tape::full({3, 4}, 1.0 + tape::dist::rank()))).backward();
+  std::printf("rank %d: bias grad %g\n", tape::dist::rank(), double(lin->bias.grad().to_vector<float>()[0]));
   tape::dist::finalize();
-  return 0;
+  return 0;  // ddp is destroyed after finalize
 }

@@ -36,4 +36,18 @@ bool test(Request& r);
 /// MPI_Abort on the whole job.
 [[noreturn]] void abort_job(int code);
 
+/// Memory every rank can read and write (an MPI-3 shared window,
+/// MPI_Win_allocate_shared), `bytes` per rank; null unless every rank of the job
+/// runs on this node. A collective call.
+struct SharedWindow;
+std::shared_ptr<SharedWindow> shared_window(int64_t bytes);
+/// Rank `k`'s segment, mapped into this process.
+void* segment(SharedWindow& w, int k);
+/// MPI_Win_sync: orders this rank's accesses to the window around a barrier.
+void sync(SharedWindow& w);
+
+/// Waits for `r` (dist.cpp): polls test() and aborts the job naming `what` when
+/// dist::timeout() passes.
+void wait(Request& r, const std::string& what);
+
 }  // namespace tape::dist::detail

@@ -10,6 +10,8 @@
 #include <climits>
 #include <cstdlib>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "tape/core/error.hpp"
 #include "tape/dist/comm.hpp"
@@ -60,6 +62,36 @@ MPI_Op mpi_op(ReduceOp op) {
 
 }  // namespace
 
+struct SharedWindow {
+  MPI_Win win = MPI_WIN_NULL;
+  std::vector<void*> base;  // every rank's segment
+  ~SharedWindow();
+  void free_window();       // collective; under mpi_mutex
+};
+
+namespace {
+// Note: windows still alive at finalize (a DistributedDataParallel that outlives
+// dist::finalize(), as in a main that finalizes before its locals are destroyed)
+// are freed by stop() before MPI_Finalize, in creation order on every rank (freeing
+// is collective); their destructors then do nothing.
+std::vector<SharedWindow*> live_windows;  // guarded by mpi_mutex
+}  // namespace
+
+void SharedWindow::free_window() {
+  if (win == MPI_WIN_NULL) return;
+  MPI_Win_unlock_all(win);
+  MPI_Win_free(&win);
+  win = MPI_WIN_NULL;
+}
+
+SharedWindow::~SharedWindow() {
+  std::lock_guard lock(mpi_mutex);
+  std::erase(live_windows, this);
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) free_window();
+}
+
 bool available() { return true; }
 
 std::pair<int, int> start(int* argc, char*** argv) {
@@ -84,6 +116,8 @@ std::pair<int, int> start(int* argc, char*** argv) {
 
 void stop() {
   std::lock_guard lock(mpi_mutex);
+  for (SharedWindow* w : live_windows) w->free_window();
+  live_windows.clear();
   check(MPI_Finalize(), "MPI_Finalize");
 }
 
@@ -133,6 +167,41 @@ bool test(Request& r) {
   check(MPI_Test(&r.req, &flag, MPI_STATUS_IGNORE), "MPI_Test");
   r.done = flag != 0;
   return r.done;
+}
+
+std::shared_ptr<SharedWindow> shared_window(int64_t bytes) {
+  std::lock_guard lock(mpi_mutex);
+  // the ranks that share this node: all of them, or no window
+  MPI_Comm node = MPI_COMM_NULL;
+  check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+  int node_size = 0, world = 0, local = 0, all_local = 0;
+  MPI_Comm_size(node, &node_size);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  MPI_Comm_free(&node);
+  const char* off = std::getenv("TAPE_DIST_SHM");  // "0": MPI collectives only (comparisons, a way out)
+  local = node_size == world && !(off && std::string(off) == "0");
+  check(MPI_Allreduce(&local, &all_local, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+  if (!all_local) return nullptr;
+  auto w = std::make_shared<SharedWindow>();
+  void* mine = nullptr;
+  check(MPI_Win_allocate_shared(MPI_Aint(bytes), 1, MPI_INFO_NULL, MPI_COMM_WORLD, &mine, &w->win),
+        "MPI_Win_allocate_shared");
+  w->base.resize(size_t(world));
+  for (int k = 0; k < world; ++k) {
+    MPI_Aint size = 0;
+    int unit = 0;
+    check(MPI_Win_shared_query(w->win, k, &size, &unit, &w->base[size_t(k)]), "MPI_Win_shared_query");
+  }
+  check(MPI_Win_lock_all(MPI_MODE_NOCHECK, w->win), "MPI_Win_lock_all");  // passive target, for MPI_Win_sync
+  live_windows.push_back(w.get());
+  return w;
+}
+
+void* segment(SharedWindow& w, int k) { return w.base[size_t(k)]; }
+
+void sync(SharedWindow& w) {
+  std::lock_guard lock(mpi_mutex);
+  check(MPI_Win_sync(w.win), "MPI_Win_sync");
 }
 
 void abort_job(int code) {

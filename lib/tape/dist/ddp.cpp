@@ -5,10 +5,13 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <vector>
 
 #include "tape/autograd/node.hpp"
 #include "tape/core/error.hpp"
+#include "tape/core/dispatch.hpp"
 #include "tape/core/grad_mode.hpp"
+#include "tape/dist/comm.hpp"
 
 namespace tape::dist {
 
@@ -61,6 +64,8 @@ struct DistributedDataParallel::Bucket {
   size_t pending = 0;          // gradients still to arrive in this pass
   bool launched = false;
   Work work;
+  std::shared_ptr<detail::SharedWindow> shm;  // all ranks on this node: the end-of-backward path
+  int half = 0;                               // which half of each segment this pass writes
 };
 
 DistributedDataParallel::DistributedDataParallel(std::shared_ptr<nn::Module> module, size_t bucket_bytes)
@@ -137,6 +142,14 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<nn::Module> mod
     b->flat = Tensor::empty({b->numel}, b->dtype);
     stats_.bytes += b->numel * int64_t(dtype_size(b->dtype));
   }
+  // the last bucket (the first layers: their gradients come last) is reduced when
+  // backward ends, through shared memory when the node has every rank (see
+  // reduce_shared); two halves: a rank may start the next pass while another still
+  // reads this one
+  if (world_size() > 1 && !buckets_.empty()) {
+    Bucket& last = *buckets_.back();
+    last.shm = detail::shared_window(2 * last.numel * int64_t(dtype_size(last.dtype)));
+  }
   stats_.buckets = buckets_.size();
   ready_.assign(params_.size(), 0);
 
@@ -193,18 +206,20 @@ void DistributedDataParallel::mark_ready(size_t k) {
   ready_[k] = 1;
   Bucket& b = *buckets_[slot_[k].first];
   --b.pending;
-  // start every bucket, in order, whose gradients are all here
-  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_]->pending == 0) launch(*buckets_[next_bucket_++]);
+  // start every bucket, in order, whose gradients are all here (a shared-memory
+  // bucket waits for the end of backward, on every rank alike)
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_]->pending == 0 && !buckets_[next_bucket_]->shm)
+    launch(*buckets_[next_bucket_++]);
   // drive the collectives in flight (Open MPI progresses them only inside MPI calls)
   for (size_t i = 0; i < next_bucket_; ++i) buckets_[i]->work.is_completed();
 }
 
-void DistributedDataParallel::launch(Bucket& b) {
+void DistributedDataParallel::gather_gradients(const Bucket& b, char* flat) const {
   const double inv = 1.0 / double(world_size());
   const size_t es = dtype_size(b.dtype);
   for (size_t k : b.params) {
     const Tensor& p = params_[k];
-    char* to = bytes(b.flat) + slot_[k].second * int64_t(es);
+    char* to = flat + slot_[k].second * int64_t(es);
     Tensor g = p.grad();
     if (ready_[k] && g.defined()) {
       Tensor gc = g.contiguous();
@@ -213,14 +228,67 @@ void DistributedDataParallel::launch(Bucket& b) {
       std::memset(to, 0, size_t(p.numel()) * es);  // no gradient on this rank in this pass
     }
   }
+}
+
+void DistributedDataParallel::launch(Bucket& b) {
+  gather_gradients(b, bytes(b.flat));
   b.launched = true;
   b.work = all_reduce_async(b.flat, ReduceOp::Sum);
+}
+
+// Note: the last bucket holds the first layers, whose gradients backward produces
+// last: nothing is left to overlap its reduction with. When every rank runs on
+// this node it is summed at the end of backward through shared memory
+// instead of MPI_Iallreduce: each rank writes its (pre-divided) gradients into
+// its segment of an MPI-3 shared window; after a barrier, rank r sums slice r of
+// all segments into its own segment; after a second barrier every rank copies
+// the N slices into its bucket. One pass over the data where Open MPI's
+// Rabenseifner all-reduce makes several through its shared-memory transport:
+// 130 µs instead of 289 µs for mlp4's 1.36 MB (docs/distributed.md). Each slice
+// is summed once, in rank order, so every rank gets the same bits.
+void DistributedDataParallel::reduce_shared(Bucket& b) {
+  const int n = world_size(), r = rank();
+  const int64_t es = int64_t(dtype_size(b.dtype)), off = b.half * b.numel * es;
+  char* mine = static_cast<char*>(detail::segment(*b.shm, r)) + off;
+  gather_gradients(b, mine);
+  auto barrier = [&](const char* when) {
+    detail::sync(*b.shm);
+    auto req = detail::ibarrier();
+    detail::wait(*req, str_cat("rank ", r, ": DistributedDataParallel's shared-memory reduction (", when, ")"));
+    detail::sync(*b.shm);
+  };
+  barrier("gradients written");
+  const int64_t lo = b.numel * r / n, hi = b.numel * (r + 1) / n;
+  tape::detail::visit_float(b.dtype, "DistributedDataParallel", [&]<class T>() {
+    std::vector<const T*> seg(static_cast<size_t>(n), nullptr);
+    for (int k = 0; k < n; ++k)
+      seg[size_t(k)] = reinterpret_cast<const T*>(static_cast<const char*>(detail::segment(*b.shm, k)) + off);
+    T* out = reinterpret_cast<T*>(mine);
+    for (int64_t i = lo; i < hi; ++i) {
+      T sum = seg[0][i];
+      for (int k = 1; k < n; ++k) sum += seg[size_t(k)][i];
+      out[i] = sum;
+    }
+  });
+  barrier("slices summed");
+  for (int k = 0; k < n; ++k) {
+    const int64_t a = b.numel * k / n, z = b.numel * (k + 1) / n;
+    std::memcpy(bytes(b.flat) + a * es, static_cast<const char*>(detail::segment(*b.shm, k)) + off + a * es,
+                size_t(z - a) * size_t(es));
+  }
+  b.half ^= 1;
+  b.launched = true;
+  b.work = Work();  // complete
 }
 
 void DistributedDataParallel::finish_pass() {
   const auto t0 = std::chrono::steady_clock::now();
   stats_.launched_early = next_bucket_;
-  while (next_bucket_ < buckets_.size()) launch(*buckets_[next_bucket_++]);
+  while (next_bucket_ < buckets_.size()) {
+    Bucket& b = *buckets_[next_bucket_++];
+    if (b.shm) reduce_shared(b);
+    else launch(b);
+  }
   NoGradGuard no_grad;
   for (auto& b : buckets_) {
     b->work.wait();

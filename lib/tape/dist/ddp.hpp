@@ -28,7 +28,9 @@ namespace tape::dist {
 // start in index order on every rank, so all ranks issue the same collectives in
 // the same order. A callback queued on the engine waits for every bucket at the
 // end of backward and copies the averaged gradients back: when backward()
-// returns, .grad() holds the average over the ranks. Parameters that got no
+// returns, .grad() holds the average over the ranks. The last bucket (the first
+// layers, produced last) is reduced there, through shared memory when every rank
+// is on this node (ddp.cpp, reduce_shared). Parameters that got no
 // gradient in this pass count as zeros (PyTorch's find_unused_parameters).
 class DistributedDataParallel : public nn::Module {
  public:
@@ -72,7 +74,9 @@ class DistributedDataParallel : public nn::Module {
   struct Bucket;
   void begin_pass();
   void mark_ready(size_t param);
+  void gather_gradients(const Bucket& b, char* flat) const;  // pre-divided, zeros where none arrived
   void launch(Bucket& b);
+  void reduce_shared(Bucket& b);
   void finish_pass();
   void sync_buffers();
 

@@ -85,6 +85,12 @@ void write_back(Tensor& t, Tensor& buf) {
   });
 }
 
+}  // namespace
+
+void detail::wait(Request& r, const std::string& what) { wait_for(r, what); }
+
+namespace {
+
 void scale(Tensor& t, int64_t n, int size) {
   if (t.dtype() == Dtype::Float32) {
     float* p = static_cast<float*>(bytes(t));
