@@ -76,7 +76,8 @@ if [ ! -f data/mnist/train-images-idx3-ubyte ]; then
   skipped=$((skipped + 1))
 else
   flags=(--limit-train 6000 --epochs 2 --batch-size 200 --hidden 64 --threads 1)
-  "$build/examples/mnist_mlp" "${flags[@]}" --csv "$log/one.csv" > "$log/one.txt" 2>&1 || cat "$log/one.txt"
+  "$build/examples/mnist_mlp" "${flags[@]}" --csv "$log/one.csv" --save "$log/one.ckpt" > "$log/one.txt" 2>&1 ||
+    cat "$log/one.txt"
   "${mpi[@]}" -np 2 "$build/examples/mnist_mlp" --distributed "${flags[@]}" --csv "$log/two.csv" \
     --save "$log/two.ckpt" > "$log/two.txt" 2>&1 || cat "$log/two.txt"
   # same columns; losses and accuracy equal up to float rounding (seconds differ)
@@ -101,6 +102,9 @@ EOF
   "${mpi[@]}" -np 2 "$build/examples/mnist_mlp" --distributed --resume "$log/two.ckpt" --epochs 3 --threads 1 \
     > "$log/r2.txt" 2>&1 && grep -q "^epoch  3/3" "$log/r2.txt" &&
     ok "a distributed checkpoint resumes in 2 ranks" || { cat "$log/r2.txt"; bad "resume in 2 ranks"; }
+  "${mpi[@]}" -np 2 "$build/examples/mnist_mlp" --distributed --resume "$log/one.ckpt" --epochs 3 --threads 1 \
+    > "$log/r3.txt" 2>&1 && grep -q "resumed from .* after epoch 2" "$log/r3.txt" && grep -q "^epoch  3/3" "$log/r3.txt" &&
+    ok "a single-process checkpoint resumes in 2 ranks" || { cat "$log/r3.txt"; bad "single-process checkpoint in 2 ranks"; }
   # mpirun without --distributed is refused (each rank would train alone)
   if "${mpi[@]}" -np 2 "$build/examples/mnist_mlp" --epochs 1 --limit-train 100 > "$log/nd.txt" 2>&1; then
     bad "mpirun without --distributed ran"
