@@ -9,9 +9,15 @@
 #include <string>
 
 #include "tape/core/dtype.hpp"
+#include "tape/core/tensor.hpp"
 #include "tape/dist/dist.hpp"
 
 namespace tape::dist::detail {
+
+/// The first byte of `t`'s elements in its storage (what the transport reads and writes).
+inline char* bytes(const Tensor& t) {
+  return static_cast<char*>(t.impl()->storage->data()) + t.impl()->offset * int64_t(dtype_size(t.dtype()));
+}
 
 /// One non-blocking collective (an MPI request).
 struct Request;

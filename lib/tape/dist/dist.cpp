@@ -54,9 +54,7 @@ void check_tensor(const Tensor& t, const char* op) {
              ": ", describe(t), " is not supported (Float32, Float64 or Int64)");
 }
 
-void* bytes(Tensor& t) {
-  return static_cast<char*>(t.impl()->storage->data()) + t.impl()->offset * int64_t(dtype_size(t.dtype()));
-}
+using detail::bytes;
 
 /// Polls `r` until it completes; past the timeout, aborts the job naming `what`.
 void wait_for(detail::Request& r, const std::string& what) {
@@ -78,8 +76,8 @@ void wait_for(detail::Request& r, const std::string& what) {
 /// Writes contiguous `buf` into strided `t`, element by element (t's own storage).
 void write_back(Tensor& t, Tensor& buf) {
   const size_t es = dtype_size(t.dtype());
-  char* to = static_cast<char*>(bytes(t));
-  const char* from = static_cast<const char*>(bytes(buf));
+  char* to = bytes(t);
+  const char* from = bytes(buf);
   tape::detail::for_each_strided<1>(t.shape(), {&t.strides()}, [&](int64_t i, const std::array<int64_t, 1>& off) {
     std::memcpy(to + off[0] * int64_t(es), from + i * int64_t(es), es);
   });
@@ -93,13 +91,13 @@ namespace {
 
 void scale(Tensor& t, int64_t n, int size) {
   if (t.dtype() == Dtype::Float32) {
-    float* p = static_cast<float*>(bytes(t));
+    float* p = t.data<float>();
     for (int64_t i = 0; i < n; ++i) p[i] /= float(size);
   } else if (t.dtype() == Dtype::Float64) {
-    double* p = static_cast<double*>(bytes(t));
+    double* p = t.data<double>();
     for (int64_t i = 0; i < n; ++i) p[i] /= double(size);
   } else {
-    int64_t* p = static_cast<int64_t*>(bytes(t));
+    int64_t* p = t.data<int64_t>();
     for (int64_t i = 0; i < n; ++i) p[i] /= size;
   }
 }
