@@ -13,13 +13,21 @@ export TAPE_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 # the reference BLAS (~5 GFLOP/s). PyTorch's fastest configuration here is
 # OpenBLAS built with OpenMP (the same threading as torch): 3-4x faster than the
 # pthread build, which spins against torch's OpenMP team. Install and select it.
+# PyTorch on CPU has no caching allocator: with glibc's malloc every large
+# tensor is a fresh mmap, and its page faults cost more than the kernels (conv1
+# forward: 62 ms with glibc, 2.7 ms with tcmalloc; a LeNet-5 b2500 epoch 15.6 s
+# vs 1.8 s). Intel's PyTorch tuning guide preloads tcmalloc or jemalloc; here
+# tcmalloc is the fast one (jemalloc's default decay: 23.7 s), so PyTorch runs
+# with libtcmalloc_minimal preloaded, and torch_bench prints the allocator it got.
 multiarch=$(gcc -print-multiarch)
 openmp_blas=/usr/lib/$multiarch/openblas-openmp
-if ! /usr/bin/python3 -c "import torch" 2>/dev/null || ! dpkg -s libopenblas0-openmp >/dev/null 2>&1; then
-  echo "compare: installing python3-torch and OpenMP OpenBLAS" >&2
+tcmalloc=/usr/lib/$multiarch/libtcmalloc_minimal.so.4
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null || ! dpkg -s libopenblas0-openmp >/dev/null 2>&1 || [ ! -e "$tcmalloc" ]; then
+  echo "compare: installing python3-torch, OpenMP OpenBLAS and tcmalloc" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    python3-torch libopenblas0-openmp >/dev/null
+    python3-torch libopenblas0-openmp libtcmalloc-minimal4 >/dev/null
 fi
+torch() { LD_PRELOAD=$tcmalloc /usr/bin/python3 bench/torch_bench.py "$@"; }
 for lib in libblas.so.3 liblapack.so.3; do
   update-alternatives --set "$lib-$multiarch" "$openmp_blas/$lib" >/dev/null
 done
@@ -35,9 +43,9 @@ echo "compare: tape ops" >&2
 echo "compare: tape networks" >&2
 for n in mlp2 mlp4 lenet5 lenet5_64; do ./build/bench/train --epochs "$epochs" --only $n >> "$out/tape_train.txt"; done
 echo "compare: PyTorch" >&2
-/usr/bin/python3 bench/torch_bench.py --only ops > "$out/torch_ops.txt"
+torch --only ops > "$out/torch_ops.txt"
 for n in mlp2 mlp4 lenet5 lenet5_64; do
-  /usr/bin/python3 bench/torch_bench.py --epochs "$epochs" --only $n >> "$out/torch_train.txt"
+  torch --epochs "$epochs" --only $n >> "$out/torch_train.txt"
 done
 
 value() {  # value FILE ROW-NAME

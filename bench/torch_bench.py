@@ -127,6 +127,16 @@ def blas_in_use():
     return ", ".join(sorted(paths)) or "unknown"
 
 
+def allocator_in_use():
+    """malloc's library: tcmalloc when compare.sh preloaded it, else glibc."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            for name in ("tcmalloc", "jemalloc"):
+                if name in line:
+                    return line.split()[-1]
+    return "glibc malloc"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="data/mnist")
@@ -134,7 +144,7 @@ def main():
     p.add_argument("--only", default="")
     a = p.parse_args()
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}: {torch.get_num_threads()} threads, BLAS {blas_in_use()}")
+    print(f"torch {torch.__version__}: {torch.get_num_threads()} threads, BLAS {blas_in_use()}, allocator {allocator_in_use()}")
     if a.only in ("", "ops"):
         ops()
         if a.only == "ops":

@@ -1,0 +1,1 @@
+#include "tape/core/autocast.hpp"
