@@ -41,9 +41,18 @@ trap 'rm -rf "$out"' EXIT
 echo "compare: tape ops" >&2
 ./build/bench/ops > "$out/tape_ops.txt"
 echo "compare: tape networks" >&2
+./build/bench/train --only peak >> "$out/tape_train.txt"
+./build/bench/train --only infer >> "$out/tape_train.txt"
 for n in mlp2 mlp4 lenet5 lenet5_64; do ./build/bench/train --epochs "$epochs" --only $n >> "$out/tape_train.txt"; done
+bf16_state=$(./build/bench/train --only peak --precision bf16 | grep -m1 '^bf16 autocast' || true)
+if [ "$bf16_state" = "bf16 autocast: on" ]; then
+  for n in mlp4 lenet5; do
+    ./build/bench/train --epochs "$epochs" --only $n --precision bf16 >> "$out/tape_train.txt"
+  done
+fi
 echo "compare: PyTorch" >&2
 torch --only ops > "$out/torch_ops.txt"
+torch --only infer > "$out/torch_train.txt"
 for n in mlp2 mlp4 lenet5 lenet5_64; do
   torch --epochs "$epochs" --only $n >> "$out/torch_train.txt"
 done
@@ -51,7 +60,8 @@ done
 value() {  # value FILE ROW-NAME
   grep -F "$2" "$1" | head -1 | awk '{print $(NF-1)}'
 }
-printf '\n%s, %s threads, %s\n' "$(date -u +%Y-%m-%d)" "$threads" "$(lscpu | sed -n 's/^Model name: *//p')"
+printf '\n%s, %s threads, %s (%s)\n' "$(date -u +%Y-%m-%d)" "$threads" "$(lscpu | sed -n 's/^Model name: *//p')" \
+  "$(grep -m1 '^oneDNN ISA' "$out/tape_train.txt" || echo 'oneDNN ISA unknown')"
 grep -m1 '^torch ' "$out/torch_ops.txt"
 printf '| %-44s | %12s | %12s | %8s |\n' "row" "tape" "PyTorch" "tape/PT"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..10})"
@@ -68,6 +78,8 @@ show "mlp2 epoch, batch 1000" "mlp2 784-50-10 batch 1000 epoch" "$out/tape_train
 show "mlp4 epoch, batch 1000" "mlp4 784-370-115-50-10 batch 1000 epoch" "$out/tape_train.txt" "$out/torch_train.txt" s
 show "LeNet-5 epoch, batch 2500" "lenet5 batch 2500 epoch" "$out/tape_train.txt" "$out/torch_train.txt" s
 show "LeNet-5 epoch, batch 64" "lenet5 batch 64 epoch" "$out/tape_train.txt" "$out/torch_train.txt" s
+show "mlp2 batch 1 forward, recording" "mlp2 batch 1 forward (recording)" "$out/tape_train.txt" "$out/torch_train.txt" us
+show "mlp2 batch 1 forward_inference / inference_mode" "mlp2 batch 1 forward_inference" "$out/tape_train.txt" "$out/torch_train.txt" us
 show "conv1 fwd+bwd, batch 1000" "conv1 1000x1x28x28 -> 6@5x5 fwd+bwd (tape)" "$out/tape_ops.txt" "$out/torch_ops.txt" ms
 show "conv2 fwd+bwd, batch 1000" "conv2 1000x6x12x12 -> 16@5x5 fwd+bwd (tape)" "$out/tape_ops.txt" "$out/torch_ops.txt" ms
 show "linear 1000x784x50 fwd+bwd" "linear 1000x784x50 fwd+bwd (tape)" "$out/tape_ops.txt" "$out/torch_ops.txt" ms
@@ -76,3 +88,41 @@ show "peak RSS during LeNet-5 training (b2500)" "lenet5 batch 2500 peak RSS so f
 show "matmul 1024^3 GFLOP/s (higher is better)" "matmul 1024^3 (tape)" "$out/tape_ops.txt" "$out/torch_ops.txt" GF
 printf '\ntape vs raw oneDNN (same run):\n'
 grep -F "raw/tape" "$out/tape_ops.txt"
+
+# The roofline: FLOPs per epoch counted from the layer shapes (bench/train), the
+# rate each side achieves on them, and that rate as a share of the machine's
+# measured GEMM peak (the best of every peak row of this run).
+peak() {  # peak f32|bf16
+  grep -F "$1 GEMM peak" "$out/tape_train.txt" | awk '{v=$(NF-1); if (v>m) m=v} END {print m+0}'
+}
+f32_peak=$(peak f32)
+bf16_peak=$(peak bf16)
+printf '\n%s\n' "$bf16_state"
+printf 'roofline: f32 GEMM peak %.0f GFLOP/s, bf16 GEMM peak %.0f GFLOP/s (raw oneDNN, best in this run)\n' "$f32_peak" "$bf16_peak"
+printf '| %-34s | %10s | %12s | %12s | %10s | %12s | %10s |\n' network "GFLOP/epoch" "tape s" "tape GFLOP/s" "of peak" "PyTorch GFLOP/s" "of peak"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..14})" \
+  "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..17})" "$(printf -- '-%.0s' {1..12})"
+roof() {  # roof LABEL ROW-PREFIX PEAK [TORCH-ROW-PREFIX]
+  local g t p
+  g=$(value "$out/tape_train.txt" "$2 GFLOP per epoch")
+  t=$(value "$out/tape_train.txt" "$2 epoch")
+  p=$( [ -n "${4:-}" ] && value "$out/torch_train.txt" "$4 epoch" || true)
+  [ -n "$g" ] && [ -n "$t" ] || return 0
+  awk -v l="$1" -v g="$g" -v t="$t" -v p="${p:-0}" -v pk="$3" 'BEGIN {
+    printf "| %-34s | %10.1f | %10.3f s | %12.1f | %9.1f%% |", l, g, t, g/t, 100*g/t/pk
+    if (p > 0) printf " %15.1f | %9.1f%% |\n", g/p, 100*g/p/pk; else printf " %15s | %10s |\n", "-", "-" }'
+}
+roof "mlp2, batch 1000" "mlp2 784-50-10 batch 1000" "$f32_peak" "mlp2 784-50-10 batch 1000"
+roof "mlp4, batch 1000" "mlp4 784-370-115-50-10 batch 1000" "$f32_peak" "mlp4 784-370-115-50-10 batch 1000"
+roof "LeNet-5, batch 2500" "lenet5 batch 2500" "$f32_peak" "lenet5 batch 2500"
+roof "LeNet-5, batch 64" "lenet5 batch 64" "$f32_peak" "lenet5 batch 64"
+if [ "${bf16_peak%.*}" -gt 0 ] 2>/dev/null; then
+  roof "mlp4, batch 1000, bf16 (of bf16 peak)" "mlp4 784-370-115-50-10 batch 1000 bf16" "$bf16_peak"
+  roof "LeNet-5, batch 2500, bf16 (of bf16 peak)" "lenet5 batch 2500 bf16" "$bf16_peak"
+  printf '\nbf16 autocast speedup over f32 (same run):\n'
+  for pair in "mlp4 784-370-115-50-10 batch 1000" "lenet5 batch 2500"; do
+    f=$(value "$out/tape_train.txt" "$pair epoch")
+    b=$(value "$out/tape_train.txt" "$pair bf16 epoch")
+    [ -n "$f" ] && [ -n "$b" ] && awk -v n="$pair" -v f="$f" -v b="$b" 'BEGIN {printf "  %-40s %.3f s -> %.3f s  %.2fx\n", n, f, b, f/b}'
+  done
+fi

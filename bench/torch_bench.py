@@ -119,6 +119,19 @@ def ops():
     row("matmul 1024^3 (tape)", 2 * 1024 ** 3 / t / 1e9, "GFLOP/s")
 
 
+def small_batch():
+    """mlp2 at batch 1: forward with autograd recording, and under inference_mode."""
+    torch.manual_seed(0)
+    net = mlp([784, 50, 10]).eval()
+    x = torch.rand(1, 1, 28, 28)
+    row("mlp2 batch 1 forward (recording)", median(lambda: net(x), 2000, 200) * 1e6, "us")
+
+    def infer():
+        with torch.inference_mode():
+            net(x)
+    row("mlp2 batch 1 forward_inference", median(infer, 2000, 200) * 1e6, "us")
+
+
 def blas_in_use():
     """The BLAS library this process mapped (compare.sh selects OpenMP OpenBLAS)."""
     torch.ones(2, 2) @ torch.ones(2, 2)  # make sure the BLAS is loaded
@@ -148,6 +161,10 @@ def main():
     if a.only in ("", "ops"):
         ops()
         if a.only == "ops":
+            return
+    if a.only in ("", "infer"):
+        small_batch()
+        if a.only == "infer":
             return
     x, y = load_mnist(a.data)
     if a.only in ("", "mlp2"):

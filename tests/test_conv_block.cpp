@@ -1,1 +1,271 @@
+// The fused conv2d → ReLU → max_pool2d block (ops/conv_block.cpp): the same
+// outputs and gradients as the composition, nn::Sequential's use of it, and the
+// cases that fall back to the composition.
+#include "tape/ops/fused.hpp"
+
 #include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <string>
+#include <tape/tape.hpp>
+
+#include "models.hpp"
+
+using namespace tape;
+
+namespace {
+
+/// max |a − b| / max |b| (the relative error against the largest element).
+double rel_err(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.defined());
+  REQUIRE(b.defined());
+  REQUIRE(a.shape() == b.shape());
+  const Tensor ad = a.detach().to(Dtype::Float64).contiguous(), bd = b.detach().to(Dtype::Float64).contiguous();
+  const double* pa = ad.data<double>();
+  const double* pb = bd.data<double>();
+  double err = 0, scale = 0;
+  for (int64_t i = 0; i < ad.numel(); ++i) {
+    err = std::max(err, std::abs(pa[i] - pb[i]));
+    scale = std::max(scale, std::abs(pb[i]));
+  }
+  return scale == 0 ? err : err / scale;
+}
+
+/// Sets TAPE_FUSE for a scope.
+struct FuseEnv {
+  explicit FuseEnv(bool on) { setenv("TAPE_FUSE", on ? "1" : "0", 1); }
+  ~FuseEnv() { unsetenv("TAPE_FUSE"); }
+};
+
+struct Case {
+  Shape x, w;
+  bool bias = true;
+  int64_t pool_k = 2, pool_s = -1;
+  IntPair stride = 1, padding = 0;
+  bool x_grad = true;
+  double bias_shift = 0;  ///< added to the bias (negative: many all-negative windows)
+};
+
+struct Result {
+  Tensor y, dx, dw, db;
+};
+
+Result run(const Case& c, bool fused, uint64_t seed = 1) {
+  manual_seed(seed);
+  Tensor x = randn(c.x), w = mul(randn(c.w), full({}, 0.3)), b = c.bias ? randn({c.w[0]}) : Tensor();
+  if (c.bias) b = add(mul(b, full({}, 0.1)), full({}, c.bias_shift));
+  Tensor v = randn({1});  // only draws; the upstream gradient comes below
+  x.requires_grad_(c.x_grad);
+  w.requires_grad_(true);
+  if (c.bias) b.requires_grad_(true);
+  Tensor y = fused ? conv2d_relu_max_pool2d(x, w, b, c.pool_k, c.pool_s, c.stride, c.padding)
+                   : max_pool2d(relu(conv2d(x, w, b, c.stride, c.padding)), c.pool_k, c.pool_s);
+  manual_seed(seed + 100);
+  const Tensor g = randn(y.shape());
+  sum(mul(y, g)).backward();
+  return {y.detach(), c.x_grad ? x.grad() : Tensor(), w.grad(), c.bias ? b.grad() : Tensor()};
+}
+
+void check_case(const Case& c) {
+  const Result f = run(c, true), u = run(c, false);
+  CHECK(rel_err(f.y, u.y) < 1e-6);
+  CHECK(rel_err(f.dw, u.dw) < 1e-5);
+  if (c.x_grad) CHECK(rel_err(f.dx, u.dx) < 1e-5);
+  if (c.bias) CHECK(rel_err(f.db, u.db) < 1e-5);
+}
+
+}  // namespace
+
+TEST_CASE("conv_block: the fused op records its own node") {
+  Tensor x = randn({4, 1, 28, 28}), w = randn({6, 1, 5, 5}), b = randn({6});
+  w.requires_grad_(true);
+  const Tensor y = conv2d_relu_max_pool2d(x, w, b, 2);
+  CHECK(y.shape() == Shape{4, 6, 12, 12});
+  REQUIRE(y.grad_fn());
+  CHECK(y.grad_fn()->name() == std::string("ConvReluMaxPool2dBackward"));
+  {
+    FuseEnv off(false);
+    const Tensor yu = conv2d_relu_max_pool2d(x, w, b, 2);
+    CHECK(yu.grad_fn()->name() == std::string("MaxPool2dBackward"));
+    CHECK(rel_err(y, yu) < 1e-6);
+  }
+}
+
+TEST_CASE("conv_block: fused matches the composition on LeNet-5's shapes (several slices)") {
+  SUBCASE("conv1: 400 images 1x28x28, input needs no gradient") { check_case({{400, 1, 28, 28}, {6, 1, 5, 5}, true, 2, -1, 1, 0, false}); }
+  SUBCASE("conv1 with an input gradient") { check_case({{400, 1, 28, 28}, {6, 1, 5, 5}, true, 2, -1, 1, 0, true}); }
+  SUBCASE("conv2: 400 images 6x12x12") { check_case({{400, 6, 12, 12}, {16, 6, 5, 5}}); }
+}
+
+TEST_CASE("conv_block: fused matches the composition on odd shapes") {
+  SUBCASE("batch 1, 3 channels, 7x9") { check_case({{1, 3, 7, 9}, {5, 3, 3, 3}}); }
+  SUBCASE("pool stride != kernel") { check_case({{3, 3, 11, 13}, {8, 3, 3, 3}, true, 2, 1}); }
+  SUBCASE("pool 3, stride 2") { check_case({{5, 2, 12, 10}, {7, 2, 3, 3}, true, 3, 2}); }
+  SUBCASE("no bias") { check_case({{6, 4, 9, 9}, {20, 4, 3, 3}, false}); }
+  SUBCASE("conv stride 2, padding 1, 17 channels") { check_case({{4, 3, 15, 15}, {17, 3, 3, 3}, true, 2, -1, 2, 1}); }
+  SUBCASE("32 output channels, 16 input channels") { check_case({{9, 16, 10, 10}, {32, 16, 3, 3}}); }
+}
+
+TEST_CASE("conv_block: the ReLU mask (many all-negative windows)") {
+  // a bias of −6 (conv outputs have a std of ~3.7) leaves most windows without a positive value: their pooled
+  // output is 0 and their gradient must vanish, as relu'(0) = 0 in the composition
+  const Case c{{64, 6, 12, 12}, {16, 6, 5, 5}, true, 2, -1, 1, 0, true, -6.0};
+  const Result f = run(c, true), u = run(c, false);
+  const Tensor y = f.y.contiguous();
+  int64_t zeros_ = 0;
+  for (int64_t i = 0; i < y.numel(); ++i) zeros_ += y.data<float>()[i] == 0.f;
+  CHECK(zeros_ > y.numel() / 4);  // the mask matters
+  CHECK(zeros_ < y.numel());
+  CHECK(rel_err(f.y, u.y) < 1e-6);
+  CHECK(rel_err(f.dx, u.dx) < 1e-5);
+  CHECK(rel_err(f.dw, u.dw) < 1e-5);
+  CHECK(rel_err(f.db, u.db) < 1e-5);
+  // without the mask the gradient would be different: the composition without ReLU
+  manual_seed(1);
+  Tensor x = randn(c.x), w = mul(randn(c.w), full({}, 0.3)), b = randn({c.w[0]});
+  b = add(mul(b, full({}, 0.1)), full({}, c.bias_shift));
+  w.requires_grad_(true);
+  const Tensor yn = max_pool2d(conv2d(x, w, b), 2);
+  manual_seed(101);
+  sum(mul(yn, randn(yn.shape()))).backward();
+  CHECK(rel_err(w.grad(), u.dw) > 1e-2);
+}
+
+TEST_CASE("conv_block: inference (no grad) matches") {
+  manual_seed(5);
+  const Tensor x = randn({300, 6, 12, 12}), w = randn({16, 6, 5, 5}), b = randn({16});
+  NoGradGuard no_grad;
+  const Tensor y = conv2d_relu_max_pool2d(x, w, b, 2);
+  CHECK(!y.grad_fn());
+  CHECK(rel_err(y, max_pool2d(relu(conv2d(x, w, b)), 2)) < 1e-6);
+}
+
+TEST_CASE("conv_block: non-finite inputs, Float64 and dilation take the composition") {
+  Tensor x = randn({2, 2, 8, 8}), w = randn({4, 2, 3, 3}), b = randn({4});
+  x.data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+  const Tensor y = conv2d_relu_max_pool2d(x, w, b, 2);
+  const Tensor yu = max_pool2d(relu(conv2d(x, w, b)), 2);
+  const Tensor yc = y.contiguous(), uc = yu.contiguous();
+  int64_t nans = 0;
+  for (int64_t i = 0; i < yc.numel(); ++i) {
+    const float a = yc.data<float>()[i], e = uc.data<float>()[i];
+    CHECK((a == e || (std::isnan(a) && std::isnan(e))));
+    nans += std::isnan(a);
+  }
+  CHECK(nans > 0);
+
+  // dilation 2: the composition (and its node)
+  Tensor x2 = randn({2, 2, 12, 12}), w2 = randn({4, 2, 3, 3});
+  w2.requires_grad_(true);
+  const Tensor yd = conv2d_relu_max_pool2d(x2, w2, {}, 2, -1, 1, 0, 2);
+  CHECK(yd.grad_fn()->name() == std::string("MaxPool2dBackward"));
+  CHECK(yd.shape() == Shape{2, 4, 4, 4});
+}
+
+TEST_CASE("conv_block: Float64 falls back and passes gradcheck") {
+  manual_seed(7);
+  Tensor x = randn({2, 2, 7, 7}, Dtype::Float64), w = randn({3, 2, 3, 3}, Dtype::Float64),
+         b = randn({3}, Dtype::Float64);
+  for (Tensor* t : {&x, &w, &b}) t->requires_grad_(true);
+  const auto f = [](const std::vector<Tensor>& in) { return conv2d_relu_max_pool2d(in[0], in[1], in[2], 2); };
+  CHECK(f({x, w, b}).grad_fn()->name() == std::string("MaxPool2dBackward"));
+  const GradcheckResult r = gradcheck(f, {x, w, b});
+  INFO(r.message);
+  CHECK(r.ok);
+}
+
+TEST_CASE("conv_block: double backward (create_graph) equals the composition's") {
+  const auto grads = [](bool fused) {
+    manual_seed(9);
+    Tensor x = randn({3, 2, 8, 8}), w = randn({4, 2, 3, 3}), b = randn({4});
+    for (Tensor* t : {&x, &w, &b}) t->requires_grad_(true);
+    const Tensor y = fused ? conv2d_relu_max_pool2d(x, w, b, 2) : max_pool2d(relu(conv2d(x, w, b)), 2);
+    if (fused) CHECK(y.grad_fn()->name() == std::string("ConvReluMaxPool2dBackward"));
+    const Tensor g = randn(y.shape());
+    const std::vector<Tensor> d = autograd::grad({y}, {x, w}, {g}, false, /*create_graph=*/true);
+    // a second-order quantity: d/dw of Σ dx²
+    const Tensor s = sum(mul(d[0], d[0]));
+    return autograd::grad({s}, {w})[0];
+  };
+  CHECK(rel_err(grads(true), grads(false)) < 1e-5);
+}
+
+TEST_CASE("conv_block: Sequential fuses Conv2d -> ReLU -> MaxPool2d unless hooked or TAPE_FUSE=0") {
+  manual_seed(11);
+  auto net = examples::build_layers(examples::ModelSpec::lenet5());
+  auto first = [&](const Tensor& x) {
+    auto head = std::make_shared<nn::Sequential>();
+    for (size_t i = 0; i < 3; ++i) head->push_back(std::to_string(i), (*net)[i]);
+    return (*head)(x);
+  };
+  const Tensor x = randn({8, 1, 28, 28});
+  const Tensor y = first(x);
+  CHECK(y.grad_fn()->name() == std::string("ConvReluMaxPool2dBackward"));
+  {
+    FuseEnv off(false);
+    const Tensor yu = first(x);
+    CHECK(yu.grad_fn()->name() == std::string("MaxPool2dBackward"));
+    CHECK(rel_err(y, yu) < 1e-6);
+  }
+  int calls = 0;
+  const int h = (*net)[1]->register_forward_hook([&](nn::Module&, const Tensor&, const Tensor&) {
+    ++calls;
+    return Tensor();
+  });
+  const Tensor yh = first(x);
+  CHECK(calls == 1);
+  CHECK(yh.grad_fn()->name() == std::string("MaxPool2dBackward"));
+  CHECK(rel_err(yh, y) < 1e-6);
+  (*net)[1]->remove_forward_hook(h);
+  CHECK(first(x).grad_fn()->name() == std::string("ConvReluMaxPool2dBackward"));
+}
+
+TEST_CASE("conv_block: LeNet-5 training gives the same losses fused and unfused") {
+  const auto losses = [](bool fused) {
+    FuseEnv env(fused);
+    manual_seed(21);
+    auto net = examples::build_layers(examples::ModelSpec::lenet5());
+    optim::SGD opt(net->parameters(), 0.05, 0.9);
+    manual_seed(22);
+    const Tensor x = randn({256, 1, 28, 28});
+    Tensor t = Tensor::empty({256}, Dtype::Int64);
+    for (int64_t i = 0; i < 256; ++i) t.data<int64_t>()[i] = (i * 7) % 10;
+    std::vector<double> out;
+    for (int step = 0; step < 5; ++step) {
+      opt.zero_grad();
+      const Tensor loss = cross_entropy((*net)(x), t);
+      if (step == 0)
+        CHECK(std::string((*net)(x).grad_fn()->name()) != "");  // forward runs either way
+      loss.backward();
+      opt.step();
+      out.push_back(loss.item<double>());
+    }
+    return out;
+  };
+  const std::vector<double> f = losses(true), u = losses(false);
+  for (size_t i = 0; i < f.size(); ++i) {
+    INFO("step " << i << ": fused " << f[i] << " unfused " << u[i]);
+    CHECK(std::abs(f[i] - u[i]) <= 1e-4 * std::abs(u[i]));
+  }
+  CHECK(f.back() < f.front());
+}
+
+TEST_CASE("conv_block: create_graph through two fused blocks (a gradient penalty on LeNet-5)") {
+  const auto penalty_grad = [](bool fused) {
+    FuseEnv env(fused);
+    manual_seed(31);
+    auto net = examples::build_layers(examples::ModelSpec::lenet5());
+    Tensor x = randn({6, 1, 28, 28});
+    x.requires_grad_(true);
+    const Tensor y = (*net)(x);
+    const Tensor gx = autograd::grad({sum(y)}, {x}, {}, false, /*create_graph=*/true)[0];
+    const Tensor conv2_w = net->named_parameters()[2].second;  // conv2.weight
+    return autograd::grad({sum(mul(gx, gx))}, {conv2_w})[0];
+  };
+  const Tensor f = penalty_grad(true), u = penalty_grad(false);
+  CHECK(rel_err(u, zeros_like(u)) > 0);  // not vacuous
+  CHECK(rel_err(f, u) < 1e-4);
+}

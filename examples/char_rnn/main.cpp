@@ -38,6 +38,7 @@ struct Config {
   std::string prime = "The ";
   std::string csv, plot, save, resume;
   bool quiet = false;
+  std::string precision = "f32";  ///< f32 | bf16 (autocast; not stored: a resumed run may change it)
   std::set<std::string> given;
 };
 
@@ -57,6 +58,7 @@ void validate(const Config& c) {
   TAPE_CHECK(c.cell == "lstm" || c.cell == "gru", "--cell must be lstm or gru, got '", c.cell, "'");
   TAPE_CHECK(c.threads >= 0 && c.threads <= 1024, "--threads must be in [0, 1024], got ", c.threads);
   TAPE_CHECK(c.sample == 0 || !c.prime.empty(), "--prime must not be empty when sampling");
+  validate_precision(c.precision);
 }
 
 // ---------------------------------------------------------------------------
@@ -230,8 +232,9 @@ Batch random_batch(const Corpus& k, int64_t T, int64_t N, Generator& rng) {
 
 /// Mean nats per character over the held-out text: non-overlapping windows of T
 /// (each starting from a zero state), in eval mode without a graph.
-double validation_loss(CharRNN& model, const Corpus& k, int64_t T, int64_t N) {
+double validation_loss(CharRNN& model, const Corpus& k, int64_t T, int64_t N, bool bf16) {
   NoGradGuard no_grad;
+  MaybeAutocast autocast(bf16);
   model.eval();
   const int64_t windows = (int64_t(k.ids.size()) - k.split - 1) / T;
   double sum = 0;
@@ -374,7 +377,7 @@ void write_plot(const History& h, const std::string& path) {
 }
 
 /// One epoch of minibatches; returns the mean training loss.
-double train_epoch(CharRNN& model, optim::Optimizer& opt, const Corpus& k, const Config& c, int epoch) {
+double train_epoch(CharRNN& model, optim::Optimizer& opt, const Corpus& k, const Config& c, int epoch, bool bf16) {
   const int64_t tokens = c.seq_len * c.batch_size;
   const int64_t batches = (k.split + tokens - 1) / tokens;
   // the windows depend on (seed, epoch) only, so a resumed run draws the same ones
@@ -384,7 +387,11 @@ double train_epoch(CharRNN& model, optim::Optimizer& opt, const Corpus& k, const
   double sum = 0;
   for (int64_t i = 0; i < batches; ++i) {
     Batch b = random_batch(k, c.seq_len, c.batch_size, rng);
-    Tensor loss = cross_entropy(model(b.x), b.y);
+    Tensor loss;
+    {
+      MaybeAutocast autocast(bf16);  // forward and loss; backward follows each op's forward precision
+      loss = cross_entropy(model(b.x), b.y);
+    }
     opt.zero_grad();
     loss.backward();
     nn::utils::clip_grad_norm_(params, 5.0);
@@ -432,24 +439,25 @@ int run(Config c) {
     hist = load_history(m, c.resume);
     if (!c.quiet) std::printf("resumed from %s after epoch %lld\n", c.resume.c_str(), (long long)m.epoch);
   }
+  const bool bf16 = training && use_bf16(c.precision);
   if (!c.quiet && training) {
     std::printf("%s\n", model.repr().c_str());
     std::printf("training %s (%s parameters) on %s characters (%s held out) of %s, vocabulary %lld, batch %lld x %lld, "
-                "adam lr %g, %d epochs, seed %llu, %d threads\n",
+                "adam lr %g, %d epochs, seed %llu, %d threads, %s\n",
                 model_spec(c, V).c_str(), nn::format_thousands(model.num_parameters()).c_str(),
                 nn::format_thousands(corpus.split).c_str(),
                 nn::format_thousands(int64_t(corpus.ids.size()) - corpus.split).c_str(), c.text.c_str(),
                 (long long)V, (long long)c.batch_size, (long long)c.seq_len, c.lr, c.epochs,
-                (unsigned long long)c.seed, get_num_threads());
+                (unsigned long long)c.seed, get_num_threads(), precision_label(bf16).c_str());
   }
   if (!c.csv.empty()) write_file_atomically(c.csv, csv_text(hist), "--csv");
 
   for (int e = int(hist.epochs.size()); e < c.epochs; ++e) {
     model.train();
     const auto t0 = std::chrono::steady_clock::now();
-    const double train_loss = train_epoch(model, opt, corpus, c, e);
+    const double train_loss = train_epoch(model, opt, corpus, c, e, bf16);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double val_loss = validation_loss(model, corpus, c.seq_len, c.batch_size);
+    const double val_loss = validation_loss(model, corpus, c.seq_len, c.batch_size, bf16);
     hist.epochs.push_back({e + 1, train_loss, val_loss, secs});
     if (val_loss < hist.best_loss()) {
       hist.best = e + 1;
@@ -520,6 +528,7 @@ int main(int argc, char** argv) {
          "sampling temperature (lower: safer, more repetitive)")
         ("prime", po::value(&c.prime)->default_value(c.prime), "text the sample starts from")
         ("quiet", po::bool_switch(&c.quiet), "print only the best loss and the sample");
+    add_precision_flag(d, c.precision);
     if (!parse_flags(argc, argv, d, "usage: char_rnn [options]  — a character-level LSTM language model", &c.given))
       return 0;
     return run(c);

@@ -45,6 +45,32 @@ int run_program(const char* prog, const std::function<int()>& body) {
   return rc;
 }
 
+void add_precision_flag(po::options_description& desc, std::string& precision) {
+  desc.add_options()("precision", po::value(&precision)->default_value(precision),
+                     "f32 | bf16: bf16 runs matmul/linear/conv on oneDNN's bf16 kernels (f32 accumulation and "
+                     "weights; docs/precision.md); on a CPU without bf16 it says so and trains in f32");
+}
+
+void validate_precision(const std::string& precision) {
+  TAPE_CHECK(precision == "f32" || precision == "bf16", "unknown --precision '", precision,
+             "' (expected f32 or bf16)");
+}
+
+bool use_bf16(const std::string& precision) {
+  if (precision != "bf16") return false;
+  AutocastGuard probe;  // on a CPU without bf16 this prints the one line and stays off
+  return autocast_enabled();
+}
+
+std::string precision_label(bool bf16) {
+  if (!bf16) return "precision f32";
+  std::string isa = cpu_isa_name();
+  // "avx512_core_bf16 (AVX-512 with bf16)" → "avx512_core_bf16: AVX-512 with bf16"
+  if (auto at = isa.find(" ("); at != std::string::npos && isa.back() == ')')
+    isa = isa.substr(0, at) + ": " + isa.substr(at + 2, isa.size() - at - 3);
+  return str_cat("precision bf16 (oneDNN ", isa, ")");
+}
+
 void apply_threads(int threads) {
   TAPE_CHECK(threads >= 0, "--threads must be >= 0, got ", threads);
   if (threads > 0) set_num_threads(threads);

@@ -45,6 +45,7 @@ void add_training_flags(po::options_description& desc, TrainConfig& c) {
       ("deskew", po::bool_switch(&c.deskew), "deskew train and test images by their moments (recorded in the checkpoint)")
       ("page-crops", po::value(&c.page_crops)->default_value(c.page_crops),
        "add N crops of train digits read off generated handwriting sheets (docs/digits.md)");
+  add_precision_flag(desc, c.precision);
 }
 
 void validate(const TrainConfig& c) {
@@ -60,6 +61,7 @@ void validate(const TrainConfig& c) {
              c.page_crops);
   TAPE_CHECK(c.limit_train >= 0, "--limit-train must be >= 0, got ", c.limit_train);
   TAPE_CHECK(c.threads >= 0 && c.threads <= 1024, "--threads must be in [0, 1024], got ", c.threads);
+  validate_precision(c.precision);
 }
 
 std::pair<double, double> evaluate(nn::Module& model, const data::TensorDataset& test_all, int64_t batch_size,
@@ -440,17 +442,19 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
   }
   auto scheduler = make_scheduler(c, *opt, loader.num_batches());
   const bool per_batch = c.schedule == "onecycle";
+  const bool bf16 = use_bf16(c.precision);  // false, after one line on stderr, on a CPU without bf16
 
   if (!c.quiet) {
     std::printf("%s", model->summary({1, 1, 28, 28}).c_str());
-    std::printf("training %s on %lld images%s, batch %lld, %s lr %g%s, %d epochs, seed %llu, %d threads%s\n",
+    std::printf("training %s on %lld images%s, batch %lld, %s lr %g%s, %d epochs, seed %llu, %d threads%s, %s\n",
                 spec.to_string().c_str(), (long long)train.size(), c.augment ? " (augmented)" : "",
                 (long long)c.batch_size, c.optimizer.c_str(), c.lr,
                 c.schedule == "none" ? "" : (" (" + c.schedule + " schedule)").c_str(), c.epochs,
                 (unsigned long long)c.seed, get_num_threads(),
                 c.distributed ? str_cat(" per rank, ", world, world == 1 ? " rank (not started by mpirun)" : " ranks",
                                         " of ", c.batch_size / world, " samples per step").c_str()
-                              : "");
+                              : "",
+                precision_label(bf16).c_str());
   }
   std::string csv = "epoch,train_loss,test_loss,test_accuracy,seconds\n";
   for (const auto& s : result.history) csv += csv_row(s);
@@ -474,7 +478,11 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
       if (c.augment) augment_batch(x, augment_rng);
       if (c.deskew) x = deskewed(x);
       if (per_batch) opt->set_lr(scheduler->lr_at(int64_t(e) * loader.num_batches() + step));
-      Tensor loss = cross_entropy((*net)(x), b.y);
+      Tensor loss;
+      {
+        MaybeAutocast autocast(bf16);  // forward and loss; backward follows each op's forward precision
+        loss = cross_entropy((*net)(x), b.y);
+      }
       opt->zero_grad();
       loss.backward();
       opt->step();
@@ -494,7 +502,10 @@ TrainResult train_mnist(const ModelSpec& spec_in, const TrainConfig& cfg) {
       loss_sum = sums.to_vector<double>()[0];
       seen = int64_t(sums.to_vector<double>()[1]);
     }
-    auto [test_loss, test_acc] = evaluate(*model, test, 1000, c.distributed);
+    const auto [test_loss, test_acc] = [&] {
+      MaybeAutocast autocast(bf16);
+      return evaluate(*model, test, 1000, c.distributed);
+    }();
     EpochStats s{e + 1, loss_sum / double(seen), test_loss, test_acc, secs, double(seen) / secs};
     result.history.push_back(s);
     if (!c.quiet)

@@ -29,6 +29,9 @@ struct TrainConfig {
   int64_t page_crops = 0;
   std::string csv, plot, save, resume;
   bool quiet = false;
+  /// f32 | bf16: bf16 trains and evaluates with matmul/linear/conv under an
+  /// AutocastGuard (docs/precision.md). Not part of the model: a resumed run may change it.
+  std::string precision = "f32";
   /// Data-parallel over the ranks of `mpirun -np N` (docs/distributed.md): each rank
   /// trains on 1/N of every batch of the single-process order; --batch-size stays
   /// the global batch. Rank 0 alone prints and writes files.
@@ -49,7 +52,7 @@ struct TrainResult {
 };
 
 /// Adds --data --seed --threads --epochs --batch-size --lr --optimizer
-/// --weight-decay --schedule --csv --plot --save --resume --limit-train to desc.
+/// --weight-decay --schedule --csv --plot --save --resume --limit-train --precision to desc.
 void add_training_flags(po::options_description& desc, TrainConfig& cfg);
 /// Augments a batch [N, 1, 28, 28] in place: per image a random affine map about the
 /// centre (rotation ±12°, scale 0.85–1.15, shear ±0.2, shift ±2.5 px; bilinear) and,

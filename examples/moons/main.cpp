@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     int classes = 3, threads = 0;
     float noise = 0.1f, lr = 0.5f;
     uint64_t seed = 0;
-    std::string activation = "relu", plot;
+    std::string activation = "relu", plot, precision = "f32";
     po::options_description desc("moons options");
     desc.add_options()("help", "show this help")
         ("samples", po::value(&samples)->default_value(samples), "number of points")
@@ -32,14 +32,17 @@ int main(int argc, char** argv) {
         ("seed", po::value(&seed)->default_value(seed), "random seed (data and init)")
         ("threads", po::value(&threads)->default_value(threads), "threads (0 = default)")
         ("plot", po::value(&plot), "write the decision regions to this PNG");
+    add_precision_flag(desc, precision);
     if (!parse_flags(argc, argv, desc, "usage: moons [options]  — a 2-layer network on a moons set")) return 0;
     TAPE_CHECK(samples >= 2 * classes, "--samples must be at least ", 2 * classes, ", got ", samples);
     TAPE_CHECK(hidden >= 1, "--hidden must be at least 1, got ", hidden);
     TAPE_CHECK(epochs >= 1, "--epochs must be at least 1, got ", epochs);
     TAPE_CHECK(lr > 0, "--lr must be positive, got ", lr);
     TAPE_CHECK(noise >= 0, "--noise must be >= 0, got ", noise);
+    validate_precision(precision);
     if (!plot.empty()) check_writable(plot, "--plot");
     apply_threads(threads);
+    const bool bf16 = use_bf16(precision);
 
     // Quiz 1: softmax of a row; quiz 5: one-hot; quiz 6: cross-entropy.
     std::cout << "quiz 1  softmax([1, 2, 3])      = " << softmax(tensor({1, 2, 3}, {1, 3}), 1) << "\n";
@@ -54,6 +57,7 @@ int main(int argc, char** argv) {
     nn::Sequential net{std::make_shared<nn::Linear>(2, hidden), make_activation(activation),
                        std::make_shared<nn::Linear>(hidden, classes)};
     std::cout << "quiz 4  " << net << "\n";
+    if (precision != "f32") std::printf("training with %s\n", precision_label(bf16).c_str());
     optim::SGD opt(net.parameters(), lr);
 
     // Quiz 7: the training loss, full-batch gradient descent.
@@ -61,7 +65,10 @@ int main(int argc, char** argv) {
     ProgressBar bar(epochs);
     Tensor loss;
     for (int64_t e = 1; e <= epochs; ++e) {
-      loss = cross_entropy(net(ds.images), ds.labels);
+      {
+        MaybeAutocast autocast(bf16);
+        loss = cross_entropy(net(ds.images), ds.labels);
+      }
       opt.zero_grad();
       loss.backward();
       opt.step();
@@ -77,6 +84,7 @@ int main(int argc, char** argv) {
     // Quiz 8: predict = argmax of the network's scores.
     auto predict = [&](const Tensor& x) {
       NoGradGuard no_grad;
+      MaybeAutocast autocast(bf16);
       return argmax(net(x), 1);
     };
     auto pred = predict(ds.images).to_vector<int64_t>();

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "tape/backend/parallel.hpp"
+#include "tape/core/autocast.hpp"
 
 namespace tape::backend {
 
@@ -36,6 +37,20 @@ void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> arg
   dnnl::stream& s = stream();
   p.execute(s, args);
   s.wait();
+}
+
+Tensor to_bf16(const Tensor& t) {
+  Tensor out = Tensor::empty(t.shape(), Dtype::BFloat16);
+  if (t.numel() == 0) return out;
+  Key key{int64_t(OpId::Reorder), int64_t(Dtype::BFloat16), t.dim()};
+  key.insert(key.end(), t.shape().begin(), t.shape().end());
+  key.insert(key.end(), t.strides().begin(), t.strides().end());
+  const auto r = cached<dnnl::reorder>(key, [&] {
+    // memory descriptors → primitive descriptor → primitive
+    return dnnl::reorder(dnnl::reorder::primitive_desc(engine(), md(t), engine(), md(out), attr()));
+  });
+  execute(*r, {{DNNL_ARG_FROM, mem(md(t), t)}, {DNNL_ARG_TO, mem(md(out), out)}});
+  return out;
 }
 
 namespace {
@@ -116,6 +131,37 @@ size_t cache_capacity() { return kCapacity; }
 }  // namespace tape::backend
 
 namespace tape {
+
+namespace {
+dnnl::cpu_isa effective_isa() {
+  static const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();  // oneDNN reads ONEDNN_MAX_CPU_ISA once too
+  return isa;
+}
+}  // namespace
+
+bool bf16_supported() {
+  const auto isa = effective_isa();
+  return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+}
+
+std::string cpu_isa_name() {
+  using Isa = dnnl::cpu_isa;
+  switch (effective_isa()) {
+    case Isa::all: return "all";
+    case Isa::sse41: return "sse41";
+    case Isa::avx: return "avx";
+    case Isa::avx2: return "avx2";
+    case Isa::avx2_vnni: return "avx2_vnni (AVX2 with VNNI)";
+    case Isa::avx512_mic: return "avx512_mic";
+    case Isa::avx512_mic_4ops: return "avx512_mic_4ops";
+    case Isa::avx512_core: return "avx512_core (AVX-512)";
+    case Isa::avx512_core_vnni: return "avx512_core_vnni (AVX-512 with VNNI)";
+    case Isa::avx512_core_bf16: return "avx512_core_bf16 (AVX-512 with bf16)";
+    case Isa::avx512_core_amx: return "avx512_core_amx (AMX)";
+  }
+  return "unknown";
+}
+
 size_t primitive_cache_size() { return backend::cache_size(); }
 size_t primitive_cache_capacity() { return backend::cache_capacity(); }
 }  // namespace tape

@@ -58,11 +58,17 @@ enum class OpId : int64_t { Matmul = 1, ConvFwd, ConvBwdData, ConvBwdWeights, Po
 /// memory::dims from a Shape.
 inline dnnl::memory::dims dims(const Shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }
 
-/// A plain f32 memory descriptor with explicit strides (views need no copy).
-inline dnnl::memory::desc md(const Shape& shape, const Shape& strides) {
-  return dnnl::memory::desc(dims(shape), dnnl::memory::data_type::f32, dims(strides));
+/// oneDNN's data type for a tensor of dtype d (Float32 or BFloat16).
+inline dnnl::memory::data_type data_type(Dtype d) {
+  return d == Dtype::BFloat16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
 }
-inline dnnl::memory::desc md(const Tensor& t) { return md(t.shape(), t.strides()); }
+
+/// A plain memory descriptor (f32 unless told) with explicit strides (views need no copy).
+inline dnnl::memory::desc md(const Shape& shape, const Shape& strides,
+                             dnnl::memory::data_type dt = dnnl::memory::data_type::f32) {
+  return dnnl::memory::desc(dims(shape), dt, dims(strides));
+}
+inline dnnl::memory::desc md(const Tensor& t) { return md(t.shape(), t.strides(), data_type(t.dtype())); }
 /// The descriptor of a contiguous (row-major) f32 tensor of this shape.
 inline dnnl::memory::desc plain_md(const Shape& shape) { return md(shape, contiguous_strides(shape)); }
 
@@ -74,7 +80,12 @@ inline Tensor buffer_for(const dnnl::memory::desc& d) {
 
 /// A oneDNN memory over a tensor's buffer (no copy).
 inline dnnl::memory mem(const dnnl::memory::desc& d, const Tensor& t) {
-  return dnnl::memory(d, engine(), static_cast<float*>(t.impl()->storage->data()) + t.impl()->offset);
+  auto* base = static_cast<char*>(t.impl()->storage->data());
+  return dnnl::memory(d, engine(), base + t.impl()->offset * int64_t(dtype_size(t.dtype())));
 }
+
+/// A contiguous BFloat16 copy of a Float32 tensor of any strides (a cached oneDNN
+/// reorder, round to nearest even): the operands of autocast's bf16 kernels.
+Tensor to_bf16(const Tensor& t);
 
 }  // namespace tape::backend

@@ -61,6 +61,11 @@ Tensor Module::operator()(const Tensor& x_in) {
   return y;
 }
 
+Tensor Module::forward_inference(const Tensor& x) {
+  NoGradGuard no_grad;
+  return (*this)(x);
+}
+
 namespace {
 std::atomic<int> g_next_forward_hook{1};
 }

@@ -30,6 +30,12 @@ class Module {
   /// Runs the forward pre-hooks, forward(x), then the forward hooks (and records
   /// the output shape while summary() is running).
   Tensor operator()(const Tensor& x);
+  /// The inference fast path: operator()(x) with nothing recorded (a NoGradGuard
+  /// scope), so ops skip saving inputs and pick oneDNN's forward_inference kernels
+  /// (max pooling without its arg-max workspace, convolution without training
+  /// bookkeeping). Training/eval mode is left as it is: call eval() first for
+  /// dropout and batch norm, as in PyTorch.
+  Tensor forward_inference(const Tensor& x);
 
   /// Runs before forward with (module, input); a defined result replaces the input.
   using ForwardPreHook = std::function<Tensor(Module& module, const Tensor& input)>;
@@ -41,6 +47,9 @@ class Module {
   int register_forward_hook(ForwardHook hook);
   /// Removes a hook of either kind; an unknown handle is an error.
   void remove_forward_hook(int handle);
+  /// True when a forward hook or pre-hook is registered on this module (then a
+  /// container must call it through operator(), not fuse it away).
+  bool has_forward_hooks() const { return !forward_pre_hooks_.empty() || !forward_hooks_.empty(); }
 
   /// All parameters, recursively, in registration order; a shared tensor appears once.
   std::vector<Tensor> parameters(bool recurse = true) const;

@@ -1,5 +1,12 @@
 #include "tape/nn/sequential.hpp"
 
+#include <typeinfo>
+
+#include "tape/core/grad_mode.hpp"
+#include "tape/nn/activation.hpp"
+#include "tape/nn/layers.hpp"
+#include "tape/ops/fused.hpp"
+
 namespace tape::nn {
 
 Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
@@ -14,9 +21,41 @@ void Sequential::push_back(std::string name, std::shared_ptr<Module> module) {
   modules_.push_back(std::move(module));
 }
 
+namespace {
+
+/// m is exactly an M (a subclass may override forward) with no forward hooks.
+template <class M>
+const M* plain_module(const std::shared_ptr<Module>& m) {
+  if (typeid(*m) != typeid(M) || m->has_forward_hooks()) return nullptr;
+  return static_cast<const M*>(m.get());
+}
+
+}  // namespace
+
+// Note: Conv2d → ReLU → MaxPool2d runs as the fused conv2d_relu_max_pool2d op
+// (ops/conv_block.cpp: the blocked conv output stays in cache), with the results
+// of running the three modules. Not when a hook is registered on any of them
+// (they must see their own inputs and outputs), nor when TAPE_FUSE=0; nor in
+// grad-off mode for now, because summary() (which runs under NoGradGuard) records
+// each module's output shape in Module::operator().
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  for (const auto& m : modules_) y = (*m)(y);
+  const bool fuse = grad_enabled() && fusion_enabled();
+  for (size_t i = 0; i < modules_.size();) {
+    if (fuse && i + 2 < modules_.size()) {
+      const auto* conv = plain_module<Conv2d>(modules_[i]);
+      const auto* pool = conv && plain_module<ReLU>(modules_[i + 1]) ? plain_module<MaxPool2d>(modules_[i + 2]) : nullptr;
+      if (pool && y.defined() && y.dim() == 4 && y.size(1) == conv->options.in_channels()) {
+        const auto& o = conv->options;
+        y = conv2d_relu_max_pool2d(y, conv->weight, conv->bias, pool->options.kernel_size(), pool->options.stride(),
+                                   o.stride(), o.padding(), o.dilation(), o.groups());
+        i += 3;
+        continue;
+      }
+    }
+    y = (*modules_[i])(y);
+    ++i;
+  }
   return y;
 }
 

@@ -1,7 +1,8 @@
 // conv2d (strides, padding, dilation, groups) and conv_transpose2d on oneDNN's
 // convolution primitives: forward, backward-data and backward-weights (which
 // also yields the bias gradient). Float64, which oneDNN 2.6 cannot convolve,
-// runs a reference im2col + dgemm path.
+// runs a reference im2col + dgemm path. Inside an AutocastGuard, Float32
+// convolutions run oneDNN's bf16 kernels (docs/precision.md).
 #include <algorithm>
 #include <limits>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "tape/backend/blas.hpp"
 #include "tape/backend/dnnl.hpp"
 #include "tape/backend/dnnl_error.hpp"
+#include "tape/core/autocast.hpp"
 #include "tape/ops/op_util.hpp"
 
 namespace tape {
@@ -43,8 +45,8 @@ using dnnl::prop_kind;
 // offer on ties). The choice depends only on the shapes and the CPU, never on
 // timing, so runs stay bit-reproducible.
 
-memory::desc any_md(const Shape& s) {
-  return memory::desc(dn::dims(s), memory::data_type::f32, memory::format_tag::any);
+memory::desc any_md(const Shape& s, memory::data_type dt = memory::data_type::f32) {
+  return memory::desc(dn::dims(s), dt, memory::format_tag::any);
 }
 
 /// The activation layouts a pass is offered (weights are always `any`).
@@ -55,9 +57,9 @@ enum class Offer {
 };
 
 /// The descriptor of an activation under an offer; `input_side` is src / diff_src.
-memory::desc act_md(const Shape& s, Offer o, bool input_side) {
-  if (o == Offer::Nhwc) return memory::desc(dn::dims(s), memory::data_type::f32, memory::format_tag::nhwc);
-  return o == Offer::PlainInput && input_side ? dn::plain_md(s) : any_md(s);
+memory::desc act_md(const Shape& s, Offer o, bool input_side, memory::data_type dt = memory::data_type::f32) {
+  if (o == Offer::Nhwc) return memory::desc(dn::dims(s), dt, memory::format_tag::nhwc);
+  return o == Offer::PlainInput && input_side ? dn::md(s, contiguous_strides(s), dt) : any_md(s, dt);
 }
 
 /// 2 for avx512-class kernels, 1 for narrower-ISA jit, 0 for gemm and reference.
@@ -67,12 +69,22 @@ int impl_rank(const std::string& impl) {
 }
 
 /// Everything that identifies a convolution: shapes, stride, padding, dilation,
-/// groups, bias. w is [O, C/groups, kh, kw]; y = conv(x, w).
+/// groups, bias, and the data type it multiplies in. w is [O, C/groups, kh, kw]; y = conv(x, w).
 struct ConvShape {
   Shape x, w, y;
   IntPair stride = 1, padding = 0, dilation = 1;
   int64_t groups = 1;
   bool bias = false;
+  /// The type of each pass's inputs (src, weights, diff_dst): bf16 when the forward
+  /// ran under autocast. Outputs (dst, diff_src, diff_weights, biases) are always f32.
+  memory::data_type dt = memory::data_type::f32;
+
+  /// The same convolution in exact Float32 (a create_graph backward's recorded ops).
+  ConvShape exact() const {
+    ConvShape s = *this;
+    s.dt = memory::data_type::f32;
+    return s;
+  }
 
   memory::dims strides() const { return {stride.h, stride.w}; }
   memory::dims pads() const { return {padding.h, padding.w}; }
@@ -84,7 +96,8 @@ struct ConvShape {
   int64_t x_image() const { return x[1] * x[2] * x[3]; }  ///< floats per image of x
   int64_t y_image() const { return y[1] * y[2] * y[3]; }  ///< floats per image of y
   dn::Key key(dn::OpId op, prop_kind pk) const {
-    dn::Key k{int64_t(op), int64_t(pk), stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups, bias};
+    dn::Key k{int64_t(op), int64_t(pk), stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups, bias,
+              int64_t(dt)};
     k.insert(k.end(), x.begin(), x.end());
     k.insert(k.end(), w.begin(), w.end());
     return k;
@@ -248,7 +261,7 @@ ConvFwd conv_fwd(const ConvShape& s, prop_kind pk) {
     using Pd = dnnl::convolution_forward::primitive_desc;
     const auto make_pd = [&](Offer o) {
       const auto alg = dnnl::algorithm::convolution_direct;
-      const auto src = act_md(s.x, o, true), weights = any_md(s.w_dnnl()), dst = act_md(s.y, o, false);
+      const auto src = act_md(s.x, o, true, s.dt), weights = any_md(s.w_dnnl(), s.dt), dst = act_md(s.y, o, false);
       return Pd(s.bias ? dnnl::convolution_forward::desc(pk, alg, src, weights, dn::plain_md(s.bias_shape()), dst,
                                                          s.strides(), s.dilates(), s.pads(), s.pads())
                        : dnnl::convolution_forward::desc(pk, alg, src, weights, dst, s.strides(), s.dilates(), s.pads(),
@@ -274,8 +287,8 @@ ConvBwdData conv_bwd_data(const ConvShape& s) {
     const ConvFwd hint = conv_fwd(s, prop_kind::forward_training);
     const auto make_pd = [&](Offer o) {
       return Pd(dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, act_md(s.x, o, true),
-                                                      any_md(s.w_dnnl()), act_md(s.y, o, false), s.strides(),
-                                                      s.dilates(), s.pads(), s.pads()),
+                                                      any_md(s.w_dnnl(), s.dt), act_md(s.y, o, false, s.dt),
+                                                      s.strides(), s.dilates(), s.pads(), s.pads()),
                 dn::attr(), dn::engine(), hint.pd);
     };
     const bool few_channels = s.x[1] < 4;
@@ -299,7 +312,8 @@ ConvBwdWeights conv_bwd_weights(const ConvShape& s) {
     const ConvFwd hint = conv_fwd(s, prop_kind::forward_training);
     const auto make_pd = [&](Offer o) {
       const auto alg = dnnl::algorithm::convolution_direct;
-      const auto src = act_md(s.x, o, true), diff_weights = any_md(s.w_dnnl()), diff_dst = act_md(s.y, o, false);
+      const auto src = act_md(s.x, o, true, s.dt), diff_weights = any_md(s.w_dnnl()),
+                 diff_dst = act_md(s.y, o, false, s.dt);
       return Pd(s.bias ? dnnl::convolution_backward_weights::desc(alg, src, diff_weights, dn::plain_md(s.bias_shape()),
                                                                   diff_dst, s.strides(), s.dilates(), s.pads(),
                                                                   s.pads())
@@ -477,6 +491,11 @@ Tensor conv_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, 
 Tensor conv_transpose(const Tensor& g, const Tensor& w, ConvShape s);
 Tensor conv_weight(const Tensor& x, const Tensor& g, ConvShape s);
 
+// Note: autocast. The data type is part of the geometry a node keeps, so a
+// backward runs in bf16 when its forward did, whatever the guard says then;
+// a create_graph backward records its ops in exact Float32 (shape_.exact()).
+// No bf16 copies are saved: each pass reorders its f32 operands into the
+// blocked layouts it wants anyway, and that reorder converts to bf16 too.
 /// A node of one of the three ops: the geometry, and the two operands a, b of
 /// z = op(a, b), each kept only for the other's gradient.
 class ConvNode : public SavingNode<2> {
@@ -487,6 +506,10 @@ class ConvNode : public SavingNode<2> {
   /// {a if b needs a gradient, b if a needs one} (undefined otherwise)
   std::pair<Tensor, Tensor> operands() const {
     return {needs_input_grad(1) ? saved(0) : Tensor(), needs_input_grad(0) ? saved(1) : Tensor()};
+  }
+  /// The geometry of the backward ops: the forward's, or exact Float32 when they are recorded.
+  ConvShape backward_shape(std::initializer_list<const Tensor*> ts) const {
+    return any_requires_grad(ts) ? shape_.exact() : shape_;
   }
   ConvShape shape_;
 };
@@ -515,8 +538,9 @@ class Conv2dBackward final : public ConvNode {
   std::vector<Tensor> apply(const Tensor& g_in) override {
     const auto [x, w] = operands();
     if (any_requires_grad({&g_in, &x, &w}))
-      return {w.defined() ? conv_transpose(g_in, w, shape_) : Tensor(),
-              x.defined() ? conv_weight(x, g_in, shape_) : Tensor(), needs_input_grad(2) ? bias_sum(g_in) : Tensor()};
+      return {w.defined() ? conv_transpose(g_in, w, shape_.exact()) : Tensor(),
+              x.defined() ? conv_weight(x, g_in, shape_.exact()) : Tensor(),
+              needs_input_grad(2) ? bias_sum(g_in) : Tensor()};
     // Note: backward-data is the slowest pass of a first layer, whose input never
     // needs a gradient, so it only runs when x requires grad.
     const Tensor g = contig(g_in);
@@ -536,8 +560,8 @@ class ConvTranspose2dBackward final : public ConvNode {
   const char* name() const override { return "ConvTranspose2dBackward"; }
   std::vector<Tensor> apply(const Tensor& gz) override {
     const auto [g, w] = operands();
-    return {w.defined() ? conv_forward(gz, w, {}, shape_) : Tensor(),
-            g.defined() ? conv_weight(gz, g, shape_) : Tensor()};
+    const ConvShape s = backward_shape({&gz, &g, &w});
+    return {w.defined() ? conv_forward(gz, w, {}, s) : Tensor(), g.defined() ? conv_weight(gz, g, s) : Tensor()};
   }
 };
 
@@ -549,8 +573,8 @@ class Conv2dWeightBackward final : public ConvNode {
   const char* name() const override { return "Conv2dWeightBackward"; }
   std::vector<Tensor> apply(const Tensor& gz) override {
     const auto [x, g] = operands();
-    return {g.defined() ? conv_transpose(g, gz, shape_) : Tensor(),
-            x.defined() ? conv_forward(x, gz, {}, shape_) : Tensor()};
+    const ConvShape s = backward_shape({&gz, &x, &g});
+    return {g.defined() ? conv_transpose(g, gz, s) : Tensor(), x.defined() ? conv_forward(x, gz, {}, s) : Tensor()};
   }
 };
 
@@ -593,6 +617,11 @@ Tensor conv_weight(const Tensor& x, const Tensor& g, ConvShape s) {
   Tensor z = conv_weight_kernel(x, g, s, "conv2d weight gradient").dw;
   if (any_requires_grad({&x, &g})) record_conv<Conv2dWeightBackward>(z, s, x, g);
   return z;
+}
+
+/// The type a convolution of this input multiplies in: bf16 for Float32 inside an AutocastGuard.
+memory::data_type autocast_type(const Tensor& x) {
+  return x.dtype() == Dtype::Float32 && autocast_enabled() ? memory::data_type::bf16 : memory::data_type::f32;
 }
 
 /// "3" for (3, 3), "(3, 5)" otherwise: messages print a pair the way it was most likely given.
@@ -653,7 +682,9 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, IntPai
              padding.brief(), ")");
 
   const Shape y_shape{x_in.size(0), w_in.size(0), (hp - ekh) / stride.h + 1, (wp - ekw) / stride.w + 1};
-  return conv_forward(x_in, w_in, b_in, ConvShape{x_in.shape(), w_in.shape(), y_shape, stride, padding, dilation, groups});
+  return conv_forward(x_in, w_in, b_in,
+                      ConvShape{x_in.shape(), w_in.shape(), y_shape, stride, padding, dilation, groups, false,
+                                autocast_type(x_in)});
 }
 
 // Note: conv_transpose2d(x, w) is conv2d's backward-data pass: the convolution
@@ -705,7 +736,8 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_
       pad[size_t(dim)] = y[size_t(dim)] - x.size(dim);
       x = cat({x, zeros(pad, x.dtype())}, dim);
     }
-  const ConvShape s{{x_in.size(0), out_channels, oh, ow}, w_in.shape(), y, stride, padding, dilation, groups};
+  const ConvShape s{{x_in.size(0), out_channels, oh, ow}, w_in.shape(), y, stride, padding, dilation, groups, false,
+                    autocast_type(x_in)};
   Tensor z = conv_transpose(x, w_in, s);
   return b_in.defined() ? add(z, reshape(b_in, {1, out_channels, 1, 1})) : z;
 }

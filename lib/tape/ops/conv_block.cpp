@@ -1,1 +1,601 @@
+// conv2d → ReLU → max_pool2d as one op (LeNet's conv blocks), on oneDNN's
+// convolution (ReLU as a post-op) and pooling primitives, batch slice by batch
+// slice so that the blocked intermediates never leave the cache.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tape/backend/dnnl.hpp"
+#include "tape/backend/dnnl_error.hpp"
+#include "tape/core/autocast.hpp"
 #include "tape/ops/fused.hpp"
+#include "tape/ops/op_util.hpp"
+
+namespace tape {
+using namespace detail;
+namespace dn = backend;
+
+namespace {
+using dnnl::memory;
+using dnnl::prop_kind;
+using Tag = memory::format_tag;
+
+// Note: why a fused op rather than a layout tag on tensors. oneDNN's fast
+// convolutions write blocked nChw16c, which pads LeNet's 6 channels to 16: conv1's
+// output at batch 2500 is 92 MB blocked (35 MB plain), and ReLU, pooling and their
+// backward passes each streamed it through memory, plus a reorder each way. A
+// layout tag would drop the reorders but still stream the full-batch blocked
+// tensor. Here each slice of the batch runs conv (+ ReLU post-op) → pool while
+// the conv's blocked output (a few MB) is in cache; only the pooled output (4×
+// smaller) is written in NCHW. Backward needs no ReLU mask tensor: max pooling
+// sends each window's gradient to its arg max p, and relu'(conv_p) = [pooled > 0]
+// (the pooled value is relu(conv_p)), so a byte per pooled element suffices; with
+// an all-negative window the pooled value is 0 and the gradient dies, as relu'(0)
+// = 0 does in the composition.
+
+/// Cache-key id of this file's primitives (dn::OpId values are positive).
+constexpr int64_t kBlockFwd = -1501, kBlockBwd = -1502, kBlockBwdData = -1503;
+
+/// Everything that identifies a fused block: input, weight, conv output, pooled
+/// output, conv stride and padding, pool kernel and stride, bias.
+struct BlockShape {
+  Shape x, w, c, y;
+  IntPair stride = 1, padding = 0;
+  int64_t pool_k = 2, pool_s = 2;
+  bool bias = false;
+
+  memory::dims strides() const { return {stride.h, stride.w}; }
+  memory::dims pads() const { return {padding.h, padding.w}; }
+  int64_t x_image() const { return x[1] * x[2] * x[3]; }
+  int64_t y_image() const { return y[1] * y[2] * y[3]; }
+  dn::Key key(int64_t op, prop_kind pk) const {
+    dn::Key k{op, int64_t(pk), stride.h, stride.w, padding.h, padding.w, pool_k, pool_s, bias};
+    k.insert(k.end(), x.begin(), x.end());
+    k.insert(k.end(), w.begin(), w.end());
+    return k;
+  }
+};
+
+memory::desc f32_md(const Shape& s, Tag t) { return memory::desc(dn::dims(s), memory::data_type::f32, t); }
+bool is_16c(const memory::desc& d, const Shape& s) { return s.size() == 4 && d == f32_md(s, Tag::nChw16c); }
+
+/// 2 for avx512-class kernels, 1 for narrower-ISA jit, 0 for gemm and reference
+/// (conv.cpp ranks its offers the same way).
+int impl_rank(const std::string& impl) {
+  if (impl.rfind("ref", 0) == 0 || impl.find("gemm:") != std::string::npos) return 0;
+  return impl.find("avx512") != std::string::npos ? 2 : 1;
+}
+
+/// The pd of the best-ranked implementation among the offers (the earliest on
+/// ties); offers oneDNN has no implementation for are skipped.
+template <class Pd>
+Pd best_of(const std::vector<std::function<Pd()>>& offers, const char* pass) {
+  std::optional<Pd> best;
+  int best_rank = -1;
+  for (const auto& make : offers) {
+    try {
+      Pd pd = make();
+      const int r = impl_rank(pd.impl_info_str());
+      if (r > best_rank) best = pd, best_rank = r;
+    } catch (const dnnl::error&) {
+    }
+  }
+  TAPE_CHECK(best, "conv2d_relu_max_pool2d: oneDNN has no ", pass, " implementation");
+  return *best;
+}
+
+/// A reorder from → to, or none when the layouts coincide.
+std::optional<dnnl::reorder> reorder_if(const memory::desc& from, const memory::desc& to) {
+  if (from == to) return std::nullopt;
+  return dnnl::reorder(dnnl::reorder::primitive_desc(dn::engine(), from, dn::engine(), to, dn::attr()));
+}
+
+// --- own layout loops ---------------------------------------------------------
+// Note: oneDNN 2.6 reorders nChw16c ↔ NCHW with fewer than 16 real channels at
+// about half the speed of a loop reading one 16-float pixel at a time (conv.cpp's
+// note); these loops also apply / produce the ReLU mask on the way.
+
+/// to (NCHW) = from (nChw16c) for n images of c channels and hw pixels; when
+/// `positive` is given, it receives to[i] > 0 per element.
+void from_16c(const float* from, float* to, uint8_t* positive, int64_t n, int64_t c, int64_t hw) {
+  const int64_t blocks = (c + 15) / 16;
+  parallel_for(n, [&](int64_t i) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* src = from + (i * blocks + b) * hw * 16;
+      const int64_t at = (i * c + b * 16) * hw, cs = std::min<int64_t>(16, c - b * 16);
+      float* dst = to + at;
+      for (int64_t p = 0; p < hw; ++p)
+        for (int64_t k = 0; k < cs; ++k) dst[k * hw + p] = src[p * 16 + k];
+      if (positive)
+        for (int64_t e = 0; e < cs * hw; ++e) positive[at + e] = dst[e] > 0.f;
+    }
+  }, /*cost=*/blocks * 16 * hw);
+}
+
+/// to (nChw16c, padding channels zero) = from (NCHW) · positive, per element.
+void to_16c_masked(const float* from, const uint8_t* positive, float* to, int64_t n, int64_t c, int64_t hw) {
+  const int64_t blocks = (c + 15) / 16;
+  parallel_for(n, [&](int64_t i) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      float* dst = to + (i * blocks + b) * hw * 16;
+      const int64_t at = (i * c + b * 16) * hw, cs = std::min<int64_t>(16, c - b * 16);
+      const float* src = from + at;
+      const uint8_t* pos = positive + at;
+      for (int64_t p = 0; p < hw; ++p) {
+        for (int64_t k = 0; k < cs; ++k) dst[p * 16 + k] = pos[k * hw + p] ? src[k * hw + p] : 0.f;
+        for (int64_t k = cs; k < 16; ++k) dst[p * 16 + k] = 0.f;
+      }
+    }
+  }, /*cost=*/blocks * 16 * hw);
+}
+
+/// True when every one of p[0, n) is finite (v − v is 0 only for finite v).
+bool all_finite(const float* p, int64_t n) {
+  std::atomic<bool> bad{false};
+  parallel_ranges(n, [&](int64_t begin, int64_t end) {
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int64_t i = begin; i < end; ++i) any |= !(p[i] - p[i] == 0.f);
+    if (any) bad.store(true, std::memory_order_relaxed);
+  });
+  return !bad.load(std::memory_order_relaxed);
+}
+
+// --- primitives -----------------------------------------------------------------
+
+/// Forward of one slice shape: conv (+ ReLU post-op) into a blocked tensor, max
+/// pooling on it, and the bridges from / to the plain tensors.
+struct Forward {
+  dnnl::convolution_forward::primitive_desc conv_pd;
+  dnnl::convolution_forward conv;
+  dnnl::pooling_forward::primitive_desc pool_pd;
+  dnnl::pooling_forward pool;
+  std::optional<dnnl::reorder> src_in, weights_in, pooled_out;  ///< plain → chosen, chosen → plain
+  bool pooled_16c = false;  ///< pooled_out by from_16c (and the gradient back by to_16c_masked)
+};
+
+Forward forward_prims(const BlockShape& s, prop_kind pk) {
+  return *dn::cached<Forward>(s.key(kBlockFwd, pk), [&] {
+    // memory descriptors → primitive descriptor (ReLU as a post-op) → primitive
+    using Pd = dnnl::convolution_forward::primitive_desc;
+    dnnl::post_ops relu;
+    relu.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    dnnl::primitive_attr attr = dn::attr();
+    attr.set_post_ops(relu);
+    const auto make = [&](memory::desc src, memory::desc dst) {
+      return [&s, &attr, pk, src, dst] {
+        const auto alg = dnnl::algorithm::convolution_direct;
+        const memory::desc w = f32_md(s.w, Tag::any);
+        return Pd(s.bias ? dnnl::convolution_forward::desc(pk, alg, src, w, dn::plain_md({s.w[0]}), dst, s.strides(),
+                                                           s.pads(), s.pads())
+                         : dnnl::convolution_forward::desc(pk, alg, src, w, dst, s.strides(), s.pads(), s.pads()),
+                  attr, dn::engine());
+      };
+    };
+    // Note: as in conv.cpp, a jit kernel reads few-channel plain NCHW input
+    // directly; the output is blocked for the pooling either way (`any` alone may
+    // pick brgconv on NHWC for inference).
+    const Pd conv_pd = best_of<Pd>({make(dn::plain_md(s.x), f32_md(s.c, Tag::nChw16c)),
+                                    make(f32_md(s.x, Tag::any), f32_md(s.c, Tag::nChw16c)),
+                                    make(f32_md(s.x, Tag::any), f32_md(s.c, Tag::any))},
+                                   "forward");
+    const memory::desc c = conv_pd.dst_desc();
+    const dnnl::pooling_forward::desc pool_desc(pk, dnnl::algorithm::pooling_max, c, f32_md(s.y, Tag::any),
+                                                {s.pool_s, s.pool_s}, {s.pool_k, s.pool_k}, {0, 0}, {0, 0});
+    const dnnl::pooling_forward::primitive_desc pool_pd(pool_desc, dn::attr(), dn::engine());
+    const memory::desc pooled = pool_pd.dst_desc();
+    const bool pooled_16c = is_16c(pooled, s.y);
+    return Forward{conv_pd,
+                   dnnl::convolution_forward(conv_pd),
+                   pool_pd,
+                   dnnl::pooling_forward(pool_pd),
+                   reorder_if(dn::plain_md(s.x), conv_pd.src_desc()),
+                   reorder_if(dn::plain_md(s.w), conv_pd.weights_desc()),
+                   pooled_16c ? std::nullopt : reorder_if(pooled, dn::plain_md(s.y)),
+                   pooled_16c};
+  });
+}
+
+/// Backward of one slice shape, without backward-data: pooling backward into the
+/// conv output's blocked layout, then conv backward-weights (and bias).
+struct Backward {
+  dnnl::pooling_backward::primitive_desc pool_pd;
+  dnnl::pooling_backward pool;
+  dnnl::convolution_backward_weights::primitive_desc weights_pd;
+  dnnl::convolution_backward_weights weights;
+  std::optional<dnnl::reorder> src_in, diff_in, dw_out;
+  std::optional<dnnl::reorder> pooled_in;  ///< plain → the pooled layout, unless it is nChw16c
+};
+
+Backward backward_prims(const BlockShape& s) {
+  return *dn::cached<Backward>(s.key(kBlockBwd, prop_kind::backward), [&] {
+    const Forward f = forward_prims(s, prop_kind::forward_training);
+    const memory::desc c = f.conv_pd.dst_desc(), pooled = f.pool_pd.dst_desc();
+    // pooling backward on the forward's layouts (its workspace is in them)
+    const dnnl::pooling_backward::desc pool_desc(dnnl::algorithm::pooling_max, c, pooled, {s.pool_s, s.pool_s},
+                                                 {s.pool_k, s.pool_k}, {0, 0}, {0, 0});
+    const dnnl::pooling_backward::primitive_desc pool_pd(pool_desc, dn::attr(), dn::engine(), f.pool_pd);
+    // Note: backward-weights is offered the pooling's diff_src layout as its
+    // diff_dst first (no reorder at all), and `any` after: conv.cpp measured that
+    // with 6 input channels NHWC src gets an avx512 kernel where `any` gets avx2.
+    using Pd = dnnl::convolution_backward_weights::primitive_desc;
+    const auto make = [&](memory::desc src, memory::desc diff_dst) {
+      return [&s, &f, src, diff_dst] {
+        const auto alg = dnnl::algorithm::convolution_direct;
+        const memory::desc dw = f32_md(s.w, Tag::any);
+        return Pd(s.bias ? dnnl::convolution_backward_weights::desc(alg, src, dw, dn::plain_md({s.w[0]}), diff_dst,
+                                                                    s.strides(), s.pads(), s.pads())
+                         : dnnl::convolution_backward_weights::desc(alg, src, dw, diff_dst, s.strides(), s.pads(),
+                                                                    s.pads()),
+                  dn::attr(), dn::engine(), f.conv_pd);
+      };
+    };
+    const Pd weights_pd = best_of<Pd>({make(f32_md(s.x, Tag::any), c), make(f32_md(s.x, Tag::nhwc), c),
+                                       make(dn::plain_md(s.x), c), make(f32_md(s.x, Tag::any), f32_md(s.c, Tag::any)),
+                                       make(f32_md(s.x, Tag::nhwc), f32_md(s.c, Tag::nhwc))},
+                                      "backward-weights");
+    return Backward{pool_pd,
+                    dnnl::pooling_backward(pool_pd),
+                    weights_pd,
+                    dnnl::convolution_backward_weights(weights_pd),
+                    reorder_if(dn::plain_md(s.x), weights_pd.src_desc()),
+                    reorder_if(c, weights_pd.diff_dst_desc()),
+                    reorder_if(weights_pd.diff_weights_desc(), dn::plain_md(s.w)),
+                    f.pooled_16c ? std::nullopt : reorder_if(dn::plain_md(s.y), pooled)};
+  });
+}
+
+/// Conv backward-data of one slice shape, reading the blocked conv-output gradient.
+struct BackwardData {
+  dnnl::convolution_backward_data::primitive_desc pd;
+  dnnl::convolution_backward_data prim;
+  std::optional<dnnl::reorder> diff_in, weights_in, dx_out;
+  bool dx_16c = false;  ///< dx_out by from_16c
+};
+
+BackwardData backward_data_prims(const BlockShape& s) {
+  return *dn::cached<BackwardData>(s.key(kBlockBwdData, prop_kind::backward_data), [&] {
+    const Forward f = forward_prims(s, prop_kind::forward_training);
+    const memory::desc c = f.conv_pd.dst_desc();
+    using Pd = dnnl::convolution_backward_data::primitive_desc;
+    const auto make = [&](memory::desc diff_src, memory::desc diff_dst) {
+      return [&s, &f, diff_src, diff_dst] {
+        return Pd(dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, diff_src,
+                                                        f32_md(s.w, Tag::any), diff_dst, s.strides(), s.pads(),
+                                                        s.pads()),
+                  dn::attr(), dn::engine(), f.conv_pd);
+      };
+    };
+    // Note: with 1–3 input channels the avx512 kernel pads them to 16 and loses
+    // to gemm on plain layouts (conv.cpp); otherwise blocked or NHWC.
+    const Pd pd = s.x[1] < 4 ? best_of<Pd>({make(dn::plain_md(s.x), f32_md(s.c, Tag::any))}, "backward-data")
+                             : best_of<Pd>({make(f32_md(s.x, Tag::any), c), make(f32_md(s.x, Tag::nhwc), c),
+                                            make(f32_md(s.x, Tag::any), f32_md(s.c, Tag::any))},
+                                           "backward-data");
+    const bool dx_16c = is_16c(pd.diff_src_desc(), s.x) && s.x[1] < 16;
+    return BackwardData{pd,
+                        dnnl::convolution_backward_data(pd),
+                        reorder_if(c, pd.diff_dst_desc()),
+                        reorder_if(dn::plain_md(s.w), pd.weights_desc()),
+                        dx_16c ? std::nullopt : reorder_if(pd.diff_src_desc(), dn::plain_md(s.x)),
+                        dx_16c};
+  });
+}
+
+// --- slices ---------------------------------------------------------------------
+
+// Note: a slice's staging (the blocked conv output, its gradient, the pooled
+// tensors) should stay in cache between the primitives that pass it on; fewer
+// images per call cost per-call overhead and thread imbalance. Measured on
+// LeNet-5's blocks at batch 2500 (fwd + bwd, 2 threads): 2 MB slices 19 ms for
+// conv1, 4 MB 17.5, 8–16 MB 16.4, 32 MB 17.7 (conv2 within noise); 8 MB it is.
+constexpr int64_t kSliceBytes = int64_t(8) << 20;
+
+int64_t padded16(int64_t c) { return (c + 15) / 16 * 16; }
+
+/// Calls f(first image, slice index, shape of the slice) for each slice of the batch.
+template <class F>
+void for_each_slice(const BlockShape& s, F&& f) {
+  const int64_t per_image = int64_t(sizeof(float)) * padded16(s.c[1]) * (s.c[2] * s.c[3] + s.y[2] * s.y[3]);
+  const int64_t n = s.x[0], most = std::clamp<int64_t>(kSliceBytes / per_image, 1, n);
+  const int64_t calls = (n + most - 1) / most, per = (n + calls - 1) / calls;
+  int64_t i = 0;
+  for (int64_t n0 = 0; n0 < n; n0 += per, ++i) {
+    BlockShape slice = s;
+    slice.x[0] = slice.c[0] = slice.y[0] = std::min(per, n - n0);
+    f(n0, i, slice);
+  }
+}
+
+/// A oneDNN memory over p (oneDNN only reads inputs).
+memory mem_at(const memory::desc& d, const float* p) { return memory(d, dn::engine(), const_cast<float*>(p)); }
+
+/// Runs a reorder from → a new scratch memory of layout `to` (kept in `owner`).
+memory reordered(const dnnl::reorder& r, const memory& from, const memory::desc& to, std::vector<Tensor>& owner) {
+  owner.push_back(dn::buffer_for(to));
+  memory m(to, dn::engine(), owner.back().data<float>());
+  dn::execute(r, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, m}});
+  return m;
+}
+
+/// A scratch memory of layout d (kept in `owner`).
+memory scratch(const memory::desc& d, std::vector<Tensor>& owner) {
+  owner.push_back(dn::buffer_for(d));
+  return memory(d, dn::engine(), owner.back().data<float>());
+}
+
+/// The weights in a pd's layout: reordered once per call and layout.
+class KeptWeights {
+ public:
+  KeptWeights(const float* w, const Shape& shape) : w_(w), shape_(shape) {}
+  memory get(const std::optional<dnnl::reorder>& r, const memory::desc& chosen) {
+    if (!r) return mem_at(chosen, w_);
+    for (auto& [d, m] : kept_)
+      if (d == chosen) return m;
+    kept_.emplace_back(chosen, reordered(*r, mem_at(dn::plain_md(shape_), w_), chosen, owner_));
+    return kept_.back().second;
+  }
+
+ private:
+  const float* w_;
+  Shape shape_;
+  std::vector<Tensor> owner_;
+  std::vector<std::pair<memory::desc, memory>> kept_;
+};
+
+/// The unfused composition.
+Tensor composition(const Tensor& x, const Tensor& w, const Tensor& b, const BlockShape& s) {
+  return max_pool2d(relu(conv2d(x, w, b, s.stride, s.padding)), s.pool_k, s.pool_s);
+}
+
+// Forward: y = max_pool(relu(conv(x, w) + b))
+// Backward: with p(n,o,i,j) the arg max of window (i,j) and m = [y > 0] (= relu'(conv) at p):
+//   dconv = Σ_windows g·m routed to p;  dx = conv backward-data(dconv),
+//   dw, db = conv backward-weights(x, dconv)
+// Under create_graph the composition is recomputed from the saved inputs and
+// differentiated (recorded), so higher derivatives are those of the composition.
+class ConvReluMaxPoolBackward final : public SavingNode<3> {
+ public:
+  ConvReluMaxPoolBackward(BlockShape s, std::vector<Tensor> workspaces, std::shared_ptr<Storage> positive)
+      : shape_(std::move(s)), workspaces_(std::move(workspaces)), positive_(std::move(positive)) {}
+  const char* name() const override { return "ConvReluMaxPool2dBackward"; }
+
+  std::vector<Tensor> apply(const Tensor& g_in) override {
+    const Tensor x = saved(0), w = saved(1), b = shape_.bias ? saved(2) : Tensor();
+    if (any_requires_grad({&g_in, &x, &w, &b})) [[unlikely]] return recorded(g_in, x, w, b);
+    const Tensor g = contig(g_in);
+    return dn::translate_errors("conv2d_relu_max_pool2d backward", {&shape_.x, &shape_.w},
+                                [&] { return fused(g, contig(x), contig(w)); });
+  }
+  void release_saved() override {
+    SavingNode<3>::release_saved();
+    workspaces_.clear();
+    positive_.reset();
+  }
+
+ private:
+  std::vector<Tensor> recorded(const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& b) const {
+    const Tensor y = composition(x, w, b, shape_);
+    std::vector<Tensor> inputs;
+    std::vector<size_t> at;
+    for (size_t i = 0; i < 3; ++i) {
+      const Tensor& t = i == 0 ? x : i == 1 ? w : b;
+      if (needs_input_grad(i) && t.defined() && t.requires_grad()) inputs.push_back(t), at.push_back(i);
+    }
+    std::vector<Tensor> out(3);
+    if (inputs.empty()) return out;
+    const std::vector<Tensor> gs = autograd::grad({y}, inputs, {g}, /*retain_graph=*/false, /*create_graph=*/true,
+                                                  /*allow_unused=*/true);
+    for (size_t k = 0; k < at.size(); ++k) out[at[k]] = gs[k];
+    return out;
+  }
+
+  std::vector<Tensor> fused(const Tensor& g, const Tensor& x, const Tensor& w) const {
+    const BlockShape& s = shape_;
+    const bool need_dx = needs_input_grad(0), need_w = needs_input_grad(1) || needs_input_grad(2);
+    Tensor dx = need_dx ? Tensor::empty(s.x) : Tensor();
+    Tensor dw = need_w ? zeros(s.w) : Tensor(), db = need_w && s.bias ? zeros({s.w[0]}) : Tensor();
+    Tensor db_s = db.defined() ? Tensor::empty({s.w[0]}) : Tensor();
+    // Note: each slice's weight gradient is added up in the layout the pass
+    // writes (blocked), and reordered to OIHW once at the end.
+    std::optional<memory::desc> acc_desc;
+    std::optional<dnnl::reorder> acc_out;
+    Tensor acc, dw_s;
+    const auto* positive = static_cast<const uint8_t*>(positive_->data());
+    KeptWeights kept(w.data<float>(), s.w);
+    for_each_slice(s, [&](int64_t n0, int64_t i, const BlockShape& sl) {
+      std::vector<Tensor> owner;
+      const Backward p = backward_prims(sl);
+      const Forward f = forward_prims(sl, prop_kind::forward_training);
+      // g · [y > 0] in the pooled layout
+      const memory::desc pooled = f.pool_pd.dst_desc(), c = f.conv_pd.dst_desc();
+      memory diff_pooled = scratch(pooled, owner);
+      const float* g0 = g.data<float>() + n0 * s.y_image();
+      const uint8_t* pos0 = positive + n0 * s.y_image();
+      const int64_t count = sl.y[0] * s.y_image();
+      if (f.pooled_16c) {
+        to_16c_masked(g0, pos0, static_cast<float*>(diff_pooled.get_data_handle()), sl.y[0], s.y[1],
+                      s.y[2] * s.y[3]);
+      } else {
+        Tensor masked = Tensor::empty(sl.y);
+        float* pm = masked.data<float>();
+        parallel_for(count, [&](int64_t e) { pm[e] = pos0[e] ? g0[e] : 0.f; });
+        owner.push_back(masked);
+        if (p.pooled_in)
+          dn::execute(*p.pooled_in, {{DNNL_ARG_FROM, mem_at(dn::plain_md(sl.y), pm)}, {DNNL_ARG_TO, diff_pooled}});
+        else
+          std::memcpy(diff_pooled.get_data_handle(), pm, size_t(count) * sizeof(float));
+      }
+      // pooling backward: the blocked gradient of the conv output, in cache
+      memory diff_c = scratch(c, owner);
+      dn::execute(p.pool, {{DNNL_ARG_DIFF_DST, diff_pooled},
+                           {DNNL_ARG_DIFF_SRC, diff_c},
+                           {DNNL_ARG_WORKSPACE, dn::mem(p.pool_pd.workspace_desc(), workspaces_[size_t(i)])}});
+      if (need_w) {
+        const float* x0 = x.data<float>() + n0 * s.x_image();
+        const memory xm = p.src_in ? reordered(*p.src_in, mem_at(dn::plain_md(sl.x), x0), p.weights_pd.src_desc(), owner)
+                                   : mem_at(p.weights_pd.src_desc(), x0);
+        const memory dm = p.diff_in ? reordered(*p.diff_in, diff_c, p.weights_pd.diff_dst_desc(), owner) : diff_c;
+        const memory::desc dwd = p.weights_pd.diff_weights_desc();
+        if (!acc_desc) {
+          acc_desc = dwd, acc_out = p.dw_out;
+          acc = zeros({int64_t(dwd.get_size() / sizeof(float))}), dw_s = Tensor::empty(acc.shape());
+        }
+        const bool same = *acc_desc == dwd;
+        Tensor dw_slice = same ? dw_s : dn::buffer_for(dwd);
+        const memory dwm = mem_at(dwd, dw_slice.data<float>());
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dm}, {DNNL_ARG_DIFF_WEIGHTS, dwm}};
+        if (s.bias) args.emplace(DNNL_ARG_DIFF_BIAS, dn::mem(dn::plain_md({s.w[0]}), db_s));
+        dn::execute(p.weights, args);
+        if (same) {
+          acc.add_(dw_s);
+        } else {  // a second slice shape whose pass chose another layout
+          Tensor plain = Tensor::empty(s.w);
+          dn::execute(*reorder_if(dwd, dn::plain_md(s.w)),
+                      {{DNNL_ARG_FROM, dwm}, {DNNL_ARG_TO, dn::mem(dn::plain_md(s.w), plain)}});
+          dw.add_(plain);
+        }
+        if (s.bias) db.add_(db_s);
+      }
+      if (need_dx) {
+        const BackwardData d = backward_data_prims(sl);
+        float* dx0 = dx.data<float>() + n0 * s.x_image();
+        const memory dm = d.diff_in ? reordered(*d.diff_in, diff_c, d.pd.diff_dst_desc(), owner) : diff_c;
+        const bool to_plain = d.dx_16c || d.dx_out;
+        const memory dxm = to_plain ? scratch(d.pd.diff_src_desc(), owner) : mem_at(d.pd.diff_src_desc(), dx0);
+        dn::execute(d.prim, {{DNNL_ARG_DIFF_DST, dm},
+                             {DNNL_ARG_WEIGHTS, kept.get(d.weights_in, d.pd.weights_desc())},
+                             {DNNL_ARG_DIFF_SRC, dxm}});
+        if (d.dx_16c)
+          from_16c(static_cast<const float*>(dxm.get_data_handle()), dx0, nullptr, sl.x[0], s.x[1], s.x[2] * s.x[3]);
+        else if (d.dx_out)
+          dn::execute(*d.dx_out, {{DNNL_ARG_FROM, dxm}, {DNNL_ARG_TO, mem_at(dn::plain_md(sl.x), dx0)}});
+      }
+    });
+    if (acc_desc) {
+      Tensor plain = Tensor::empty(s.w);
+      const memory from = mem_at(*acc_desc, acc.data<float>()), to = dn::mem(dn::plain_md(s.w), plain);
+      if (acc_out) dn::execute(*acc_out, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+      else plain = acc;
+      dw.add_(reshape(plain, s.w));
+    }
+    return {dx, needs_input_grad(1) ? dw : Tensor(), needs_input_grad(2) ? db : Tensor()};
+  }
+
+  BlockShape shape_;
+  std::vector<Tensor> workspaces_;        ///< the pooling's, one per slice
+  std::shared_ptr<Storage> positive_;     ///< y > 0, a byte per element of y
+};
+
+/// The fused forward (Float32, contiguous operands, checked shapes); std::nullopt
+/// when an input is not finite (then the composition runs: oneDNN's max pooling
+/// drops NaN where PyTorch propagates it).
+std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, const BlockShape& s) {
+  const Tensor x = contig(x_in), w = contig(w_in), b = s.bias ? contig(b_in) : Tensor();
+  if (!all_finite(w.data<float>(), w.numel()) || (s.bias && !all_finite(b.data<float>(), b.numel())))
+    return std::nullopt;
+  const bool recording = any_requires_grad({&x_in, &w_in, &b_in});
+  const prop_kind pk = recording ? prop_kind::forward_training : prop_kind::forward_inference;
+  Tensor y = Tensor::empty(s.y);
+  std::shared_ptr<Storage> positive =
+      recording ? std::make_shared<Storage>(size_t(std::max<int64_t>(y.numel(), 1))) : nullptr;
+  std::vector<Tensor> workspaces;
+  bool finite = true;
+  KeptWeights kept(w.data<float>(), s.w);
+  dn::translate_errors("conv2d_relu_max_pool2d", {&s.x, &s.w}, [&] {
+    for_each_slice(s, [&](int64_t n0, int64_t, const BlockShape& sl) {
+      if (!finite) return;
+      const float* x0 = x.data<float>() + n0 * s.x_image();
+      // the scan brings the slice into cache for the convolution
+      if (!all_finite(x0, sl.x[0] * s.x_image())) {
+        finite = false;
+        return;
+      }
+      std::vector<Tensor> owner;
+      const Forward f = forward_prims(sl, pk);
+      const memory src = f.src_in ? reordered(*f.src_in, mem_at(dn::plain_md(sl.x), x0), f.conv_pd.src_desc(), owner)
+                                  : mem_at(f.conv_pd.src_desc(), x0);
+      const memory c = scratch(f.conv_pd.dst_desc(), owner);
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
+                                           {DNNL_ARG_WEIGHTS, kept.get(f.weights_in, f.conv_pd.weights_desc())},
+                                           {DNNL_ARG_DST, c}};
+      if (s.bias) args.emplace(DNNL_ARG_BIAS, dn::mem(dn::plain_md({s.w[0]}), b));
+      dn::execute(f.conv, args);
+      float* y0 = y.data<float>() + n0 * s.y_image();
+      const bool to_plain = f.pooled_16c || f.pooled_out;
+      const memory pooled = to_plain ? scratch(f.pool_pd.dst_desc(), owner) : mem_at(f.pool_pd.dst_desc(), y0);
+      std::unordered_map<int, memory> pool_args{{DNNL_ARG_SRC, c}, {DNNL_ARG_DST, pooled}};
+      if (recording) {
+        workspaces.push_back(dn::buffer_for(f.pool_pd.workspace_desc()));
+        pool_args.emplace(DNNL_ARG_WORKSPACE, dn::mem(f.pool_pd.workspace_desc(), workspaces.back()));
+      }
+      dn::execute(f.pool, pool_args);
+      uint8_t* pos0 = recording ? static_cast<uint8_t*>(positive->data()) + n0 * s.y_image() : nullptr;
+      if (f.pooled_16c) {
+        from_16c(static_cast<const float*>(pooled.get_data_handle()), y0, pos0, sl.y[0], s.y[1], s.y[2] * s.y[3]);
+      } else {
+        if (f.pooled_out)
+          dn::execute(*f.pooled_out, {{DNNL_ARG_FROM, pooled}, {DNNL_ARG_TO, mem_at(dn::plain_md(sl.y), y0)}});
+        if (pos0) parallel_for(sl.y[0] * s.y_image(), [&](int64_t e) { pos0[e] = y0[e] > 0.f; });
+      }
+    });
+  });
+  if (!finite) return std::nullopt;
+  if (recording) {
+    auto node = std::make_shared<ConvReluMaxPoolBackward>(s, std::move(workspaces), std::move(positive));
+    node->save(0, x_in);
+    node->save(1, w_in);
+    if (s.bias) node->save(2, b_in);
+    record(y, std::move(node), {&x_in, &w_in, &b_in});
+  }
+  return y;
+}
+
+}  // namespace
+
+bool fusion_enabled() {
+  const char* e = std::getenv("TAPE_FUSE");
+  return !(e && std::strcmp(e, "0") == 0);
+}
+
+// Note: the fused path takes only what it was written and tested for; anything
+// else — including invalid arguments, whose messages conv2d and max_pool2d give —
+// runs the composition.
+Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t pool_kernel,
+                              int64_t pool_stride, IntPair stride, IntPair padding, IntPair dilation, int64_t groups) {
+  if (pool_stride == -1) pool_stride = pool_kernel;
+  const auto unfused = [&] {
+    return max_pool2d(relu(conv2d(x, w, b, stride, padding, dilation, groups)), pool_kernel, pool_stride);
+  };
+  const auto f32 = [](const Tensor& t) { return t.defined() && t.dtype() == Dtype::Float32; };
+  if (!fusion_enabled() || !f32(x) || !f32(w) || (b.defined() && !f32(b)) || autocast_enabled()) return unfused();
+  if (x.dim() != 4 || w.dim() != 4 || groups != 1 || dilation != IntPair(1) || x.size(1) != w.size(1))
+    return unfused();
+  if (b.defined() && (b.dim() != 1 || b.size(0) != w.size(0))) return unfused();
+  if (stride.h < 1 || stride.w < 1 || padding.h < 0 || padding.w < 0 || pool_kernel < 1 || pool_stride < 1)
+    return unfused();
+  const int64_t hp = x.size(2) + 2 * padding.h, wp = x.size(3) + 2 * padding.w;
+  if (x.numel() == 0 || w.numel() == 0 || w.size(2) > hp || w.size(3) > wp) return unfused();
+  const int64_t oh = (hp - w.size(2)) / stride.h + 1, ow = (wp - w.size(3)) / stride.w + 1;
+  if (pool_kernel > oh || pool_kernel > ow) return unfused();
+  BlockShape s;
+  s.x = x.shape();
+  s.w = w.shape();
+  s.c = {x.size(0), w.size(0), oh, ow};
+  s.y = {x.size(0), w.size(0), (oh - pool_kernel) / pool_stride + 1, (ow - pool_kernel) / pool_stride + 1};
+  s.stride = stride;
+  s.padding = padding;
+  s.pool_k = pool_kernel;
+  s.pool_s = pool_stride;
+  s.bias = b.defined();
+  if (std::optional<Tensor> y = fused_forward(x, w, b, s)) return *y;
+  return unfused();
+}
+
+}  // namespace tape
