@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <functional>
 #include <optional>
 #include <cmath>
@@ -14,6 +15,7 @@
 
 #include "mnist.hpp"
 #include "run_command.hpp"
+#include "tape/backend/dnnl.hpp"
 
 using namespace tape;
 
@@ -134,6 +136,71 @@ TEST_CASE("autocast: matmul and linear run in bf16 with Float32 outputs and grad
   }
   // after the guard: Float32 again, bit for bit
   CHECK(same_bits(matmul(a, b), c32));
+}
+
+/// The bits of to_bf16(t) for a Float32 t: the AVX512-BF16 loop when t is contiguous.
+std::vector<uint16_t> bf16_bits(const Tensor& t) {
+  const Tensor t16 = backend::to_bf16(t);
+  std::vector<uint16_t> v;
+  for (int64_t i = 0; i < t16.numel(); ++i) v.push_back(t16.data<BFloat16>()[i].bits);
+  return v;
+}
+
+/// The same through oneDNN's reorder: to_bf16 of a strided copy of t (t [n] → [n, 2] → column 0).
+std::vector<uint16_t> reorder_bits(const Tensor& t) {
+  const Tensor strided = stack({t, t}, 1).select(1, 0);
+  REQUIRE((t.numel() == 1 || !strided.is_contiguous()));  // (one element is contiguous at any stride)
+  return bf16_bits(strided);
+}
+
+std::vector<uint16_t> bits_of_to(const Tensor& t) {
+  const Tensor t16 = t.to(Dtype::BFloat16);
+  std::vector<uint16_t> v;
+  for (int64_t i = 0; i < t16.numel(); ++i) v.push_back(t16.data<BFloat16>()[i].bits);
+  return v;
+}
+
+TEST_CASE("autocast: the f32 → bf16 conversion rounds bit for bit as oneDNN's reorder") {
+  // special values: ties to even (both ways), NaNs (quiet, signalling, payloads), ±inf,
+  // ±0, denormals, the largest floats (round to inf), values just below/above a tie
+  const std::vector<uint32_t> special{0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0x7fc00000, 0xffc00001,
+                                      0x7f800001, 0x7fbfffff, 0xff812345, 0x7f800000, 0xff800000, 0x00000000,
+                                      0x80000000, 0x00000001, 0x807fffff, 0x00408000, 0x007f8000, 0x7f7fffff,
+                                      0xff7fffff, 0x7f7f8000, 0x00800000, 0x80800000, 0x0080ffff, 0x3fff8000};
+  Generator gen(5);
+  // sizes around the 32-element vector and the tail mask, and one large enough for the thread team
+  for (int64_t n : {1, 7, 15, 16, 17, 31, 32, 33, 63, 100, 1000, 70001}) {
+    std::vector<float> v(static_cast<size_t>(n));
+    const Tensor r = randn({n}, gen) * 1e3f;
+    const Tensor u = rand({n}, gen);
+    for (int64_t i = 0; i < n; ++i) {
+      const float x = r.data<float>()[i], ui = u.data<float>()[i];
+      uint32_t b = std::bit_cast<uint32_t>(x);
+      if (ui < 0.2f) b = special[size_t(i) % special.size()];
+      else if (ui < 0.4f) b = (b & 0xffff0000u) | 0x8000u;  // an exact tie
+      else if (ui < 0.45f) b &= 0x807fffffu;                 // a denormal of the same sign
+      v[size_t(i)] = std::bit_cast<float>(b);
+    }
+    const Tensor t = tensor(v, {n});
+    const auto want = reorder_bits(t);
+    CHECK(bf16_bits(t) == want);
+    // a contiguous view at an odd offset (unaligned loads)
+    if (n > 2) {
+      const Tensor view = t.narrow(0, 1, n - 1);
+      REQUIRE(view.is_contiguous());
+      CHECK(bf16_bits(view) == std::vector<uint16_t>(want.begin() + 1, want.end()));
+    }
+    // and as Tensor::to(BFloat16) (software) for every value it rounds the same way: all
+    // but denormals, which the instruction (and so oneDNN's reorder) flushes to ±0
+    const auto soft = bits_of_to(t);
+    int64_t differ = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      const uint32_t b = std::bit_cast<uint32_t>(v[i]);
+      const bool denormal = (b & 0x7f800000u) == 0 && (b & 0x007fffffu) != 0;
+      differ += denormal ? (want[i] & 0x7fffu) != 0 : want[i] != soft[i];
+    }
+    CHECK(differ == 0);
+  }
 }
 
 TEST_CASE("autocast: gradients of matmul and linear are Float32 and match Float32 within bf16 tolerance") {

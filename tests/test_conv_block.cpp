@@ -69,6 +69,18 @@ Result run(const Case& c, bool fused, uint64_t seed = 1) {
   return {y.detach(), c.x_grad ? x.grad() : Tensor(), w.grad(), c.bias ? b.grad() : Tensor()};
 }
 
+/// run(c, false)'s weight gradient without the ReLU (a wrong mask): max_pool2d(conv2d(x, w, b)).
+Tensor dw_without_relu(const Case& c) {
+  manual_seed(1);
+  Tensor x = randn(c.x), w = mul(randn(c.w), full({}, 0.3)), b = randn({c.w[0]});
+  b = add(mul(b, full({}, 0.1)), full({}, c.bias_shift));
+  w.requires_grad_(true);
+  const Tensor yn = max_pool2d(conv2d(x, w, b), c.pool_k, c.pool_s);
+  manual_seed(101);
+  sum(mul(yn, randn(yn.shape()))).backward();
+  return w.grad();
+}
+
 void check_case(const Case& c) {
   const Result f = run(c, true), u = run(c, false);
   CHECK(rel_err(f.y, u.y) < 1e-6);
@@ -124,14 +136,52 @@ TEST_CASE("conv_block: the ReLU mask (many all-negative windows)") {
   CHECK(rel_err(f.dw, u.dw) < 1e-5);
   CHECK(rel_err(f.db, u.db) < 1e-5);
   // without the mask the gradient would be different: the composition without ReLU
-  manual_seed(1);
-  Tensor x = randn(c.x), w = mul(randn(c.w), full({}, 0.3)), b = randn({c.w[0]});
-  b = add(mul(b, full({}, 0.1)), full({}, c.bias_shift));
-  w.requires_grad_(true);
-  const Tensor yn = max_pool2d(conv2d(x, w, b), 2);
-  manual_seed(101);
-  sum(mul(yn, randn(yn.shape()))).backward();
-  CHECK(rel_err(w.grad(), u.dw) > 1e-2);
+  CHECK(rel_err(dw_without_relu(c), u.dw) > 1e-2);
+}
+
+TEST_CASE("conv_block: autocast runs the fused block in bf16") {
+  // under an AutocastGuard the fused block multiplies in bf16 (Float32 results):
+  // it matches the composition under the guard (bf16 convolution, f32 ReLU and
+  // pooling) within bf16's rounding, its output matches the exact Float32 one as
+  // closely and differs from it (bf16 ran), and a wrong ReLU mask would still be
+  // caught (its error is far above the tolerance). The gradients are compared with
+  // the bf16 composition only: against exact Float32 they differ by O(1) where a
+  // rounded window's arg max moves (the composition's do just as much).
+  const auto check = [](const Case& c, bool bf16_runs = true) {
+    Result f, u;
+    {
+      AutocastGuard bf16;
+      f = run(c, true);
+      u = run(c, false);
+    }
+    const Result e = run(c, false);  // exact Float32
+    for (const Tensor* t : {&f.y, &f.dw, &f.dx, &f.db})
+      if (t->defined()) CHECK(t->dtype() == Dtype::Float32);
+    if (!bf16_runs) {  // the block stays in f32: the exact results
+      CHECK(rel_err(f.y, e.y) < 1e-6);
+      CHECK(rel_err(f.dw, e.dw) < 1e-5);
+      if (c.bias) CHECK(rel_err(f.db, e.db) < 1e-5);
+      return 0.0;
+    }
+    CHECK(rel_err(f.y, u.y) < 1e-2);
+    CHECK(rel_err(f.y, e.y) < 1e-2);
+    CHECK(rel_err(f.dw, u.dw) < 1e-2);
+    if (c.x_grad) CHECK(rel_err(f.dx, u.dx) < 1e-2);
+    if (c.bias) CHECK(rel_err(f.db, u.db) < 1e-2);
+    if (bf16_supported()) CHECK(rel_err(f.y, e.y) > 1e-6);
+    return rel_err(f.dw, u.dw);
+  };
+  SUBCASE("conv1: 400 images 1x28x28 (fewer than 4 input channels: the block stays f32)") {
+    check({{400, 1, 28, 28}, {6, 1, 5, 5}, true, 2, -1, 1, 0, false}, false);
+  }
+  SUBCASE("conv2: 400 images 6x12x12") { check({{400, 6, 12, 12}, {16, 6, 5, 5}}); }
+  SUBCASE("odd: conv stride 2, padding 1, 17 output channels") { check({{4, 5, 15, 15}, {17, 5, 3, 3}, true, 2, -1, 2, 1}); }
+  SUBCASE("the ReLU mask (many all-negative windows)") {
+    const Case c{{64, 6, 12, 12}, {16, 6, 5, 5}, true, 2, -1, 1, 0, true, -6.0};
+    const double err = check(c);
+    // the weight gradient without the mask (no ReLU) is far from the right one
+    CHECK(rel_err(dw_without_relu(c), run(c, false).dw) > 5 * std::max(err, 2e-3));
+  }
 }
 
 TEST_CASE("conv_block: inference (no grad) matches") {
@@ -221,6 +271,31 @@ TEST_CASE("conv_block: Sequential fuses Conv2d -> ReLU -> MaxPool2d unless hooke
   CHECK(rel_err(yh, y) < 1e-6);
   (*net)[1]->remove_forward_hook(h);
   CHECK(first(x).grad_fn()->name() == std::string("ConvReluMaxPool2dBackward"));
+}
+
+TEST_CASE("conv_block: Sequential fuses in inference too, and summary() still lists every module") {
+  manual_seed(12);
+  auto net = examples::build_layers(examples::ModelSpec::lenet5());
+  const Tensor x = randn({64, 1, 28, 28});
+  Tensor y, yu;
+  std::string s, su;
+  {
+    NoGradGuard no_grad;
+    y = (*net)(x);
+  }
+  s = net->summary({1, 1, 28, 28});
+  {
+    FuseEnv off(false);
+    NoGradGuard no_grad;
+    yu = (*net)(x);
+    su = net->summary({1, 1, 28, 28});
+  }
+  CHECK(!y.grad_fn());
+  CHECK(rel_err(y, yu) < 1e-6);
+  CHECK(s == su);  // every leaf module's row, fused or not
+  size_t pools = 0;
+  for (size_t at = s.find("MaxPool2d"); at != std::string::npos; at = s.find("MaxPool2d", at + 1)) ++pools;
+  CHECK(pools == 2);
 }
 
 TEST_CASE("conv_block: LeNet-5 training gives the same losses fused and unfused") {

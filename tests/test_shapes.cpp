@@ -182,6 +182,7 @@ std::map<std::string, std::vector<EmptyCase>> empty_cases() {
       {"conv2d_stride2", {{{leaf({0, 2, 7, 6}), leaf({3, 2, 3, 2})}, {0, 3, 3, 3}}}},
       {"max_pool2d", {{{leaf({0, 3, 6, 6})}, {0, 3, 3, 3}}, {{leaf({2, 0, 6, 6})}, {2, 0, 3, 3}}}},
       {"max_pool2d_overlap", {{{leaf({0, 2, 7, 8})}, {0, 2, 3, 3}}}},
+      {"conv2d_relu_max_pool2d", {{{leaf({0, 3, 8, 8}), leaf({4, 3, 3, 3}), leaf({4})}, {0, 4, 3, 3}}}},
       {"conv2d_groups", {{{leaf({0, 4, 7, 5}), leaf({6, 2, 3, 2}), leaf({6})}, {0, 6, 3, 8}}}},
       {"conv2d_depthwise", {{{leaf({0, 3, 6, 6}), leaf({3, 1, 3, 3})}, {0, 3, 4, 4}}}},
       {"conv_transpose2d", {{{leaf({0, 4, 3, 3}), leaf({4, 3, 3, 2}), leaf({6})}, {0, 6, 6, 6}}}},

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "tape/ops/op_util.hpp"
+#include "tape/ops/fused.hpp"
 #include "tape/ops/norm.hpp"
 #include "tape/ops/ops.hpp"
 #include "tape/ops/rnn.hpp"
@@ -782,6 +783,16 @@ std::vector<OpInfo> build() {
          [](const Inputs& x) { return max_pool2d(x[0], 3, 2); })
       .functions = {"max_pool2d"};
   r.back().note = "overlapping windows: dx sums g over the windows whose arg max it is";
+  // The fused block (conv_block.cpp): Float32 runs the fused kernel, Float64 the
+  // composition, so the Float32-vs-Float64 check compares the two.
+  add_op("conv2d_relu_max_pool2d", "convolution & pooling", "conv2d_relu_max_pool2d(x, w, b, 2)",
+         {"conv_block.cpp", "class ConvReluMaxPoolBackward"},
+         [](Generator& g, Dtype d) {
+           return Samples{{"basic", {u(g, d, {2, 3, 8, 8}), u(g, d, {4, 3, 3, 3}, -.5f, .5f), u(g, d, {4}, -.5f, .5f)}},
+                          {"empty batch", {z(d, {0, 3, 8, 8}), z(d, {4, 3, 3, 3}), z(d, {4})}}};
+         },
+         [](const Inputs& x) { return conv2d_relu_max_pool2d(x[0], x[1], x[2], 2); });
+  r.back().note = "fused Conv2d → ReLU → MaxPool2d; Float64 (and autocast, BFloat16) run the composition";
 
   // --- dtypes (cast.cpp): the sample's second input is an empty tensor of the target dtype
   add_op("to", "dtypes", "x.to(dtype)", {"cast.cpp", "struct ToCopyBackward"},
@@ -1176,6 +1187,7 @@ const std::vector<Exemption>& registry_exemptions() {
       {"operator<=", "a one-line call of le (compare.cpp); the le entry runs its scalar form"},
       {"operator>", "a one-line call of gt (compare.cpp); the gt entry runs its scalar form"},
       {"operator>=", "a one-line call of ge (compare.cpp); the ge entry runs its scalar form"},
+      {"fusion_enabled", "a switch (TAPE_FUSE), not an op"},
   };
   return e;
 }

@@ -53,7 +53,19 @@ size_t cache_size();
 size_t cache_capacity();
 
 /// Distinct op ids for keys.
-enum class OpId : int64_t { Matmul = 1, ConvFwd, ConvBwdData, ConvBwdWeights, PoolFwd, PoolBwd, Reorder, Eltwise };
+enum class OpId : int64_t {
+  Matmul = 1,
+  ConvFwd,
+  ConvBwdData,
+  ConvBwdWeights,
+  PoolFwd,
+  PoolBwd,
+  Reorder,
+  Eltwise,
+  ConvBlockFwd,      ///< conv2d_relu_max_pool2d: conv (+ ReLU) and pooling forward
+  ConvBlockBwd,      ///< its pooling backward and conv backward-weights
+  ConvBlockBwdData,  ///< its conv backward-data
+};
 
 /// memory::dims from a Shape.
 inline dnnl::memory::dims dims(const Shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }

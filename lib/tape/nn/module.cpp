@@ -44,6 +44,8 @@ std::string join(const std::string& prefix, const std::string& name) {
 
 Module::~Module() = default;
 
+bool Module::recording_summary() { return t_recorder != nullptr; }
+
 Tensor Module::operator()(const Tensor& x_in) {
   TAPE_CHECK(x_in.defined(), type_name(), ": input is an undefined tensor");
   if (forward_pre_hooks_.empty() && forward_hooks_.empty()) [[likely]] {

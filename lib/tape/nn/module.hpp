@@ -117,6 +117,9 @@ class Module {
   /// zeros(input_shape) in eval mode under NoGradGuard; training flags and the
   /// global RNG state are restored afterwards.
   std::string summary(const Shape& input_shape);
+  /// True while summary() runs its dummy forward on this thread (it records each
+  /// leaf module's output shape, so containers must call every module themselves).
+  static bool recording_summary();
 
  protected:
   /// Registers `t` as parameter `name`: sets requires_grad and names the tensor.

@@ -2,7 +2,6 @@
 
 #include <typeinfo>
 
-#include "tape/core/grad_mode.hpp"
 #include "tape/nn/activation.hpp"
 #include "tape/nn/layers.hpp"
 #include "tape/ops/fused.hpp"
@@ -34,13 +33,13 @@ const M* plain_module(const std::shared_ptr<Module>& m) {
 
 // Note: Conv2d → ReLU → MaxPool2d runs as the fused conv2d_relu_max_pool2d op
 // (ops/conv_block.cpp: the blocked conv output stays in cache), with the results
-// of running the three modules. Not when a hook is registered on any of them
-// (they must see their own inputs and outputs), nor when TAPE_FUSE=0; nor in
-// grad-off mode for now, because summary() (which runs under NoGradGuard) records
-// each module's output shape in Module::operator().
+// of running the three modules, in training and in inference (NoGradGuard). Not
+// when a hook is registered on any of them (they must see their own inputs and
+// outputs), nor when TAPE_FUSE=0, nor while summary() runs: it records each
+// module's output shape in Module::operator().
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  const bool fuse = grad_enabled() && fusion_enabled();
+  const bool fuse = !Module::recording_summary() && fusion_enabled();
   for (size_t i = 0; i < modules_.size();) {
     if (fuse && i + 2 < modules_.size()) {
       const auto* conv = plain_module<Conv2d>(modules_[i]);

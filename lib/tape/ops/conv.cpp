@@ -13,6 +13,7 @@
 #include "tape/backend/dnnl.hpp"
 #include "tape/backend/dnnl_error.hpp"
 #include "tape/core/autocast.hpp"
+#include "tape/ops/conv_impl.hpp"
 #include "tape/ops/op_util.hpp"
 
 namespace tape {
@@ -22,6 +23,9 @@ namespace dn = backend;
 namespace {
 using dnnl::memory;
 using dnnl::prop_kind;
+using conv_impl::mem_at;
+using conv_impl::nchw16c_to_nchw;
+using conv_impl::scratch;
 
 // Note: tape tensors are always plain (NCHW activations, OIHW weights), but the
 // fast convolutions (jit / brgconv avx512) want blocked layouts (nChw16c,
@@ -60,12 +64,6 @@ enum class Offer {
 memory::desc act_md(const Shape& s, Offer o, bool input_side, memory::data_type dt = memory::data_type::f32) {
   if (o == Offer::Nhwc) return memory::desc(dn::dims(s), dt, memory::format_tag::nhwc);
   return o == Offer::PlainInput && input_side ? dn::md(s, contiguous_strides(s), dt) : any_md(s, dt);
-}
-
-/// 2 for avx512-class kernels, 1 for narrower-ISA jit, 0 for gemm and reference.
-int impl_rank(const std::string& impl) {
-  if (impl.rfind("ref", 0) == 0 || impl.find("gemm:") != std::string::npos) return 0;
-  return impl.find("avx512") != std::string::npos ? 2 : 1;
 }
 
 /// Everything that identifies a convolution: shapes, stride, padding, dilation,
@@ -107,18 +105,7 @@ struct ConvShape {
 /// The pd with the best-ranked implementation over `offers` (the earliest on ties).
 template <class Pd, class MakePd>
 Pd best_pd(std::initializer_list<Offer> offers, MakePd&& make_pd, const ConvShape& s, const char* pass) {
-  std::optional<Pd> best;
-  int best_rank = -1;
-  for (Offer o : offers) {
-    try {
-      Pd pd = make_pd(o);
-      const int r = impl_rank(pd.impl_info_str());
-      if (r > best_rank) best = pd, best_rank = r;
-    } catch (const dnnl::error&) {  // no implementation for this layout set: try the next
-    }
-  }
-  TAPE_CHECK(best, "conv2d: oneDNN has no ", pass, " implementation for input ", s.x, " and weight ", s.w);
-  return *best;
+  return conv_impl::best_pd<Pd>(offers, make_pd, "conv2d", pass, s.x, s.w);
 }
 
 /// One argument of a primitive: the layout its pd chose, the plain layout of
@@ -135,31 +122,12 @@ Arg make_arg(const memory::desc& chosen, const Shape& shape, bool is_input) {
   if (chosen == plain) return {chosen, plain, std::nullopt};
   const auto& from = is_input ? plain : chosen;
   const auto& to = is_input ? chosen : plain;
-  const bool nchw16c = shape.size() == 4 && shape[1] < 16 &&
-                       chosen == memory::desc(dn::dims(shape), memory::data_type::f32, memory::format_tag::nChw16c);
+  const bool nchw16c = shape.size() == 4 && shape[1] < 16 && conv_impl::is_nchw16c(chosen, shape);
   return {chosen, plain, dnnl::reorder(dnnl::reorder::primitive_desc(dn::engine(), from, dn::engine(), to, dn::attr())),
           !is_input && nchw16c};
 }
 
-// Note: oneDNN 2.6's reorder nChw16c → NCHW runs `jit:uni` at half the speed of
-// this loop when fewer than 16 channels are real (conv1: 6 of 16; a slice of
-// 167 images takes 0.19 vs 0.09 ms cache-hot, and conv1's forward + backward
-// went from ~8.2 to ~6.5 ms with it). Reading one 16-float pixel at a time and
-// scattering its channels keeps the reads sequential. With all 16 channels real
-// oneDNN's `jit:blk` is faster, and the other direction (which must also zero
-// the padding) is faster in oneDNN too: both stay there.
-void nchw16c_to_nchw(const float* from, float* to, const memory::dims& d) {
-  const int64_t n = d[0], c = d[1], hw = d[2] * d[3], blocks = (c + 15) / 16;
-  parallel_for(n, [&](int64_t i) {
-    for (int64_t b = 0; b < blocks; ++b) {
-      const float* src = from + (i * blocks + b) * hw * 16;
-      float* dst = to + (i * c + b * 16) * hw;
-      const int64_t cs = std::min<int64_t>(16, c - b * 16);
-      for (int64_t p = 0; p < hw; ++p)
-        for (int64_t k = 0; k < cs; ++k) dst[k * hw + p] = src[p * 16 + k];
-    }
-  }, /*cost=*/blocks * 16 * hw);
-}
+// nChw16c → NCHW with fewer than 16 real channels: conv_impl::nchw16c_to_nchw (its note).
 
 Arg input_arg(const memory::desc& chosen, const Shape& shape) { return make_arg(chosen, shape, true); }
 Arg output_arg(const memory::desc& chosen, const Shape& shape) { return make_arg(chosen, shape, false); }
@@ -171,7 +139,7 @@ Arg output_arg(const memory::desc& chosen, const Shape& shape) { return make_arg
 class Exec {
  public:
   memory in(const Arg& a, const float* p) {
-    memory user(a.plain, dn::engine(), const_cast<float*>(p));  // oneDNN only reads inputs
+    memory user = mem_at(a.plain, p);
     if (!a.reorder) return user;
     memory m = scratch(a.chosen, scratch_);
     dn::execute(*a.reorder, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, m}});
@@ -180,7 +148,7 @@ class Exec {
   memory kept(const Arg& a, const float* p) {
     for (auto& [desc, ptr, m] : kept_mems_)
       if (ptr == p && desc == a.chosen) return m;
-    memory user(a.plain, dn::engine(), const_cast<float*>(p));
+    memory user = mem_at(a.plain, p);
     memory m = user;
     if (a.reorder) {
       m = scratch(a.chosen, kept_);
@@ -200,8 +168,9 @@ class Exec {
     dn::execute(p, args);
     for (auto& [a, from, to] : pending_) {
       if (a->from_nchw16c) {
+        const memory::dims d = a->plain.dims();
         nchw16c_to_nchw(static_cast<const float*>(from.get_data_handle()), static_cast<float*>(to.get_data_handle()),
-                        a->plain.dims());
+                        d[0], d[1], d[2] * d[3]);
       } else {
         dn::execute(*a->reorder, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
       }
@@ -211,10 +180,6 @@ class Exec {
   }
 
  private:
-  static memory scratch(const memory::desc& d, std::vector<Tensor>& owner) {
-    owner.push_back(dn::buffer_for(d));
-    return memory(d, dn::engine(), owner.back().data<float>());
-  }
   std::vector<Tensor> scratch_, kept_;
   std::vector<std::tuple<memory::desc, const float*, memory>> kept_mems_;
   std::vector<std::tuple<const Arg*, memory, memory>> pending_;
@@ -230,23 +195,20 @@ constexpr int64_t kStagingBytes = int64_t(16) << 20;
 
 /// Images per primitive call for a batch of `s.x[0]`.
 int64_t images_per_call(const ConvShape& s) {
-  const auto padded = [](int64_t c) { return (c + 15) / 16 * 16; };
+  using conv_impl::padded16;
   const int64_t per_image =
-      int64_t(sizeof(float)) * (padded(s.x[1]) * s.x[2] * s.x[3] + padded(s.y[1]) * s.y[2] * s.y[3]);
-  const int64_t n = s.x[0], most = std::clamp<int64_t>(kStagingBytes / per_image, 1, n);
-  const int64_t calls = (n + most - 1) / most;
-  return (n + calls - 1) / calls;
+      int64_t(sizeof(float)) * (padded16(s.x[1]) * s.x[2] * s.x[3] + padded16(s.y[1]) * s.y[2] * s.y[3]);
+  return conv_impl::images_per_slice(s.x[0], per_image, kStagingBytes);
 }
 
 /// Calls f(first image, shape of the slice) for each slice of the batch.
 template <class F>
 void for_each_slice(const ConvShape& s, F&& f) {
-  const int64_t n = s.x[0], per = images_per_call(s);
-  for (int64_t n0 = 0; n0 < n; n0 += per) {
+  conv_impl::for_each_slice(s.x[0], images_per_call(s), [&](int64_t n0, int64_t, int64_t count) {
     ConvShape slice = s;
-    slice.x[0] = slice.y[0] = std::min(per, n - n0);
+    slice.x[0] = slice.y[0] = count;
     f(n0, slice);
-  }
+  });
 }
 
 struct ConvFwd {

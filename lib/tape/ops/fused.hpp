@@ -13,9 +13,12 @@ namespace tape {
 /// Float32 with groups 1 and dilation 1 runs on oneDNN in slices of the batch:
 /// the convolution (ReLU as its post-op) writes a blocked tensor that the pooling
 /// reads while it is still in cache, and only the pooled output is written in
-/// NCHW; backward likewise. Every other case (Float64, BFloat16, autocast,
-/// dilation, groups, non-finite inputs, TAPE_FUSE=0) runs the composition itself,
-/// which also reports invalid arguments. pool_stride -1 means pool_kernel.
+/// NCHW; backward likewise. Under an AutocastGuard the convolution's passes
+/// multiply in bf16 when the input has 4 or more channels (Float32 output and
+/// gradients; the backward follows the forward); with fewer it stays Float32,
+/// which is faster there (conv_block.cpp's note). Every other case (Float64, BFloat16 tensors, dilation, groups,
+/// non-finite inputs, TAPE_FUSE=0) runs the composition itself, which also
+/// reports invalid arguments. pool_stride -1 means pool_kernel.
 /// Note: under create_graph the backward recomputes the composition and
 /// differentiates it (a nested autograd::grad), so higher derivatives are exact.
 Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t pool_kernel,
