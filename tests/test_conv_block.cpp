@@ -13,6 +13,7 @@
 #include <tape/tape.hpp>
 
 #include "models.hpp"
+#include "tape/ops/conv_block_direct.hpp"
 
 using namespace tape;
 
@@ -119,6 +120,47 @@ TEST_CASE("conv_block: fused matches the composition on odd shapes") {
   SUBCASE("no bias") { check_case({{6, 4, 9, 9}, {20, 4, 3, 3}, false}); }
   SUBCASE("conv stride 2, padding 1, 17 channels") { check_case({{4, 3, 15, 15}, {17, 3, 3, 3}, true, 2, -1, 2, 1}); }
   SUBCASE("32 output channels, 16 input channels") { check_case({{9, 16, 10, 10}, {32, 16, 3, 3}}); }
+}
+
+TEST_CASE("conv_block: the direct kernels (few input channels, no input gradient) match the composition") {
+  namespace db = tape::detail::direct_block;
+  // Each case runs the direct kernels when the CPU has AVX-512 (counted), and oneDNN otherwise.
+  const auto direct = [](const Case& c) {
+    const int64_t before = db::calls();
+    check_case(c);
+    return db::calls() > before;
+  };
+  const bool avx512 = db::available();
+  SUBCASE("LeNet-5's conv1, 5 images") { CHECK(direct({{5, 1, 28, 28}, {6, 1, 5, 5}, true, 2, -1, 1, 0, false}) == avx512); }
+  SUBCASE("3 channels, padding 1, odd sizes, 8 filters (tiles of 6 + 2), no bias") {
+    CHECK(direct({{3, 3, 11, 13}, {8, 3, 3, 3}, false, 2, -1, 1, 1, false}) == avx512);
+  }
+  SUBCASE("rows of 34 pooled values (three vector chunks), 7 filters, 9 taps, dead windows") {
+    CHECK(direct({{2, 1, 40, 70}, {7, 1, 3, 3}, true, 2, -1, 1, IntPair(2, 0), false, -1.0}) == avx512);
+  }
+  SUBCASE("a 1x1 pooled output from a 3x2 conv output, one filter") {
+    CHECK(direct({{4, 2, 6, 5}, {1, 2, 4, 4}, true, 2, -1, 1, 0, false}) == avx512);
+  }
+  SUBCASE("an input that needs a gradient, 4 channels or a pool of 3 take oneDNN") {
+    CHECK_FALSE(direct({{5, 1, 28, 28}, {6, 1, 5, 5}, true, 2, -1, 1, 0, true}));
+    CHECK_FALSE(direct({{5, 4, 12, 12}, {6, 4, 5, 5}, true, 2, -1, 1, 0, false}));
+    CHECK_FALSE(direct({{5, 1, 12, 12}, {6, 1, 3, 3}, true, 3, -1, 1, 0, false}));
+  }
+  SUBCASE("inference") {
+    manual_seed(3);
+    const Tensor x = randn({7, 1, 28, 28}), w = randn({6, 1, 5, 5}), b = randn({6});
+    NoGradGuard no_grad;
+    const int64_t before = db::calls();
+    const Tensor y = conv2d_relu_max_pool2d(x, w, b, 2);
+    CHECK((db::calls() > before) == avx512);
+    CHECK(rel_err(y, max_pool2d(relu(conv2d(x, w, b)), 2)) < 1e-6);
+  }
+  SUBCASE("TAPE_DIRECT_CONV=0 turns them off") {
+    setenv("TAPE_DIRECT_CONV", "0", 1);
+    CHECK_FALSE(db::available());
+    CHECK_FALSE(direct({{5, 1, 28, 28}, {6, 1, 5, 5}, true, 2, -1, 1, 0, false}));
+    unsetenv("TAPE_DIRECT_CONV");
+  }
 }
 
 TEST_CASE("conv_block: the ReLU mask (many all-negative windows)") {

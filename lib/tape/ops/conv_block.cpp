@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "tape/backend/dnnl.hpp"
 #include "tape/backend/dnnl_error.hpp"
 #include "tape/core/autocast.hpp"
+#include "tape/ops/conv_block_direct.hpp"
 #include "tape/ops/conv_impl.hpp"
 #include "tape/ops/fused.hpp"
 #include "tape/ops/op_util.hpp"
@@ -316,6 +318,22 @@ class KeptWeights {
   std::vector<std::pair<memory::desc, memory>> kept_;
 };
 
+/// The block's shape as the direct kernels see it.
+direct_block::Geometry direct_geometry(const BlockShape& s) {
+  direct_block::Geometry g;
+  g.n = s.x[0], g.c = s.x[1], g.h = s.x[2], g.w = s.x[3];
+  g.oc = s.w[0], g.kh = s.w[2], g.kw = s.w[3];
+  g.ph = s.padding.h, g.pw = s.padding.w;
+  return g;
+}
+
+/// True when the direct kernels run this block: f32, stride 1, 2×2 pooling with
+/// stride 2, few input channels, no input gradient (conv_block_direct.cpp).
+bool direct_takes(const BlockShape& s, bool x_needs_grad) {
+  return !x_needs_grad && s.dt == memory::data_type::f32 && s.stride == IntPair(1) && s.pool_k == 2 &&
+         s.pool_s == 2 && direct_block::takes(direct_geometry(s)) && direct_block::available();
+}
+
 /// The unfused composition.
 Tensor composition(const Tensor& x, const Tensor& w, const Tensor& b, const BlockShape& s) {
   return max_pool2d(relu(conv2d(x, w, b, s.stride, s.padding)), s.pool_k, s.pool_s);
@@ -329,8 +347,9 @@ Tensor composition(const Tensor& x, const Tensor& w, const Tensor& b, const Bloc
 // differentiated (recorded), so higher derivatives are those of the composition.
 class ConvReluMaxPoolBackward final : public SavingNode<3> {
  public:
-  ConvReluMaxPoolBackward(BlockShape s, std::vector<Tensor> workspaces, std::shared_ptr<Storage> positive)
-      : shape_(std::move(s)), workspaces_(std::move(workspaces)), positive_(std::move(positive)) {}
+  ConvReluMaxPoolBackward(BlockShape s, std::vector<Tensor> workspaces, std::shared_ptr<Storage> positive,
+                          bool direct = false)
+      : shape_(std::move(s)), workspaces_(std::move(workspaces)), positive_(std::move(positive)), direct_(direct) {}
   const char* name() const override { return "ConvReluMaxPool2dBackward"; }
 
   std::vector<Tensor> apply(const Tensor& g_in) override {
@@ -365,6 +384,7 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
 
   std::vector<Tensor> fused(const Tensor& g, const Tensor& x, const Tensor& w) const {
     const BlockShape& s = shape_;
+    if (direct_) return direct(g, x);
     const bool need_dx = needs_input_grad(0), need_w = needs_input_grad(1) || needs_input_grad(2);
     Tensor dx = need_dx ? Tensor::empty(s.x) : Tensor();
     Tensor dw = need_w ? zeros(s.w) : Tensor(), db = need_w && s.bias ? zeros({s.w[0]}) : Tensor();
@@ -456,9 +476,23 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
     return {dx, needs_input_grad(1) ? dw : Tensor(), needs_input_grad(2) ? db : Tensor()};
   }
 
+  /// The direct kernels' backward (the input needs no gradient there).
+  std::vector<Tensor> direct(const Tensor& g, const Tensor& x) const {
+    if (needs_input_grad(0)) throw std::logic_error("conv2d_relu_max_pool2d: direct kernels have no input gradient");
+    const BlockShape& s = shape_;
+    Tensor dw = Tensor::empty(s.w), db = s.bias ? Tensor::empty({s.w[0]}) : Tensor();
+    direct_block::backward_weights(direct_geometry(s), x.data<float>(), g.data<float>(),
+                                   static_cast<const uint8_t*>(positive_->data()), dw.data<float>(),
+                                   s.bias ? db.data<float>() : nullptr);
+    return {Tensor(), needs_input_grad(1) ? dw : Tensor(), needs_input_grad(2) ? db : Tensor()};
+  }
+
   BlockShape shape_;
   std::vector<Tensor> workspaces_;        ///< the pooling's, one per slice
-  std::shared_ptr<Storage> positive_;     ///< y > 0, a byte per element of y
+  /// oneDNN path: y > 0, a byte per element of y. Direct path: the window
+  /// position of each y's maximum, 4 where y = 0 (direct_block::forward).
+  std::shared_ptr<Storage> positive_;
+  bool direct_ = false;                   ///< forward ran direct_block's kernels
 };
 
 /// The fused forward (Float32, contiguous operands, checked shapes); std::nullopt
@@ -473,6 +507,21 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
   Tensor y = Tensor::empty(s.y);
   std::shared_ptr<Storage> positive =
       recording ? std::make_shared<Storage>(size_t(std::max<int64_t>(y.numel(), 1))) : nullptr;
+  if (direct_takes(s, recording && x_in.requires_grad())) {
+    auto* code = recording ? static_cast<uint8_t*>(positive->data()) : nullptr;
+    if (!direct_block::forward(direct_geometry(s), x.data<float>(), w.data<float>(),
+                               s.bias ? b.data<float>() : nullptr, y.data<float>(), code))
+      return std::nullopt;
+    if (recording) {
+      auto node = std::make_shared<ConvReluMaxPoolBackward>(s, std::vector<Tensor>{}, std::move(positive),
+                                                            /*direct=*/true);
+      node->save(0, x_in);
+      node->save(1, w_in);
+      if (s.bias) node->save(2, b_in);
+      record(y, std::move(node), {&x_in, &w_in, &b_in});
+    }
+    return y;
+  }
   std::vector<Tensor> workspaces;
   bool finite = true;
   KeptWeights kept(w.data<float>(), s.w);

@@ -1,0 +1,404 @@
+// Direct AVX-512 kernels for conv2d → ReLU → 2×2 max pool on inputs with few
+// channels (LeNet's conv1: 1 → 6 channels, 5×5, 28×28 → 24×24 → 12×12).
+//
+// Note: why our own kernels here. oneDNN 2.6 vectorises its convolutions along
+// channels, 16 at a time: with 6 filters every blocked layout pads them to 16,
+// and with 1 input channel its kernels run at ~100 GFLOP/s where the machine's
+// GEMM reaches ~330 (docs/performance.md has the profile). These kernels
+// vectorise along the image instead, so the channel counts do not matter:
+//
+// The "wide" layout. The input image is copied zero-padded into a plane of
+// wp = w + 2·pw columns. Output position (oy, ox) is computed at index
+// p = oy·wp + ox for every ox < wp, not only ox < ow; then tap (ky, kx) of every
+// position is the plane at p + ky·wp + kx — one unaligned load for 16 positions,
+// whatever the row boundaries. The columns ox ≥ ow are garbage and are never
+// read (pooling) or are zero (the gradient). At 28 → 24 columns 86 % of the work
+// is useful.
+//
+// Forward per image: tiles of 6 filters × 64 positions (24 accumulators) sweep
+// the taps, each an FMA of a 16-position load with a broadcast weight; then
+// bias, 2×2 pooling (even/odd lanes split with one permute per row pair), ReLU,
+// and a code byte per pooled value: where its window's maximum was, or 4 when the
+// value is ≤ 0 and no gradient flows. Backward per image: the pooled gradient is
+// routed back to the wide layout by the codes (the reverse permutes), then
+// dw[o][c][tap] += Σ_p dconv[o][p] · plane[c][p + off(tap)] in tiles of 6 filters
+// × 4 taps, reducing over the image in registers. Each thread takes a contiguous
+// range of images with its own scratch (a few tens of KB, in L1/L2) and its own
+// partial sums, added up at the end.
+#include "tape/ops/conv_block_direct.hpp"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "tape/backend/parallel.hpp"
+
+// GCC 12 warns inside its own avx512fintrin.h (the _mm512_undefined_* operands of
+// masked intrinsics); nothing of ours is uninitialised.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// Every function that uses AVX-512 carries the attribute (rather than building the
+// file with -mavx512f, which would let the compiler use AVX-512 in the shared
+// inline code too); they are called only when available() says the CPU has it.
+#define TAPE_AVX512 __attribute__((target("avx512f")))
+
+namespace tape::detail::direct_block {
+namespace {
+
+std::atomic<int64_t> g_calls{0};
+
+int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
+
+/// The wide layout's sizes for one geometry.
+struct Plan {
+  int64_t wp = 0, oh = 0, ow = 0, ph2 = 0, pw2 = 0, taps = 0;
+  int64_t nv = 0;  ///< 16-float vectors covering the wide output (oh rows of wp)
+  int64_t xs = 0;  ///< floats per input channel of the padded copy (with the last vector's tap reach)
+  int64_t cs = 0;  ///< floats per filter of the wide conv output / its gradient (with pooling's reach)
+  std::vector<int32_t> off;  ///< per tap (ky, kx): ky·wp + kx
+};
+
+Plan plan_of(const Geometry& g) {
+  Plan p;
+  p.wp = g.w + 2 * g.pw;
+  p.oh = g.oh();
+  p.ow = g.ow();
+  p.ph2 = g.pooled_h();
+  p.pw2 = g.pooled_w();
+  p.taps = g.kh * g.kw;
+  p.nv = (p.oh * p.wp + 15) / 16;
+  p.xs = round16(p.nv * 16 + (g.kh - 1) * p.wp + g.kw);
+  p.cs = round16(p.nv * 16 + 32);
+  for (int64_t ky = 0; ky < g.kh; ++ky)
+    for (int64_t kx = 0; kx < g.kw; ++kx) p.off.push_back(int32_t(ky * p.wp + kx));
+  return p;
+}
+
+// --- per image -------------------------------------------------------------------
+
+/// xs = the image x zero-padded into c planes of p.xs floats. With `check`,
+/// false when it holds a non-finite value (v·0 is 0 for finite v, NaN otherwise).
+TAPE_AVX512 bool load_image(const Geometry& g, const Plan& p, const float* x, float* xs, bool check) {
+  std::memset(xs, 0, sizeof(float) * size_t(g.c * p.xs));
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t iy = 0; iy < g.h; ++iy)
+      std::memcpy(xs + c * p.xs + (iy + g.ph) * p.wp + g.pw, x + (c * g.h + iy) * g.w, sizeof(float) * size_t(g.w));
+  if (!check) return true;
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 s = zero;
+  for (int64_t i = 0; i < g.c * p.xs; i += 16) s = _mm512_add_ps(s, _mm512_mul_ps(_mm512_loadu_ps(xs + i), zero));
+  return _mm512_reduce_add_ps(s) == 0.f;
+}
+
+/// out[o0 + o][16·(v0 + q) …] = b + Σ_c,tap w · plane, for OT filters × PT vectors.
+template <int OT, int PT>
+TAPE_AVX512 void conv_tile(const Geometry& g, const Plan& p, const float* xs, const float* w, const float* b,
+                           int64_t o0, int64_t v0, float* out) {
+  __m512 acc[OT][PT];
+#pragma GCC unroll 8
+  for (int o = 0; o < OT; ++o) {
+    const __m512 init = b ? _mm512_set1_ps(b[o0 + o]) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int q = 0; q < PT; ++q) acc[o][q] = init;
+  }
+  const int64_t per_filter = g.c * p.taps;
+  const int32_t* off = p.off.data();
+  for (int64_t c = 0; c < g.c; ++c) {
+    const float* xc = xs + c * p.xs + v0 * 16;
+    const float* wc = w + o0 * per_filter + c * p.taps;
+    for (int64_t t = 0; t < p.taps; ++t) {
+      __m512 xv[PT];
+#pragma GCC unroll 8
+      for (int q = 0; q < PT; ++q) xv[q] = _mm512_loadu_ps(xc + off[t] + 16 * q);
+#pragma GCC unroll 8
+      for (int o = 0; o < OT; ++o) {
+        const __m512 wv = _mm512_set1_ps(wc[o * per_filter + t]);
+#pragma GCC unroll 8
+        for (int q = 0; q < PT; ++q) acc[o][q] = _mm512_fmadd_ps(wv, xv[q], acc[o][q]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int o = 0; o < OT; ++o)
+#pragma GCC unroll 8
+    for (int q = 0; q < PT; ++q) _mm512_storeu_ps(out + (o0 + o) * p.cs + (v0 + q) * 16, acc[o][q]);
+}
+
+template <int OT>
+TAPE_AVX512 void conv_tile_pt(int pt, const Geometry& g, const Plan& p, const float* xs, const float* w,
+                              const float* b, int64_t o0, int64_t v0, float* out) {
+  switch (pt) {
+    case 4: conv_tile<OT, 4>(g, p, xs, w, b, o0, v0, out); break;
+    case 3: conv_tile<OT, 3>(g, p, xs, w, b, o0, v0, out); break;
+    case 2: conv_tile<OT, 2>(g, p, xs, w, b, o0, v0, out); break;
+    default: conv_tile<OT, 1>(g, p, xs, w, b, o0, v0, out); break;
+  }
+}
+
+/// The wide conv output of one image, in tiles of ≤ 6 filters × ≤ 4 vectors.
+TAPE_AVX512 void conv_image(const Geometry& g, const Plan& p, const float* xs, const float* w, const float* b,
+                            float* out) {
+  for (int64_t o0 = 0; o0 < g.oc; o0 += 6) {
+    const int64_t ot = std::min<int64_t>(6, g.oc - o0);
+    for (int64_t v0 = 0; v0 < p.nv; v0 += 4) {
+      const int pt = int(std::min<int64_t>(4, p.nv - v0));
+      switch (ot) {
+        case 6: conv_tile_pt<6>(pt, g, p, xs, w, b, o0, v0, out); break;
+        case 5: conv_tile_pt<5>(pt, g, p, xs, w, b, o0, v0, out); break;
+        case 4: conv_tile_pt<4>(pt, g, p, xs, w, b, o0, v0, out); break;
+        case 3: conv_tile_pt<3>(pt, g, p, xs, w, b, o0, v0, out); break;
+        case 2: conv_tile_pt<2>(pt, g, p, xs, w, b, o0, v0, out); break;
+        default: conv_tile_pt<1>(pt, g, p, xs, w, b, o0, v0, out); break;
+      }
+    }
+  }
+}
+
+/// The mask of the first n of 16 lanes.
+inline __mmask16 first(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+
+/// Where v > best: best = v, at = idx (strictly greater: the first of equal values wins).
+TAPE_AVX512 inline void take(__m512& best, __m512i& at, __m512 v, int idx) {
+  const __mmask16 k = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+  best = _mm512_mask_mov_ps(best, k, v);
+  at = _mm512_mask_mov_epi32(at, k, _mm512_set1_epi32(idx));
+}
+
+/// y, code of one image from its wide conv output: 2×2 max, ReLU, window position.
+TAPE_AVX512 void pool_image(const Geometry& g, const Plan& p, const float* out, float* y, uint8_t* code) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t o = 0; o < g.oc; ++o)
+    for (int64_t py = 0; py < p.ph2; ++py) {
+      const float* r0 = out + o * p.cs + 2 * py * p.wp;
+      const float* r1 = r0 + p.wp;
+      float* yr = y + (o * p.ph2 + py) * p.pw2;
+      uint8_t* cr = code ? code + (o * p.ph2 + py) * p.pw2 : nullptr;
+      for (int64_t px0 = 0; px0 < p.pw2; px0 += 16) {
+        const int64_t n = std::min<int64_t>(16, p.pw2 - px0);
+        const __m512 lo0 = _mm512_loadu_ps(r0 + 2 * px0), hi0 = _mm512_loadu_ps(r0 + 2 * px0 + 16);
+        const __m512 lo1 = _mm512_loadu_ps(r1 + 2 * px0), hi1 = _mm512_loadu_ps(r1 + 2 * px0 + 16);
+        __m512 best = _mm512_permutex2var_ps(lo0, even, hi0);  // (0, 0) of each window
+        __m512i at = _mm512_setzero_si512();
+        take(best, at, _mm512_permutex2var_ps(lo0, odd, hi0), 1);  // (0, 1)
+        take(best, at, _mm512_permutex2var_ps(lo1, even, hi1), 2);  // (1, 0)
+        take(best, at, _mm512_permutex2var_ps(lo1, odd, hi1), 3);   // (1, 1)
+        _mm512_mask_storeu_ps(yr + px0, first(n), _mm512_max_ps(best, zero));
+        if (cr) {
+          at = _mm512_mask_mov_epi32(_mm512_set1_epi32(4), _mm512_cmp_ps_mask(best, zero, _CMP_GT_OQ), at);
+          alignas(16) uint8_t bytes[16];
+          _mm_store_si128(reinterpret_cast<__m128i*>(bytes), _mm512_cvtepi32_epi8(at));
+          std::memcpy(cr + px0, bytes, size_t(n));
+        }
+      }
+    }
+}
+
+/// v where at == idx, else 0.
+TAPE_AVX512 inline __m512 where(__m512i at, int idx, __m512 v) {
+  return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_set1_epi32(idx)), v);
+}
+
+/// dconv (wide layout, zero where no gradient) of one image from the pooled
+/// gradient gy and the codes; db[o] += the gradient that reaches filter o.
+TAPE_AVX512 void route_image(const Geometry& g, const Plan& p, const float* gy, const uint8_t* code, float* dconv,
+                             float* db) {
+  std::memset(dconv, 0, sizeof(float) * size_t(g.oc * p.cs));
+  // lanes (a0, b0, a1, b1, …): the two columns of each window, interleaved back
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int64_t o = 0; o < g.oc; ++o) {
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t py = 0; py < p.ph2; ++py) {
+      float* r0 = dconv + o * p.cs + 2 * py * p.wp;
+      float* r1 = r0 + p.wp;
+      const float* gr = gy + (o * p.ph2 + py) * p.pw2;
+      const uint8_t* cr = code + (o * p.ph2 + py) * p.pw2;
+      for (int64_t px0 = 0; px0 < p.pw2; px0 += 16) {
+        const int64_t n = std::min<int64_t>(16, p.pw2 - px0);
+        const __m512 gv = _mm512_maskz_loadu_ps(first(n), gr + px0);
+        alignas(16) uint8_t bytes[16];
+        std::memset(bytes, 4, sizeof bytes);
+        std::memcpy(bytes, cr + px0, size_t(n));
+        const __m512i at = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(bytes)));
+        const __m512 a = where(at, 0, gv), bb = where(at, 1, gv), c = where(at, 2, gv), d = where(at, 3, gv);
+        sum = _mm512_add_ps(sum, _mm512_add_ps(_mm512_add_ps(a, bb), _mm512_add_ps(c, d)));
+        const __mmask16 m_lo = first(2 * n), m_hi = first(std::max<int64_t>(0, 2 * n - 16));
+        _mm512_mask_storeu_ps(r0 + 2 * px0, m_lo, _mm512_permutex2var_ps(a, lo, bb));
+        _mm512_mask_storeu_ps(r0 + 2 * px0 + 16, m_hi, _mm512_permutex2var_ps(a, hi, bb));
+        _mm512_mask_storeu_ps(r1 + 2 * px0, m_lo, _mm512_permutex2var_ps(c, lo, d));
+        _mm512_mask_storeu_ps(r1 + 2 * px0 + 16, m_hi, _mm512_permutex2var_ps(c, hi, d));
+      }
+    }
+    db[o] += _mm512_reduce_add_ps(sum);
+  }
+}
+
+/// acc[o][t] (16-float partial sums, rows of `stride` floats) += Σ_v dconv[o][v] ·
+/// plane[v + off[t]], for OT filters × TT taps of one input channel.
+template <int OT, int TT>
+TAPE_AVX512 void dw_tile(const Plan& p, const float* plane, const int32_t* off, const float* dconv, float* acc_out,
+                         int64_t stride) {
+  __m512 acc[OT][TT];
+#pragma GCC unroll 8
+  for (int o = 0; o < OT; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; ++t) acc[o][t] = _mm512_setzero_ps();
+  for (int64_t v = 0; v < p.nv; ++v) {
+    __m512 xv[TT];
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; ++t) xv[t] = _mm512_loadu_ps(plane + v * 16 + off[t]);
+#pragma GCC unroll 8
+    for (int o = 0; o < OT; ++o) {
+      const __m512 dv = _mm512_loadu_ps(dconv + o * p.cs + v * 16);
+#pragma GCC unroll 8
+      for (int t = 0; t < TT; ++t) acc[o][t] = _mm512_fmadd_ps(dv, xv[t], acc[o][t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int o = 0; o < OT; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; ++t) {
+      float* a = acc_out + o * stride + t * 16;
+      _mm512_storeu_ps(a, _mm512_add_ps(_mm512_loadu_ps(a), acc[o][t]));
+    }
+}
+
+template <int OT>
+TAPE_AVX512 void dw_tile_tt(int tt, const Plan& p, const float* plane, const int32_t* off, const float* dconv,
+                            float* acc_out, int64_t stride) {
+  switch (tt) {
+    case 4: dw_tile<OT, 4>(p, plane, off, dconv, acc_out, stride); break;
+    case 3: dw_tile<OT, 3>(p, plane, off, dconv, acc_out, stride); break;
+    case 2: dw_tile<OT, 2>(p, plane, off, dconv, acc_out, stride); break;
+    default: dw_tile<OT, 1>(p, plane, off, dconv, acc_out, stride); break;
+  }
+}
+
+/// The weight gradient of one image added to acc ([oc][c][tap] × 16 partial sums).
+TAPE_AVX512 void dw_image(const Geometry& g, const Plan& p, const float* xs, const float* dconv, float* acc) {
+  const int64_t stride = g.c * p.taps * 16;
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t o0 = 0; o0 < g.oc; o0 += 6) {
+      const int64_t ot = std::min<int64_t>(6, g.oc - o0);
+      for (int64_t t0 = 0; t0 < p.taps; t0 += 4) {
+        const int tt = int(std::min<int64_t>(4, p.taps - t0));
+        const float* plane = xs + c * p.xs;
+        const int32_t* off = p.off.data() + t0;
+        const float* d = dconv + o0 * p.cs;
+        float* a = acc + ((o0 * g.c + c) * p.taps + t0) * 16;
+        switch (ot) {
+          case 6: dw_tile_tt<6>(tt, p, plane, off, d, a, stride); break;
+          case 5: dw_tile_tt<5>(tt, p, plane, off, d, a, stride); break;
+          case 4: dw_tile_tt<4>(tt, p, plane, off, d, a, stride); break;
+          case 3: dw_tile_tt<3>(tt, p, plane, off, d, a, stride); break;
+          case 2: dw_tile_tt<2>(tt, p, plane, off, d, a, stride); break;
+          default: dw_tile_tt<1>(tt, p, plane, off, d, a, stride); break;
+        }
+      }
+    }
+}
+
+// --- per range of images ---------------------------------------------------------
+
+/// Forward of images [begin, end); false at the first with a non-finite value.
+TAPE_AVX512 bool forward_range(const Geometry& g, const Plan& p, int64_t begin, int64_t end, const float* x,
+                               const float* w, const float* b, float* y, uint8_t* code, const std::atomic<bool>& stop) {
+  std::vector<float> xs(size_t(g.c * p.xs)), out(size_t(g.oc * p.cs));
+  const int64_t x_image = g.c * g.h * g.w, y_image = g.oc * p.ph2 * p.pw2;
+  for (int64_t i = begin; i < end; ++i) {
+    if (stop.load(std::memory_order_relaxed)) return false;
+    if (!load_image(g, p, x + i * x_image, xs.data(), /*check=*/true)) return false;
+    conv_image(g, p, xs.data(), w, b, out.data());
+    pool_image(g, p, out.data(), y + i * y_image, code ? code + i * y_image : nullptr);
+  }
+  return true;
+}
+
+/// Backward of images [begin, end) into one thread's partial sums.
+TAPE_AVX512 void backward_range(const Geometry& g, const Plan& p, int64_t begin, int64_t end, const float* x,
+                                const float* gy, const uint8_t* code, float* acc, float* db) {
+  std::vector<float> xs(size_t(g.c * p.xs)), dconv(size_t(g.oc * p.cs));
+  const int64_t x_image = g.c * g.h * g.w, y_image = g.oc * p.ph2 * p.pw2;
+  for (int64_t i = begin; i < end; ++i) {
+    load_image(g, p, x + i * x_image, xs.data(), /*check=*/false);
+    route_image(g, p, gy + i * y_image, code + i * y_image, dconv.data(), db);
+    dw_image(g, p, xs.data(), dconv.data(), acc);
+  }
+}
+
+/// Runs f(begin, end, thread) with one contiguous range of the n images per
+/// thread, or on the calling thread when the work is small.
+template <class F>
+void over_images(const Geometry& g, const Plan& p, F&& f) {
+  const int64_t work = g.n * g.oc * g.c * p.taps * p.nv;  // vector FMAs of one pass
+  if (g.n < 2 || work < 4096) {
+    f(int64_t(0), g.n, 0);
+    return;
+  }
+  backend::sync_num_threads();
+#pragma omp parallel
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    f(g.n * t / nt, g.n * (t + 1) / nt, int(t));
+  }
+}
+
+}  // namespace
+
+bool available() {
+  static const bool cpu = __builtin_cpu_supports("avx512f");
+  const char* e = std::getenv("TAPE_DIRECT_CONV");
+  return cpu && !(e && std::strcmp(e, "0") == 0);
+}
+
+bool takes(const Geometry& g) {
+  if (g.n < 1 || g.c < 1 || g.c > kMaxChannels || g.oc < 1 || g.h < 1 || g.w < 1) return false;
+  if (g.kh < 1 || g.kw < 1 || g.ph < 0 || g.pw < 0 || g.oh() < 2 || g.ow() < 2) return false;
+  const int64_t plane = (g.h + 2 * g.ph) * (g.w + 2 * g.pw);
+  // per-thread scratch ≤ ~4 MB, and offsets within int32
+  return plane <= (int64_t(1) << 18) && g.kh * g.kw <= 1024 && (g.oc + g.c) * plane <= (int64_t(1) << 20);
+}
+
+bool forward(const Geometry& g, const float* x, const float* w, const float* b, float* y, uint8_t* code) {
+  g_calls.fetch_add(1, std::memory_order_relaxed);
+  const Plan p = plan_of(g);
+  std::atomic<bool> stop{false};
+  over_images(g, p, [&](int64_t begin, int64_t end, int) {
+    if (!forward_range(g, p, begin, end, x, w, b, y, code, stop)) stop.store(true, std::memory_order_relaxed);
+  });
+  return !stop.load(std::memory_order_relaxed);
+}
+
+void backward_weights(const Geometry& g, const float* x, const float* gy, const uint8_t* code, float* dw, float* db) {
+  const Plan p = plan_of(g);
+  backend::sync_num_threads();
+  const int64_t threads = std::max(1, omp_get_max_threads());
+  const int64_t k = g.oc * g.c * p.taps;  // weights
+  std::vector<float> acc(size_t(threads * k * 16), 0.f), dbs(size_t(threads * g.oc), 0.f);
+  over_images(g, p, [&](int64_t begin, int64_t end, int t) {
+    backward_range(g, p, begin, end, x, gy, code, acc.data() + t * k * 16, dbs.data() + t * g.oc);
+  });
+  for (int64_t j = 0; j < k; ++j) {
+    double s = 0;
+    for (int64_t t = 0; t < threads; ++t)
+      for (int64_t l = 0; l < 16; ++l) s += acc[size_t((t * k + j) * 16 + l)];
+    dw[j] = float(s);
+  }
+  if (db)
+    for (int64_t o = 0; o < g.oc; ++o) {
+      double s = 0;
+      for (int64_t t = 0; t < threads; ++t) s += dbs[size_t(t * g.oc + o)];
+      db[o] = float(s);
+    }
+}
+
+int64_t calls() { return g_calls.load(std::memory_order_relaxed); }
+
+}  // namespace tape::detail::direct_block
