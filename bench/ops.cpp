@@ -5,9 +5,13 @@
 //   conv            — LeNet conv1 / conv2 at batch 1000, forward + backward
 //   gemm            — 1024³ GFLOP/s, tape and the raw primitive; Float64 (OpenBLAS dgemm)
 //   cat, index_select, gather — memory-bound copies (forward)
+//   blocks          — LeNet-5's fused conv → ReLU → max-pool blocks at batch 2500:
+//                     conv1 on the direct kernels and on oneDNN (TAPE_DIRECT_CONV=0)
 #include <dnnl.hpp>
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <tape/tape.hpp>
 
 #include "bench_util.hpp"
@@ -182,18 +186,47 @@ void copies() {
   }
 }
 
+/// One fused conv block at batch n: forward, and forward + backward, in ms and
+/// GFLOP/s (2·K per conv output element per pass; no input gradient: 2 passes).
+void block(const std::string& name, int64_t n, int64_t c, int64_t hw, int64_t o, int64_t k, bool need_dx) {
+  Tensor x = randn({n, c, hw, hw});
+  if (need_dx) x.requires_grad_();
+  Tensor w = (randn({o, c, k, k}) * 0.1f).requires_grad_(), b = zeros({o}).requires_grad_();
+  const int64_t ohw = hw - k + 1;
+  const Tensor g = ones({n, o, ohw / 2, ohw / 2});
+  const double flop = 2.0 * double(n * o * ohw * ohw) * double(c * k * k);
+  const double tf = median_seconds([&] { NoGradGuard ng; conv2d_relu_max_pool2d(x, w, b, 2); }, 20, 3);
+  const double tb = median_seconds([&] { conv2d_relu_max_pool2d(x, w, b, 2).backward(g); }, 20, 3);
+  row(name + " forward (inference)", tf * 1e3, "ms");
+  row(name + " forward", flop / tf / 1e9, "GFLOP/s");
+  row(name + " fwd+bwd", tb * 1e3, "ms");
+  row(name + " fwd+bwd", flop * (need_dx ? 3 : 2) / tb / 1e9, "GFLOP/s");
+}
+
+void blocks() {
+  block("block1 2500x1x28x28 -> 6@5x5 (direct)", 2500, 1, 28, 6, 5, false);
+  setenv("TAPE_DIRECT_CONV", "0", 1);
+  block("block1 2500x1x28x28 -> 6@5x5 (oneDNN)", 2500, 1, 28, 6, 5, false);
+  unsetenv("TAPE_DIRECT_CONV");
+  block("block2 2500x6x12x12 -> 16@5x5", 2500, 6, 12, 16, 5, true);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--help") == 0) {
-    std::printf("usage: bench/ops [copies]  — per-op timings of tape next to raw oneDNN (TAPE_NUM_THREADS sets\n"
-                "threads); `copies` runs only the cat, index_select and gather rows\n");
+    std::printf("usage: bench/ops [copies|blocks]  — per-op timings of tape next to raw oneDNN (TAPE_NUM_THREADS\n"
+                "sets threads); `copies` runs only the cat, index_select and gather rows, `blocks` only LeNet-5's\n"
+                "fused conv blocks\n");
     return 0;
   }
   manual_seed(0);
   std::printf("bench/ops: %d threads\n", get_num_threads());
   if (argc > 1 && std::strcmp(argv[1], "copies") == 0) {  // only the cat / index_select / gather rows
     copies();
+    return 0;
+  }
+  if (argc > 1 && std::strcmp(argv[1], "blocks") == 0) {
+    blocks();
     return 0;
   }
   eager_overhead();
@@ -203,5 +236,6 @@ int main(int argc, char** argv) {
   conv("conv2 1000x6x12x12 -> 16@5x5", 1000, 6, 12, 16, 5, true);
   gemm();
   copies();
+  blocks();
   return 0;
 }

@@ -45,7 +45,7 @@
 // Every function that uses AVX-512 carries the attribute (rather than building the
 // file with -mavx512f, which would let the compiler use AVX-512 in the shared
 // inline code too); they are called only when available() says the CPU has it.
-#define TAPE_AVX512 __attribute__((target("avx512f")))
+#define TAPE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 
 namespace tape::detail::direct_block {
 namespace {
@@ -81,18 +81,29 @@ Plan plan_of(const Geometry& g) {
 
 // --- per image -------------------------------------------------------------------
 
-/// xs = the image x zero-padded into c planes of p.xs floats. With `check`,
-/// false when it holds a non-finite value (v·0 is 0 for finite v, NaN otherwise).
-TAPE_AVX512 bool load_image(const Geometry& g, const Plan& p, const float* x, float* xs, bool check) {
-  std::memset(xs, 0, sizeof(float) * size_t(g.c * p.xs));
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t iy = 0; iy < g.h; ++iy)
-      std::memcpy(xs + c * p.xs + (iy + g.ph) * p.wp + g.pw, x + (c * g.h + iy) * g.w, sizeof(float) * size_t(g.w));
-  if (!check) return true;
+/// The mask of the first n of 16 lanes.
+inline __mmask16 first(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+
+/// True when x[0, n) is finite (v·0 is 0 for finite v, NaN otherwise).
+TAPE_AVX512 bool finite(const float* x, int64_t n) {
   const __m512 zero = _mm512_setzero_ps();
   __m512 s = zero;
-  for (int64_t i = 0; i < g.c * p.xs; i += 16) s = _mm512_add_ps(s, _mm512_mul_ps(_mm512_loadu_ps(xs + i), zero));
+  for (int64_t i = 0; i < n; i += 16) s = _mm512_add_ps(s, _mm512_mul_ps(_mm512_maskz_loadu_ps(first(n - i), x + i), zero));
   return _mm512_reduce_add_ps(s) == 0.f;
+}
+
+/// The image x into the interior of xs's c planes of p.xs floats. Their padding and
+/// tails are never written: they stay zero from the scratch's allocation.
+TAPE_AVX512 void load_image(const Geometry& g, const Plan& p, const float* x, float* xs) {
+  for (int64_t c = 0; c < g.c; ++c) {
+    float* plane = xs + c * p.xs + g.ph * p.wp + g.pw;
+    const float* src = x + c * g.h * g.w;
+    if (g.pw == 0) {  // the rows are contiguous in both
+      std::memcpy(plane, src, sizeof(float) * size_t(g.h * g.w));
+      continue;
+    }
+    for (int64_t iy = 0; iy < g.h; ++iy) std::memcpy(plane + iy * p.wp, src + iy * g.w, sizeof(float) * size_t(g.w));
+  }
 }
 
 /// out[o0 + o][16·(v0 + q) …] = b + Σ_c,tap w · plane, for OT filters × PT vectors.
@@ -159,9 +170,6 @@ TAPE_AVX512 void conv_image(const Geometry& g, const Plan& p, const float* xs, c
   }
 }
 
-/// The mask of the first n of 16 lanes.
-inline __mmask16 first(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
-
 /// Where v > best: best = v, at = idx (strictly greater: the first of equal values wins).
 TAPE_AVX512 inline void take(__m512& best, __m512i& at, __m512 v, int idx) {
   const __mmask16 k = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
@@ -192,9 +200,7 @@ TAPE_AVX512 void pool_image(const Geometry& g, const Plan& p, const float* out, 
         _mm512_mask_storeu_ps(yr + px0, first(n), _mm512_max_ps(best, zero));
         if (cr) {
           at = _mm512_mask_mov_epi32(_mm512_set1_epi32(4), _mm512_cmp_ps_mask(best, zero, _CMP_GT_OQ), at);
-          alignas(16) uint8_t bytes[16];
-          _mm_store_si128(reinterpret_cast<__m128i*>(bytes), _mm512_cvtepi32_epi8(at));
-          std::memcpy(cr + px0, bytes, size_t(n));
+          _mm_mask_storeu_epi8(cr + px0, first(n), _mm512_cvtepi32_epi8(at));
         }
       }
     }
@@ -205,11 +211,12 @@ TAPE_AVX512 inline __m512 where(__m512i at, int idx, __m512 v) {
   return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_set1_epi32(idx)), v);
 }
 
-/// dconv (wide layout, zero where no gradient) of one image from the pooled
-/// gradient gy and the codes; db[o] += the gradient that reaches filter o.
+/// dconv (wide layout) of one image from the pooled gradient gy and the codes;
+/// db[o] += the gradient that reaches filter o. Only the positions inside pooling
+/// windows are written (all of them, every image); the others stay zero from the
+/// scratch's allocation.
 TAPE_AVX512 void route_image(const Geometry& g, const Plan& p, const float* gy, const uint8_t* code, float* dconv,
                              float* db) {
-  std::memset(dconv, 0, sizeof(float) * size_t(g.oc * p.cs));
   // lanes (a0, b0, a1, b1, …): the two columns of each window, interleaved back
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -223,10 +230,7 @@ TAPE_AVX512 void route_image(const Geometry& g, const Plan& p, const float* gy, 
       for (int64_t px0 = 0; px0 < p.pw2; px0 += 16) {
         const int64_t n = std::min<int64_t>(16, p.pw2 - px0);
         const __m512 gv = _mm512_maskz_loadu_ps(first(n), gr + px0);
-        alignas(16) uint8_t bytes[16];
-        std::memset(bytes, 4, sizeof bytes);
-        std::memcpy(bytes, cr + px0, size_t(n));
-        const __m512i at = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(bytes)));
+        const __m512i at = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(first(n), cr + px0));
         const __m512 a = where(at, 0, gv), bb = where(at, 1, gv), c = where(at, 2, gv), d = where(at, 3, gv);
         sum = _mm512_add_ps(sum, _mm512_add_ps(_mm512_add_ps(a, bb), _mm512_add_ps(c, d)));
         const __mmask16 m_lo = first(2 * n), m_hi = first(std::max<int64_t>(0, 2 * n - 16));
@@ -314,7 +318,8 @@ TAPE_AVX512 bool forward_range(const Geometry& g, const Plan& p, int64_t begin, 
   const int64_t x_image = g.c * g.h * g.w, y_image = g.oc * p.ph2 * p.pw2;
   for (int64_t i = begin; i < end; ++i) {
     if (stop.load(std::memory_order_relaxed)) return false;
-    if (!load_image(g, p, x + i * x_image, xs.data(), /*check=*/true)) return false;
+    if (!finite(x + i * x_image, x_image)) return false;
+    load_image(g, p, x + i * x_image, xs.data());
     conv_image(g, p, xs.data(), w, b, out.data());
     pool_image(g, p, out.data(), y + i * y_image, code ? code + i * y_image : nullptr);
   }
@@ -327,7 +332,7 @@ TAPE_AVX512 void backward_range(const Geometry& g, const Plan& p, int64_t begin,
   std::vector<float> xs(size_t(g.c * p.xs)), dconv(size_t(g.oc * p.cs));
   const int64_t x_image = g.c * g.h * g.w, y_image = g.oc * p.ph2 * p.pw2;
   for (int64_t i = begin; i < end; ++i) {
-    load_image(g, p, x + i * x_image, xs.data(), /*check=*/false);
+    load_image(g, p, x + i * x_image, xs.data());
     route_image(g, p, gy + i * y_image, code + i * y_image, dconv.data(), db);
     dw_image(g, p, xs.data(), dconv.data(), acc);
   }
@@ -353,7 +358,8 @@ void over_images(const Geometry& g, const Plan& p, F&& f) {
 }  // namespace
 
 bool available() {
-  static const bool cpu = __builtin_cpu_supports("avx512f");
+  static const bool cpu =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
   const char* e = std::getenv("TAPE_DIRECT_CONV");
   return cpu && !(e && std::strcmp(e, "0") == 0);
 }

@@ -25,7 +25,7 @@ struct Geometry {
 /// Input channels up to which the direct kernels are used (the note in the .cpp).
 constexpr int64_t kMaxChannels = 3;
 
-/// True when this CPU has AVX-512F and the environment variable
+/// True when this CPU has AVX-512 (F, BW, VL) and the environment variable
 /// TAPE_DIRECT_CONV is not "0" (read on each call).
 bool available();
 
