@@ -163,6 +163,25 @@ TEST_CASE("conv_block: the direct kernels (few input channels, no input gradient
   }
 }
 
+TEST_CASE("conv_block: the direct backward-data (from the blocked output gradient) matches the composition") {
+  namespace db = tape::detail::direct_block;
+  const auto direct_dx = [](const Case& c) {
+    const int64_t before = db::backward_data_calls();
+    check_case(c);
+    return db::backward_data_calls() > before;
+  };
+  const bool avx512 = db::available();
+  SUBCASE("LeNet-5's conv2, 300 images") { CHECK(direct_dx({{300, 6, 12, 12}, {16, 6, 5, 5}}) == avx512); }
+  SUBCASE("20 filters (a block of 16 and one of 4), rows of 19, positions not a multiple of 16") {
+    CHECK(direct_dx({{3, 5, 9, 19}, {20, 5, 3, 4}, true, 2, -1, 1, 0, true, -0.5}) == avx512);
+  }
+  SUBCASE("rows of 40 inputs (three pieces), 1x1 kernel") { CHECK(direct_dx({{2, 2, 6, 40}, {16, 2, 1, 1}}) == avx512); }
+  SUBCASE("padding or a conv stride take oneDNN") {
+    CHECK_FALSE(direct_dx({{3, 6, 12, 12}, {16, 6, 5, 5}, true, 2, -1, 1, 1, true}));
+    CHECK_FALSE(direct_dx({{3, 6, 13, 13}, {16, 6, 3, 3}, true, 2, -1, 2, 0, true}));
+  }
+}
+
 TEST_CASE("conv_block: the ReLU mask (many all-negative windows)") {
   // a bias of −6 (conv outputs have a std of ~3.7) leaves most windows without a positive value: their pooled
   // output is 0 and their gradient must vanish, as relu'(0) = 0 in the composition

@@ -396,6 +396,10 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
     Tensor acc, dw_s;
     const auto* positive = static_cast<const uint8_t*>(positive_->data());
     KeptWeights kept(w.data<float>(), s.w);
+    // backward-data on the direct kernel (conv_block_direct.cpp), from the
+    // pooling backward's blocked output as it is
+    const bool direct_dx = need_dx && s.stride == IntPair(1) && direct_block::available() &&
+                           direct_block::takes_backward_data(direct_geometry(s));
     for_each_slice(s, [&](int64_t n0, int64_t i, const BlockShape& sl) {
       std::vector<Tensor> owner;
       const Backward p = backward_prims(sl);
@@ -450,7 +454,10 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
         }
         if (s.bias) db.add_(db_s);
       }
-      if (need_dx) {
+      if (need_dx && direct_dx && is_nchw16c(c, sl.c)) {
+        direct_block::backward_data_16c(direct_geometry(sl), static_cast<const float*>(diff_c.get_data_handle()),
+                                        w.data<float>(), dx.data<float>() + n0 * s.x_image());
+      } else if (need_dx) {
         const BackwardData d = backward_data_prims(sl);
         float* dx0 = dx.data<float>() + n0 * s.x_image();
         const memory dm = d.diff_in ? reordered(*d.diff_in, diff_c, d.pd.diff_dst_desc(), owner) : diff_c;

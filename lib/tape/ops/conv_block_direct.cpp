@@ -50,7 +50,7 @@
 namespace tape::detail::direct_block {
 namespace {
 
-std::atomic<int64_t> g_calls{0};
+std::atomic<int64_t> g_calls{0}, g_data_calls{0};
 
 int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 
@@ -309,6 +309,156 @@ TAPE_AVX512 void dw_image(const Geometry& g, const Plan& p, const float* xs, con
     }
 }
 
+// --- backward-data from the blocked output gradient --------------------------------
+// Note: the backward-data of LeNet's conv2 (6 → 16 channels), oneDNN's costliest
+// pass (it vectorises along the 6 input channels, padded to 16). Per image:
+//   1. transpose the output gradient from nChw16c to planar dT[o][p] (p = oy·ow + ox),
+//   2. a GEMM col[(c, tap)][p] = Σ_o wr[(c, tap)][o] · dT[o][p], exact in p (no
+//      wide columns), in tiles of 5 rows × 64 positions, one input channel at a time,
+//   3. col2im as a gather: each 16-wide piece of a dx row is Σ over its taps of a
+//      masked load of a col row (lanes whose ox = ix − kx falls outside [0, ow) are
+//      masked off), so every dx value is written once, with no read-modify-write.
+
+TAPE_AVX512 inline __m512 unpacklo_64(__m512 a, __m512 b) {
+  return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+TAPE_AVX512 inline __m512 unpackhi_64(__m512 a, __m512 b) {
+  return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+
+/// r (16 rows of 16) transposed in place: pairs of floats, of 64-bit pairs, then
+/// of 128-bit quarters (twice) change places.
+TAPE_AVX512 inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = unpacklo_64(t[i], t[i + 2]);
+    r[i + 1] = unpackhi_64(t[i], t[i + 2]);
+    r[i + 2] = unpacklo_64(t[i + 1], t[i + 3]);
+    r[i + 3] = unpackhi_64(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+/// dT[o][p] (rows of np floats) = one image's block of 16 channels [p][16] (os of
+/// them real), 16 positions at a time; lanes past npos get zeros.
+TAPE_AVX512 void transpose_block(const float* from, int64_t npos, int64_t os, int64_t np, float* to) {
+  __m512 r[16];
+  for (int64_t p0 = 0; p0 < npos; p0 += 16) {
+    const int64_t ps = std::min<int64_t>(16, npos - p0);
+    for (int64_t k = 0; k < 16; ++k) r[k] = k < ps ? _mm512_loadu_ps(from + (p0 + k) * 16) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int64_t o = 0; o < os; ++o) _mm512_storeu_ps(to + o * np + p0, r[o]);
+  }
+}
+
+/// Positions of the conv output rounded up to whole vectors.
+int64_t padded_positions(const Geometry& g) { return round16(g.oh() * g.ow()); }
+
+/// col[j0 + m][16·(v0 + q) …] = Σ_o wr[j0 + m][o] · dT[o][16·(v0 + q) …], MT rows × PT vectors.
+template <int MT, int PT>
+TAPE_AVX512 void col_tile(int64_t oc, int64_t np, const float* dT, const float* wr, int64_t j0, int64_t v0,
+                          float* col) {
+  __m512 acc[MT][PT];
+#pragma GCC unroll 8
+  for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+    for (int q = 0; q < PT; ++q) acc[m][q] = _mm512_setzero_ps();
+  for (int64_t o = 0; o < oc; ++o) {
+    __m512 xv[PT];
+#pragma GCC unroll 8
+    for (int q = 0; q < PT; ++q) xv[q] = _mm512_loadu_ps(dT + o * np + (v0 + q) * 16);
+#pragma GCC unroll 8
+    for (int m = 0; m < MT; ++m) {
+      const __m512 wv = _mm512_set1_ps(wr[(j0 + m) * oc + o]);
+#pragma GCC unroll 8
+      for (int q = 0; q < PT; ++q) acc[m][q] = _mm512_fmadd_ps(wv, xv[q], acc[m][q]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < MT; ++m)
+#pragma GCC unroll 8
+    for (int q = 0; q < PT; ++q) _mm512_storeu_ps(col + (j0 + m) * np + (v0 + q) * 16, acc[m][q]);
+}
+
+template <int MT>
+TAPE_AVX512 void col_tile_pt(int pt, int64_t oc, int64_t np, const float* dT, const float* wr, int64_t j0, int64_t v0,
+                             float* col) {
+  switch (pt) {
+    case 4: col_tile<MT, 4>(oc, np, dT, wr, j0, v0, col); break;
+    case 3: col_tile<MT, 3>(oc, np, dT, wr, j0, v0, col); break;
+    case 2: col_tile<MT, 2>(oc, np, dT, wr, j0, v0, col); break;
+    default: col_tile<MT, 1>(oc, np, dT, wr, j0, v0, col); break;
+  }
+}
+
+/// dx of images [begin, end): per image the transpose, then per input channel
+/// the GEMM into col (its kh·kw rows) and the gather into dx.
+TAPE_AVX512 void backward_data_range(const Geometry& g, int64_t begin, int64_t end, const float* dc, const float* wr,
+                                     float* dx) {
+  const int64_t oh = g.oh(), ow = g.ow(), npos = oh * ow, np = padded_positions(g), nv = np / 16;
+  const int64_t taps = g.kh * g.kw, blocks = (g.oc + 15) / 16;
+  std::vector<float> dT(size_t(g.oc * np)), col(size_t(taps * np));
+  // the gather's masks, per 16-wide piece of a dx row and kx: the lanes l with
+  // 0 <= ix0 + l − kx < ow and ix0 + l < w
+  const int64_t pieces = (g.w + 15) / 16;
+  std::vector<__mmask16> masks(size_t(pieces * g.kw));
+  for (int64_t k = 0; k < pieces; ++k)
+    for (int64_t kx = 0; kx < g.kw; ++kx) {
+      const int64_t ix0 = k * 16, lo = std::max<int64_t>(0, kx - ix0);
+      const int64_t hi = std::max(lo, std::min({int64_t(16), kx + ow - ix0, g.w - ix0}));
+      masks[size_t(k * g.kw + kx)] = __mmask16(first(hi) & ~first(lo));
+    }
+  for (int64_t i = begin; i < end; ++i) {
+    const float* d = dc + i * blocks * npos * 16;
+    for (int64_t b = 0; b < blocks; ++b)
+      transpose_block(d + b * npos * 16, npos, std::min<int64_t>(16, g.oc - b * 16), np, dT.data() + b * 16 * np);
+    for (int64_t c = 0; c < g.c; ++c) {
+      const float* wc = wr + c * taps * g.oc;
+      for (int64_t j0 = 0; j0 < taps; j0 += 5) {
+        const int64_t mt = std::min<int64_t>(5, taps - j0);
+        for (int64_t v0 = 0; v0 < nv; v0 += 4) {
+          const int pt = int(std::min<int64_t>(4, nv - v0));
+          switch (mt) {
+            case 5: col_tile_pt<5>(pt, g.oc, np, dT.data(), wc, j0, v0, col.data()); break;
+            case 4: col_tile_pt<4>(pt, g.oc, np, dT.data(), wc, j0, v0, col.data()); break;
+            case 3: col_tile_pt<3>(pt, g.oc, np, dT.data(), wc, j0, v0, col.data()); break;
+            case 2: col_tile_pt<2>(pt, g.oc, np, dT.data(), wc, j0, v0, col.data()); break;
+            default: col_tile_pt<1>(pt, g.oc, np, dT.data(), wc, j0, v0, col.data()); break;
+          }
+        }
+      }
+      float* dxc = dx + (i * g.c + c) * g.h * g.w;
+      for (int64_t iy = 0; iy < g.h; ++iy) {
+        const int64_t ky0 = std::max<int64_t>(0, iy - oh + 1), ky1 = std::min(g.kh, iy + 1);  // 0 <= iy − ky < oh
+        for (int64_t k = 0; k < pieces; ++k) {
+          const __mmask16* m = masks.data() + k * g.kw;
+          __m512 acc = _mm512_setzero_ps();
+          for (int64_t ky = ky0; ky < ky1; ++ky) {
+            // lane l of tap kx reads col[ky, kx][(iy − ky)·ow + ix0 + l − kx]
+            const float* row = col.data() + ky * g.kw * np + (iy - ky) * ow + k * 16;
+            for (int64_t kx = 0; kx < g.kw; ++kx)
+              acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m[kx], row + kx * np - kx));
+          }
+          _mm512_mask_storeu_ps(dxc + iy * g.w + k * 16, first(g.w - k * 16), acc);
+        }
+      }
+    }
+  }
+}
+
 // --- per range of images ---------------------------------------------------------
 
 /// Forward of images [begin, end); false at the first with a non-finite value.
@@ -340,20 +490,23 @@ TAPE_AVX512 void backward_range(const Geometry& g, const Plan& p, int64_t begin,
 
 /// Runs f(begin, end, thread) with one contiguous range of the n images per
 /// thread, or on the calling thread when the work is small.
+/// `work`: the pass's vector FMAs.
 template <class F>
-void over_images(const Geometry& g, const Plan& p, F&& f) {
-  const int64_t work = g.n * g.oc * g.c * p.taps * p.nv;  // vector FMAs of one pass
-  if (g.n < 2 || work < 4096) {
-    f(int64_t(0), g.n, 0);
+void over_images(int64_t n, int64_t work, F&& f) {
+  if (n < 2 || work < 4096) {
+    f(int64_t(0), n, 0);
     return;
   }
   backend::sync_num_threads();
 #pragma omp parallel
   {
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    f(g.n * t / nt, g.n * (t + 1) / nt, int(t));
+    f(n * t / nt, n * (t + 1) / nt, int(t));
   }
 }
+
+/// The vector FMAs of a forward or backward-weights pass.
+int64_t work_of(const Geometry& g, const Plan& p) { return g.n * g.oc * g.c * p.taps * p.nv; }
 
 }  // namespace
 
@@ -376,7 +529,7 @@ bool forward(const Geometry& g, const float* x, const float* w, const float* b, 
   g_calls.fetch_add(1, std::memory_order_relaxed);
   const Plan p = plan_of(g);
   std::atomic<bool> stop{false};
-  over_images(g, p, [&](int64_t begin, int64_t end, int) {
+  over_images(g.n, work_of(g, p), [&](int64_t begin, int64_t end, int) {
     if (!forward_range(g, p, begin, end, x, w, b, y, code, stop)) stop.store(true, std::memory_order_relaxed);
   });
   return !stop.load(std::memory_order_relaxed);
@@ -388,7 +541,7 @@ void backward_weights(const Geometry& g, const float* x, const float* gy, const 
   const int64_t threads = std::max(1, omp_get_max_threads());
   const int64_t k = g.oc * g.c * p.taps;  // weights
   std::vector<float> acc(size_t(threads * k * 16), 0.f), dbs(size_t(threads * g.oc), 0.f);
-  over_images(g, p, [&](int64_t begin, int64_t end, int t) {
+  over_images(g.n, work_of(g, p), [&](int64_t begin, int64_t end, int t) {
     backward_range(g, p, begin, end, x, gy, code, acc.data() + t * k * 16, dbs.data() + t * g.oc);
   });
   for (int64_t j = 0; j < k; ++j) {
@@ -405,6 +558,23 @@ void backward_weights(const Geometry& g, const float* x, const float* gy, const 
     }
 }
 
+bool takes_backward_data(const Geometry& g) {
+  if (g.n < 1 || g.c < 1 || g.oc < 1 || g.h < 1 || g.w < 1 || g.w > 64 || g.kh < 1 || g.kw < 1) return false;
+  if (g.ph != 0 || g.pw != 0 || g.oh() < 1 || g.ow() < 1) return false;
+  return g.oh() * g.ow() <= 4096 && g.kh * g.kw <= 1024 && g.oc <= 1024;
+}
+
+void backward_data_16c(const Geometry& g, const float* dc, const float* w, float* dx) {
+  g_data_calls.fetch_add(1, std::memory_order_relaxed);
+  const int64_t taps = g.kh * g.kw, rows = g.c * taps;
+  std::vector<float> wr(size_t(rows * g.oc));  // wr[(c, tap)][o] = w[o][c][tap]
+  for (int64_t o = 0; o < g.oc; ++o)
+    for (int64_t j = 0; j < rows; ++j) wr[size_t(j * g.oc + o)] = w[o * rows + j];
+  over_images(g.n, g.n * g.oc * rows * padded_positions(g) / 16,
+              [&](int64_t begin, int64_t end, int) { backward_data_range(g, begin, end, dc, wr.data(), dx); });
+}
+
 int64_t calls() { return g_calls.load(std::memory_order_relaxed); }
+int64_t backward_data_calls() { return g_data_calls.load(std::memory_order_relaxed); }
 
 }  // namespace tape::detail::direct_block

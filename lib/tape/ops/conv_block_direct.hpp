@@ -44,7 +44,19 @@ bool forward(const Geometry& g, const float* x, const float* w, const float* b, 
 /// overwritten) from the gradient gy of y and forward's code.
 void backward_weights(const Geometry& g, const float* x, const float* gy, const uint8_t* code, float* dw, float* db);
 
+/// True when backward_data_16c takes g: no padding, an output of at most 4 096
+/// positions, input rows of at most 64 values (any channel counts).
+bool takes_backward_data(const Geometry& g);
+
+/// dx (n × c × h × w, NCHW; overwritten) = the convolution's backward-data of dc,
+/// the gradient of its output in oneDNN's nChw16c layout (n × ⌈oc/16⌉ × oh × ow ×
+/// 16), for weights w (oc × c × kh × kw). The fused block's backward calls it
+/// with the pooling backward's blocked output (conv_block_direct.cpp's note).
+void backward_data_16c(const Geometry& g, const float* dc, const float* w, float* dx);
+
 /// Forward calls that ran the direct kernels (for tests: the path was taken).
 int64_t calls();
+/// backward_data_16c calls (for tests).
+int64_t backward_data_calls();
 
 }  // namespace tape::detail::direct_block
