@@ -90,6 +90,13 @@ void check_case(const Case& c) {
   if (c.bias) CHECK(rel_err(f.db, u.db) < 1e-5);
 }
 
+/// check_case(c), and whether it ran the kernel whose calls `count` counts.
+bool checked_by(int64_t (*count)(), const Case& c) {
+  const int64_t before = count();
+  check_case(c);
+  return count() > before;
+}
+
 }  // namespace
 
 TEST_CASE("conv_block: the fused op records its own node") {
@@ -125,11 +132,7 @@ TEST_CASE("conv_block: fused matches the composition on odd shapes") {
 TEST_CASE("conv_block: the direct kernels (few input channels, no input gradient) match the composition") {
   namespace db = tape::detail::direct_block;
   // Each case runs the direct kernels when the CPU has AVX-512 (counted), and oneDNN otherwise.
-  const auto direct = [](const Case& c) {
-    const int64_t before = db::calls();
-    check_case(c);
-    return db::calls() > before;
-  };
+  const auto direct = [](const Case& c) { return checked_by(db::calls, c); };
   const bool avx512 = db::available();
   SUBCASE("LeNet-5's conv1, 5 images") { CHECK(direct({{5, 1, 28, 28}, {6, 1, 5, 5}, true, 2, -1, 1, 0, false}) == avx512); }
   SUBCASE("3 channels, padding 1, odd sizes, 8 filters (tiles of 6 + 2), no bias") {
@@ -165,11 +168,7 @@ TEST_CASE("conv_block: the direct kernels (few input channels, no input gradient
 
 TEST_CASE("conv_block: the direct backward-data (from the blocked output gradient) matches the composition") {
   namespace db = tape::detail::direct_block;
-  const auto direct_dx = [](const Case& c) {
-    const int64_t before = db::backward_data_calls();
-    check_case(c);
-    return db::backward_data_calls() > before;
-  };
+  const auto direct_dx = [](const Case& c) { return checked_by(db::backward_data_calls, c); };
   const bool avx512 = db::available();
   SUBCASE("LeNet-5's conv2, 300 images") { CHECK(direct_dx({{300, 6, 12, 12}, {16, 6, 5, 5}}) == avx512); }
   SUBCASE("20 filters (a block of 16 and one of 4), rows of 19, positions not a multiple of 16") {

@@ -13,7 +13,11 @@ namespace tape {
 /// Float32 with groups 1 and dilation 1 runs on oneDNN in slices of the batch:
 /// the convolution (ReLU as its post-op) writes a blocked tensor that the pooling
 /// reads while it is still in cache, and only the pooled output is written in
-/// NCHW; backward likewise. Under an AutocastGuard the convolution's passes
+/// NCHW; backward likewise. On a CPU with AVX-512, with stride 1 and 2×2 pooling,
+/// hand-written kernels take the passes oneDNN 2.6 runs far below the machine's
+/// GEMM rate: the whole block when the input has 1–3 channels and needs no
+/// gradient (LeNet's conv1), and backward-data without padding (LeNet's conv2);
+/// TAPE_DIRECT_CONV=0 turns them off (docs/performance.md). Under an AutocastGuard the convolution's passes
 /// multiply in bf16 when the input has 4 or more channels (Float32 output and
 /// gradients; the backward follows the forward); with fewer it stays Float32,
 /// which is faster there (conv_block.cpp's note). Every other case (Float64, BFloat16 tensors, dilation, groups,
