@@ -445,14 +445,23 @@ TAPE_AVX512 void backward_data_range(const Geometry& g, int64_t begin, int64_t e
         const int64_t ky0 = std::max<int64_t>(0, iy - oh + 1), ky1 = std::min(g.kh, iy + 1);  // 0 <= iy − ky < oh
         for (int64_t k = 0; k < pieces; ++k) {
           const __mmask16* m = masks.data() + k * g.kw;
-          __m512 acc = _mm512_setzero_ps();
+          // four partial sums: one chain of dependent adds would wait on the
+          // add latency at every tap
+          __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
           for (int64_t ky = ky0; ky < ky1; ++ky) {
             // lane l of tap kx reads col[ky, kx][(iy − ky)·ow + ix0 + l − kx]
             const float* row = col.data() + ky * g.kw * np + (iy - ky) * ow + k * 16;
-            for (int64_t kx = 0; kx < g.kw; ++kx)
-              acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m[kx], row + kx * np - kx));
+            int64_t kx = 0;
+            for (; kx + 4 <= g.kw; kx += 4) {
+              a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(m[kx], row + kx * np - kx));
+              a1 = _mm512_add_ps(a1, _mm512_maskz_loadu_ps(m[kx + 1], row + (kx + 1) * np - kx - 1));
+              a2 = _mm512_add_ps(a2, _mm512_maskz_loadu_ps(m[kx + 2], row + (kx + 2) * np - kx - 2));
+              a3 = _mm512_add_ps(a3, _mm512_maskz_loadu_ps(m[kx + 3], row + (kx + 3) * np - kx - 3));
+            }
+            for (; kx < g.kw; ++kx) a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(m[kx], row + kx * np - kx));
           }
-          _mm512_mask_storeu_ps(dxc + iy * g.w + k * 16, first(g.w - k * 16), acc);
+          const __m512 sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+          _mm512_mask_storeu_ps(dxc + iy * g.w + k * 16, first(g.w - k * 16), sum);
         }
       }
     }
