@@ -181,6 +181,29 @@ TEST_CASE("conv_block: the direct backward-data (from the blocked output gradien
   }
 }
 
+TEST_CASE("conv_block: the direct kernels give the same results on one thread and on two") {
+  // Each thread takes a range of images and its own partial weight gradient: the
+  // ranges and the reduction must cover every image once, whatever the team size.
+  struct Threads {
+    int saved = get_num_threads();
+    explicit Threads(int n) { set_num_threads(n); }
+    ~Threads() { set_num_threads(saved); }
+  };
+  const auto results = [](int threads) {
+    Threads t(threads);
+    const Result block1 = run({{37, 1, 28, 28}, {6, 1, 5, 5}, true, 2, -1, 1, 0, false}, true);
+    const Result block2 = run({{37, 6, 12, 12}, {16, 6, 5, 5}}, true);
+    return std::vector<Tensor>{block1.y, block1.dw, block1.db, block2.dx};
+  };
+  const std::vector<Tensor> one = results(1), two = results(2);
+  for (size_t i = 0; i < one.size(); ++i) {
+    INFO("output ", i);
+    CHECK(rel_err(two[i], one[i]) < 1e-6);
+  }
+  // and both match the composition
+  check_case({{37, 1, 28, 28}, {6, 1, 5, 5}, true, 2, -1, 1, 0, false});
+}
+
 TEST_CASE("conv_block: the ReLU mask (many all-negative windows)") {
   // a bias of −6 (conv outputs have a std of ~3.7) leaves most windows without a positive value: their pooled
   // output is 0 and their gradient must vanish, as relu'(0) = 0 in the composition
