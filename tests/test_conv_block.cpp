@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <random>
 #include <string>
 #include <tape/tape.hpp>
 
@@ -178,6 +179,42 @@ TEST_CASE("conv_block: the direct backward-data (from the blocked output gradien
   SUBCASE("padding or a conv stride take oneDNN") {
     CHECK_FALSE(direct_dx({{3, 6, 12, 12}, {16, 6, 5, 5}, true, 2, -1, 1, 1, true}));
     CHECK_FALSE(direct_dx({{3, 6, 13, 13}, {16, 6, 3, 3}, true, 2, -1, 2, 0, true}));
+  }
+}
+
+TEST_CASE("conv_block: the direct kernels on 60 random shapes") {
+  // sizes, kernels, paddings, filter counts and biases drawn at random (fixed seed):
+  // tails of every loop (rows, pooled chunks, filter and tap tiles, 16-position
+  // transposes, dx pieces) land in different places each time
+  namespace db = tape::detail::direct_block;
+  const int64_t forward_before = db::calls(), data_before = db::backward_data_calls();
+  std::mt19937 rng(15);
+  const auto draw = [&](int lo, int hi) { return int64_t(std::uniform_int_distribution<int>(lo, hi)(rng)); };
+  int cases = 0;
+  for (int i = 0; i < 60; ++i) {
+    const bool data_pass = i % 2 == 1;  // odd cases: backward-data (input gradient, no padding)
+    const int64_t kh = draw(1, 6), kw = draw(1, 6), pad = data_pass ? 0 : draw(0, 2);
+    const int64_t h = kh + 2 * draw(1, 12) - 2 * pad + draw(0, 1), w = kw + 2 * draw(1, 20) - 2 * pad + draw(0, 1);
+    const Case c{{draw(1, 5), draw(1, data_pass ? 8 : 3), std::max<int64_t>(h, 1), std::max<int64_t>(w, 1)},
+                 {draw(1, 20), 0, kh, kw},
+                 draw(0, 1) == 1,
+                 2,
+                 -1,
+                 1,
+                 pad,
+                 data_pass,
+                 double(draw(-2, 1)) * 0.5};
+    Case full = c;
+    full.w[1] = full.x[1];
+    if (full.x[2] + 2 * pad < kh + 1 || full.x[3] + 2 * pad < kw + 1) continue;  // no 2x2 pooling window
+    INFO("case ", i, ": x ", full.x, " w ", full.w, " padding ", pad, " bias ", full.bias);
+    check_case(full);
+    ++cases;
+  }
+  CHECK(cases >= 50);
+  if (db::available()) {  // every forward case (x2: fused and composition runs) and every data case
+    CHECK(db::calls() - forward_before >= cases / 2 - 2);
+    CHECK(db::backward_data_calls() - data_before >= cases / 2 - 2);
   }
 }
 

@@ -1,5 +1,12 @@
-// Direct AVX-512 kernels for conv2d → ReLU → 2×2 max pool on inputs with few
-// channels (LeNet's conv1: 1 → 6 channels, 5×5, 28×28 → 24×24 → 12×12).
+// Direct AVX-512 kernels for the fused conv block's passes that oneDNN 2.6 runs
+// far from the machine's GEMM rate: the whole conv2d → ReLU → 2×2 max pool
+// block on inputs with few channels (LeNet's conv1: 1 → 6 channels, 5×5,
+// 28×28 → 24×24 → 12×12), and backward-data from the blocked output gradient
+// (LeNet's conv2: 16 → 6 channels; its note is further down).
+//
+//   Forward:  y = maxpool2x2(relu(conv(x, w) + b)),  code = where each max was
+//   Backward: dconv = g routed to the codes' positions (0 where y = 0);
+//             dw = Σ dconv ⋆ x,  db = Σ dconv,  dx = conv backward-data(dconv, w)
 //
 // Note: why our own kernels here. oneDNN 2.6 vectorises its convolutions along
 // channels, 16 at a time: with 6 filters every blocked layout pads them to 16,
