@@ -45,10 +45,12 @@ inline void parallel_for(int64_t n, F&& f, int64_t cost = 1) {
 
 /// Like parallel_for, but hands each thread one contiguous range [begin, end):
 /// for loops that need restrict-qualified pointers to vectorise (a byte store
-/// may alias anything, so without them GCC keeps such a loop scalar).
+/// may alias anything, so without them GCC keeps such a loop scalar), or that
+/// keep per-thread partial results (indexed by omp_get_thread_num(), which is 0
+/// when the loop stays on the calling thread). `cost`: elements one item touches.
 template <class F>
-inline void parallel_ranges(int64_t n, F&& f) {
-  if (n <= kParallelGrain) {
+inline void parallel_ranges(int64_t n, F&& f, int64_t cost = 1) {
+  if (n * cost <= kParallelGrain || n == 1) {
     f(int64_t(0), n);
     return;
   }

@@ -348,7 +348,7 @@ Tensor composition(const Tensor& x, const Tensor& w, const Tensor& b, const Bloc
 class ConvReluMaxPoolBackward final : public SavingNode<3> {
  public:
   ConvReluMaxPoolBackward(BlockShape s, std::vector<Tensor> workspaces, std::shared_ptr<Storage> positive,
-                          bool direct = false)
+                          bool direct)
       : shape_(std::move(s)), workspaces_(std::move(workspaces)), positive_(std::move(positive)), direct_(direct) {}
   const char* name() const override { return "ConvReluMaxPool2dBackward"; }
 
@@ -502,6 +502,16 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
   bool direct_ = false;                   ///< forward ran direct_block's kernels
 };
 
+/// Records y's node: it saves x, w and b (when there is one) and what the forward kept.
+void record_block(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const BlockShape& s,
+                  std::vector<Tensor> workspaces, std::shared_ptr<Storage> positive, bool direct) {
+  auto node = std::make_shared<ConvReluMaxPoolBackward>(s, std::move(workspaces), std::move(positive), direct);
+  node->save(0, x);
+  node->save(1, w);
+  if (s.bias) node->save(2, b);
+  record(y, std::move(node), {&x, &w, &b});
+}
+
 /// The fused forward (Float32, contiguous operands, checked shapes); std::nullopt
 /// when an input is not finite (then the composition runs: oneDNN's max pooling
 /// drops NaN where PyTorch propagates it).
@@ -519,14 +529,7 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
     if (!direct_block::forward(direct_geometry(s), x.data<float>(), w.data<float>(),
                                s.bias ? b.data<float>() : nullptr, y.data<float>(), code))
       return std::nullopt;
-    if (recording) {
-      auto node = std::make_shared<ConvReluMaxPoolBackward>(s, std::vector<Tensor>{}, std::move(positive),
-                                                            /*direct=*/true);
-      node->save(0, x_in);
-      node->save(1, w_in);
-      if (s.bias) node->save(2, b_in);
-      record(y, std::move(node), {&x_in, &w_in, &b_in});
-    }
+    if (recording) record_block(y, x_in, w_in, b_in, s, {}, std::move(positive), /*direct=*/true);
     return y;
   }
   std::vector<Tensor> workspaces;
@@ -572,13 +575,7 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
     });
   });
   if (!finite) return std::nullopt;
-  if (recording) {
-    auto node = std::make_shared<ConvReluMaxPoolBackward>(s, std::move(workspaces), std::move(positive));
-    node->save(0, x_in);
-    node->save(1, w_in);
-    if (s.bias) node->save(2, b_in);
-    record(y, std::move(node), {&x_in, &w_in, &b_in});
-  }
+  if (recording) record_block(y, x_in, w_in, b_in, s, std::move(workspaces), std::move(positive), /*direct=*/false);
   return y;
 }
 

@@ -504,25 +504,9 @@ TAPE_AVX512 void backward_range(const Geometry& g, const Plan& p, int64_t begin,
   }
 }
 
-/// Runs f(begin, end, thread) with one contiguous range of the n images per
-/// thread, or on the calling thread when the work is small.
-/// `work`: the pass's vector FMAs.
-template <class F>
-void over_images(int64_t n, int64_t work, F&& f) {
-  if (n < 2 || work < 4096) {
-    f(int64_t(0), n, 0);
-    return;
-  }
-  backend::sync_num_threads();
-#pragma omp parallel
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    f(n * t / nt, n * (t + 1) / nt, int(t));
-  }
-}
-
-/// The vector FMAs of a forward or backward-weights pass.
-int64_t work_of(const Geometry& g, const Plan& p) { return g.n * g.oc * g.c * p.taps * p.nv; }
+/// Multiply-adds per image of a forward or backward-weights pass (the cost
+/// backend::parallel_ranges weighs against its grain).
+int64_t work_of(const Geometry& g, const Plan& p) { return g.oc * g.c * p.taps * p.nv * 16; }
 
 }  // namespace
 
@@ -545,9 +529,9 @@ bool forward(const Geometry& g, const float* x, const float* w, const float* b, 
   g_calls.fetch_add(1, std::memory_order_relaxed);
   const Plan p = plan_of(g);
   std::atomic<bool> stop{false};
-  over_images(g.n, work_of(g, p), [&](int64_t begin, int64_t end, int) {
+  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) {
     if (!forward_range(g, p, begin, end, x, w, b, y, code, stop)) stop.store(true, std::memory_order_relaxed);
-  });
+  }, work_of(g, p));
   return !stop.load(std::memory_order_relaxed);
 }
 
@@ -557,9 +541,10 @@ void backward_weights(const Geometry& g, const float* x, const float* gy, const 
   const int64_t threads = std::max(1, omp_get_max_threads());
   const int64_t k = g.oc * g.c * p.taps;  // weights
   std::vector<float> acc(size_t(threads * k * 16), 0.f), dbs(size_t(threads * g.oc), 0.f);
-  over_images(g.n, work_of(g, p), [&](int64_t begin, int64_t end, int t) {
+  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) {
+    const int64_t t = omp_get_thread_num();  // its own partial sums
     backward_range(g, p, begin, end, x, gy, code, acc.data() + t * k * 16, dbs.data() + t * g.oc);
-  });
+  }, work_of(g, p));
   for (int64_t j = 0; j < k; ++j) {
     double s = 0;
     for (int64_t t = 0; t < threads; ++t)
@@ -586,8 +571,8 @@ void backward_data_16c(const Geometry& g, const float* dc, const float* w, float
   std::vector<float> wr(size_t(rows * g.oc));  // wr[(c, tap)][o] = w[o][c][tap]
   for (int64_t o = 0; o < g.oc; ++o)
     for (int64_t j = 0; j < rows; ++j) wr[size_t(j * g.oc + o)] = w[o * rows + j];
-  over_images(g.n, g.n * g.oc * rows * padded_positions(g) / 16,
-              [&](int64_t begin, int64_t end, int) { backward_data_range(g, begin, end, dc, wr.data(), dx); });
+  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) { backward_data_range(g, begin, end, dc, wr.data(), dx); },
+                           g.oc * rows * padded_positions(g));
 }
 
 int64_t calls() { return g_calls.load(std::memory_order_relaxed); }
