@@ -98,6 +98,18 @@ bool checked_by(int64_t (*count)(), const Case& c) {
   return count() > before;
 }
 
+/// The fused block under NoGradGuard matches the composition; returns whether it
+/// ran the kernel whose calls `count` counts.
+bool inference_by(int64_t (*count)(), const Shape& xs, const Shape& ws) {
+  manual_seed(3);
+  const Tensor x = randn(xs), w = randn(ws), b = randn({ws[0]});
+  NoGradGuard no_grad;
+  const int64_t before = count();
+  const Tensor y = conv2d_relu_max_pool2d(x, w, b, 2);
+  CHECK(rel_err(y, max_pool2d(relu(conv2d(x, w, b)), 2)) < 1e-6);
+  return count() > before;
+}
+
 }  // namespace
 
 TEST_CASE("conv_block: the fused op records its own node") {
@@ -150,15 +162,7 @@ TEST_CASE("conv_block: the direct kernels (few input channels, no input gradient
     CHECK_FALSE(direct({{5, 4, 12, 12}, {6, 4, 5, 5}, true, 2, -1, 1, 0, false}));
     CHECK_FALSE(direct({{5, 1, 12, 12}, {6, 1, 3, 3}, true, 3, -1, 1, 0, false}));
   }
-  SUBCASE("inference") {
-    manual_seed(3);
-    const Tensor x = randn({7, 1, 28, 28}), w = randn({6, 1, 5, 5}), b = randn({6});
-    NoGradGuard no_grad;
-    const int64_t before = db::calls();
-    const Tensor y = conv2d_relu_max_pool2d(x, w, b, 2);
-    CHECK((db::calls() > before) == avx512);
-    CHECK(rel_err(y, max_pool2d(relu(conv2d(x, w, b)), 2)) < 1e-6);
-  }
+  SUBCASE("inference") { CHECK(inference_by(db::calls, {7, 1, 28, 28}, {6, 1, 5, 5}) == avx512); }
   SUBCASE("TAPE_DIRECT_CONV=0 turns them off") {
     setenv("TAPE_DIRECT_CONV", "0", 1);
     CHECK_FALSE(db::available());
@@ -179,6 +183,51 @@ TEST_CASE("conv_block: the direct backward-data (from the blocked output gradien
   SUBCASE("padding or a conv stride take oneDNN") {
     CHECK_FALSE(direct_dx({{3, 6, 12, 12}, {16, 6, 5, 5}, true, 2, -1, 1, 1, true}));
     CHECK_FALSE(direct_dx({{3, 6, 13, 13}, {16, 6, 3, 3}, true, 2, -1, 2, 0, true}));
+  }
+}
+
+TEST_CASE("conv_block: the direct pooling on the blocked conv output matches the composition") {
+  // oneDNN's convolution (4+ input channels) writes nChw16c; direct_block's
+  // pool16c kernels pool it straight to NCHW and route the gradient back
+  namespace db = tape::detail::direct_block;
+  const auto pooled16 = [](const Case& c) { return checked_by(db::pool16c_calls, c); };
+  const bool avx512 = db::available();
+  SUBCASE("LeNet-5's conv2, 300 images (4x4 pooled: one transpose)") {
+    CHECK(pooled16({{300, 6, 12, 12}, {16, 6, 5, 5}}) == avx512);
+  }
+  SUBCASE("20 filters (blocks of 16 and 4), a 9x15 conv output (odd row and column), 28 pooled positions, dead windows") {
+    CHECK(pooled16({{3, 5, 11, 17}, {20, 5, 3, 3}, true, 2, -1, 1, 0, true, -0.5}) == avx512);
+  }
+  SUBCASE("7 filters, 5x5 pooled, no input gradient, no bias") {
+    CHECK(pooled16({{4, 4, 13, 13}, {7, 4, 3, 3}, false, 2, -1, 1, 0, false}) == avx512);
+  }
+  SUBCASE("padding 1, 40 pooled positions (three transposes), 33 filters") {
+    CHECK(pooled16({{2, 6, 8, 20}, {33, 6, 3, 3}, true, 2, -1, 1, 1, true}) == avx512);
+  }
+  SUBCASE("ties: a constant input makes every window's values equal; the first gets the gradient") {
+    manual_seed(5);
+    Tensor x = full({3, 4, 10, 10}, 1.0), w = randn({16, 4, 3, 3}), b = randn({16});
+    Tensor wf = w.detach().clone(), wu = w.detach().clone();
+    wf.requires_grad_(true), wu.requires_grad_(true);
+    Tensor xf = x.detach().clone(), xu = x.detach().clone();
+    xf.requires_grad_(true), xu.requires_grad_(true);
+    const int64_t before = db::pool16c_calls();
+    const Tensor yf = conv2d_relu_max_pool2d(xf, wf, b, 2), yu = max_pool2d(relu(conv2d(xu, wu, b)), 2);
+    CHECK((db::pool16c_calls() > before) == avx512);
+    manual_seed(6);
+    const Tensor g = randn(yf.shape());
+    sum(mul(yf, g)).backward();
+    sum(mul(yu, g)).backward();
+    CHECK(rel_err(yf, yu) < 1e-6);
+    CHECK(rel_err(xf.grad(), xu.grad()) < 1e-5);
+    CHECK(rel_err(wf.grad(), wu.grad()) < 1e-5);
+  }
+  SUBCASE("inference") { CHECK(inference_by(db::pool16c_calls, {9, 6, 12, 12}, {16, 6, 5, 5}) == avx512); }
+  SUBCASE("pool 3, or TAPE_DIRECT_CONV=0, take oneDNN's pooling") {
+    CHECK_FALSE(pooled16({{3, 6, 12, 12}, {16, 6, 3, 3}, true, 3, 2}));
+    setenv("TAPE_DIRECT_CONV", "0", 1);
+    CHECK_FALSE(pooled16({{3, 6, 12, 12}, {16, 6, 5, 5}}));
+    unsetenv("TAPE_DIRECT_CONV");
   }
 }
 

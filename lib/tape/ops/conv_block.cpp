@@ -122,14 +122,21 @@ void to_16c_masked(const float* from, const uint8_t* positive, float* to, int64_
   }, /*cost=*/blocks * 16 * hw);
 }
 
-/// True when every one of p[0, n) is finite (v − v is 0 only for finite v).
+/// True when every one of p[0, n) is finite: v·0 is 0 for finite v and NaN
+/// otherwise, so the sum is 0 exactly then. (A function of its own: inside the
+/// parallel lambda GCC 12 left the loop scalar, ~17 ms a LeNet epoch.)
+[[gnu::noinline]] bool finite_range(const float* p, int64_t n) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += p[i] * 0.f;
+  return s == 0.f;
+}
+
+/// True when every one of p[0, n) is finite.
 bool all_finite(const float* p, int64_t n) {
   std::atomic<bool> bad{false};
   parallel_ranges(n, [&](int64_t begin, int64_t end) {
-    int any = 0;
-#pragma omp simd reduction(| : any)
-    for (int64_t i = begin; i < end; ++i) any |= !(p[i] - p[i] == 0.f);
-    if (any) bad.store(true, std::memory_order_relaxed);
+    if (!finite_range(p + begin, end - begin)) bad.store(true, std::memory_order_relaxed);
   });
   return !bad.load(std::memory_order_relaxed);
 }
@@ -318,6 +325,22 @@ class KeptWeights {
   std::vector<std::pair<memory::desc, memory>> kept_;
 };
 
+/// How a block's forward pooled, and so what its node's byte array holds.
+enum class Pooling {
+  OneDnn,       ///< oneDNN's pooling (with its workspace per slice)
+  DirectBlock,  ///< direct_block::forward ran the whole block
+  Direct16c,    ///< oneDNN's convolution, then direct_block::pool16c_forward
+};
+
+/// Bytes of pool16c codes per image.
+int64_t codes_per_image(const BlockShape& s) { return direct_block::pool16c_codes(1, s.c[1], s.c[2], s.c[3]); }
+
+/// True when a slice's pooling runs direct_block::pool16c_forward: 2×2 windows with
+/// stride 2 over an f32 nChw16c conv output (c, the forward's dst layout).
+bool pool16_takes(const BlockShape& s, const memory::desc& c, const BlockShape& sl) {
+  return s.pool_k == 2 && s.pool_s == 2 && is_nchw16c(c, sl.c) && direct_block::available();
+}
+
 /// The block's shape as the direct kernels see it.
 direct_block::Geometry direct_geometry(const BlockShape& s) {
   direct_block::Geometry g;
@@ -348,8 +371,8 @@ Tensor composition(const Tensor& x, const Tensor& w, const Tensor& b, const Bloc
 class ConvReluMaxPoolBackward final : public SavingNode<3> {
  public:
   ConvReluMaxPoolBackward(BlockShape s, std::vector<Tensor> workspaces, std::shared_ptr<Storage> positive,
-                          bool direct)
-      : shape_(std::move(s)), workspaces_(std::move(workspaces)), positive_(std::move(positive)), direct_(direct) {}
+                          Pooling pooling)
+      : shape_(std::move(s)), workspaces_(std::move(workspaces)), positive_(std::move(positive)), pooling_(pooling) {}
   const char* name() const override { return "ConvReluMaxPool2dBackward"; }
 
   std::vector<Tensor> apply(const Tensor& g_in) override {
@@ -384,7 +407,7 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
 
   std::vector<Tensor> fused(const Tensor& g, const Tensor& x, const Tensor& w) const {
     const BlockShape& s = shape_;
-    if (direct_) return direct(g, x);
+    if (pooling_ == Pooling::DirectBlock) return direct(g, x);
     const bool need_dx = needs_input_grad(0), need_w = needs_input_grad(1) || needs_input_grad(2);
     Tensor dx = need_dx ? Tensor::empty(s.x) : Tensor();
     Tensor dw = need_w ? zeros(s.w) : Tensor(), db = need_w && s.bias ? zeros({s.w[0]}) : Tensor();
@@ -404,30 +427,16 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
       std::vector<Tensor> owner;
       const Backward p = backward_prims(sl);
       const Forward f = forward_prims(sl, prop_kind::forward_training);
-      // g · [y > 0] in the pooled layout
-      const memory::desc pooled = f.pool_pd.dst_desc(), c = f.conv_pd.dst_desc();
-      memory diff_pooled = scratch(pooled, owner);
+      const memory::desc c = f.conv_pd.dst_desc();
       const float* g0 = g.data<float>() + n0 * s.y_image();
-      const uint8_t* pos0 = positive + n0 * s.y_image();
-      const int64_t count = sl.y[0] * s.y_image();
-      if (f.pooled_16c) {
-        to_16c_masked(g0, pos0, static_cast<float*>(diff_pooled.get_data_handle()), sl.y[0], s.y[1],
-                      s.y[2] * s.y[3]);
-      } else {
-        Tensor masked = Tensor::empty(sl.y);
-        float* pm = masked.data<float>();
-        parallel_for(count, [&](int64_t e) { pm[e] = pos0[e] ? g0[e] : 0.f; });
-        owner.push_back(masked);
-        if (p.pooled_in)
-          dn::execute(*p.pooled_in, {{DNNL_ARG_FROM, mem_at(dn::plain_md(sl.y), pm)}, {DNNL_ARG_TO, diff_pooled}});
-        else
-          std::memcpy(diff_pooled.get_data_handle(), pm, size_t(count) * sizeof(float));
-      }
-      // pooling backward: the blocked gradient of the conv output, in cache
       memory diff_c = scratch(c, owner);
-      dn::execute(p.pool, {{DNNL_ARG_DIFF_DST, diff_pooled},
-                           {DNNL_ARG_DIFF_SRC, diff_c},
-                           {DNNL_ARG_WORKSPACE, dn::mem(p.pool_pd.workspace_desc(), workspaces_[size_t(i)])}});
+      if (pooling_ == Pooling::Direct16c) {  // the blocked gradient of the conv output in one pass
+        direct_block::pool16c_backward(sl.c[0], s.c[1], s.c[2], s.c[3], g0, positive + n0 * codes_per_image(s),
+                                       static_cast<float*>(diff_c.get_data_handle()));
+      } else {
+        pool_backward(p, f, sl, i, g0, positive + n0 * s.y_image(), diff_c, owner);
+      }
+
       if (need_w) {
         const float* x0 = x.data<float>() + n0 * s.x_image();
         const memory xm = p.src_in ? reordered(*p.src_in, mem_at(dn::plain_md(sl.x), x0), p.weights_pd.src_desc(), owner)
@@ -483,6 +492,31 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
     return {dx, needs_input_grad(1) ? dw : Tensor(), needs_input_grad(2) ? db : Tensor()};
   }
 
+  /// diff_c = oneDNN's pooling backward of g0 · [y > 0] (pos0), from slice i's workspace.
+  void pool_backward(const Backward& p, const Forward& f, const BlockShape& sl, int64_t i, const float* g0,
+                     const uint8_t* pos0, const memory& diff_c, std::vector<Tensor>& owner) const {
+    const BlockShape& s = shape_;
+    // g · [y > 0] in the pooled layout
+    memory diff_pooled = scratch(f.pool_pd.dst_desc(), owner);
+    const int64_t count = sl.y[0] * s.y_image();
+    if (f.pooled_16c) {
+      to_16c_masked(g0, pos0, static_cast<float*>(diff_pooled.get_data_handle()), sl.y[0], s.y[1], s.y[2] * s.y[3]);
+    } else {
+      Tensor masked = Tensor::empty(sl.y);
+      float* pm = masked.data<float>();
+      parallel_for(count, [&](int64_t e) { pm[e] = pos0[e] ? g0[e] : 0.f; });
+      owner.push_back(masked);
+      if (p.pooled_in)
+        dn::execute(*p.pooled_in, {{DNNL_ARG_FROM, mem_at(dn::plain_md(sl.y), pm)}, {DNNL_ARG_TO, diff_pooled}});
+      else
+        std::memcpy(diff_pooled.get_data_handle(), pm, size_t(count) * sizeof(float));
+    }
+    // pooling backward: the blocked gradient of the conv output, in cache
+    dn::execute(p.pool, {{DNNL_ARG_DIFF_DST, diff_pooled},
+                         {DNNL_ARG_DIFF_SRC, diff_c},
+                         {DNNL_ARG_WORKSPACE, dn::mem(p.pool_pd.workspace_desc(), workspaces_[size_t(i)])}});
+  }
+
   /// The direct kernels' backward (the input needs no gradient there).
   std::vector<Tensor> direct(const Tensor& g, const Tensor& x) const {
     if (needs_input_grad(0)) throw std::logic_error("conv2d_relu_max_pool2d: direct kernels have no input gradient");
@@ -496,16 +530,18 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
 
   BlockShape shape_;
   std::vector<Tensor> workspaces_;        ///< the pooling's, one per slice
-  /// oneDNN path: y > 0, a byte per element of y. Direct path: the window
-  /// position of each y's maximum, 4 where y = 0 (direct_block::forward).
+  /// What the forward kept per pooled value, by pooling_: OneDnn, y > 0 (a byte
+  /// per element of y, NCHW); DirectBlock, the window position of each y's
+  /// maximum, 4 where y = 0 (direct_block::forward); Direct16c, the same codes in
+  /// the blocked order (direct_block::pool16c_forward).
   std::shared_ptr<Storage> positive_;
-  bool direct_ = false;                   ///< forward ran direct_block's kernels
+  Pooling pooling_ = Pooling::OneDnn;
 };
 
 /// Records y's node: it saves x, w and b (when there is one) and what the forward kept.
 void record_block(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const BlockShape& s,
-                  std::vector<Tensor> workspaces, std::shared_ptr<Storage> positive, bool direct) {
-  auto node = std::make_shared<ConvReluMaxPoolBackward>(s, std::move(workspaces), std::move(positive), direct);
+                  std::vector<Tensor> workspaces, std::shared_ptr<Storage> positive, Pooling pooling) {
+  auto node = std::make_shared<ConvReluMaxPoolBackward>(s, std::move(workspaces), std::move(positive), pooling);
   node->save(0, x);
   node->save(1, w);
   if (s.bias) node->save(2, b);
@@ -529,11 +565,14 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
     if (!direct_block::forward(direct_geometry(s), x.data<float>(), w.data<float>(),
                                s.bias ? b.data<float>() : nullptr, y.data<float>(), code))
       return std::nullopt;
-    if (recording) record_block(y, x_in, w_in, b_in, s, {}, std::move(positive), /*direct=*/true);
+    if (recording) record_block(y, x_in, w_in, b_in, s, {}, std::move(positive), Pooling::DirectBlock);
     return y;
   }
   std::vector<Tensor> workspaces;
   bool finite = true;
+  std::optional<bool> pool16;  // the slices' pooling runs direct_block::pool16c_forward
+  if (recording && direct_block::available())  // room for its codes as well
+    positive = std::make_shared<Storage>(size_t(std::max<int64_t>({y.numel(), s.x[0] * codes_per_image(s), 1})));
   KeptWeights kept(w.data<float>(), s.w);
   dn::translate_errors("conv2d_relu_max_pool2d", {&s.x, &s.w}, [&] {
     for_each_slice(s, [&](int64_t n0, int64_t, const BlockShape& sl) {
@@ -546,6 +585,9 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
       }
       std::vector<Tensor> owner;
       const Forward f = forward_prims(sl, pk);
+      const bool p16 = pool16_takes(s, f.conv_pd.dst_desc(), sl);
+      TAPE_CHECK(!pool16 || *pool16 == p16, "conv2d_relu_max_pool2d: internal error: slices chose different layouts");
+      pool16 = p16;
       const memory src = f.src_in ? reordered(*f.src_in, mem_at(dn::plain_md(sl.x), x0), f.conv_pd.src_desc(), owner)
                                   : mem_at(f.conv_pd.src_desc(), x0);
       const memory c = scratch(f.conv_pd.dst_desc(), owner);
@@ -555,6 +597,12 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
       if (s.bias) args.emplace(DNNL_ARG_BIAS, dn::mem(dn::plain_md({s.w[0]}), b));
       dn::execute(f.conv, args);
       float* y0 = y.data<float>() + n0 * s.y_image();
+      if (pool16 && *pool16) {  // the direct pooling on the blocked output, straight to NCHW
+        uint8_t* code0 = recording ? static_cast<uint8_t*>(positive->data()) + n0 * codes_per_image(s) : nullptr;
+        direct_block::pool16c_forward(sl.c[0], s.c[1], s.c[2], s.c[3], static_cast<const float*>(c.get_data_handle()),
+                                      y0, code0);
+        return;
+      }
       const bool to_plain = f.pooled_16c || f.pooled_out;
       const memory pooled = to_plain ? scratch(f.pool_pd.dst_desc(), owner) : mem_at(f.pool_pd.dst_desc(), y0);
       std::unordered_map<int, memory> pool_args{{DNNL_ARG_SRC, c}, {DNNL_ARG_DST, pooled}};
@@ -575,7 +623,9 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
     });
   });
   if (!finite) return std::nullopt;
-  if (recording) record_block(y, x_in, w_in, b_in, s, std::move(workspaces), std::move(positive), /*direct=*/false);
+  if (recording)
+    record_block(y, x_in, w_in, b_in, s, std::move(workspaces), std::move(positive),
+                 pool16.value_or(false) ? Pooling::Direct16c : Pooling::OneDnn);
   return y;
 }
 

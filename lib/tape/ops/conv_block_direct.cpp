@@ -57,7 +57,7 @@
 namespace tape::detail::direct_block {
 namespace {
 
-std::atomic<int64_t> g_calls{0}, g_data_calls{0};
+std::atomic<int64_t> g_calls{0}, g_data_calls{0}, g_pool_calls{0};
 
 int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 
@@ -371,6 +371,76 @@ TAPE_AVX512 void transpose_block(const float* from, int64_t npos, int64_t os, in
   }
 }
 
+// --- 2×2 max pooling on the blocked conv output ------------------------------------
+// Note: the fused block's oneDNN path (conv2 of LeNet: 6 → 16 channels) ran
+// oneDNN's pooling on the cache-hot nChw16c conv output and then our loops to
+// NCHW and back (nchw16c_to_nchw with the ReLU mask; to_16c_masked before the
+// pooling backward). These two kernels do each direction in one pass, vectorised
+// along the block's 16 channels: a pooled pixel is the max of its window's four
+// 16-channel vectors, its code vector (the window position, as pool_image's)
+// is kept in the blocked order, and 16 pooled pixels at a time are transposed to
+// NCHW in registers. Backward transposes the NCHW gradient back and writes each
+// window's four conv pixels once (the code's gets the gradient, the others 0).
+
+/// y (NCHW) and code (blocked order) of one image's block b of 16 channels.
+TAPE_AVX512 void pool16c_block(const float* c, int64_t oh, int64_t ow, int64_t os, float* y, uint8_t* code,
+                               int64_t plane_y) {
+  const int64_t ph = oh / 2, pw = ow / 2, np = ph * pw;
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 r[16];
+  for (int64_t p0 = 0; p0 < np; p0 += 16) {
+    const int64_t ps = std::min<int64_t>(16, np - p0);
+    for (int64_t k = 0; k < 16; ++k) {
+      if (k >= ps) {
+        r[k] = zero;
+        continue;
+      }
+      const int64_t p = p0 + k, py = p / pw, px = p % pw;
+      const float* q = c + (2 * py * ow + 2 * px) * 16;
+      __m512 best = _mm512_loadu_ps(q);
+      __m512i at = _mm512_setzero_si512();
+      take(best, at, _mm512_loadu_ps(q + 16), 1);
+      take(best, at, _mm512_loadu_ps(q + ow * 16), 2);
+      take(best, at, _mm512_loadu_ps(q + ow * 16 + 16), 3);
+      if (code) {
+        at = _mm512_mask_mov_epi32(_mm512_set1_epi32(4), _mm512_cmp_ps_mask(best, zero, _CMP_GT_OQ), at);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(code + p * 16), _mm512_cvtepi32_epi8(at));
+      }
+      r[k] = _mm512_max_ps(best, zero);
+    }
+    transpose16(r);
+    for (int64_t o = 0; o < os; ++o) _mm512_mask_storeu_ps(y + o * plane_y + p0, first(ps), r[o]);
+  }
+}
+
+/// dc (one image's block of 16 channels, [oh·ow][16]) from gy (NCHW) and code.
+TAPE_AVX512 void unpool16c_block(const float* gy, const uint8_t* code, int64_t oh, int64_t ow, int64_t os,
+                                 int64_t plane_y, float* dc) {
+  const int64_t ph = oh / 2, pw = ow / 2, np = ph * pw;
+  const __m512 zero = _mm512_setzero_ps();
+  // pixels outside every window (an odd last row or column)
+  if (oh % 2)
+    for (int64_t x = 0; x < ow; ++x) _mm512_storeu_ps(dc + ((oh - 1) * ow + x) * 16, zero);
+  if (ow % 2)
+    for (int64_t y = 0; y < 2 * ph; ++y) _mm512_storeu_ps(dc + (y * ow + ow - 1) * 16, zero);
+  __m512 r[16];
+  for (int64_t p0 = 0; p0 < np; p0 += 16) {
+    const int64_t ps = std::min<int64_t>(16, np - p0);
+    for (int64_t o = 0; o < 16; ++o)
+      r[o] = o < os ? _mm512_maskz_loadu_ps(first(ps), gy + o * plane_y + p0) : zero;
+    transpose16(r);
+    for (int64_t k = 0; k < ps; ++k) {
+      const int64_t p = p0 + k, py = p / pw, px = p % pw;
+      const __m512i at = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + p * 16)));
+      float* q = dc + (2 * py * ow + 2 * px) * 16;
+      _mm512_storeu_ps(q, where(at, 0, r[k]));
+      _mm512_storeu_ps(q + 16, where(at, 1, r[k]));
+      _mm512_storeu_ps(q + ow * 16, where(at, 2, r[k]));
+      _mm512_storeu_ps(q + ow * 16 + 16, where(at, 3, r[k]));
+    }
+  }
+}
+
 /// Positions of the conv output rounded up to whole vectors.
 int64_t padded_positions(const Geometry& g) { return round16(g.oh() * g.ow()); }
 
@@ -575,7 +645,31 @@ void backward_data_16c(const Geometry& g, const float* dc, const float* w, float
                            g.oc * rows * padded_positions(g));
 }
 
+int64_t pool16c_codes(int64_t n, int64_t oc, int64_t oh, int64_t ow) {
+  return n * ((oc + 15) / 16) * (oh / 2) * (ow / 2) * 16;
+}
+
+void pool16c_forward(int64_t n, int64_t oc, int64_t oh, int64_t ow, const float* c, float* y, uint8_t* code) {
+  g_pool_calls.fetch_add(1, std::memory_order_relaxed);
+  const int64_t blocks = (oc + 15) / 16, np = (oh / 2) * (ow / 2);
+  backend::parallel_for(n * blocks, [&](int64_t ib) {
+    const int64_t i = ib / blocks, b = ib % blocks;
+    pool16c_block(c + ib * oh * ow * 16, oh, ow, std::min<int64_t>(16, oc - b * 16), y + (i * oc + b * 16) * np,
+                  code ? code + ib * np * 16 : nullptr, np);
+  }, /*cost=*/oh * ow * 16);
+}
+
+void pool16c_backward(int64_t n, int64_t oc, int64_t oh, int64_t ow, const float* gy, const uint8_t* code, float* dc) {
+  const int64_t blocks = (oc + 15) / 16, np = (oh / 2) * (ow / 2);
+  backend::parallel_for(n * blocks, [&](int64_t ib) {
+    const int64_t i = ib / blocks, b = ib % blocks;
+    unpool16c_block(gy + (i * oc + b * 16) * np, code + ib * np * 16, oh, ow, std::min<int64_t>(16, oc - b * 16), np,
+                    dc + ib * oh * ow * 16);
+  }, /*cost=*/oh * ow * 16);
+}
+
 int64_t calls() { return g_calls.load(std::memory_order_relaxed); }
 int64_t backward_data_calls() { return g_data_calls.load(std::memory_order_relaxed); }
+int64_t pool16c_calls() { return g_pool_calls.load(std::memory_order_relaxed); }
 
 }  // namespace tape::detail::direct_block

@@ -54,9 +54,26 @@ bool takes_backward_data(const Geometry& g);
 /// with the pooling backward's blocked output (conv_block_direct.cpp's note).
 void backward_data_16c(const Geometry& g, const float* dc, const float* w, float* dx);
 
+/// Elements of the code array pool16c_forward writes for n images of oc channels
+/// and an oh × ow conv output: n × ⌈oc/16⌉ × ⌊oh/2⌋·⌊ow/2⌋ × 16 bytes.
+int64_t pool16c_codes(int64_t n, int64_t oc, int64_t oh, int64_t ow);
+
+/// 2×2 max pooling with stride 2 of c, a ReLU'd conv output in nChw16c (n ×
+/// ⌈oc/16⌉ × oh × ow × 16, padding channels 0): y (NCHW, n × oc × ⌊oh/2⌋ ×
+/// ⌊ow/2⌋) and, unless code is null, per pooled value in the blocked order (n ×
+/// ⌈oc/16⌉ × ⌊oh/2⌋·⌊ow/2⌋ × 16) its window's position as forward's code (0..3,
+/// the first of equal values; 4 where y = 0).
+void pool16c_forward(int64_t n, int64_t oc, int64_t oh, int64_t ow, const float* c, float* y, uint8_t* code);
+
+/// dc (nChw16c like c; overwritten, 0 off the windows' maxima and in padding
+/// channels) = the gradient gy of pool16c_forward's y (NCHW) routed by its code.
+void pool16c_backward(int64_t n, int64_t oc, int64_t oh, int64_t ow, const float* gy, const uint8_t* code, float* dc);
+
 /// Forward calls that ran the direct kernels (for tests: the path was taken).
 int64_t calls();
 /// backward_data_16c calls (for tests).
 int64_t backward_data_calls();
+/// pool16c_forward calls (for tests).
+int64_t pool16c_calls();
 
 }  // namespace tape::detail::direct_block
