@@ -185,6 +185,10 @@ bool bf16_supported() {
   return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
 }
 
+namespace backend {
+bool amx() { return effective_isa() == dnnl::cpu_isa::avx512_core_amx; }
+}  // namespace backend
+
 std::string cpu_isa_name() {
   using Isa = dnnl::cpu_isa;
   switch (effective_isa()) {

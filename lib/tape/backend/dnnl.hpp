@@ -52,6 +52,9 @@ void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> arg
 size_t cache_size();
 size_t cache_capacity();
 
+/// True when oneDNN's effective ISA has AMX tiles (avx512_core_amx).
+bool amx();
+
 /// Distinct op ids for keys.
 enum class OpId : int64_t {
   Matmul = 1,

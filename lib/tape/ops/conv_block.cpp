@@ -151,6 +151,10 @@ struct Forward {
   dnnl::pooling_forward::primitive_desc pool_pd;
   dnnl::pooling_forward pool;
   std::optional<dnnl::reorder> src_in, weights_in, pooled_out;  ///< plain → chosen, chosen → plain
+  /// The conv output's layout as the pooling and the backward passes see it:
+  /// conv_pd's dst, except that 16-channel NHWC (what AMX kernels write) is named
+  /// nChw16c — the same bytes.
+  memory::desc c;
   bool pooled_16c = false;  ///< pooled_out by conv_impl::nchw16c_to_nchw (and the gradient back by to_16c_masked)
 };
 
@@ -177,7 +181,8 @@ Forward forward_prims(const BlockShape& s, prop_kind pk) {
                                     {op_md(s, s.x, Tag::any), f32_md(s.c, Tag::nChw16c)},
                                     {op_md(s, s.x, Tag::any), f32_md(s.c, Tag::any)}},
                                    make, s, "forward");
-    const memory::desc c = conv_pd.dst_desc();
+    memory::desc c = conv_pd.dst_desc();
+    if (s.c[1] == 16 && c == f32_md(s.c, Tag::nhwc)) c = f32_md(s.c, Tag::nChw16c);
     const dnnl::pooling_forward::desc pool_desc(pk, dnnl::algorithm::pooling_max, c, f32_md(s.y, Tag::any),
                                                 {s.pool_s, s.pool_s}, {s.pool_k, s.pool_k}, {0, 0}, {0, 0});
     const dnnl::pooling_forward::primitive_desc pool_pd(pool_desc, dn::attr(), dn::engine());
@@ -190,6 +195,7 @@ Forward forward_prims(const BlockShape& s, prop_kind pk) {
                    reorder_if(dn::plain_md(s.x), conv_pd.src_desc()),
                    reorder_if(dn::plain_md(s.w), conv_pd.weights_desc()),
                    pooled_16c ? std::nullopt : reorder_if(pooled, dn::plain_md(s.y)),
+                   c,
                    pooled_16c};
   });
 }
@@ -208,7 +214,7 @@ struct Backward {
 Backward backward_prims(const BlockShape& s) {
   return *dn::cached<Backward>(s.key(dn::OpId::ConvBlockBwd, prop_kind::backward), [&] {
     const Forward f = forward_prims(s, prop_kind::forward_training);
-    const memory::desc c = f.conv_pd.dst_desc(), pooled = f.pool_pd.dst_desc();
+    const memory::desc c = f.c, pooled = f.pool_pd.dst_desc();
     // pooling backward on the forward's layouts (its workspace is in them)
     const dnnl::pooling_backward::desc pool_desc(dnnl::algorithm::pooling_max, c, pooled, {s.pool_s, s.pool_s},
                                                  {s.pool_k, s.pool_k}, {0, 0}, {0, 0});
@@ -216,6 +222,13 @@ Backward backward_prims(const BlockShape& s) {
     // Note: backward-weights is offered the pooling's diff_src layout as its
     // diff_dst first (no reorder at all), and `any` after: conv.cpp measured that
     // with 6 input channels NHWC src gets an avx512 kernel where `any` gets avx2.
+    // Note: under autocast on an AMX machine this pass stays f32 (ws below):
+    // oneDNN 2.6's AMX backward-weights for LeNet's conv2 (1 250 images) takes
+    // 2.5 ms, its jit_bf16 one 2.4 ms, f32 1.6 ms (and needs no bf16 copy of x);
+    // on AVX512-BF16 machines without AMX the bf16 kernel was the faster one.
+    BlockShape ws = s;
+    if (ws.dt == memory::data_type::bf16 && dn::amx()) ws.dt = memory::data_type::f32;
+    const Forward fw = ws.dt == s.dt ? f : forward_prims(ws, prop_kind::forward_training);
     using Pd = dnnl::convolution_backward_weights::primitive_desc;
     const auto make = [&](const Layouts& l) {
       const auto alg = dnnl::algorithm::convolution_direct;
@@ -224,12 +237,12 @@ Backward backward_prims(const BlockShape& s) {
                                                                   s.strides(), s.pads(), s.pads())
                        : dnnl::convolution_backward_weights::desc(alg, l.in, dw, l.out, s.strides(), s.pads(),
                                                                   s.pads()),
-                dn::attr(), dn::engine(), f.conv_pd);
+                dn::attr(), dn::engine(), fw.conv_pd);
     };
-    const memory::desc dc = op_like(s, c);
-    const Pd weights_pd = best_of<Pd>({{op_md(s, s.x, Tag::any), dc}, {op_md(s, s.x, Tag::nhwc), dc},
-                                       {op_plain(s, s.x), dc}, {op_md(s, s.x, Tag::any), op_md(s, s.c, Tag::any)},
-                                       {op_md(s, s.x, Tag::nhwc), op_md(s, s.c, Tag::nhwc)}},
+    const memory::desc dc = op_like(ws, c);
+    const Pd weights_pd = best_of<Pd>({{op_md(ws, s.x, Tag::any), dc}, {op_md(ws, s.x, Tag::nhwc), dc},
+                                       {op_plain(ws, s.x), dc}, {op_md(ws, s.x, Tag::any), op_md(ws, s.c, Tag::any)},
+                                       {op_md(ws, s.x, Tag::nhwc), op_md(ws, s.c, Tag::nhwc)}},
                                       make, s, "backward-weights");
     return Backward{pool_pd,
                     dnnl::pooling_backward(pool_pd),
@@ -253,7 +266,7 @@ struct BackwardData {
 BackwardData backward_data_prims(const BlockShape& s) {
   return *dn::cached<BackwardData>(s.key(dn::OpId::ConvBlockBwdData, prop_kind::backward_data), [&] {
     const Forward f = forward_prims(s, prop_kind::forward_training);
-    const memory::desc c = f.conv_pd.dst_desc();
+    const memory::desc c = f.c;
     using Pd = dnnl::convolution_backward_data::primitive_desc;
     const auto make = [&](const Layouts& l) {
       return Pd(dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, l.in,
@@ -427,7 +440,7 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
       std::vector<Tensor> owner;
       const Backward p = backward_prims(sl);
       const Forward f = forward_prims(sl, prop_kind::forward_training);
-      const memory::desc c = f.conv_pd.dst_desc();
+      const memory::desc c = f.c;
       const float* g0 = g.data<float>() + n0 * s.y_image();
       memory diff_c = scratch(c, owner);
       if (pooling_ == Pooling::Direct16c) {  // the blocked gradient of the conv output in one pass
@@ -585,15 +598,15 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
       }
       std::vector<Tensor> owner;
       const Forward f = forward_prims(sl, pk);
-      const bool p16 = pool16_takes(s, f.conv_pd.dst_desc(), sl);
+      const bool p16 = pool16_takes(s, f.c, sl);
       TAPE_CHECK(!pool16 || *pool16 == p16, "conv2d_relu_max_pool2d: internal error: slices chose different layouts");
       pool16 = p16;
       const memory src = f.src_in ? reordered(*f.src_in, mem_at(dn::plain_md(sl.x), x0), f.conv_pd.src_desc(), owner)
                                   : mem_at(f.conv_pd.src_desc(), x0);
-      const memory c = scratch(f.conv_pd.dst_desc(), owner);
+      const memory c = scratch(f.c, owner);
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
                                            {DNNL_ARG_WEIGHTS, kept.get(f.weights_in, f.conv_pd.weights_desc())},
-                                           {DNNL_ARG_DST, c}};
+                                           {DNNL_ARG_DST, memory(f.conv_pd.dst_desc(), dn::engine(), c.get_data_handle())}};
       if (s.bias) args.emplace(DNNL_ARG_BIAS, dn::mem(dn::plain_md({s.w[0]}), b));
       dn::execute(f.conv, args);
       float* y0 = y.data<float>() + n0 * s.y_image();
