@@ -93,6 +93,19 @@ Pd best_of(std::initializer_list<Layouts> offers, Make&& make, const BlockShape&
   return conv_impl::best_pd<Pd>(offers, make, "conv2d_relu_max_pool2d", pass, s.x, s.w);
 }
 
+/// True when layouts a and b of shape s place every element at the same byte:
+/// equal, or nChw16c and NHWC with exactly 16 channels.
+bool same_bytes(const memory::desc& a, const memory::desc& b, const Shape& s) {
+  if (a == b) return true;
+  if (s.size() != 4 || s[1] != 16 || a.data.data_type != b.data.data_type) return false;
+  const auto is = [&](const memory::desc& d, Tag t) { return d == memory::desc(dn::dims(s), a.data_type(), t); };
+  return (is(a, Tag::nChw16c) && is(b, Tag::nhwc)) || (is(a, Tag::nhwc) && is(b, Tag::nChw16c));
+}
+
+/// m's bytes in layout `to`: m itself, or a reorder into a new scratch memory (kept in owner).
+memory as_layout(const std::optional<dnnl::reorder>& r, const memory& m, const memory::desc& to,
+                 std::vector<Tensor>& owner);
+
 /// A reorder from → to, or none when the layouts coincide.
 std::optional<dnnl::reorder> reorder_if(const memory::desc& from, const memory::desc& to) {
   if (from == to) return std::nullopt;
@@ -249,7 +262,8 @@ Backward backward_prims(const BlockShape& s) {
                     weights_pd,
                     dnnl::convolution_backward_weights(weights_pd),
                     reorder_if(dn::plain_md(s.x), weights_pd.src_desc()),
-                    reorder_if(c, weights_pd.diff_dst_desc()),
+                    same_bytes(c, weights_pd.diff_dst_desc(), s.c) ? std::nullopt
+                                                                   : reorder_if(c, weights_pd.diff_dst_desc()),
                     reorder_if(weights_pd.diff_weights_desc(), dn::plain_md(s.w)),
                     f.pooled_16c ? std::nullopt : reorder_if(dn::plain_md(s.y), pooled)};
   });
@@ -283,7 +297,7 @@ BackwardData backward_data_prims(const BlockShape& s) {
     const bool dx_16c = is_nchw16c(pd.diff_src_desc(), s.x) && s.x[1] < 16;
     return BackwardData{pd,
                         dnnl::convolution_backward_data(pd),
-                        reorder_if(c, pd.diff_dst_desc()),
+                        same_bytes(c, pd.diff_dst_desc(), s.c) ? std::nullopt : reorder_if(c, pd.diff_dst_desc()),
                         reorder_if(dn::plain_md(s.w), pd.weights_desc()),
                         dx_16c ? std::nullopt : reorder_if(pd.diff_src_desc(), dn::plain_md(s.x)),
                         dx_16c};
@@ -317,6 +331,11 @@ memory reordered(const dnnl::reorder& r, const memory& from, const memory::desc&
   memory m(to, dn::engine(), owner.back().data<float>());
   dn::execute(r, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, m}});
   return m;
+}
+
+memory as_layout(const std::optional<dnnl::reorder>& r, const memory& m, const memory::desc& to,
+                 std::vector<Tensor>& owner) {
+  return r ? reordered(*r, m, to, owner) : memory(to, dn::engine(), m.get_data_handle());
 }
 
 /// The weights in a pd's layout: reordered once per call and layout.
@@ -454,7 +473,7 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
         const float* x0 = x.data<float>() + n0 * s.x_image();
         const memory xm = p.src_in ? reordered(*p.src_in, mem_at(dn::plain_md(sl.x), x0), p.weights_pd.src_desc(), owner)
                                    : mem_at(p.weights_pd.src_desc(), x0);
-        const memory dm = p.diff_in ? reordered(*p.diff_in, diff_c, p.weights_pd.diff_dst_desc(), owner) : diff_c;
+        const memory dm = as_layout(p.diff_in, diff_c, p.weights_pd.diff_dst_desc(), owner);
         const memory::desc dwd = p.weights_pd.diff_weights_desc();
         if (!acc_desc) {
           acc_desc = dwd, acc_out = p.dw_out;
@@ -482,7 +501,7 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
       } else if (need_dx) {
         const BackwardData d = backward_data_prims(sl);
         float* dx0 = dx.data<float>() + n0 * s.x_image();
-        const memory dm = d.diff_in ? reordered(*d.diff_in, diff_c, d.pd.diff_dst_desc(), owner) : diff_c;
+        const memory dm = as_layout(d.diff_in, diff_c, d.pd.diff_dst_desc(), owner);
         const bool to_plain = d.dx_16c || d.dx_out;
         const memory dxm = to_plain ? scratch(d.pd.diff_src_desc(), owner) : mem_at(d.pd.diff_src_desc(), dx0);
         dn::execute(d.prim, {{DNNL_ARG_DIFF_DST, dm},
