@@ -481,6 +481,39 @@ TAPE_AVX512 void col_tile_pt(int pt, int64_t oc, int64_t np, const float* dT, co
   }
 }
 
+/// One input channel's dx plane (h × w) gathered from col, its taps' rows:
+/// masks[k·kw + kx] are the lanes of piece k that tap kx reaches. KW is the
+/// kernel width when known at compile time (its masks are then held in mask
+/// registers across the rows: reloading one per load cost a third of the pass),
+/// 0 for any width.
+template <int KW>
+TAPE_AVX512 void col2im(const Geometry& g, int64_t np, const float* col, const __mmask16* masks, float* dxc) {
+  const int64_t kw = KW > 0 ? KW : g.kw, oh = g.oh(), ow = g.ow(), pieces = (g.w + 15) / 16;
+  for (int64_t k = 0; k < pieces; ++k) {
+    __mmask16 held[KW > 0 ? KW : 1];
+    const __mmask16* m = masks + k * kw;
+    if constexpr (KW > 0) {
+      for (int kx = 0; kx < KW; ++kx) held[kx] = m[kx];
+      m = held;
+    }
+    const __mmask16 store = first(g.w - k * 16);
+    for (int64_t iy = 0; iy < g.h; ++iy) {
+      const int64_t ky0 = std::max<int64_t>(0, iy - oh + 1), ky1 = std::min(g.kh, iy + 1);  // 0 <= iy − ky < oh
+      // four partial sums: one chain of dependent adds would wait on the add
+      // latency at every tap
+      __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      for (int64_t ky = ky0; ky < ky1; ++ky) {
+        // lane l of tap kx reads col[ky, kx][(iy − ky)·ow + ix0 + l − kx]
+        const float* row = col + ky * kw * np + (iy - ky) * ow + k * 16;
+#pragma GCC unroll 8
+        for (int64_t kx = 0; kx < kw; ++kx)
+          a[kx % 4] = _mm512_add_ps(a[kx % 4], _mm512_maskz_loadu_ps(m[kx], row + kx * np - kx));
+      }
+      _mm512_mask_storeu_ps(dxc + iy * g.w + k * 16, store, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+    }
+  }
+}
+
 /// dx of images [begin, end): per image the transpose, then per input channel
 /// the GEMM into col (its kh·kw rows) and the gather into dx.
 TAPE_AVX512 void backward_data_range(const Geometry& g, int64_t begin, int64_t end, const float* dc, const float* wr,
@@ -518,28 +551,10 @@ TAPE_AVX512 void backward_data_range(const Geometry& g, int64_t begin, int64_t e
         }
       }
       float* dxc = dx + (i * g.c + c) * g.h * g.w;
-      for (int64_t iy = 0; iy < g.h; ++iy) {
-        const int64_t ky0 = std::max<int64_t>(0, iy - oh + 1), ky1 = std::min(g.kh, iy + 1);  // 0 <= iy − ky < oh
-        for (int64_t k = 0; k < pieces; ++k) {
-          const __mmask16* m = masks.data() + k * g.kw;
-          // four partial sums: one chain of dependent adds would wait on the
-          // add latency at every tap
-          __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-          for (int64_t ky = ky0; ky < ky1; ++ky) {
-            // lane l of tap kx reads col[ky, kx][(iy − ky)·ow + ix0 + l − kx]
-            const float* row = col.data() + ky * g.kw * np + (iy - ky) * ow + k * 16;
-            int64_t kx = 0;
-            for (; kx + 4 <= g.kw; kx += 4) {
-              a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(m[kx], row + kx * np - kx));
-              a1 = _mm512_add_ps(a1, _mm512_maskz_loadu_ps(m[kx + 1], row + (kx + 1) * np - kx - 1));
-              a2 = _mm512_add_ps(a2, _mm512_maskz_loadu_ps(m[kx + 2], row + (kx + 2) * np - kx - 2));
-              a3 = _mm512_add_ps(a3, _mm512_maskz_loadu_ps(m[kx + 3], row + (kx + 3) * np - kx - 3));
-            }
-            for (; kx < g.kw; ++kx) a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(m[kx], row + kx * np - kx));
-          }
-          const __m512 sum = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
-          _mm512_mask_storeu_ps(dxc + iy * g.w + k * 16, first(g.w - k * 16), sum);
-        }
+      switch (g.kw) {  // the masks stay in mask registers when the width is a constant
+        case 3: col2im<3>(g, np, col.data(), masks.data(), dxc); break;
+        case 5: col2im<5>(g, np, col.data(), masks.data(), dxc); break;
+        default: col2im<0>(g, np, col.data(), masks.data(), dxc); break;
       }
     }
   }
