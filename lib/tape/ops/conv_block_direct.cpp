@@ -46,8 +46,9 @@
 #include "tape/backend/parallel.hpp"
 
 // GCC 12 warns inside its own avx512fintrin.h (the _mm512_undefined_* operands of
-// masked intrinsics); nothing of ours is uninitialised.
+// masked intrinsics, `__m512 __Y = __Y;`); nothing of ours is uninitialised.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 // Every function that uses AVX-512 carries the attribute (rather than building the
 // file with -mavx512f, which would let the compiler use AVX-512 in the shared
