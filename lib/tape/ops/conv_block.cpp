@@ -97,14 +97,10 @@ Pd best_of(std::initializer_list<Layouts> offers, Make&& make, const BlockShape&
 /// equal, or nChw16c and NHWC with exactly 16 channels.
 bool same_bytes(const memory::desc& a, const memory::desc& b, const Shape& s) {
   if (a == b) return true;
-  if (s.size() != 4 || s[1] != 16 || a.data.data_type != b.data.data_type) return false;
+  if (s.size() != 4 || s[1] != 16 || a.data_type() != b.data_type()) return false;
   const auto is = [&](const memory::desc& d, Tag t) { return d == memory::desc(dn::dims(s), a.data_type(), t); };
   return (is(a, Tag::nChw16c) && is(b, Tag::nhwc)) || (is(a, Tag::nhwc) && is(b, Tag::nChw16c));
 }
-
-/// m's bytes in layout `to`: m itself, or a reorder into a new scratch memory (kept in owner).
-memory as_layout(const std::optional<dnnl::reorder>& r, const memory& m, const memory::desc& to,
-                 std::vector<Tensor>& owner);
 
 /// A reorder from → to, or none when the layouts coincide.
 std::optional<dnnl::reorder> reorder_if(const memory::desc& from, const memory::desc& to) {
@@ -195,7 +191,7 @@ Forward forward_prims(const BlockShape& s, prop_kind pk) {
                                     {op_md(s, s.x, Tag::any), f32_md(s.c, Tag::any)}},
                                    make, s, "forward");
     memory::desc c = conv_pd.dst_desc();
-    if (s.c[1] == 16 && c == f32_md(s.c, Tag::nhwc)) c = f32_md(s.c, Tag::nChw16c);
+    if (same_bytes(c, f32_md(s.c, Tag::nChw16c), s.c)) c = f32_md(s.c, Tag::nChw16c);
     const dnnl::pooling_forward::desc pool_desc(pk, dnnl::algorithm::pooling_max, c, f32_md(s.y, Tag::any),
                                                 {s.pool_s, s.pool_s}, {s.pool_k, s.pool_k}, {0, 0}, {0, 0});
     const dnnl::pooling_forward::primitive_desc pool_pd(pool_desc, dn::attr(), dn::engine());
@@ -333,6 +329,8 @@ memory reordered(const dnnl::reorder& r, const memory& from, const memory::desc&
   return m;
 }
 
+/// m's bytes in layout `to`: m itself (r is none: the same bytes), or r's output
+/// in a new scratch memory (kept in owner).
 memory as_layout(const std::optional<dnnl::reorder>& r, const memory& m, const memory::desc& to,
                  std::vector<Tensor>& owner) {
   return r ? reordered(*r, m, to, owner) : memory(to, dn::engine(), m.get_data_handle());
