@@ -6,11 +6,13 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
+#include <vector>
 #include <tape/tape.hpp>
 
 #include "models.hpp"
@@ -228,6 +230,31 @@ TEST_CASE("conv_block: the direct pooling on the blocked conv output matches the
     setenv("TAPE_DIRECT_CONV", "0", 1);
     CHECK_FALSE(pooled16({{3, 6, 12, 12}, {16, 6, 5, 5}}));
     unsetenv("TAPE_DIRECT_CONV");
+  }
+}
+
+TEST_CASE("conv_block: the nChw16c -> NCHW transpose (direct; skipped without AVX-512) matches its definition" *
+          doctest::skip(!tape::detail::direct_block::available())) {
+  namespace db = tape::detail::direct_block;
+  // channels: one partial block, one full, two and a half; pixels: below, at and past 16, with tails
+  for (const auto& [n, c, hw] : std::vector<std::array<int64_t, 3>>{{3, 6, 5}, {2, 16, 16}, {2, 33, 37}, {1, 1, 1}}) {
+    INFO("n ", n, " c ", c, " hw ", hw);
+    const int64_t blocks = (c + 15) / 16;
+    std::vector<float> from(size_t(n * blocks * hw * 16)), to(size_t(n * c * hw), -7.f);
+    std::vector<uint8_t> positive(size_t(n * c * hw), 9);
+    std::mt19937 rng(4);
+    std::normal_distribution<float> normal;
+    for (float& v : from) v = normal(rng);
+    db::nchw16c_to_nchw(from.data(), to.data(), n, c, hw, positive.data());
+    int wrong = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < c; ++k)
+        for (int64_t p = 0; p < hw; ++p) {
+          const float want = from[size_t(((i * blocks + k / 16) * hw + p) * 16 + k % 16)];
+          const size_t at = size_t((i * c + k) * hw + p);
+          wrong += to[at] != want || positive[at] != (want > 0.f ? 1 : 0);
+        }
+    CHECK(wrong == 0);
   }
 }
 

@@ -442,6 +442,29 @@ TAPE_AVX512 void unpool16c_block(const float* gy, const uint8_t* code, int64_t o
   }
 }
 
+/// One image of nChw16c (c channels, hw pixels) to NCHW, 16 pixels at a time
+/// through transpose16; positive (may be null) gets a byte to > 0 per element.
+TAPE_AVX512 void unblock_image(const float* from, float* to, int64_t c, int64_t hw, uint8_t* positive) {
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 r[16];
+  for (int64_t b = 0; b * 16 < c; ++b) {
+    const float* src = from + b * hw * 16;
+    const int64_t os = std::min<int64_t>(16, c - b * 16);
+    for (int64_t p0 = 0; p0 < hw; p0 += 16) {
+      const int64_t ps = std::min<int64_t>(16, hw - p0);
+      for (int64_t k = 0; k < 16; ++k) r[k] = k < ps ? _mm512_loadu_ps(src + (p0 + k) * 16) : zero;
+      transpose16(r);
+      for (int64_t o = 0; o < os; ++o) {
+        const int64_t at = (b * 16 + o) * hw + p0;
+        _mm512_mask_storeu_ps(to + at, first(ps), r[o]);
+        if (positive)
+          _mm_mask_storeu_epi8(positive + at, first(ps),
+                               _mm_maskz_set1_epi8(_mm512_cmp_ps_mask(r[o], zero, _CMP_GT_OQ), 1));
+      }
+    }
+  }
+}
+
 /// Positions of the conv output rounded up to whole vectors.
 int64_t padded_positions(const Geometry& g) { return round16(g.oh() * g.ow()); }
 
@@ -682,6 +705,13 @@ void pool16c_backward(int64_t n, int64_t oc, int64_t oh, int64_t ow, const float
     unpool16c_block(gy + (i * oc + b * 16) * np, code + ib * np * 16, oh, ow, std::min<int64_t>(16, oc - b * 16), np,
                     dc + ib * oh * ow * 16);
   }, /*cost=*/oh * ow * 16);
+}
+
+void nchw16c_to_nchw(const float* from, float* to, int64_t n, int64_t c, int64_t hw, uint8_t* positive) {
+  const int64_t image = (c + 15) / 16 * 16 * hw;
+  backend::parallel_for(n, [&](int64_t i) {
+    unblock_image(from + i * image, to + i * c * hw, c, hw, positive ? positive + i * c * hw : nullptr);
+  }, /*cost=*/image);
 }
 
 int64_t calls() { return g_calls.load(std::memory_order_relaxed); }

@@ -69,6 +69,11 @@ void pool16c_forward(int64_t n, int64_t oc, int64_t oh, int64_t ow, const float*
 /// channels) = the gradient gy of pool16c_forward's y (NCHW) routed by its code.
 void pool16c_backward(int64_t n, int64_t oc, int64_t oh, int64_t ow, const float* gy, const uint8_t* code, float* dc);
 
+/// to (NCHW, n × c × hw) = from (nChw16c, n × ⌈c/16⌉ × hw × 16); positive (may be
+/// null) receives a byte to[i] > 0 per element. conv_impl::nchw16c_to_nchw
+/// calls it when available().
+void nchw16c_to_nchw(const float* from, float* to, int64_t n, int64_t c, int64_t hw, uint8_t* positive);
+
 /// Forward calls that ran the direct kernels (for tests: the path was taken).
 int64_t calls();
 /// backward_data_16c calls (for tests).

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tape/backend/dnnl.hpp"
+#include "tape/ops/conv_block_direct.hpp"
 #include "tape/ops/op_util.hpp"
 
 namespace tape::detail::conv_impl {
@@ -90,10 +91,14 @@ inline dnnl::memory scratch(const dnnl::memory::desc& d, std::vector<Tensor>& ow
 // oneDNN's `jit:blk` is faster, and the other direction (which must also zero
 // the padding) is faster in oneDNN too: both stay there. The fused block also
 // derives its ReLU mask on the way (`positive`).
+// On a CPU with AVX-512 the direct kernels' version runs instead: 16 pixels at a
+// time through a register transpose, contiguous stores (the unfused conv1
+// forward + backward at batch 1000: this loop was a fifth of its time).
 /// to (NCHW) = from (nChw16c) for n images of c channels and hw pixels; when
 /// `positive` is given, it receives to[i] > 0 per element.
 inline void nchw16c_to_nchw(const float* from, float* to, int64_t n, int64_t c, int64_t hw,
                             uint8_t* positive = nullptr) {
+  if (direct_block::available()) return direct_block::nchw16c_to_nchw(from, to, n, c, hw, positive);
   const int64_t blocks = (c + 15) / 16;
   parallel_for(n, [&](int64_t i) {
     for (int64_t b = 0; b < blocks; ++b) {
