@@ -365,10 +365,10 @@ enum class Pooling {
 /// Bytes of pool16c codes per image.
 int64_t codes_per_image(const BlockShape& s) { return direct_block::pool16c_codes(1, s.c[1], s.c[2], s.c[3]); }
 
-/// True when a slice's pooling runs direct_block::pool16c_forward: 2×2 windows with
-/// stride 2 over an f32 nChw16c conv output (c, the forward's dst layout).
-bool pool16_takes(const BlockShape& s, const memory::desc& c, const BlockShape& sl) {
-  return s.pool_k == 2 && s.pool_s == 2 && is_nchw16c(c, sl.c) && direct_block::available();
+/// True when slice sl's pooling runs direct_block::pool16c_forward: 2×2 windows
+/// with stride 2 over an f32 nChw16c conv output (c, the forward's layout of it).
+bool pool16_takes(const BlockShape& sl, const memory::desc& c) {
+  return sl.pool_k == 2 && sl.pool_s == 2 && is_nchw16c(c, sl.c) && direct_block::available();
 }
 
 /// The block's shape as the direct kernels see it.
@@ -469,8 +469,7 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
 
       if (need_w) {
         const float* x0 = x.data<float>() + n0 * s.x_image();
-        const memory xm = p.src_in ? reordered(*p.src_in, mem_at(dn::plain_md(sl.x), x0), p.weights_pd.src_desc(), owner)
-                                   : mem_at(p.weights_pd.src_desc(), x0);
+        const memory xm = as_layout(p.src_in, mem_at(dn::plain_md(sl.x), x0), p.weights_pd.src_desc(), owner);
         const memory dm = as_layout(p.diff_in, diff_c, p.weights_pd.diff_dst_desc(), owner);
         const memory::desc dwd = p.weights_pd.diff_weights_desc();
         if (!acc_desc) {
@@ -588,8 +587,11 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
   const bool recording = any_requires_grad({&x_in, &w_in, &b_in});
   const prop_kind pk = recording ? prop_kind::forward_training : prop_kind::forward_inference;
   Tensor y = Tensor::empty(s.y);
+  // a byte per element of y (the direct block's codes or y > 0), or pool16c's
+  // codes in the blocked order when the slices may pool directly
+  const int64_t kept_bytes = direct_block::available() ? std::max(y.numel(), s.x[0] * codes_per_image(s)) : y.numel();
   std::shared_ptr<Storage> positive =
-      recording ? std::make_shared<Storage>(size_t(std::max<int64_t>(y.numel(), 1))) : nullptr;
+      recording ? std::make_shared<Storage>(size_t(std::max<int64_t>(kept_bytes, 1))) : nullptr;
   if (direct_takes(s, recording && x_in.requires_grad())) {
     auto* code = recording ? static_cast<uint8_t*>(positive->data()) : nullptr;
     if (!direct_block::forward(direct_geometry(s), x.data<float>(), w.data<float>(),
@@ -600,12 +602,10 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
   }
   std::vector<Tensor> workspaces;
   bool finite = true;
-  std::optional<bool> pool16;  // the slices' pooling runs direct_block::pool16c_forward
-  if (recording && direct_block::available())  // room for its codes as well
-    positive = std::make_shared<Storage>(size_t(std::max<int64_t>({y.numel(), s.x[0] * codes_per_image(s), 1})));
+  bool pool16 = false;  // the slices' pooling runs direct_block::pool16c_forward
   KeptWeights kept(w.data<float>(), s.w);
   dn::translate_errors("conv2d_relu_max_pool2d", {&s.x, &s.w}, [&] {
-    for_each_slice(s, [&](int64_t n0, int64_t, const BlockShape& sl) {
+    for_each_slice(s, [&](int64_t n0, int64_t i, const BlockShape& sl) {
       if (!finite) return;
       const float* x0 = x.data<float>() + n0 * s.x_image();
       // the scan brings the slice into cache for the convolution
@@ -615,11 +615,9 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
       }
       std::vector<Tensor> owner;
       const Forward f = forward_prims(sl, pk);
-      const bool p16 = pool16_takes(s, f.c, sl);
-      TAPE_CHECK(!pool16 || *pool16 == p16, "conv2d_relu_max_pool2d: internal error: slices chose different layouts");
-      pool16 = p16;
-      const memory src = f.src_in ? reordered(*f.src_in, mem_at(dn::plain_md(sl.x), x0), f.conv_pd.src_desc(), owner)
-                                  : mem_at(f.conv_pd.src_desc(), x0);
+      if (i == 0) pool16 = pool16_takes(sl, f.c);
+      TAPE_CHECK(pool16 == pool16_takes(sl, f.c), "conv2d_relu_max_pool2d: internal error: slices chose different layouts");
+      const memory src = as_layout(f.src_in, mem_at(dn::plain_md(sl.x), x0), f.conv_pd.src_desc(), owner);
       const memory c = scratch(f.c, owner);
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
                                            {DNNL_ARG_WEIGHTS, kept.get(f.weights_in, f.conv_pd.weights_desc())},
@@ -627,7 +625,7 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
       if (s.bias) args.emplace(DNNL_ARG_BIAS, dn::mem(dn::plain_md({s.w[0]}), b));
       dn::execute(f.conv, args);
       float* y0 = y.data<float>() + n0 * s.y_image();
-      if (pool16 && *pool16) {  // the direct pooling on the blocked output, straight to NCHW
+      if (pool16) {  // the direct pooling on the blocked output, straight to NCHW
         uint8_t* code0 = recording ? static_cast<uint8_t*>(positive->data()) + n0 * codes_per_image(s) : nullptr;
         direct_block::pool16c_forward(sl.c[0], s.c[1], s.c[2], s.c[3], static_cast<const float*>(c.get_data_handle()),
                                       y0, code0);
@@ -655,7 +653,7 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
   if (!finite) return std::nullopt;
   if (recording)
     record_block(y, x_in, w_in, b_in, s, std::move(workspaces), std::move(positive),
-                 pool16.value_or(false) ? Pooling::Direct16c : Pooling::OneDnn);
+                 pool16 ? Pooling::Direct16c : Pooling::OneDnn);
   return y;
 }
 

@@ -360,15 +360,24 @@ TAPE_AVX512 inline void transpose16(__m512 r[16]) {
   }
 }
 
-/// dT[o][p] (rows of np floats) = one image's block of 16 channels [p][16] (os of
-/// them real), 16 positions at a time; lanes past npos get zeros.
-TAPE_AVX512 void transpose_block(const float* from, int64_t npos, int64_t os, int64_t np, float* to) {
+/// to[o][p] (rows of `stride` floats) = one image's block of 16 channels
+/// from[p][16] (os of them real) for p < npos, 16 positions at a time (the rest
+/// of each row is not written); positive (may be null, rows like to) receives a
+/// byte to > 0 per element.
+TAPE_AVX512 void transpose_block(const float* from, int64_t npos, int64_t os, int64_t stride, float* to,
+                                 uint8_t* positive = nullptr) {
+  const __m512 zero = _mm512_setzero_ps();
   __m512 r[16];
   for (int64_t p0 = 0; p0 < npos; p0 += 16) {
     const int64_t ps = std::min<int64_t>(16, npos - p0);
-    for (int64_t k = 0; k < 16; ++k) r[k] = k < ps ? _mm512_loadu_ps(from + (p0 + k) * 16) : _mm512_setzero_ps();
+    for (int64_t k = 0; k < 16; ++k) r[k] = k < ps ? _mm512_loadu_ps(from + (p0 + k) * 16) : zero;
     transpose16(r);
-    for (int64_t o = 0; o < os; ++o) _mm512_storeu_ps(to + o * np + p0, r[o]);
+    for (int64_t o = 0; o < os; ++o) {
+      _mm512_mask_storeu_ps(to + o * stride + p0, first(ps), r[o]);
+      if (positive)
+        _mm_mask_storeu_epi8(positive + o * stride + p0, first(ps),
+                             _mm_maskz_set1_epi8(_mm512_cmp_ps_mask(r[o], zero, _CMP_GT_OQ), 1));
+    }
   }
 }
 
@@ -442,27 +451,12 @@ TAPE_AVX512 void unpool16c_block(const float* gy, const uint8_t* code, int64_t o
   }
 }
 
-/// One image of nChw16c (c channels, hw pixels) to NCHW, 16 pixels at a time
-/// through transpose16; positive (may be null) gets a byte to > 0 per element.
+/// One image of nChw16c (c channels, hw pixels) to NCHW, a block of 16 channels
+/// at a time; positive (may be null) gets a byte to > 0 per element.
 TAPE_AVX512 void unblock_image(const float* from, float* to, int64_t c, int64_t hw, uint8_t* positive) {
-  const __m512 zero = _mm512_setzero_ps();
-  __m512 r[16];
-  for (int64_t b = 0; b * 16 < c; ++b) {
-    const float* src = from + b * hw * 16;
-    const int64_t os = std::min<int64_t>(16, c - b * 16);
-    for (int64_t p0 = 0; p0 < hw; p0 += 16) {
-      const int64_t ps = std::min<int64_t>(16, hw - p0);
-      for (int64_t k = 0; k < 16; ++k) r[k] = k < ps ? _mm512_loadu_ps(src + (p0 + k) * 16) : zero;
-      transpose16(r);
-      for (int64_t o = 0; o < os; ++o) {
-        const int64_t at = (b * 16 + o) * hw + p0;
-        _mm512_mask_storeu_ps(to + at, first(ps), r[o]);
-        if (positive)
-          _mm_mask_storeu_epi8(positive + at, first(ps),
-                               _mm_maskz_set1_epi8(_mm512_cmp_ps_mask(r[o], zero, _CMP_GT_OQ), 1));
-      }
-    }
-  }
+  for (int64_t b = 0; b * 16 < c; ++b)
+    transpose_block(from + b * hw * 16, hw, std::min<int64_t>(16, c - b * 16), hw, to + b * 16 * hw,
+                    positive ? positive + b * 16 * hw : nullptr);
 }
 
 /// Positions of the conv output rounded up to whole vectors.
@@ -544,6 +538,7 @@ TAPE_AVX512 void backward_data_range(const Geometry& g, int64_t begin, int64_t e
                                      float* dx) {
   const int64_t oh = g.oh(), ow = g.ow(), npos = oh * ow, np = padded_positions(g), nv = np / 16;
   const int64_t taps = g.kh * g.kw, blocks = (g.oc + 15) / 16;
+  // dT's lanes past npos stay 0 from here (transpose_block writes only p < npos)
   std::vector<float> dT(size_t(g.oc * np)), col(size_t(taps * np));
   // the gather's masks, per 16-wide piece of a dx row and kx: the lanes l with
   // 0 <= ix0 + l − kx < ow and ix0 + l < w
