@@ -16,6 +16,7 @@
 #include <tape/tape.hpp>
 
 #include "models.hpp"
+#include "tape/ops/conv_block_amx.hpp"
 #include "tape/ops/conv_block_direct.hpp"
 
 using namespace tape;
@@ -255,6 +256,95 @@ TEST_CASE("conv_block: the nChw16c -> NCHW transpose (direct; skipped without AV
           wrong += to[at] != want || positive[at] != (want > 0.f ? 1 : 0);
         }
     CHECK(wrong == 0);
+  }
+}
+
+TEST_CASE("conv_block: the AMX backward kernels (skipped without AMX) match Float64 on bf16-rounded operands" *
+          doctest::skip(!tape::detail::amx_block::available())) {
+  // The kernels round x, the output gradient and w to bf16 and sum the products
+  // in f32; products of bf16 values are exact in f32, so against Float64 on the
+  // same rounded operands only the order of the sums differs (~1e-6): a product
+  // 0.1 % off is caught. The output gradient comes in nChw16c (padding channels 0).
+  namespace amx = tape::detail::amx_block;
+  struct Dims {
+    int64_t n, c, h, w, oc, kh, kw;
+  };
+  const auto bf16 = [](const Tensor& t) { return t.to(Dtype::BFloat16).to(Dtype::Float64); };
+  // LeNet's conv2 (9 images: a chunk and a tail), odd sizes, one tap, 70 (c, kx)
+  // rows in 5 kernel rows (35 accumulator tiles), outputs past 64 positions
+  for (const Dims d : {Dims{9, 6, 12, 12, 16, 5, 5}, Dims{3, 3, 9, 15, 7, 3, 4}, Dims{2, 4, 5, 6, 1, 1, 1},
+                       Dims{2, 10, 11, 13, 16, 5, 7}, Dims{3, 2, 16, 14, 5, 3, 3}}) {
+    INFO("n ", d.n, " c ", d.c, " ", d.h, "x", d.w, " oc ", d.oc, " k ", d.kh, "x", d.kw);
+    manual_seed(7);
+    const int64_t oh = d.h - d.kh + 1, ow = d.w - d.kw + 1;
+    const Tensor x = randn({d.n, d.c, d.h, d.w}), w = randn({d.oc, d.c, d.kh, d.kw}), g = randn({d.n, d.oc, oh, ow});
+    std::vector<float> dc(size_t(d.n * oh * ow * 16), 0.f);  // g in nChw16c
+    const float* pg = g.data<float>();
+    for (int64_t i = 0; i < d.n; ++i)
+      for (int64_t o = 0; o < d.oc; ++o)
+        for (int64_t p = 0; p < oh * ow; ++p) dc[size_t((i * oh * ow + p) * 16 + o)] = pg[(i * d.oc + o) * oh * ow + p];
+    // the Float64 reference on the rounded operands
+    Tensor xr = bf16(x), wr = bf16(w);
+    xr.requires_grad_(true);
+    wr.requires_grad_(true);
+    sum(mul(conv2d(xr, wr), bf16(g))).backward();
+    tape::detail::direct_block::Geometry geo;
+    geo.n = d.n, geo.c = d.c, geo.h = d.h, geo.w = d.w, geo.oc = d.oc, geo.kh = d.kh, geo.kw = d.kw;
+    REQUIRE(amx::takes_backward_data(geo));
+    REQUIRE(amx::takes_backward_weights(geo));
+    Tensor dx = full(x.shape(), 5.0);  // overwritten
+    amx::backward_data_16c(geo, dc.data(), w.data<float>(), dx.data<float>());
+    CHECK(rel_err(dx, xr.grad()) < 1e-5);
+    Tensor dw = full(w.shape(), 0.5), db = full({d.oc}, 0.25);  // added to
+    REQUIRE(amx::backward_weights_16c(geo, x.data<float>(), dc.data(), dw.data<float>(), db.data<float>()));
+    CHECK(rel_err(sub(dw, full({}, 0.5)), wr.grad()) < 1e-5);
+    CHECK(rel_err(sub(db, full({}, 0.25)), sum(sum(sum(g, 3), 2), 0)) < 1e-5);
+    // a non-finite input: false, nothing written (the caller runs f32)
+    Tensor xn = x.clone();
+    xn.data<float>()[x.numel() - 1] = std::numeric_limits<float>::infinity();
+    const Tensor before = dw.clone();
+    CHECK_FALSE(amx::backward_weights_16c(geo, xn.data<float>(), dc.data(), dw.data<float>(), db.data<float>()));
+    CHECK(rel_err(dw, before) == 0);
+  }
+}
+
+TEST_CASE("conv_block: under autocast on AMX the fused block's backward runs the AMX kernels" *
+          doctest::skip(!tape::detail::amx_block::available())) {
+  namespace amx = tape::detail::amx_block;
+  const Case c{{40, 6, 12, 12}, {16, 6, 5, 5}};
+  const int64_t data0 = amx::backward_data_calls(), weights0 = amx::backward_weights_calls();
+  Result f, u;
+  {
+    AutocastGuard guard;
+    f = run(c, true);
+    u = run(c, false);
+  }
+  CHECK(amx::backward_data_calls() > data0);
+  CHECK(amx::backward_weights_calls() > weights0);
+  CHECK(rel_err(f.dx, u.dx) < 1e-2);
+  CHECK(rel_err(f.dw, u.dw) < 1e-2);
+  CHECK(rel_err(f.db, u.db) < 1e-2);
+  SUBCASE("TAPE_AMX_CONV=0 keeps the f32 passes") {
+    setenv("TAPE_AMX_CONV", "0", 1);
+    const int64_t d1 = amx::backward_data_calls();
+    {
+      AutocastGuard guard;
+      run(c, true);
+    }
+    unsetenv("TAPE_AMX_CONV");
+    CHECK(amx::backward_data_calls() == d1);
+  }
+  SUBCASE("a non-finite input takes the f32 backward-weights") {
+    Case n = c;
+    manual_seed(1);
+    Tensor x = randn(c.x), w = randn(c.w), b = randn({16});
+    x.data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+    w.requires_grad_(true);
+    {
+      AutocastGuard guard;
+      sum(conv2d_relu_max_pool2d(x, w, b, 2)).backward();
+    }
+    CHECK(w.grad().defined());
   }
 }
 

@@ -14,6 +14,7 @@
 #include "tape/backend/dnnl.hpp"
 #include "tape/backend/dnnl_error.hpp"
 #include "tape/core/autocast.hpp"
+#include "tape/ops/conv_block_amx.hpp"
 #include "tape/ops/conv_block_direct.hpp"
 #include "tape/ops/conv_impl.hpp"
 #include "tape/ops/fused.hpp"
@@ -467,8 +468,15 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
         pool_backward(p, f, sl, i, g0, positive + n0 * s.y_image(), diff_c, owner);
       }
 
-      if (need_w) {
-        const float* x0 = x.data<float>() + n0 * s.x_image();
+      const float* x0 = x.data<float>() + n0 * s.x_image();
+      const bool amx = s.dt == memory::data_type::bf16 && is_nchw16c(c, sl.c) && amx_block::available();
+      // under autocast on AMX machines: backward-weights on tiles (conv_block_amx.cpp),
+      // unless x holds a non-finite value (then the f32 pass below)
+      const bool amx_w = need_w && amx && amx_block::takes_backward_weights(direct_geometry(sl)) &&
+                         amx_block::backward_weights_16c(direct_geometry(sl), x0,
+                                                         static_cast<const float*>(diff_c.get_data_handle()),
+                                                         dw.data<float>(), s.bias ? db.data<float>() : nullptr);
+      if (need_w && !amx_w) {
         const memory xm = as_layout(p.src_in, mem_at(dn::plain_md(sl.x), x0), p.weights_pd.src_desc(), owner);
         const memory dm = as_layout(p.diff_in, diff_c, p.weights_pd.diff_dst_desc(), owner);
         const memory::desc dwd = p.weights_pd.diff_weights_desc();
@@ -492,7 +500,10 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
         }
         if (s.bias) db.add_(db_s);
       }
-      if (need_dx && direct_dx && is_nchw16c(c, sl.c)) {
+      if (need_dx && amx && amx_block::takes_backward_data(direct_geometry(sl))) {
+        amx_block::backward_data_16c(direct_geometry(sl), static_cast<const float*>(diff_c.get_data_handle()),
+                                     w.data<float>(), dx.data<float>() + n0 * s.x_image());
+      } else if (need_dx && direct_dx && is_nchw16c(c, sl.c)) {
         direct_block::backward_data_16c(direct_geometry(sl), static_cast<const float*>(diff_c.get_data_handle()),
                                         w.data<float>(), dx.data<float>() + n0 * s.x_image());
       } else if (need_dx) {

@@ -1,0 +1,380 @@
+// AMX bf16 kernels for the fused conv block's backward under autocast (LeNet's
+// conv2: 6 → 16 channels, 5×5, 12×12 → 8×8).
+//
+//   Backward-data:    col[(c, tap)][p] = Σ_o w[o][c][tap] · dc[p][o],  dx = col2im(col)
+//   Backward-weights: dw[o][c][ky][kx] = Σ_{n, q} dc[n][q][o] · x[n][c][q + ky·w + kx]
+//
+// Note: why our own AMX kernels. Measured per 1 250-image slice of LeNet's conv2
+// on the Intel VM (docs/precision.md): oneDNN 2.6's AMX backward-weights 2.5 ms,
+// its jit_bf16 2.4 ms, f32 1.6 ms; the direct f32 backward-data 2.1 ms. An AMX
+// tile product (TDPBF16PS: 16 × 16 f32 += 16 × 32 bf16 · 32 × 16 bf16) does 8 192
+// multiply-adds, where an AVX-512 FMA does 16; what limits these kernels is
+// moving the operands into the tiles' layouts, so each pass keeps that to one
+// cheap copy per image:
+//
+// Backward-data is the direct kernel's GEMM + gather (conv_block_direct.cpp)
+// with the GEMM on tiles: A = the weights as [(c, tap)][o] (16 rows × 16 o, bf16,
+// made once per call), B = the image's output gradient in the tiles' pair
+// layout [o/2][p][2] (from the direct kernel's transpose: one convert and one
+// word permute per 16 positions and pair of filters), C = 16 (c, tap) rows × 16
+// positions of col, stored for the gather.
+//
+// Backward-weights uses the direct kernels' "wide" positions q = oy·w + ox for
+// every ox < w (the gradient is 0 where ox ≥ ow), so tap (ky, kx) of position q
+// reads the input plane at q + ky·w + kx. A copy xs of the image holds, per
+// input channel c and tap column kx, the row x[c][q' + kx] (bf16): then the A
+// tile for tap row ky is 16 consecutive (c, kx) rows read from offset ky·w with
+// one uniform stride, and B is the gradient in pair layout [q/2][o][2]. C tile
+// (ky, 16 (c, kx) rows) × 16 filters accumulates over every image of a thread's
+// range: with 5 kernel rows and 30 (c, kx) rows, 10 tiles, held 5 at a time in
+// tile registers over a chunk of images.
+#include "tape/ops/conv_block_amx.hpp"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "tape/backend/parallel.hpp"
+#include "tape/ops/conv_block_simd.hpp"
+
+#define TAPE_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+// The tile instructions as inline asm with a memory clobber: GCC 12's
+// _tile_loadd/_tile_stored have none, so the compiler could move ordinary loads
+// and stores of the same memory across them. Tile numbers are literals.
+#define TILE_LOAD(t, base, stride) \
+  __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t ::"r"(base), "r"(int64_t(stride)) : "memory")
+#define TILE_STORE(t, base, stride) \
+  __asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)" ::"r"(base), "r"(int64_t(stride)) : "memory")
+#define TILE_ZERO(t) __asm__ volatile("tilezero %%tmm" #t ::)
+#define TILE_DP(c, a, b) __asm__ volatile("tdpbf16ps %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
+
+namespace tape::detail::amx_block {
+namespace {
+
+using namespace block_simd;
+
+std::atomic<int64_t> g_data_calls{0}, g_weights_calls{0};
+
+int64_t round32(int64_t v) { return (v + 31) / 32 * 32; }
+
+/// The tiles' shapes (ldtilecfg's 64-byte operand, palette 1).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+
+  void set(int t, int r, int bytes) { rows[t] = uint8_t(r), colsb[t] = uint16_t(bytes); }
+  void load() const { __asm__ volatile("ldtilecfg %0" ::"m"(*this)); }
+};
+static_assert(sizeof(TileConfig) == 64);
+
+/// Loads cfg on construction and releases the tiles on destruction (each thread).
+class Tiles {
+ public:
+  explicit Tiles(const TileConfig& cfg) { cfg.load(); }
+  ~Tiles() { __asm__ volatile("tilerelease" ::); }
+  Tiles(const Tiles&) = delete;
+  Tiles& operator=(const Tiles&) = delete;
+};
+
+/// True once the kernel has granted the process AMX's tile state (Linux asks
+/// for it per process: ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA).
+bool tile_state() {
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    const bool avx512 = (b >> 16 & 1) && (b >> 30 & 1) && (b >> 31 & 1);  // F, BW, VL
+    const bool amx = (d >> 24 & 1) && (d >> 22 & 1);                        // AMX-TILE, AMX-BF16
+    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+    const bool bf16 = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && (a1 >> 5 & 1);  // AVX512-BF16
+    if (!avx512 || !amx || !bf16) return false;
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+}
+
+/// The pair layout of two rows of 16 floats: 16 dwords {bf16(a[i]), bf16(b[i])}.
+TAPE_AMX inline __m512i pairs(__m512 a, __m512 b) {
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                              22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(interleave, __m512i(_mm512_cvtne2ps_pbh(b, a)));
+}
+
+/// n floats to bf16 (round to nearest even, as oneDNN's reorder); false when one
+/// of them is not finite.
+TAPE_AMX bool to_bf16(const float* in, int64_t n, uint16_t* out) {
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 s = zero;
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = first(n - i);
+    const __m512 v = _mm512_maskz_loadu_ps(m, in + i);
+    s = _mm512_add_ps(s, _mm512_mul_ps(v, zero));
+    _mm256_mask_storeu_epi16(out + i, m, __m256i(_mm512_cvtneps_pbh(v)));
+  }
+  return _mm512_reduce_add_ps(s) == 0.f;
+}
+
+// --- backward-data ------------------------------------------------------------
+
+/// dx of images [begin, end): per image the transpose of dc, its pair layout,
+/// the tile GEMM into col, and the gather.
+TAPE_AMX void data_range(const Geometry& g, int64_t begin, int64_t end, const float* dc, const uint16_t* wa,
+                         float* dx) {
+  const int64_t npos = g.oh() * g.ow(), np = round16(npos), pt = np / 16;
+  const int64_t taps = g.kh * g.kw, rt_count = round16(g.c * taps) / 16;
+  std::vector<float> dT(size_t(16 * np), 0.f), col(size_t(rt_count * 16 * np));
+  std::vector<uint16_t> bv(size_t(16 * np));  // [8 pairs of filters][np][2]
+  const std::vector<__mmask16> masks = col2im_masks(g);
+  TileConfig cfg;
+  cfg.set(0, 16, 64), cfg.set(1, 16, 64);  // C: 16 (c, tap) rows × 16 positions
+  cfg.set(2, 16, 32);                      // A: 16 (c, tap) rows × 16 filters
+  for (int b = 4; b < 8; ++b) cfg.set(b, 8, 64);  // B: 8 filter pairs × 16 positions × 2
+  const Tiles tiles(cfg);
+  const int64_t b_stride = np * 4, c_stride = np * 4;
+  for (int64_t i = begin; i < end; ++i) {
+    transpose_block(dc + i * npos * 16, npos, 16, np, dT.data());  // lanes ≥ npos stay 0
+    for (int64_t k = 0; k < 8; ++k)
+      for (int64_t t = 0; t < pt; ++t)
+        _mm512_storeu_si512(bv.data() + (k * np + t * 16) * 2,
+                            pairs(_mm512_loadu_ps(dT.data() + 2 * k * np + t * 16),
+                                  _mm512_loadu_ps(dT.data() + (2 * k + 1) * np + t * 16)));
+    for (int64_t t0 = 0; t0 < pt; t0 += 4) {
+      const int64_t tn = std::min<int64_t>(4, pt - t0);
+      const uint16_t* b0 = bv.data() + t0 * 32;
+      TILE_LOAD(4, b0, b_stride);
+      if (tn > 1) TILE_LOAD(5, b0 + 32, b_stride);
+      if (tn > 2) TILE_LOAD(6, b0 + 64, b_stride);
+      if (tn > 3) TILE_LOAD(7, b0 + 96, b_stride);
+      for (int64_t rt = 0; rt < rt_count; ++rt) {
+        TILE_LOAD(2, wa + rt * 256, 32);
+        float* c0 = col.data() + rt * 16 * np + t0 * 16;
+        TILE_ZERO(0);
+        TILE_DP(0, 2, 4);
+        TILE_STORE(0, c0, c_stride);
+        if (tn > 1) {
+          TILE_ZERO(1);
+          TILE_DP(1, 2, 5);
+          TILE_STORE(1, c0 + 16, c_stride);
+        }
+        if (tn > 2) {
+          TILE_ZERO(0);
+          TILE_DP(0, 2, 6);
+          TILE_STORE(0, c0 + 32, c_stride);
+        }
+        if (tn > 3) {
+          TILE_ZERO(1);
+          TILE_DP(1, 2, 7);
+          TILE_STORE(1, c0 + 48, c_stride);
+        }
+      }
+    }
+    for (int64_t c = 0; c < g.c; ++c)
+      gather_channel(g, np, col.data() + c * taps * np, masks.data(), dx + (i * g.c + c) * g.h * g.w);
+  }
+}
+
+// --- backward-weights ---------------------------------------------------------
+
+/// Images whose copies a thread makes before sweeping its accumulator tiles over them.
+constexpr int64_t kChunk = 8;
+
+/// The sizes of the weights pass for one geometry.
+struct WeightsPlan {
+  int64_t rows = 0;    ///< (c, kx) rows: c · kw
+  int64_t rt = 0;      ///< tiles of 16 such rows
+  int64_t tiles = 0;   ///< C tiles: kh · rt
+  int64_t q = 0;       ///< wide positions, rounded to the tile product's 32
+  int64_t s = 0;       ///< bf16 per (c, kx) row of the copy (q plus the taps' reach)
+  int64_t xs = 0;      ///< bf16 per image's copy: rt · 16 rows of s
+  int64_t bq = 0;      ///< bf16 per image's gradient in pair layout: q · 16
+};
+
+WeightsPlan weights_plan(const Geometry& g) {
+  WeightsPlan p;
+  p.rows = g.c * g.kw;
+  p.rt = (p.rows + 15) / 16;
+  p.tiles = g.kh * p.rt;
+  p.q = round32(g.oh() * g.w);
+  p.s = round32(p.q + (g.kh - 1) * g.w);
+  p.xs = p.rt * 16 * p.s;
+  p.bq = p.q * 16;
+  return p;
+}
+
+/// The 16 filters' gradient at wide position q (0 where ox >= ow or past the rows).
+TAPE_AMX inline __m512 gradient_at(const Geometry& g, const float* dc, int64_t q) {
+  const int64_t oy = q / g.w, ox = q % g.w, ow = g.ow();
+  return oy < g.oh() && ox < ow ? _mm512_loadu_ps(dc + (oy * ow + ox) * 16) : _mm512_setzero_ps();
+}
+
+/// One image's copy xs (rows (c, kx): x[c][q' + kx], 0 past the plane) and its
+/// gradient in pair layout; db += Σ dc. False when x holds a non-finite value.
+TAPE_AMX bool prepare_image(const Geometry& g, const WeightsPlan& p, const float* x, const float* dc, uint16_t* plane,
+                            uint16_t* xs, uint16_t* bv, __m512& db) {
+  const int64_t hw = g.h * g.w;
+  for (int64_t c = 0; c < g.c; ++c) {
+    if (!to_bf16(x + c * hw, hw, plane)) return false;  // plane's tail past hw stays 0
+    for (int64_t kx = 0; kx < g.kw; ++kx)
+      std::memcpy(xs + (c * g.kw + kx) * p.s, plane + kx, size_t(p.s) * sizeof(uint16_t));
+  }
+  for (int64_t j = 0; j < p.q / 2; ++j) {
+    const __m512 a = gradient_at(g, dc, 2 * j), b = gradient_at(g, dc, 2 * j + 1);
+    db = _mm512_add_ps(db, _mm512_add_ps(a, b));
+    _mm512_storeu_si512(bv + j * 32, pairs(a, b));
+  }
+  return true;
+}
+
+/// C tiles [t0, t0 + tn) (tn ≤ 5, held in tmm0..4) += the chunk's products.
+TAPE_AMX void sweep(const Geometry& g, const WeightsPlan& p, int64_t t0, int64_t tn, int64_t images,
+                    const uint16_t* xs, const uint16_t* bv, float* acc) {
+  const int64_t a_stride = p.s * 2;
+  const uint16_t* a_at[5] = {};
+  // C tile t is (ky, rt) = (t / rt, t % rt): A reads 16 (c, kx) rows from offset ky·w
+  auto a_offset = [&](int64_t t) { return (t % p.rt) * 16 * p.s + (t / p.rt) * g.w; };
+  TILE_LOAD(0, acc + t0 * 256, 64);
+  if (tn > 1) TILE_LOAD(1, acc + (t0 + 1) * 256, 64);
+  if (tn > 2) TILE_LOAD(2, acc + (t0 + 2) * 256, 64);
+  if (tn > 3) TILE_LOAD(3, acc + (t0 + 3) * 256, 64);
+  if (tn > 4) TILE_LOAD(4, acc + (t0 + 4) * 256, 64);
+  for (int64_t i = 0; i < images; ++i) {
+    for (int64_t s = 0; s < tn; ++s) a_at[s] = xs + i * p.xs + a_offset(t0 + s);
+    const uint16_t* b = bv + i * p.bq;
+    for (int64_t k0 = 0; k0 < p.q; k0 += 32) {
+      TILE_LOAD(7, b + k0 * 16, 64);
+      TILE_LOAD(5, a_at[0] + k0, a_stride);
+      TILE_DP(0, 5, 7);
+      if (tn > 1) {
+        TILE_LOAD(6, a_at[1] + k0, a_stride);
+        TILE_DP(1, 6, 7);
+      }
+      if (tn > 2) {
+        TILE_LOAD(5, a_at[2] + k0, a_stride);
+        TILE_DP(2, 5, 7);
+      }
+      if (tn > 3) {
+        TILE_LOAD(6, a_at[3] + k0, a_stride);
+        TILE_DP(3, 6, 7);
+      }
+      if (tn > 4) {
+        TILE_LOAD(5, a_at[4] + k0, a_stride);
+        TILE_DP(4, 5, 7);
+      }
+    }
+  }
+  TILE_STORE(0, acc + t0 * 256, 64);
+  if (tn > 1) TILE_STORE(1, acc + (t0 + 1) * 256, 64);
+  if (tn > 2) TILE_STORE(2, acc + (t0 + 2) * 256, 64);
+  if (tn > 3) TILE_STORE(3, acc + (t0 + 3) * 256, 64);
+  if (tn > 4) TILE_STORE(4, acc + (t0 + 4) * 256, 64);
+}
+
+/// One thread's range of images into its partial sums acc (tiles × 16 × 16) and
+/// db (16); false (stop set) at a non-finite input.
+TAPE_AMX bool weights_range(const Geometry& g, const WeightsPlan& p, int64_t begin, int64_t end, const float* x,
+                            const float* dc, float* acc, float* db, std::atomic<bool>& stop) {
+  std::vector<uint16_t> plane(size_t(g.h * g.w + g.kw + p.s), 0), xs(size_t(kChunk * p.xs), 0),
+      bv(size_t(kChunk * p.bq));
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);  // C, A (16 rows × 32 bf16) and B (16 pairs × 16 filters × 2)
+  const Tiles tiles(cfg);
+  const int64_t x_image = g.c * g.h * g.w, dc_image = g.oh() * g.ow() * 16;
+  __m512 dbv = _mm512_setzero_ps();
+  for (int64_t i0 = begin; i0 < end; i0 += kChunk) {
+    const int64_t images = std::min(kChunk, end - i0);
+    for (int64_t i = 0; i < images; ++i)
+      if (stop.load(std::memory_order_relaxed) ||
+          !prepare_image(g, p, x + (i0 + i) * x_image, dc + (i0 + i) * dc_image, plane.data(),
+                         xs.data() + i * p.xs, bv.data() + i * p.bq, dbv)) {
+        stop.store(true, std::memory_order_relaxed);
+        return false;
+      }
+    for (int64_t t0 = 0; t0 < p.tiles; t0 += 5)
+      sweep(g, p, t0, std::min<int64_t>(5, p.tiles - t0), images, xs.data(), bv.data(), acc);
+  }
+  _mm512_storeu_ps(db, _mm512_add_ps(_mm512_loadu_ps(db), dbv));
+  return true;
+}
+
+/// The weights as tile A rows: wa[(c, tap)][o] in bf16 (rows rounded up to 16,
+/// filters to 16, both padded with 0).
+TAPE_AMX std::vector<uint16_t> weights_rows(const Geometry& g, const float* w) {
+  const int64_t rows = g.c * g.kh * g.kw, padded = round16(rows);
+  std::vector<float> wr(size_t(padded * 16), 0.f);
+  for (int64_t o = 0; o < g.oc; ++o)
+    for (int64_t j = 0; j < rows; ++j) wr[size_t(j * 16 + o)] = w[o * rows + j];
+  std::vector<uint16_t> wa(wr.size());
+  to_bf16(wr.data(), int64_t(wr.size()), wa.data());
+  return wa;
+}
+
+}  // namespace
+
+bool available() {
+  const char* e = std::getenv("TAPE_AMX_CONV");
+  return !(e && std::strcmp(e, "0") == 0) && tile_state();
+}
+
+bool takes_backward_data(const Geometry& g) { return g.oc <= 16 && direct_block::takes_backward_data(g); }
+
+void backward_data_16c(const Geometry& g, const float* dc, const float* w, float* dx) {
+  g_data_calls.fetch_add(1, std::memory_order_relaxed);
+  const std::vector<uint16_t> wa = weights_rows(g, w);
+  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) { data_range(g, begin, end, dc, wa.data(), dx); },
+                           16 * g.c * g.kh * g.kw * round16(g.oh() * g.ow()));
+}
+
+bool takes_backward_weights(const Geometry& g) {
+  if (g.n < 1 || g.c < 1 || g.oc < 1 || g.oc > 16 || g.h < 1 || g.w < 1 || g.kh < 1 || g.kw < 1) return false;
+  if (g.ph != 0 || g.pw != 0 || g.oh() < 1 || g.ow() < 1) return false;
+  const WeightsPlan p = weights_plan(g);
+  return p.tiles <= 64 && kChunk * (p.xs + p.bq) * 2 <= (int64_t(1) << 20);
+}
+
+bool backward_weights_16c(const Geometry& g, const float* x, const float* dc, float* dw, float* db) {
+  g_weights_calls.fetch_add(1, std::memory_order_relaxed);
+  const WeightsPlan p = weights_plan(g);
+  backend::sync_num_threads();
+  const int64_t threads = std::max(1, omp_get_max_threads()), per = p.tiles * 256;
+  std::vector<float> acc(size_t(threads * per), 0.f), dbs(size_t(threads * 16), 0.f);
+  std::atomic<bool> stop{false};
+  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) {
+    const int64_t t = omp_get_thread_num();  // its own partial sums
+    weights_range(g, p, begin, end, x, dc, acc.data() + t * per, dbs.data() + t * 16, stop);
+  }, 16 * g.c * g.kh * g.kw * g.oh() * g.ow());
+  if (stop.load()) return false;
+  for (int64_t t = 0; t < p.tiles; ++t) {
+    const int64_t ky = t / p.rt, r0 = (t % p.rt) * 16;
+    for (int64_t r = 0; r < 16 && r0 + r < p.rows; ++r) {
+      const int64_t c = (r0 + r) / g.kw, kx = (r0 + r) % g.kw;
+      for (int64_t o = 0; o < g.oc; ++o) {
+        double s = 0;
+        for (int64_t th = 0; th < threads; ++th) s += acc[size_t(th * per + t * 256 + r * 16 + o)];
+        dw[((o * g.c + c) * g.kh + ky) * g.kw + kx] += float(s);
+      }
+    }
+  }
+  if (db)
+    for (int64_t o = 0; o < g.oc; ++o) {
+      double s = 0;
+      for (int64_t th = 0; th < threads; ++th) s += dbs[size_t(th * 16 + o)];
+      db[o] += float(s);
+    }
+  return true;
+}
+
+int64_t backward_data_calls() { return g_data_calls.load(std::memory_order_relaxed); }
+int64_t backward_weights_calls() { return g_weights_calls.load(std::memory_order_relaxed); }
+
+}  // namespace tape::detail::amx_block

@@ -1,0 +1,45 @@
+#pragma once
+// Internal (not installed): AMX bf16 kernels for the fused conv block's two
+// backward passes under autocast (LeNet's conv2: 6 → 16 channels, 5×5), where
+// oneDNN 2.6's AMX kernels are no faster than f32 (conv_block_amx.cpp's note).
+// Products of bf16-rounded operands summed in f32, as every autocast product.
+// conv_block.cpp calls them when available() and the takes_*() say so, and runs
+// the f32 passes otherwise.
+#include <cstdint>
+
+#include "tape/ops/conv_block_direct.hpp"
+
+namespace tape::detail::amx_block {
+
+using direct_block::Geometry;
+
+/// True when this CPU has AMX-BF16 and AVX512-BF16, the kernel granted this
+/// process the tile state (arch_prctl, asked once), and the environment variable
+/// TAPE_AMX_CONV is not "0" (read on each call).
+bool available();
+
+/// True when backward_data_16c takes g: what direct_block::takes_backward_data
+/// takes, with at most 16 filters.
+bool takes_backward_data(const Geometry& g);
+
+/// dx (n × c × h × w, NCHW; overwritten) = the convolution's backward-data of dc
+/// (n × 1 × oh × ow × 16, nChw16c; padding channels 0) for weights w (oc × c ×
+/// kh × kw), with dc and w rounded to bf16 and the products summed in f32.
+void backward_data_16c(const Geometry& g, const float* dc, const float* w, float* dx);
+
+/// True when backward_weights_16c takes g: no padding, at most 16 filters, and
+/// sizes whose per-image scratch stays small.
+bool takes_backward_weights(const Geometry& g);
+
+/// dw (oc × c × kh × kw) += Σ dc ⋆ x and db (oc, may be null) += Σ dc, with x
+/// (NCHW) and dc (nChw16c) rounded to bf16 for the products (db sums dc in f32).
+/// False, with dw and db untouched, when x holds a non-finite value: the wide
+/// positions multiply some x by a zero gradient, which a NaN or an infinity would
+/// turn into NaN, so the caller runs the f32 pass instead.
+bool backward_weights_16c(const Geometry& g, const float* x, const float* dc, float* dw, float* db);
+
+/// Calls that ran the kernels (for tests: the path was taken).
+int64_t backward_data_calls();
+int64_t backward_weights_calls();
+
+}  // namespace tape::detail::amx_block
