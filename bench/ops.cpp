@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <tape/tape.hpp>
 
@@ -198,7 +199,10 @@ void copies() {
 
 /// One fused conv block at batch n: forward, and forward + backward, in ms and
 /// GFLOP/s (2·K per conv output element per pass; no input gradient: 2 passes).
-void block(const std::string& name, int64_t n, int64_t c, int64_t hw, int64_t o, int64_t k, bool need_dx) {
+void block(const std::string& name, int64_t n, int64_t c, int64_t hw, int64_t o, int64_t k, bool need_dx,
+           bool bf16 = false) {
+  std::optional<AutocastGuard> autocast;
+  if (bf16) autocast.emplace();
   Tensor x = randn({n, c, hw, hw});
   if (need_dx) x.requires_grad_();
   Tensor w = (randn({o, c, k, k}) * 0.1f).requires_grad_(), b = zeros({o}).requires_grad_();
@@ -227,6 +231,9 @@ void without_direct_kernels(F&& f) {
 void blocks() {
   block("block1 2500x1x28x28 -> 6@5x5 (direct)", 2500, 1, 28, 6, 5, false);
   block("block2 2500x6x12x12 -> 16@5x5 (direct backward-data)", 2500, 6, 12, 16, 5, true);
+  if (bf16_supported())
+    block(str_cat("block2 2500x6x12x12 -> 16@5x5 (bf16 autocast", std::string(cpu_isa_name()).find("amx") != std::string::npos ? ", AMX" : "", ")"), 2500, 6, 12,
+          16, 5, true, true);
   without_direct_kernels([] {
     block("block1 2500x1x28x28 -> 6@5x5 (oneDNN)", 2500, 1, 28, 6, 5, false);
     block("block2 2500x6x12x12 -> 16@5x5 (oneDNN)", 2500, 6, 12, 16, 5, true);
