@@ -271,9 +271,10 @@ TEST_CASE("conv_block: the AMX backward kernels (skipped without AMX) match Floa
   };
   const auto bf16 = [](const Tensor& t) { return t.to(Dtype::BFloat16).to(Dtype::Float64); };
   // LeNet's conv2 (9 images: a chunk and a tail), odd sizes, one tap, 70 (c, kx)
-  // rows in 5 kernel rows (35 accumulator tiles), outputs past 64 positions
+  // columns in 5 kernel rows (35 accumulator tiles), outputs past 64 positions;
+  // backward-weights takes even output widths only (a pair of positions in one row)
   for (const Dims d : {Dims{9, 6, 12, 12, 16, 5, 5}, Dims{3, 3, 9, 15, 7, 3, 4}, Dims{2, 4, 5, 6, 1, 1, 1},
-                       Dims{2, 10, 11, 13, 16, 5, 7}, Dims{3, 2, 16, 14, 5, 3, 3}}) {
+                       Dims{2, 10, 11, 14, 16, 5, 7}, Dims{3, 2, 16, 14, 5, 3, 3}}) {
     INFO("n ", d.n, " c ", d.c, " ", d.h, "x", d.w, " oc ", d.oc, " k ", d.kh, "x", d.kw);
     manual_seed(7);
     const int64_t oh = d.h - d.kh + 1, ow = d.w - d.kw + 1;
@@ -306,6 +307,10 @@ TEST_CASE("conv_block: the AMX backward kernels (skipped without AMX) match Floa
     CHECK_FALSE(amx::backward_weights_16c(geo, xn.data<float>(), dc.data(), dw.data<float>(), db.data<float>()));
     CHECK(rel_err(dw, before) == 0);
   }
+  tape::detail::direct_block::Geometry odd;
+  odd.n = 1, odd.c = 2, odd.h = 9, odd.w = 9, odd.oc = 4, odd.kh = 3, odd.kw = 3;  // a 7 × 7 output
+  CHECK_FALSE(amx::takes_backward_weights(odd));
+  CHECK(amx::takes_backward_data(odd));
 }
 
 TEST_CASE("conv_block: under autocast on AMX the fused block's backward runs the AMX kernels" *

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -132,17 +133,18 @@ TAPE_AMX inline __m512i pairs(__m512 a, __m512 b) {
   return _mm512_permutexvar_epi16(interleave, __m512i(_mm512_cvtne2ps_pbh(b, a)));
 }
 
-/// n floats to bf16 (round to nearest even, as oneDNN's reorder); false when one
-/// of them is not finite.
-TAPE_AMX bool to_bf16(const float* in, int64_t n, uint16_t* out) {
+/// planes × n floats to bf16 (round to nearest even, as oneDNN's reorder), plane
+/// k at out + k·stride; false when one of them is not finite.
+TAPE_AMX bool to_bf16(const float* in, int64_t planes, int64_t n, int64_t stride, uint16_t* out) {
   const __m512 zero = _mm512_setzero_ps();
-  __m512 s = zero;
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = first(n - i);
-    const __m512 v = _mm512_maskz_loadu_ps(m, in + i);
-    s = _mm512_add_ps(s, _mm512_mul_ps(v, zero));
-    _mm256_mask_storeu_epi16(out + i, m, __m256i(_mm512_cvtneps_pbh(v)));
-  }
+  __m512 s = zero;  // v·0 is 0 for finite v, NaN otherwise
+  for (int64_t k = 0; k < planes; ++k)
+    for (int64_t i = 0; i < n; i += 16) {
+      const __mmask16 m = first(n - i);
+      const __m512 v = _mm512_maskz_loadu_ps(m, in + k * n + i);
+      s = _mm512_add_ps(s, _mm512_mul_ps(v, zero));
+      _mm256_mask_storeu_epi16(out + k * stride + i, m, __m256i(_mm512_cvtneps_pbh(v)));
+    }
   return _mm512_reduce_add_ps(s) == 0.f;
 }
 
@@ -211,96 +213,130 @@ TAPE_AMX void data_range(const Geometry& g, int64_t begin, int64_t end, const fl
 /// Images whose copies a thread makes before sweeping its accumulator tiles over them.
 constexpr int64_t kChunk = 8;
 
-/// The sizes of the weights pass for one geometry.
+/// A group of a B tile's columns taken from at most two input planes by one word
+/// permute: columns n of the tile whose channel is a or b get, per pair of
+/// positions, their two values (words 2n, 2n + 1) from a window of 32 words of
+/// plane a (indices 0..31) or plane b (32..63).
+struct PermuteGroup {
+  int32_t a = 0, b = 0;           ///< the two channels (b = a when one)
+  uint32_t mask = 0;              ///< the words of the tile row it writes
+  std::array<uint16_t, 32> idx{};  ///< per word: kx + (0 or 1), + 32 for plane b
+};
+
+/// The sizes of the weights pass for one geometry. Positions are the output's,
+/// p = oy·ow + ox (ow even: a pair of positions never straddles two rows), and
+/// the input is laid out over an h × ow grid of the same kind, so that kernel
+/// row ky is a shift by ky·ow positions: ky·ow/2 pair rows of 64 bytes, whole
+/// cache lines.
 struct WeightsPlan {
-  int64_t rows = 0;    ///< (c, kx) rows: c · kw
-  int64_t rt = 0;      ///< tiles of 16 such rows
-  int64_t tiles = 0;   ///< C tiles: kh · rt
-  int64_t q = 0;       ///< wide positions, rounded to the tile product's 32
-  int64_t s = 0;       ///< bf16 per (c, kx) row of the copy (q plus the taps' reach)
-  int64_t xs = 0;      ///< bf16 per image's copy: rt · 16 rows of s
-  int64_t bq = 0;      ///< bf16 per image's gradient in pair layout: q · 16
+  int64_t rows = 0;   ///< (c, kx) columns of dw: c · kw
+  int64_t rt = 0;     ///< tiles of 16 such columns
+  int64_t tiles = 0;  ///< C tiles: kh · rt
+  int64_t q = 0;      ///< output positions, rounded to the tile product's 32
+  int64_t pj = 0;     ///< pair rows of the input copy per column tile (the grid's, rounded to 16)
+  int64_t xv = 0;     ///< bf16 per image's input copy: rt × pj pairs × 16 columns × 2
+  int64_t dt = 0;     ///< bf16 per image's transposed gradient: 16 filters × q
+  int64_t plane = 0;  ///< bf16 per input plane of the converted image (32 zeros past its end)
+  std::vector<std::vector<PermuteGroup>> groups;  ///< per column tile
 };
 
 WeightsPlan weights_plan(const Geometry& g) {
   WeightsPlan p;
+  const int64_t ow = g.ow();
   p.rows = g.c * g.kw;
   p.rt = (p.rows + 15) / 16;
   p.tiles = g.kh * p.rt;
-  p.q = round32(g.oh() * g.w);
-  p.s = round32(p.q + (g.kh - 1) * g.w);
-  p.xs = p.rt * 16 * p.s;
-  p.bq = p.q * 16;
+  p.q = round32(g.oh() * ow);
+  p.pj = round16(std::max(g.h * ow, p.q + (g.kh - 1) * ow) / 2);
+  p.xv = p.rt * p.pj * 32;
+  p.dt = 16 * p.q;
+  p.plane = g.h * g.w + 32;
+  p.groups.resize(size_t(p.rt));
+  for (int64_t n = 0; n < p.rows; ++n) {
+    const int32_t c = int32_t(n / g.kw), kx = int32_t(n % g.kw), col = int32_t(n % 16);
+    auto& gs = p.groups[size_t(n / 16)];
+    if (gs.empty() || (gs.back().b != gs.back().a && gs.back().b != c)) gs.push_back({c, c, 0, {}});
+    PermuteGroup& grp = gs.back();
+    if (c != grp.a) grp.b = c;
+    const uint16_t base = uint16_t(kx + (c == grp.a ? 0 : 32));
+    grp.idx[size_t(2 * col)] = base, grp.idx[size_t(2 * col + 1)] = uint16_t(base + 1);
+    grp.mask |= 3u << (2 * col);
+  }
   return p;
 }
 
-/// One image's copy xs (rows (c, kx): x[c][q' + kx], 0 past the plane) and its
-/// gradient in pair layout; db += Σ dc. False when x holds a non-finite value.
-TAPE_AMX bool prepare_image(const Geometry& g, const WeightsPlan& p, const float* x, const float* dc, uint16_t* xs,
-                            uint16_t* bv, __m512& db) {
-  const int64_t hw = g.h * g.w;
-  const __m512 zero = _mm512_setzero_ps();
-  __m512 nonfinite = zero;  // v·0 is 0 for finite v, NaN otherwise
-  for (int64_t c = 0; c < g.c; ++c)
-    for (int64_t kx = 0; kx < g.kw; ++kx) {
-      const float* from = x + c * hw + kx;
-      uint16_t* row = xs + (c * g.kw + kx) * p.s;
-      for (int64_t q = 0, len = hw - kx; q < p.s; q += 16) {
-        const __m512 v = _mm512_maskz_loadu_ps(q < len ? first(len - q) : 0, from + q);
-        if (kx == 0) nonfinite = _mm512_add_ps(nonfinite, _mm512_mul_ps(v, zero));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + q), __m256i(_mm512_cvtneps_pbh(v)));
+/// One image's operands. xv: per tile of 16 (c, kx) columns, the input in pair
+/// layout [pair j][n][2] = x[c][y·w + x + kx], x[c][y·w + x + 1 + kx] for grid
+/// position 2j = y·ow + x — per pair row one or a few word permutes of 32-word
+/// windows of the converted planes xb (0 past the grid: rows never written).
+/// dt: the gradient transposed to [o][p] in bf16. db += Σ dc. False when x holds
+/// a non-finite value.
+TAPE_AMX bool prepare_image(const Geometry& g, const WeightsPlan& p, const float* x, const float* dc, uint16_t* xb,
+                            float* dT, uint16_t* xv, uint16_t* dt, __m512& db) {
+  const int64_t hw = g.h * g.w, oh = g.oh(), ow = g.ow(), npos = oh * ow;
+  if (!to_bf16(x, g.c, hw, p.plane, xb)) return false;
+  for (int64_t j = 0, y = 0, at = 0; y < g.h; ++j) {  // at: the pair's first input, y·w + x
+    for (int64_t rt = 0; rt < p.rt; ++rt) {
+      __m512i row = _mm512_setzero_si512();
+      for (const PermuteGroup& grp : p.groups[size_t(rt)]) {
+        const __m512i a = _mm512_loadu_si512(xb + grp.a * p.plane + at), b = _mm512_loadu_si512(xb + grp.b * p.plane + at);
+        const __m512i v = _mm512_permutex2var_epi16(a, _mm512_loadu_si512(grp.idx.data()), b);
+        row = _mm512_mask_mov_epi16(row, grp.mask, v);
       }
+      _mm512_store_si512(xv + (rt * p.pj + j) * 32, row);
     }
-  if (_mm512_reduce_add_ps(nonfinite) != 0.f) return false;
-  // wide position q = oy·w + ox holds dc[oy][ox] when ox < ow and oy < oh, else 0
-  const int64_t oh = g.oh(), ow = g.ow();
-  int64_t oy = 0, ox = 0;
-  __m512 pair[2];
-  for (int64_t j = 0; j < p.q / 2; ++j) {
-    for (__m512& v : pair) {
-      v = oy < oh && ox < ow ? _mm512_loadu_ps(dc + (oy * ow + ox) * 16) : zero;
-      if (++ox == g.w) ox = 0, ++oy;
-    }
-    db = _mm512_add_ps(db, _mm512_add_ps(pair[0], pair[1]));
-    _mm512_storeu_si512(bv + j * 32, pairs(pair[0], pair[1]));
+    at += 2;
+    if (at - y * g.w == ow) ++y, at = y * g.w;
   }
+  transpose_block(dc, npos, 16, p.q, dT);  // positions past npos stay 0
+  for (int64_t i = 0; i < 16 * p.q; i += 16)
+    _mm256_store_si256(reinterpret_cast<__m256i*>(dt + i), __m256i(_mm512_cvtneps_pbh(_mm512_load_ps(dT + i))));
+  __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t i = 0; i < npos; ++i) s[i % 4] = _mm512_add_ps(s[i % 4], _mm512_loadu_ps(dc + i * 16));
+  db = _mm512_add_ps(db, _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])));
   return true;
 }
 
-/// C tiles [t0, t0 + tn) (tn ≤ 5, held in tmm0..4) += the chunk's products.
+/// C tiles [t0, t0 + tn) (tn ≤ 5, in tmm0..4; tile t = (ky, rt) = (t / rt, t % rt)
+/// holds dw[o][(c, kx) of rt] for kernel row ky) += the chunk's products: per 32
+/// positions, A = dt (16 filters × 32 positions, tmm5), and per tile B = the
+/// input's pairs shifted by ky·ow positions (tmm6/7 in turn). Every operand
+/// starts on a cache line (the pair rows are 64 bytes).
 TAPE_AMX void sweep(const Geometry& g, const WeightsPlan& p, int64_t t0, int64_t tn, int64_t images,
-                    const uint16_t* xs, const uint16_t* bv, float* acc) {
-  const int64_t a_stride = p.s * 2;
-  const uint16_t* a_at[5] = {};
-  // C tile t is (ky, rt) = (t / rt, t % rt): A reads 16 (c, kx) rows from offset ky·w
-  auto a_offset = [&](int64_t t) { return (t % p.rt) * 16 * p.s + (t / p.rt) * g.w; };
+                    const uint16_t* xv, const uint16_t* dt, float* acc) {
+  int64_t b_at[5] = {};  // per tile: its pair rows' first (elements), before k0
+  for (int64_t s = 0; s < tn; ++s) {
+    const int64_t t = t0 + s, ky = t / p.rt, rt = t % p.rt;
+    b_at[s] = (rt * p.pj + ky * g.ow() / 2) * 32;
+  }
   TILE_LOAD(0, acc + t0 * 256, 64);
   if (tn > 1) TILE_LOAD(1, acc + (t0 + 1) * 256, 64);
   if (tn > 2) TILE_LOAD(2, acc + (t0 + 2) * 256, 64);
   if (tn > 3) TILE_LOAD(3, acc + (t0 + 3) * 256, 64);
   if (tn > 4) TILE_LOAD(4, acc + (t0 + 4) * 256, 64);
+  const int64_t a_stride = p.q * 2;
   for (int64_t i = 0; i < images; ++i) {
-    for (int64_t s = 0; s < tn; ++s) a_at[s] = xs + i * p.xs + a_offset(t0 + s);
-    const uint16_t* b = bv + i * p.bq;
+    const uint16_t* b = xv + i * p.xv;
     for (int64_t k0 = 0; k0 < p.q; k0 += 32) {
-      TILE_LOAD(7, b + k0 * 16, 64);
-      TILE_LOAD(5, a_at[0] + k0, a_stride);
-      TILE_DP(0, 5, 7);
+      TILE_LOAD(5, dt + i * p.dt + k0, a_stride);
+      const int64_t kb = k0 / 2 * 32;
+      TILE_LOAD(6, b + b_at[0] + kb, 64);
+      TILE_DP(0, 5, 6);
       if (tn > 1) {
-        TILE_LOAD(6, a_at[1] + k0, a_stride);
-        TILE_DP(1, 6, 7);
+        TILE_LOAD(7, b + b_at[1] + kb, 64);
+        TILE_DP(1, 5, 7);
       }
       if (tn > 2) {
-        TILE_LOAD(5, a_at[2] + k0, a_stride);
-        TILE_DP(2, 5, 7);
+        TILE_LOAD(6, b + b_at[2] + kb, 64);
+        TILE_DP(2, 5, 6);
       }
       if (tn > 3) {
-        TILE_LOAD(6, a_at[3] + k0, a_stride);
-        TILE_DP(3, 6, 7);
+        TILE_LOAD(7, b + b_at[3] + kb, 64);
+        TILE_DP(3, 5, 7);
       }
       if (tn > 4) {
-        TILE_LOAD(5, a_at[4] + k0, a_stride);
-        TILE_DP(4, 5, 7);
+        TILE_LOAD(6, b + b_at[4] + kb, 64);
+        TILE_DP(4, 5, 6);
       }
     }
   }
@@ -315,9 +351,11 @@ TAPE_AMX void sweep(const Geometry& g, const WeightsPlan& p, int64_t t0, int64_t
 /// db (16); false (stop set) at a non-finite input.
 TAPE_AMX bool weights_range(const Geometry& g, const WeightsPlan& p, int64_t begin, int64_t end, const float* x,
                             const float* dc, float* acc, float* db, std::atomic<bool>& stop) {
-  Lines<uint16_t> xs(size_t(kChunk * p.xs), 0), bv(size_t(kChunk * p.bq));  // rows past c·kw stay 0
+  // the pair rows past the grid, dT's positions past npos and xb's plane tails stay 0
+  Lines<uint16_t> xv(size_t(kChunk * p.xv), 0), dt(size_t(kChunk * p.dt)), xb(size_t(g.c * p.plane + 32), 0);
+  Lines<float> dT(size_t(16 * p.q), 0.f);
   TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);  // C, A (16 rows × 32 bf16) and B (16 pairs × 16 filters × 2)
+  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);  // C (16 × 16 f32), A (16 × 32 bf16), B (16 pairs × 16 × 2)
   const Tiles tiles(cfg);
   const int64_t x_image = g.c * g.h * g.w, dc_image = g.oh() * g.ow() * 16;
   __m512 dbv = _mm512_setzero_ps();
@@ -325,12 +363,13 @@ TAPE_AMX bool weights_range(const Geometry& g, const WeightsPlan& p, int64_t beg
     const int64_t images = std::min(kChunk, end - i0);
     for (int64_t i = 0; i < images; ++i)
       if (stop.load(std::memory_order_relaxed) ||
-          !prepare_image(g, p, x + (i0 + i) * x_image, dc + (i0 + i) * dc_image, xs.data() + i * p.xs, bv.data() + i * p.bq, dbv)) {
+          !prepare_image(g, p, x + (i0 + i) * x_image, dc + (i0 + i) * dc_image, xb.data(), dT.data(),
+                         xv.data() + i * p.xv, dt.data() + i * p.dt, dbv)) {
         stop.store(true, std::memory_order_relaxed);
         return false;
       }
     for (int64_t t0 = 0; t0 < p.tiles; t0 += 5)
-      sweep(g, p, t0, std::min<int64_t>(5, p.tiles - t0), images, xs.data(), bv.data(), acc);
+      sweep(g, p, t0, std::min<int64_t>(5, p.tiles - t0), images, xv.data(), dt.data(), acc);
   }
   _mm512_storeu_ps(db, _mm512_add_ps(_mm512_loadu_ps(db), dbv));
   return true;
@@ -344,7 +383,7 @@ TAPE_AMX Lines<uint16_t> weights_rows(const Geometry& g, const float* w) {
   for (int64_t o = 0; o < g.oc; ++o)
     for (int64_t j = 0; j < rows; ++j) wr[size_t(j * 16 + o)] = w[o * rows + j];
   Lines<uint16_t> wa(wr.size());
-  to_bf16(wr.data(), int64_t(wr.size()), wa.data());
+  to_bf16(wr.data(), 1, int64_t(wr.size()), 0, wa.data());
   return wa;
 }
 
@@ -366,9 +405,9 @@ void backward_data_16c(const Geometry& g, const float* dc, const float* w, float
 
 bool takes_backward_weights(const Geometry& g) {
   if (g.n < 1 || g.c < 1 || g.oc < 1 || g.oc > 16 || g.h < 1 || g.w < 1 || g.kh < 1 || g.kw < 1) return false;
-  if (g.ph != 0 || g.pw != 0 || g.oh() < 1 || g.ow() < 1) return false;
+  if (g.ph != 0 || g.pw != 0 || g.oh() < 1 || g.ow() < 1 || g.ow() % 2 != 0 || g.kw > 31) return false;
   const WeightsPlan p = weights_plan(g);
-  return p.tiles <= 64 && kChunk * (p.xs + p.bq) * 2 <= (int64_t(1) << 20);
+  return p.tiles <= 64 && kChunk * (p.xv + p.dt) * 2 <= (int64_t(1) << 20);
 }
 
 bool backward_weights_16c(const Geometry& g, const float* x, const float* dc, float* dw, float* db) {
@@ -390,7 +429,7 @@ bool backward_weights_16c(const Geometry& g, const float* x, const float* dc, fl
       const int64_t c = (r0 + r) / g.kw, kx = (r0 + r) % g.kw;
       for (int64_t o = 0; o < g.oc; ++o) {
         double s = 0;
-        for (int64_t th = 0; th < threads; ++th) s += acc[size_t(th * per + t * 256 + r * 16 + o)];
+        for (int64_t th = 0; th < threads; ++th) s += acc[size_t(th * per + t * 256 + o * 16 + r)];
         dw[((o * g.c + c) * g.kh + ky) * g.kw + kx] += float(s);
       }
     }
