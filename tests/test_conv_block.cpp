@@ -294,7 +294,7 @@ TEST_CASE("conv_block: the AMX backward kernels (skipped without AMX) match Floa
     REQUIRE(amx::takes_backward_data(geo));
     REQUIRE(amx::takes_backward_weights(geo));
     Tensor dx = full(x.shape(), 5.0);  // overwritten
-    amx::backward_data_16c(geo, dc.data(), w.data<float>(), dx.data<float>());
+    REQUIRE(amx::backward_data_16c(geo, dc.data(), w.data<float>(), dx.data<float>()));
     CHECK(rel_err(dx, xr.grad()) < 1e-5);
     Tensor dw = full(w.shape(), 0.5), db = full({d.oc}, 0.25);  // added to
     REQUIRE(amx::backward_weights_16c(geo, x.data<float>(), dc.data(), dw.data<float>(), db.data<float>()));
@@ -306,6 +306,12 @@ TEST_CASE("conv_block: the AMX backward kernels (skipped without AMX) match Floa
     const Tensor before = dw.clone();
     CHECK_FALSE(amx::backward_weights_16c(geo, xn.data<float>(), dc.data(), dw.data<float>(), db.data<float>()));
     CHECK(rel_err(dw, before) == 0);
+    // a non-finite weight: backward-data declines too
+    Tensor wn = w.clone();
+    wn.data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+    const Tensor dx_before = dx.clone();
+    CHECK_FALSE(amx::backward_data_16c(geo, dc.data(), wn.data<float>(), dx.data<float>()));
+    CHECK(rel_err(dx, dx_before) == 0);
   }
   tape::detail::direct_block::Geometry odd;
   odd.n = 1, odd.c = 2, odd.h = 9, odd.w = 9, odd.oc = 4, odd.kh = 3, odd.kw = 3;  // a 7 × 7 output

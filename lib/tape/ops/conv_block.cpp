@@ -500,9 +500,12 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
         }
         if (s.bias) db.add_(db_s);
       }
-      if (need_dx && amx && amx_block::takes_backward_data(direct_geometry(sl))) {
-        amx_block::backward_data_16c(direct_geometry(sl), static_cast<const float*>(diff_c.get_data_handle()),
-                                     w.data<float>(), dx.data<float>() + n0 * s.x_image());
+      // under autocast on AMX machines backward-data on tiles too, unless a weight is not finite
+      const bool amx_dx = need_dx && amx && amx_block::takes_backward_data(direct_geometry(sl)) &&
+                          amx_block::backward_data_16c(direct_geometry(sl),
+                                                       static_cast<const float*>(diff_c.get_data_handle()),
+                                                       w.data<float>(), dx.data<float>() + n0 * s.x_image());
+      if (amx_dx) {
       } else if (need_dx && direct_dx && is_nchw16c(c, sl.c)) {
         direct_block::backward_data_16c(direct_geometry(sl), static_cast<const float*>(diff_c.get_data_handle()),
                                         w.data<float>(), dx.data<float>() + n0 * s.x_image());

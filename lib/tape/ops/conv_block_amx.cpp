@@ -150,61 +150,145 @@ TAPE_AMX bool to_bf16(const float* in, int64_t planes, int64_t n, int64_t stride
 
 // --- backward-data ------------------------------------------------------------
 
-/// dx of images [begin, end): per image the transpose of dc, its pair layout,
-/// the tile GEMM into col, and the gather.
-TAPE_AMX void data_range(const Geometry& g, int64_t begin, int64_t end, const float* dc, const uint16_t* wa,
-                         float* dx) {
-  const int64_t npos = g.oh() * g.ow(), np = round16(npos), pt = np / 16;
-  const int64_t taps = g.kh * g.kw, rt_count = round16(g.c * taps) / 16;
-  std::vector<float> dT(size_t(16 * np), 0.f);
-  Lines<float> col(size_t(rt_count * 16 * np));
-  Lines<uint16_t> bv(size_t(16 * np));  // [8 pairs of filters][np][2]
-  const std::vector<__mmask16> masks = col2im_masks(g);
+/// The sizes of the backward-data pass for one geometry. The tile product makes
+/// colx[(c, ky)][oy][ix] = Σ_kx Σ_o w[o][c][ky][kx] · dc[o][oy][ix − kx] for ix
+/// in tiles of 16 (w16 wide), two kernel columns per product (K = 2 × 16
+/// filters); then dx[c][iy][ix] = Σ_ky colx[(c, ky)][iy − ky][ix] adds kh rows.
+struct DataPlan {
+  static constexpr int64_t kPad = 16;  ///< zero positions left of a gradient row (≥ kw − 1)
+  int64_t w16 = 0;    ///< dx row width in whole tiles of 16
+  int64_t xt = 0;     ///< tiles per dx row: w16 / 16
+  int64_t kp = 0;     ///< kernel-column slots: kw rounded up to even (an odd kw's last slot is 0)
+  int64_t rt = 0;     ///< tiles of 16 (c, ky) rows
+  int64_t np = 0;     ///< output positions rounded to 16 (the transposed gradient's rows)
+  int64_t tr = 0;     ///< dwords per row of a filter pair in the gradient's pair layout: kPad + w16
+  int64_t rows = 0;   ///< colx rows: rt · 16
+};
+
+DataPlan data_plan(const Geometry& g) {
+  DataPlan p;
+  p.w16 = round16(g.w);
+  p.xt = p.w16 / 16;
+  p.kp = g.kw + (g.kw & 1);
+  p.rt = (g.c * g.kh + 15) / 16;
+  p.np = round16(g.oh() * g.ow());
+  p.tr = DataPlan::kPad + p.w16;
+  p.rows = p.rt * 16;
+  return p;
+}
+
+/// The weights as A tiles: per pair of kernel columns (2m, 2m + 1) and tile of 16
+/// (c, ky) rows, [row][e·16 + o] = w[o][c][ky][2m + e] in bf16 (0 past kw, the
+/// rows and the filters); false when a weight is not finite (0 · ∞ would turn
+/// the zero gradient past a row's ends into NaN).
+TAPE_AMX bool data_weights(const Geometry& g, const DataPlan& p, const float* w, Lines<uint16_t>& wa) {
+  std::vector<float> wr(size_t(p.kp / 2 * p.rows * 32), 0.f);
+  for (int64_t o = 0; o < g.oc; ++o)
+    for (int64_t c = 0; c < g.c; ++c)
+      for (int64_t ky = 0; ky < g.kh; ++ky)
+        for (int64_t kx = 0; kx < g.kw; ++kx)
+          wr[size_t(((kx / 2) * p.rows + c * g.kh + ky) * 32 + (kx % 2) * 16 + o)] =
+              w[((o * g.c + c) * g.kh + ky) * g.kw + kx];
+  wa.resize(wr.size());
+  return to_bf16(wr.data(), 1, int64_t(wr.size()), 0, wa.data());
+}
+
+/// dx of images [begin, end): per image (1) dc transposed to [o][p] and put in
+/// pair layout per output row, tr[oy][o/2][kPad + ox] (dwords; 0 around), (2) for
+/// every kernel column a copy shifted by kx, so that each B tile — 16 pair rows
+/// (8 filter pairs of kx, then of kx + 1) × 16 positions — is 1 KB on whole lines,
+/// (3) the tile products into colx, (4) the sums over ky into dx.
+TAPE_AMX void data_range(const Geometry& g, const DataPlan& p, int64_t begin, int64_t end, const float* dc,
+                         const uint16_t* wa, float* dx) {
+  const int64_t oh = g.oh(), ow = g.ow(), npos = oh * ow;
+  Lines<float> dT(size_t(16 * p.np), 0.f), colx(size_t(p.rows * oh * p.w16));
+  Lines<uint32_t> tr(size_t(oh * 8 * p.tr), 0u);
+  // B operands: [oy][xt][kernel-column slot][8 filter pairs][16 positions], dwords (an odd kw's last slot stays 0)
+  const int64_t slot = 8 * 16, per_x = p.kp * slot;
+  Lines<uint32_t> bv(size_t(oh * p.xt * per_x), 0u);
   TileConfig cfg;
-  cfg.set(0, 16, 64), cfg.set(1, 16, 64);  // C: 16 (c, tap) rows × 16 positions
-  cfg.set(2, 16, 32);                      // A: 16 (c, tap) rows × 16 filters
-  for (int b = 4; b < 8; ++b) cfg.set(b, 8, 64);  // B: 8 filter pairs × 16 positions × 2
+  for (int t = 0; t < 4; ++t) cfg.set(t, 16, 64);  // C: 16 (c, ky) rows × 16 positions
+  cfg.set(4, 16, 64), cfg.set(7, 16, 64);          // B: 16 pair rows × 16 positions × 2
+  cfg.set(5, 16, 64), cfg.set(6, 16, 64);          // A: 16 (c, ky) rows × 32 (kernel column, filter)
   const Tiles tiles(cfg);
-  const int64_t b_stride = np * 4, c_stride = np * 4;
+  const int64_t c_stride = oh * p.w16 * 4;
   for (int64_t i = begin; i < end; ++i) {
-    transpose_block(dc + i * npos * 16, npos, 16, np, dT.data());  // lanes ≥ npos stay 0
+    // (1) pair layout per output row
+    transpose_block(dc + i * npos * 16, npos, 16, p.np, dT.data());  // lanes past npos stay 0
     for (int64_t k = 0; k < 8; ++k)
-      for (int64_t t = 0; t < pt; ++t)
-        _mm512_storeu_si512(bv.data() + (k * np + t * 16) * 2,
-                            pairs(_mm512_loadu_ps(dT.data() + 2 * k * np + t * 16),
-                                  _mm512_loadu_ps(dT.data() + (2 * k + 1) * np + t * 16)));
-    for (int64_t t0 = 0; t0 < pt; t0 += 4) {
-      const int64_t tn = std::min<int64_t>(4, pt - t0);
-      const uint16_t* b0 = bv.data() + t0 * 32;
-      TILE_LOAD(4, b0, b_stride);
-      if (tn > 1) TILE_LOAD(5, b0 + 32, b_stride);
-      if (tn > 2) TILE_LOAD(6, b0 + 64, b_stride);
-      if (tn > 3) TILE_LOAD(7, b0 + 96, b_stride);
-      for (int64_t rt = 0; rt < rt_count; ++rt) {
-        TILE_LOAD(2, wa + rt * 256, 32);
-        float* c0 = col.data() + rt * 16 * np + t0 * 16;
-        TILE_ZERO(0);
-        TILE_DP(0, 2, 4);
-        TILE_STORE(0, c0, c_stride);
-        if (tn > 1) {
-          TILE_ZERO(1);
-          TILE_DP(1, 2, 5);
-          TILE_STORE(1, c0 + 16, c_stride);
-        }
-        if (tn > 2) {
-          TILE_ZERO(0);
-          TILE_DP(0, 2, 6);
-          TILE_STORE(0, c0 + 32, c_stride);
-        }
-        if (tn > 3) {
-          TILE_ZERO(1);
-          TILE_DP(1, 2, 7);
-          TILE_STORE(1, c0 + 48, c_stride);
+      for (int64_t p0 = 0; p0 < npos; p0 += 16) {
+        const __m512i v = pairs(_mm512_load_ps(dT.data() + 2 * k * p.np + p0),
+                                _mm512_load_ps(dT.data() + (2 * k + 1) * p.np + p0));
+        for (int64_t oy = p0 / ow; oy < oh && oy * ow < p0 + 16; ++oy) {  // the rows lanes 0..15 reach
+          const int64_t lo = std::max<int64_t>(0, oy * ow - p0), hi = std::min<int64_t>(16, oy * ow + ow - p0);
+          // lane l (position p0 + l of row oy) goes to column kPad + p0 + l − oy·ow
+          uint32_t* row = tr.data() + (oy * 8 + k) * p.tr + DataPlan::kPad + p0 - oy * ow;
+          _mm512_mask_storeu_epi32(row, __mmask16(first(hi) & ~first(lo)), v);
         }
       }
-    }
+    // (2) the shifted copies
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t xt = 0; xt < p.xt; ++xt)
+        for (int64_t kx = 0; kx < g.kw; ++kx)
+          for (int64_t k = 0; k < 8; ++k)
+            _mm512_store_si512(bv.data() + (oy * p.xt + xt) * per_x + kx * slot + k * 16,
+                               _mm512_loadu_si512(tr.data() + (oy * 8 + k) * p.tr + DataPlan::kPad + xt * 16 - kx));
+    // (3) colx tiles: per output row and 16 positions, C[rt] += A(m, rt) · B(m) over kernel-column pairs m
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t xt = 0; xt < p.xt; ++xt) {
+        const uint32_t* b = bv.data() + (oy * p.xt + xt) * per_x;
+        float* c0 = colx.data() + oy * p.w16 + xt * 16;
+        for (int64_t r0 = 0; r0 < p.rt; r0 += 4) {
+          const int64_t rn = std::min<int64_t>(4, p.rt - r0);
+          TILE_ZERO(0);
+          if (rn > 1) TILE_ZERO(1);
+          if (rn > 2) TILE_ZERO(2);
+          if (rn > 3) TILE_ZERO(3);
+          for (int64_t m = 0; m < p.kp / 2; ++m) {
+            const uint16_t* a = wa + (m * p.rows + r0 * 16) * 32;
+            if (m % 2 == 0) TILE_LOAD(4, b + m * 2 * slot, 64);
+            else TILE_LOAD(7, b + m * 2 * slot, 64);
+            TILE_LOAD(5, a, 64);
+            if (m % 2 == 0) TILE_DP(0, 5, 4);
+            else TILE_DP(0, 5, 7);
+            if (rn > 1) {
+              TILE_LOAD(6, a + 512, 64);
+              if (m % 2 == 0) TILE_DP(1, 6, 4);
+              else TILE_DP(1, 6, 7);
+            }
+            if (rn > 2) {
+              TILE_LOAD(5, a + 1024, 64);
+              if (m % 2 == 0) TILE_DP(2, 5, 4);
+              else TILE_DP(2, 5, 7);
+            }
+            if (rn > 3) {
+              TILE_LOAD(6, a + 1536, 64);
+              if (m % 2 == 0) TILE_DP(3, 6, 4);
+              else TILE_DP(3, 6, 7);
+            }
+          }
+          float* c = c0 + r0 * 16 * oh * p.w16;
+          TILE_STORE(0, c, c_stride);
+          if (rn > 1) TILE_STORE(1, c + 16 * oh * p.w16, c_stride);
+          if (rn > 2) TILE_STORE(2, c + 32 * oh * p.w16, c_stride);
+          if (rn > 3) TILE_STORE(3, c + 48 * oh * p.w16, c_stride);
+        }
+      }
+    // (4) dx rows: the sums over the kernel rows
     for (int64_t c = 0; c < g.c; ++c)
-      gather_channel(g, np, col.data() + c * taps * np, masks.data(), dx + (i * g.c + c) * g.h * g.w);
+      for (int64_t iy = 0; iy < g.h; ++iy) {
+        const int64_t ky0 = std::max<int64_t>(0, iy - oh + 1), ky1 = std::min(g.kh, iy + 1);  // 0 <= iy − ky < oh
+        float* out = dx + ((i * g.c + c) * g.h + iy) * g.w;
+        for (int64_t x0 = 0; x0 < g.w; x0 += 16) {
+          __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+          for (int64_t ky = ky0; ky < ky1; ++ky) {
+            const __m512 v = _mm512_load_ps(colx.data() + ((c * g.kh + ky) * oh + iy - ky) * p.w16 + x0);
+            if (ky % 2) s1 = _mm512_add_ps(s1, v);
+            else s0 = _mm512_add_ps(s0, v);
+          }
+          _mm512_mask_storeu_ps(out + x0, first(g.w - x0), _mm512_add_ps(s0, s1));
+        }
+      }
   }
 }
 
@@ -375,18 +459,6 @@ TAPE_AMX bool weights_range(const Geometry& g, const WeightsPlan& p, int64_t beg
   return true;
 }
 
-/// The weights as tile A rows: wa[(c, tap)][o] in bf16 (rows rounded up to 16,
-/// filters to 16, both padded with 0).
-TAPE_AMX Lines<uint16_t> weights_rows(const Geometry& g, const float* w) {
-  const int64_t rows = g.c * g.kh * g.kw, padded = round16(rows);
-  std::vector<float> wr(size_t(padded * 16), 0.f);
-  for (int64_t o = 0; o < g.oc; ++o)
-    for (int64_t j = 0; j < rows; ++j) wr[size_t(j * 16 + o)] = w[o * rows + j];
-  Lines<uint16_t> wa(wr.size());
-  to_bf16(wr.data(), 1, int64_t(wr.size()), 0, wa.data());
-  return wa;
-}
-
 }  // namespace
 
 bool available() {
@@ -394,13 +466,18 @@ bool available() {
   return !(e && std::strcmp(e, "0") == 0) && tile_state();
 }
 
-bool takes_backward_data(const Geometry& g) { return g.oc <= 16 && direct_block::takes_backward_data(g); }
+bool takes_backward_data(const Geometry& g) {
+  return g.oc <= 16 && g.kw <= DataPlan::kPad + 1 && direct_block::takes_backward_data(g);
+}
 
-void backward_data_16c(const Geometry& g, const float* dc, const float* w, float* dx) {
+bool backward_data_16c(const Geometry& g, const float* dc, const float* w, float* dx) {
+  const DataPlan p = data_plan(g);
+  Lines<uint16_t> wa;
+  if (!data_weights(g, p, w, wa)) return false;
   g_data_calls.fetch_add(1, std::memory_order_relaxed);
-  const Lines<uint16_t> wa = weights_rows(g, w);
-  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) { data_range(g, begin, end, dc, wa.data(), dx); },
+  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) { data_range(g, p, begin, end, dc, wa.data(), dx); },
                            16 * g.c * g.kh * g.kw * round16(g.oh() * g.ow()));
+  return true;
 }
 
 bool takes_backward_weights(const Geometry& g) {

@@ -19,13 +19,15 @@ using direct_block::Geometry;
 bool available();
 
 /// True when backward_data_16c takes g: what direct_block::takes_backward_data
-/// takes, with at most 16 filters.
+/// takes, with at most 16 filters and kernels at most 17 wide.
 bool takes_backward_data(const Geometry& g);
 
 /// dx (n × c × h × w, NCHW; overwritten) = the convolution's backward-data of dc
 /// (n × 1 × oh × ow × 16, nChw16c; padding channels 0) for weights w (oc × c ×
 /// kh × kw), with dc and w rounded to bf16 and the products summed in f32.
-void backward_data_16c(const Geometry& g, const float* dc, const float* w, float* dx);
+/// False, with dx untouched, when a weight is not finite (the tiles multiply
+/// every weight by the zero gradient past the rows' ends; the caller runs f32).
+bool backward_data_16c(const Geometry& g, const float* dc, const float* w, float* dx);
 
 /// True when backward_weights_16c takes g: no padding, at most 16 filters, and
 /// sizes whose per-image scratch stays small.
