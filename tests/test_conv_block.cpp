@@ -259,7 +259,7 @@ TEST_CASE("conv_block: the nChw16c -> NCHW transpose (direct; skipped without AV
   }
 }
 
-TEST_CASE("conv_block: the AMX backward kernels (skipped without AMX) match Float64 on bf16-rounded operands" *
+TEST_CASE("conv_block: the AMX kernels (skipped without AMX) match Float64 on bf16-rounded operands" *
           doctest::skip(!tape::detail::amx_block::available())) {
   // The kernels round x, the output gradient and w to bf16 and sum the products
   // in f32; products of bf16 values are exact in f32, so against Float64 on the
@@ -291,6 +291,41 @@ TEST_CASE("conv_block: the AMX backward kernels (skipped without AMX) match Floa
     sum(mul(conv2d(xr, wr), bf16(g))).backward();
     tape::detail::direct_block::Geometry geo;
     geo.n = d.n, geo.c = d.c, geo.h = d.h, geo.w = d.w, geo.oc = d.oc, geo.kh = d.kh, geo.kw = d.kw;
+    // forward: y = max_pool2x2(relu(conv + b)) and the window codes
+    {
+      REQUIRE(amx::takes_forward(geo));
+      const Tensor b = randn({d.oc});
+      const int64_t ph = oh / 2, pw = ow / 2;
+      std::vector<float> y(size_t(d.n * d.oc * ph * pw), -1.f);
+      std::vector<uint8_t> code(size_t(tape::detail::direct_block::pool16c_codes(d.n, d.oc, oh, ow)), 9);
+      amx::forward(geo, x.data<float>(), w.data<float>(), b.data<float>(), y.data(), code.data());
+      Tensor conv_ref;
+      {
+        NoGradGuard ng;
+        conv_ref = add(conv2d(bf16(x), bf16(w)), reshape(b.to(Dtype::Float64), {1, d.oc, 1, 1})).contiguous();
+      }
+      const Tensor y_ref = max_pool2d(relu(conv_ref), 2).contiguous();
+      const Tensor yt = tensor(y, {d.n, d.oc, ph, pw});
+      CHECK(rel_err(yt, y_ref) < 1e-5);
+      // each code names its window's maximum (4: no gradient, y = 0)
+      const double* cr = conv_ref.data<double>();
+      const double scale = std::max(1.0, rel_err(y_ref, zeros_like(y_ref)));
+      int wrong = 0;
+      for (int64_t i = 0; i < d.n; ++i)
+        for (int64_t o = 0; o < d.oc; ++o)
+          for (int64_t py = 0; py < ph; ++py)
+            for (int64_t px = 0; px < pw; ++px) {
+              const int at = code[size_t(((i * ph + py) * pw + px) * 16 + o)];
+              const float v = y[size_t(((i * d.oc + o) * ph + py) * pw + px)];
+              if (at == 4) {
+                wrong += v != 0.f;
+                continue;
+              }
+              const int64_t cy = 2 * py + at / 2, cx = 2 * px + at % 2;
+              wrong += at > 3 || std::abs(cr[((i * d.oc + o) * oh + cy) * ow + cx] - v) > 1e-4 * scale;
+            }
+      CHECK(wrong == 0);
+    }
     REQUIRE(amx::takes_backward_data(geo));
     REQUIRE(amx::takes_backward_weights(geo));
     Tensor dx = full(x.shape(), 5.0);  // overwritten
@@ -319,19 +354,22 @@ TEST_CASE("conv_block: the AMX backward kernels (skipped without AMX) match Floa
   CHECK(amx::takes_backward_data(odd));
 }
 
-TEST_CASE("conv_block: under autocast on AMX the fused block's backward runs the AMX kernels" *
+TEST_CASE("conv_block: under autocast on AMX the fused block runs the AMX kernels" *
           doctest::skip(!tape::detail::amx_block::available())) {
   namespace amx = tape::detail::amx_block;
   const Case c{{40, 6, 12, 12}, {16, 6, 5, 5}};
-  const int64_t data0 = amx::backward_data_calls(), weights0 = amx::backward_weights_calls();
+  const int64_t forward0 = amx::forward_calls(), data0 = amx::backward_data_calls(),
+                weights0 = amx::backward_weights_calls();
   Result f, u;
   {
     AutocastGuard guard;
     f = run(c, true);
     u = run(c, false);
   }
+  CHECK(amx::forward_calls() > forward0);
   CHECK(amx::backward_data_calls() > data0);
   CHECK(amx::backward_weights_calls() > weights0);
+  CHECK(rel_err(f.y, u.y) < 1e-2);
   CHECK(rel_err(f.dx, u.dx) < 1e-2);
   CHECK(rel_err(f.dw, u.dw) < 1e-2);
   CHECK(rel_err(f.db, u.db) < 1e-2);

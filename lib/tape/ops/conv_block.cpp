@@ -631,6 +631,13 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
       const Forward f = forward_prims(sl, pk);
       if (i == 0) pool16 = pool16_takes(sl, f.c);
       TAPE_CHECK(pool16 == pool16_takes(sl, f.c), "conv2d_relu_max_pool2d: internal error: slices chose different layouts");
+      float* y0 = y.data<float>() + n0 * s.y_image();
+      uint8_t* code0 = recording ? static_cast<uint8_t*>(positive->data()) + n0 * codes_per_image(s) : nullptr;
+      if (pool16 && s.dt == memory::data_type::bf16 && s.stride == IntPair(1) && amx_block::available() &&
+          amx_block::takes_forward(direct_geometry(sl))) {  // under autocast on AMX: conv and pooling on our kernels
+        amx_block::forward(direct_geometry(sl), x0, w.data<float>(), s.bias ? b.data<float>() : nullptr, y0, code0);
+        return;
+      }
       const memory src = as_layout(f.src_in, mem_at(dn::plain_md(sl.x), x0), f.conv_pd.src_desc(), owner);
       const memory c = scratch(f.c, owner);
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
@@ -638,9 +645,7 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
                                            {DNNL_ARG_DST, memory(f.conv_pd.dst_desc(), dn::engine(), c.get_data_handle())}};
       if (s.bias) args.emplace(DNNL_ARG_BIAS, dn::mem(dn::plain_md({s.w[0]}), b));
       dn::execute(f.conv, args);
-      float* y0 = y.data<float>() + n0 * s.y_image();
       if (pool16) {  // the direct pooling on the blocked output, straight to NCHW
-        uint8_t* code0 = recording ? static_cast<uint8_t*>(positive->data()) + n0 * codes_per_image(s) : nullptr;
         direct_block::pool16c_forward(sl.c[0], s.c[1], s.c[2], s.c[3], static_cast<const float*>(c.get_data_handle()),
                                       y0, code0);
         return;

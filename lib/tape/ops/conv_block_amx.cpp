@@ -64,7 +64,7 @@ namespace {
 
 using namespace block_simd;
 
-std::atomic<int64_t> g_data_calls{0}, g_weights_calls{0};
+std::atomic<int64_t> g_data_calls{0}, g_weights_calls{0}, g_forward_calls{0};
 
 int64_t round32(int64_t v) { return (v + 31) / 32 * 32; }
 
@@ -146,6 +146,128 @@ TAPE_AMX bool to_bf16(const float* in, int64_t planes, int64_t n, int64_t stride
       _mm256_mask_storeu_epi16(out + k * stride + i, m, __m256i(_mm512_cvtneps_pbh(v)));
     }
   return _mm512_reduce_add_ps(s) == 0.f;
+}
+
+// --- forward ------------------------------------------------------------------
+
+/// Images whose conv outputs a thread computes before pooling them together.
+constexpr int64_t kPoolChunk = 8;
+
+/// The sizes of the forward pass for one geometry. Positions are "wide", q = y·w
+/// + x for every x < w (outputs with ox ≥ ow are computed and dropped), so that
+/// kernel row ky is a shift by ky·w positions — whole 64-byte rows of the
+/// im2row. The tile product per 16 positions and kernel row: C[q][o] +=
+/// A[q][(c, kx)] · B[(c, kx)][o], with A the input as im2row over (c, kx) (32
+/// bf16 per position) and B the weights in pair layout; C's rows are the conv
+/// output in nChw16c.
+struct ForwardPlan {
+  int64_t ks = 0;     ///< K steps of 32 (c, kx) columns
+  int64_t rows = 0;   ///< (c, kx) columns: c · kw
+  int64_t qt = 0;     ///< output position tiles: ⌈oh · w / 16⌉
+  int64_t qr = 0;     ///< im2row positions (the tiles' reach, in whole 16s)
+  int64_t xr = 0;     ///< bf16 per image's im2row: ks × qr × 32
+  std::vector<int32_t> from;  ///< per (c, kx) column: its first input value, c·h·w + kx
+  std::vector<int32_t> end;   ///< per (c, kx) column: its plane's end, (c + 1)·h·w
+};
+
+ForwardPlan forward_plan(const Geometry& g) {
+  ForwardPlan p;
+  p.rows = g.c * g.kw;
+  p.ks = (p.rows + 31) / 32;
+  p.qt = (g.oh() * g.w + 15) / 16;
+  p.qr = round16(p.qt * 16 + (g.kh - 1) * g.w);
+  p.xr = p.ks * p.qr * 32;
+  for (int64_t n = 0; n < p.rows; ++n) {
+    p.from.push_back(int32_t(n / g.kw * g.h * g.w + n % g.kw));
+    p.end.push_back(int32_t((n / g.kw + 1) * g.h * g.w));
+  }
+  return p;
+}
+
+/// The weights as B tiles, per kernel row and K step: [(c, kx) pair][o][2] =
+/// w[o][c][ky][kx] (bf16, 0 past the columns and the filters).
+TAPE_AMX void forward_weights(const Geometry& g, const ForwardPlan& p, const float* w, Lines<uint16_t>& wb) {
+  std::vector<float> wr(size_t(g.kh * p.ks * 512), 0.f);
+  for (int64_t o = 0; o < g.oc; ++o)
+    for (int64_t c = 0; c < g.c; ++c)
+      for (int64_t ky = 0; ky < g.kh; ++ky)
+        for (int64_t kx = 0; kx < g.kw; ++kx) {
+          const int64_t n = c * g.kw + kx, k = n % 32;
+          wr[size_t((ky * p.ks + n / 32) * 512 + (k / 2) * 32 + o * 2 + k % 2)] = w[((o * g.c + c) * g.kh + ky) * g.kw + kx];
+        }
+  wb.resize(wr.size());
+  to_bf16(wr.data(), 1, int64_t(wr.size()), 0, wb.data());
+}
+
+/// One image's im2row: xr[step][q][n] = x[c][q + kx] for column n = (c, kx) of the
+/// step (0 past the plane and the columns): per 16 positions, pairs of columns
+/// (dword lanes) transposed to positions.
+TAPE_AMX void im2row(const ForwardPlan& p, const float* x, uint16_t* xr) {
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 r[16];
+  for (int64_t k = 0; k < p.ks; ++k)
+    for (int64_t q0 = 0; q0 < p.qr; q0 += 16) {
+      for (int64_t j = 0; j < 16; ++j) {
+        __m512 v[2] = {zero, zero};
+        for (int64_t e = 0; e < 2; ++e) {
+          const int64_t n = k * 32 + 2 * j + e;
+          if (n >= p.rows) break;
+          const int64_t at = p.from[size_t(n)] + q0, left = p.end[size_t(n)] - at;  // values left in the plane
+          if (left > 0) v[e] = _mm512_maskz_loadu_ps(first(left), x + at);
+        }
+        r[j] = _mm512_castsi512_ps(pairs(v[0], v[1]));
+      }
+      transpose16(r);  // row l: position q0 + l, dword j: columns 2j, 2j + 1
+      uint16_t* out = xr + (k * p.qr + q0) * 32;
+      for (int64_t l = 0; l < 16; ++l) _mm512_store_ps(reinterpret_cast<float*>(out + l * 32), r[l]);
+    }
+}
+
+/// Conv outputs (ReLU'd, nChw16c) of images [begin, end), pooled by
+/// direct_block::pool16c_forward kPoolChunk images at a time.
+TAPE_AMX void forward_range(const Geometry& g, const ForwardPlan& p, int64_t begin, int64_t end, const float* x,
+                            const uint16_t* wb, const float* b, float* y, uint8_t* code) {
+  const int64_t oh = g.oh(), ow = g.ow(), c_image = oh * ow * 16;
+  const int64_t x_image = g.c * g.h * g.w, y_image = g.oc * (oh / 2) * (ow / 2);
+  const int64_t code_image = direct_block::pool16c_codes(1, g.oc, oh, ow);
+  Lines<uint16_t> xr(size_t(p.xr), 0);
+  Lines<float> tile(size_t(p.qt * 256)), c(size_t(kPoolChunk * c_image));
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);  // C (16 positions × 16 f32), A (16 × 32 bf16), B (16 pairs × 16 × 2)
+  const Tiles tiles(cfg);
+  const __m512 bias = b ? _mm512_maskz_loadu_ps(first(g.oc), b) : _mm512_setzero_ps(), zero = _mm512_setzero_ps();
+  for (int64_t i0 = begin; i0 < end; i0 += kPoolChunk) {
+    const int64_t images = std::min(kPoolChunk, end - i0);
+    for (int64_t i = 0; i < images; ++i) {
+      im2row(p, x + (i0 + i) * x_image, xr.data());
+      for (int64_t t = 0; t < p.qt; ++t) {  // C = Σ_ky Σ_step A(rows t·16 + ky·w) · B(ky, step)
+        TILE_ZERO(0);
+        for (int64_t ky = 0; ky < g.kh; ++ky)
+          for (int64_t k = 0; k < p.ks; ++k) {
+            const uint16_t* a = xr.data() + (k * p.qr + t * 16 + ky * g.w) * 32;
+            const uint16_t* bw = wb + (ky * p.ks + k) * 512;
+            if ((ky + k) % 2 == 0) {
+              TILE_LOAD(4, a, 64);
+              TILE_LOAD(5, bw, 64);
+              TILE_DP(0, 4, 5);
+            } else {
+              TILE_LOAD(6, a, 64);
+              TILE_LOAD(7, bw, 64);
+              TILE_DP(0, 6, 7);
+            }
+          }
+        TILE_STORE(0, tile.data() + t * 256, 64);
+      }
+      // the wide rows' first ow positions, + bias, ReLU
+      float* ci = c.data() + i * c_image;
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox)
+          _mm512_store_ps(ci + (oy * ow + ox) * 16,
+                          _mm512_max_ps(_mm512_add_ps(_mm512_load_ps(tile.data() + (oy * g.w + ox) * 16), bias), zero));
+    }
+    direct_block::pool16c_forward(images, g.oc, oh, ow, c.data(), y + i0 * y_image,
+                                  code ? code + i0 * code_image : nullptr);
+  }
 }
 
 // --- backward-data ------------------------------------------------------------
@@ -466,6 +588,22 @@ bool available() {
   return !(e && std::strcmp(e, "0") == 0) && tile_state();
 }
 
+bool takes_forward(const Geometry& g) {
+  if (g.n < 1 || g.c < 1 || g.oc < 1 || g.oc > 16 || g.h < 1 || g.w < 1 || g.kh < 1 || g.kw < 1) return false;
+  if (g.ph != 0 || g.pw != 0 || g.oh() < 2 || g.ow() < 2 || g.kw > 16) return false;
+  const ForwardPlan p = forward_plan(g);
+  return p.ks <= 4 && p.xr * 2 <= (int64_t(1) << 20);
+}
+
+void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y, uint8_t* code) {
+  g_forward_calls.fetch_add(1, std::memory_order_relaxed);
+  const ForwardPlan p = forward_plan(g);
+  Lines<uint16_t> wb;
+  forward_weights(g, p, w, wb);
+  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) { forward_range(g, p, begin, end, x, wb.data(), b, y, code); },
+                           16 * g.c * g.kh * g.kw * g.oh() * g.ow());
+}
+
 bool takes_backward_data(const Geometry& g) {
   return g.oc <= 16 && g.kw <= DataPlan::kPad + 1 && direct_block::takes_backward_data(g);
 }
@@ -520,6 +658,7 @@ bool backward_weights_16c(const Geometry& g, const float* x, const float* dc, fl
   return true;
 }
 
+int64_t forward_calls() { return g_forward_calls.load(std::memory_order_relaxed); }
 int64_t backward_data_calls() { return g_data_calls.load(std::memory_order_relaxed); }
 int64_t backward_weights_calls() { return g_weights_calls.load(std::memory_order_relaxed); }
 

@@ -1,6 +1,6 @@
 #pragma once
-// Internal (not installed): AMX bf16 kernels for the fused conv block's two
-// backward passes under autocast (LeNet's conv2: 6 → 16 channels, 5×5), where
+// Internal (not installed): AMX bf16 kernels for the fused conv block's
+// passes under autocast (LeNet's conv2: 6 → 16 channels, 5×5), where
 // oneDNN 2.6's AMX kernels are no faster than f32 (conv_block_amx.cpp's note).
 // Products of bf16-rounded operands summed in f32, as every autocast product.
 // conv_block.cpp calls them when available() and the takes_*() say so, and runs
@@ -17,6 +17,16 @@ using direct_block::Geometry;
 /// process the tile state (arch_prctl, asked once), and the environment variable
 /// TAPE_AMX_CONV is not "0" (read on each call).
 bool available();
+
+/// True when forward takes g: no padding, at most 16 filters, kernels at most 16
+/// wide, a conv output of at least 2 × 2, and small per-image scratch.
+bool takes_forward(const Geometry& g);
+
+/// The block's forward as direct_block::pool16c_forward after the convolution:
+/// y (NCHW) = max_pool2x2(relu(conv(x, w) + b)) with x and w rounded to bf16 and
+/// the products summed in f32 (b may be null), and code (may be null) in
+/// pool16c_forward's blocked order.
+void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y, uint8_t* code);
 
 /// True when backward_data_16c takes g: what direct_block::takes_backward_data
 /// takes, with at most 16 filters and kernels at most 17 wide.
@@ -41,6 +51,7 @@ bool takes_backward_weights(const Geometry& g);
 bool backward_weights_16c(const Geometry& g, const float* x, const float* dc, float* dw, float* db);
 
 /// Calls that ran the kernels (for tests: the path was taken).
+int64_t forward_calls();
 int64_t backward_data_calls();
 int64_t backward_weights_calls();
 
