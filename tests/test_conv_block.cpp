@@ -325,6 +325,25 @@ TEST_CASE("conv_block: the AMX kernels (skipped without AMX) match Float64 on bf
               wrong += at > 3 || std::abs(cr[((i * d.oc + o) * oh + cy) * ow + cx] - v) > 1e-4 * scale;
             }
       CHECK(wrong == 0);
+      // the fused backward (pooling backward, weights and data on chunks in cache)
+      // equals pool16c_backward followed by the two passes
+      if (amx::takes_backward(geo)) {
+        const Tensor gy = randn({d.n, d.oc, ph, pw});
+        std::vector<float> dc16(size_t(d.n * oh * ow * 16));
+        tape::detail::direct_block::pool16c_backward(d.n, d.oc, oh, ow, gy.data<float>(), code.data(), dc16.data());
+        Tensor dx1 = zeros(x.shape()), dw1 = zeros(w.shape()), db1 = zeros({d.oc});
+        REQUIRE(amx::backward_data_16c(geo, dc16.data(), w.data<float>(), dx1.data<float>()));
+        REQUIRE(amx::backward_weights_16c(geo, x.data<float>(), dc16.data(), dw1.data<float>(), db1.data<float>()));
+        Tensor dx2 = zeros(x.shape()), dw2 = zeros(w.shape()), db2 = zeros({d.oc});
+        const int64_t calls = amx::backward_calls();
+        REQUIRE(amx::backward(geo, x.data<float>(), gy.data<float>(), code.data(), w.data<float>(), dx2.data<float>(),
+                              dw2.data<float>(), db2.data<float>()));
+        CHECK(amx::backward_calls() == calls + 1);
+        CHECK(rel_err(dx2, dx1) < 1e-6);
+        CHECK(rel_err(dw2, dw1) < 1e-6);
+        CHECK(rel_err(db2, db1) < 1e-6);
+        CHECK(rel_err(dw2, zeros_like(dw2)) > 0);
+      }
     }
     REQUIRE(amx::takes_backward_data(geo));
     REQUIRE(amx::takes_backward_weights(geo));
@@ -358,8 +377,7 @@ TEST_CASE("conv_block: under autocast on AMX the fused block runs the AMX kernel
           doctest::skip(!tape::detail::amx_block::available())) {
   namespace amx = tape::detail::amx_block;
   const Case c{{40, 6, 12, 12}, {16, 6, 5, 5}};
-  const int64_t forward0 = amx::forward_calls(), data0 = amx::backward_data_calls(),
-                weights0 = amx::backward_weights_calls();
+  const int64_t forward0 = amx::forward_calls(), backward0 = amx::backward_calls();
   Result f, u;
   {
     AutocastGuard guard;
@@ -367,21 +385,36 @@ TEST_CASE("conv_block: under autocast on AMX the fused block runs the AMX kernel
     u = run(c, false);
   }
   CHECK(amx::forward_calls() > forward0);
-  CHECK(amx::backward_data_calls() > data0);
-  CHECK(amx::backward_weights_calls() > weights0);
+  CHECK(amx::backward_calls() > backward0);
   CHECK(rel_err(f.y, u.y) < 1e-2);
   CHECK(rel_err(f.dx, u.dx) < 1e-2);
   CHECK(rel_err(f.dw, u.dw) < 1e-2);
   CHECK(rel_err(f.db, u.db) < 1e-2);
-  SUBCASE("TAPE_AMX_CONV=0 keeps the f32 passes") {
+  SUBCASE("TAPE_AMX_CONV=0 keeps oneDNN and the f32 passes") {
     setenv("TAPE_AMX_CONV", "0", 1);
-    const int64_t d1 = amx::backward_data_calls();
+    const int64_t f1 = amx::forward_calls(), b1 = amx::backward_calls(), d1 = amx::backward_data_calls();
     {
       AutocastGuard guard;
       run(c, true);
     }
     unsetenv("TAPE_AMX_CONV");
+    CHECK(amx::forward_calls() == f1);
+    CHECK(amx::backward_calls() == b1);
     CHECK(amx::backward_data_calls() == d1);
+  }
+  SUBCASE("3 x 3 pooling (oneDNN's): the per-pass AMX kernels from its blocked gradient") {
+    const Case p3{{40, 6, 12, 12}, {16, 6, 5, 5}, true, 3};
+    const int64_t d1 = amx::backward_data_calls(), w1 = amx::backward_weights_calls();
+    Result f3, u3;
+    {
+      AutocastGuard guard;
+      f3 = run(p3, true);
+      u3 = run(p3, false);
+    }
+    CHECK(amx::backward_data_calls() > d1);
+    CHECK(amx::backward_weights_calls() > w1);
+    CHECK(rel_err(f3.dx, u3.dx) < 1e-2);
+    CHECK(rel_err(f3.dw, u3.dw) < 1e-2);
   }
   SUBCASE("a non-finite input takes the f32 backward-weights") {
     Case n = c;

@@ -454,7 +454,18 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
     // pooling backward's blocked output as it is
     const bool direct_dx = need_dx && s.stride == IntPair(1) && direct_block::available() &&
                            direct_block::takes_backward_data(direct_geometry(s));
+    // under autocast on AMX machines the whole backward of a slice on tiles, the
+    // conv output's gradient kept in cache between the passes (conv_block_amx.cpp)
+    const bool amx_all = pooling_ == Pooling::Direct16c && s.dt == memory::data_type::bf16 &&
+                         s.stride == IntPair(1) && amx_block::available() &&
+                         amx_block::takes_backward(direct_geometry(s));
     for_each_slice(s, [&](int64_t n0, int64_t i, const BlockShape& sl) {
+      if (amx_all && amx_block::backward(direct_geometry(sl), x.data<float>() + n0 * s.x_image(),
+                                         g.data<float>() + n0 * s.y_image(), positive + n0 * codes_per_image(s),
+                                         w.data<float>(), need_dx ? dx.data<float>() + n0 * s.x_image() : nullptr,
+                                         need_w ? dw.data<float>() : nullptr,
+                                         need_w && s.bias ? db.data<float>() : nullptr))
+        return;  // else (a non-finite x or w) the passes below
       std::vector<Tensor> owner;
       const Backward p = backward_prims(sl);
       const Forward f = forward_prims(sl, prop_kind::forward_training);

@@ -42,6 +42,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <vector>
 
 #include "tape/backend/parallel.hpp"
@@ -64,7 +65,7 @@ namespace {
 
 using namespace block_simd;
 
-std::atomic<int64_t> g_data_calls{0}, g_weights_calls{0}, g_forward_calls{0};
+std::atomic<int64_t> g_data_calls{0}, g_weights_calls{0}, g_forward_calls{0}, g_backward_calls{0};
 
 int64_t round32(int64_t v) { return (v + 31) / 32 * 32; }
 
@@ -108,6 +109,14 @@ class Tiles {
   Tiles(const Tiles&) = delete;
   Tiles& operator=(const Tiles&) = delete;
 };
+
+/// The tile configuration both backward passes and the forward use: every tile
+/// 16 rows × 64 bytes (C: 16 × 16 f32; A and B: 16 × 32 bf16 or 16 pairs × 16 × 2).
+TileConfig square_tiles() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);
+  return cfg;
+}
 
 /// True once the kernel has granted the process AMX's tile state (Linux asks
 /// for it per process: ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA).
@@ -232,9 +241,7 @@ TAPE_AMX void forward_range(const Geometry& g, const ForwardPlan& p, int64_t beg
   const int64_t code_image = direct_block::pool16c_codes(1, g.oc, oh, ow);
   Lines<uint16_t> xr(size_t(p.xr), 0);
   Lines<float> tile(size_t(p.qt * 256)), c(size_t(kPoolChunk * c_image));
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);  // C (16 positions × 16 f32), A (16 × 32 bf16), B (16 pairs × 16 × 2)
-  const Tiles tiles(cfg);
+  const Tiles tiles(square_tiles());  // C: 16 positions × 16 f32, A: 16 × 32 bf16, B: 16 pairs × 16 × 2
   const __m512 bias = b ? _mm512_maskz_loadu_ps(first(g.oc), b) : _mm512_setzero_ps(), zero = _mm512_setzero_ps();
   for (int64_t i0 = begin; i0 < end; i0 += kPoolChunk) {
     const int64_t images = std::min(kPoolChunk, end - i0);
@@ -315,103 +322,104 @@ TAPE_AMX bool data_weights(const Geometry& g, const DataPlan& p, const float* w,
   return to_bf16(wr.data(), 1, int64_t(wr.size()), 0, wa.data());
 }
 
-/// dx of images [begin, end): per image (1) dc transposed to [o][p] and put in
-/// pair layout per output row, tr[oy][o/2][kPad + ox] (dwords; 0 around), (2) for
-/// every kernel column a copy shifted by kx, so that each B tile — 16 pair rows
-/// (8 filter pairs of kx, then of kx + 1) × 16 positions — is 1 KB on whole lines,
-/// (3) the tile products into colx, (4) the sums over ky into dx.
-TAPE_AMX void data_range(const Geometry& g, const DataPlan& p, int64_t begin, int64_t end, const float* dc,
-                         const uint16_t* wa, float* dx) {
+/// One thread's scratch for the backward-data pass (tile operands on whole lines).
+struct DataScratch {
+  Lines<float> dT, colx;
+  Lines<uint32_t> tr;  ///< the gradient's pair layout per output row (0 around the rows)
+  Lines<uint32_t> bv;  ///< B operands: [oy][xt][kernel-column slot][8 filter pairs][16 positions], dwords
+  DataScratch(const Geometry& g, const DataPlan& p)
+      : dT(size_t(16 * p.np), 0.f),
+        colx(size_t(p.rows * g.oh() * p.w16)),
+        tr(size_t(g.oh() * 8 * p.tr), 0u),
+        bv(size_t(g.oh() * p.xt * p.kp * 128), 0u) {}  // an odd kw's last slot stays 0
+};
+
+/// One image's dx from its output gradient dc (nChw16c): (1) dc transposed to
+/// [o][p] and put in pair layout per output row, tr[oy][o/2][kPad + ox] (dwords;
+/// 0 around), (2) for every kernel column a copy shifted by kx, so that each B
+/// tile — 16 pair rows (8 filter pairs of kx, then of kx + 1) × 16 positions — is
+/// 1 KB on whole lines, (3) the tile products into colx (tiles configured by the
+/// caller: square_tiles), (4) the sums over ky into dx.
+TAPE_AMX void data_image(const Geometry& g, const DataPlan& p, const float* dc, const uint16_t* wa, float* dx,
+                         DataScratch& sc) {
   const int64_t oh = g.oh(), ow = g.ow(), npos = oh * ow;
-  Lines<float> dT(size_t(16 * p.np), 0.f), colx(size_t(p.rows * oh * p.w16));
-  Lines<uint32_t> tr(size_t(oh * 8 * p.tr), 0u);
-  // B operands: [oy][xt][kernel-column slot][8 filter pairs][16 positions], dwords (an odd kw's last slot stays 0)
-  const int64_t slot = 8 * 16, per_x = p.kp * slot;
-  Lines<uint32_t> bv(size_t(oh * p.xt * per_x), 0u);
-  TileConfig cfg;
-  for (int t = 0; t < 4; ++t) cfg.set(t, 16, 64);  // C: 16 (c, ky) rows × 16 positions
-  cfg.set(4, 16, 64), cfg.set(7, 16, 64);          // B: 16 pair rows × 16 positions × 2
-  cfg.set(5, 16, 64), cfg.set(6, 16, 64);          // A: 16 (c, ky) rows × 32 (kernel column, filter)
-  const Tiles tiles(cfg);
-  const int64_t c_stride = oh * p.w16 * 4;
-  for (int64_t i = begin; i < end; ++i) {
-    // (1) pair layout per output row
-    transpose_block(dc + i * npos * 16, npos, 16, p.np, dT.data());  // lanes past npos stay 0
-    for (int64_t k = 0; k < 8; ++k)
-      for (int64_t p0 = 0; p0 < npos; p0 += 16) {
-        const __m512i v = pairs(_mm512_load_ps(dT.data() + 2 * k * p.np + p0),
-                                _mm512_load_ps(dT.data() + (2 * k + 1) * p.np + p0));
-        for (int64_t oy = p0 / ow; oy < oh && oy * ow < p0 + 16; ++oy) {  // the rows lanes 0..15 reach
-          const int64_t lo = std::max<int64_t>(0, oy * ow - p0), hi = std::min<int64_t>(16, oy * ow + ow - p0);
-          // lane l (position p0 + l of row oy) goes to column kPad + p0 + l − oy·ow
-          uint32_t* row = tr.data() + (oy * 8 + k) * p.tr + DataPlan::kPad + p0 - oy * ow;
-          _mm512_mask_storeu_epi32(row, __mmask16(first(hi) & ~first(lo)), v);
-        }
+  const int64_t slot = 8 * 16, per_x = p.kp * slot, c_stride = oh * p.w16 * 4;
+  // (1) pair layout per output row
+  transpose_block(dc, npos, 16, p.np, sc.dT.data());  // lanes past npos stay 0
+  for (int64_t k = 0; k < 8; ++k)
+    for (int64_t p0 = 0; p0 < npos; p0 += 16) {
+      const __m512i v = pairs(_mm512_load_ps(sc.dT.data() + 2 * k * p.np + p0),
+                              _mm512_load_ps(sc.dT.data() + (2 * k + 1) * p.np + p0));
+      for (int64_t oy = p0 / ow; oy < oh && oy * ow < p0 + 16; ++oy) {  // the rows lanes 0..15 reach
+        const int64_t lo = std::max<int64_t>(0, oy * ow - p0), hi = std::min<int64_t>(16, oy * ow + ow - p0);
+        // lane l (position p0 + l of row oy) goes to column kPad + p0 + l − oy·ow
+        uint32_t* row = sc.tr.data() + (oy * 8 + k) * p.tr + DataPlan::kPad + p0 - oy * ow;
+        _mm512_mask_storeu_epi32(row, __mmask16(first(hi) & ~first(lo)), v);
       }
-    // (2) the shifted copies
-    for (int64_t oy = 0; oy < oh; ++oy)
-      for (int64_t xt = 0; xt < p.xt; ++xt)
-        for (int64_t kx = 0; kx < g.kw; ++kx)
-          for (int64_t k = 0; k < 8; ++k)
-            _mm512_store_si512(bv.data() + (oy * p.xt + xt) * per_x + kx * slot + k * 16,
-                               _mm512_loadu_si512(tr.data() + (oy * 8 + k) * p.tr + DataPlan::kPad + xt * 16 - kx));
-    // (3) colx tiles: per output row and 16 positions, C[rt] += A(m, rt) · B(m) over kernel-column pairs m
-    for (int64_t oy = 0; oy < oh; ++oy)
-      for (int64_t xt = 0; xt < p.xt; ++xt) {
-        const uint32_t* b = bv.data() + (oy * p.xt + xt) * per_x;
-        float* c0 = colx.data() + oy * p.w16 + xt * 16;
-        for (int64_t r0 = 0; r0 < p.rt; r0 += 4) {
-          const int64_t rn = std::min<int64_t>(4, p.rt - r0);
-          TILE_ZERO(0);
-          if (rn > 1) TILE_ZERO(1);
-          if (rn > 2) TILE_ZERO(2);
-          if (rn > 3) TILE_ZERO(3);
-          for (int64_t m = 0; m < p.kp / 2; ++m) {
-            const uint16_t* a = wa + (m * p.rows + r0 * 16) * 32;
-            if (m % 2 == 0) TILE_LOAD(4, b + m * 2 * slot, 64);
-            else TILE_LOAD(7, b + m * 2 * slot, 64);
-            TILE_LOAD(5, a, 64);
-            if (m % 2 == 0) TILE_DP(0, 5, 4);
-            else TILE_DP(0, 5, 7);
-            if (rn > 1) {
-              TILE_LOAD(6, a + 512, 64);
-              if (m % 2 == 0) TILE_DP(1, 6, 4);
-              else TILE_DP(1, 6, 7);
-            }
-            if (rn > 2) {
-              TILE_LOAD(5, a + 1024, 64);
-              if (m % 2 == 0) TILE_DP(2, 5, 4);
-              else TILE_DP(2, 5, 7);
-            }
-            if (rn > 3) {
-              TILE_LOAD(6, a + 1536, 64);
-              if (m % 2 == 0) TILE_DP(3, 6, 4);
-              else TILE_DP(3, 6, 7);
-            }
+    }
+  // (2) the shifted copies
+  for (int64_t oy = 0; oy < oh; ++oy)
+    for (int64_t xt = 0; xt < p.xt; ++xt)
+      for (int64_t kx = 0; kx < g.kw; ++kx)
+        for (int64_t k = 0; k < 8; ++k)
+          _mm512_store_si512(sc.bv.data() + (oy * p.xt + xt) * per_x + kx * slot + k * 16,
+                             _mm512_loadu_si512(sc.tr.data() + (oy * 8 + k) * p.tr + DataPlan::kPad + xt * 16 - kx));
+  // (3) colx tiles: per output row and 16 positions, C[rt] += A(m, rt) · B(m) over kernel-column pairs m
+  for (int64_t oy = 0; oy < oh; ++oy)
+    for (int64_t xt = 0; xt < p.xt; ++xt) {
+      const uint32_t* b = sc.bv.data() + (oy * p.xt + xt) * per_x;
+      float* c0 = sc.colx.data() + oy * p.w16 + xt * 16;
+      for (int64_t r0 = 0; r0 < p.rt; r0 += 4) {
+        const int64_t rn = std::min<int64_t>(4, p.rt - r0);
+        TILE_ZERO(0);
+        if (rn > 1) TILE_ZERO(1);
+        if (rn > 2) TILE_ZERO(2);
+        if (rn > 3) TILE_ZERO(3);
+        for (int64_t m = 0; m < p.kp / 2; ++m) {
+          const uint16_t* a = wa + (m * p.rows + r0 * 16) * 32;
+          if (m % 2 == 0) TILE_LOAD(4, b + m * 2 * slot, 64);
+          else TILE_LOAD(7, b + m * 2 * slot, 64);
+          TILE_LOAD(5, a, 64);
+          if (m % 2 == 0) TILE_DP(0, 5, 4);
+          else TILE_DP(0, 5, 7);
+          if (rn > 1) {
+            TILE_LOAD(6, a + 512, 64);
+            if (m % 2 == 0) TILE_DP(1, 6, 4);
+            else TILE_DP(1, 6, 7);
           }
-          float* c = c0 + r0 * 16 * oh * p.w16;
-          TILE_STORE(0, c, c_stride);
-          if (rn > 1) TILE_STORE(1, c + 16 * oh * p.w16, c_stride);
-          if (rn > 2) TILE_STORE(2, c + 32 * oh * p.w16, c_stride);
-          if (rn > 3) TILE_STORE(3, c + 48 * oh * p.w16, c_stride);
-        }
-      }
-    // (4) dx rows: the sums over the kernel rows
-    for (int64_t c = 0; c < g.c; ++c)
-      for (int64_t iy = 0; iy < g.h; ++iy) {
-        const int64_t ky0 = std::max<int64_t>(0, iy - oh + 1), ky1 = std::min(g.kh, iy + 1);  // 0 <= iy − ky < oh
-        float* out = dx + ((i * g.c + c) * g.h + iy) * g.w;
-        for (int64_t x0 = 0; x0 < g.w; x0 += 16) {
-          __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-          for (int64_t ky = ky0; ky < ky1; ++ky) {
-            const __m512 v = _mm512_load_ps(colx.data() + ((c * g.kh + ky) * oh + iy - ky) * p.w16 + x0);
-            if (ky % 2) s1 = _mm512_add_ps(s1, v);
-            else s0 = _mm512_add_ps(s0, v);
+          if (rn > 2) {
+            TILE_LOAD(5, a + 1024, 64);
+            if (m % 2 == 0) TILE_DP(2, 5, 4);
+            else TILE_DP(2, 5, 7);
           }
-          _mm512_mask_storeu_ps(out + x0, first(g.w - x0), _mm512_add_ps(s0, s1));
+          if (rn > 3) {
+            TILE_LOAD(6, a + 1536, 64);
+            if (m % 2 == 0) TILE_DP(3, 6, 4);
+            else TILE_DP(3, 6, 7);
+          }
         }
+        float* c = c0 + r0 * 16 * oh * p.w16;
+        TILE_STORE(0, c, c_stride);
+        if (rn > 1) TILE_STORE(1, c + 16 * oh * p.w16, c_stride);
+        if (rn > 2) TILE_STORE(2, c + 32 * oh * p.w16, c_stride);
+        if (rn > 3) TILE_STORE(3, c + 48 * oh * p.w16, c_stride);
       }
-  }
+    }
+  // (4) dx rows: the sums over the kernel rows
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t iy = 0; iy < g.h; ++iy) {
+      const int64_t ky0 = std::max<int64_t>(0, iy - oh + 1), ky1 = std::min(g.kh, iy + 1);  // 0 <= iy − ky < oh
+      float* out = dx + (c * g.h + iy) * g.w;
+      for (int64_t x0 = 0; x0 < g.w; x0 += 16) {
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+        for (int64_t ky = ky0; ky < ky1; ++ky) {
+          const __m512 v = _mm512_load_ps(sc.colx.data() + ((c * g.kh + ky) * oh + iy - ky) * p.w16 + x0);
+          if (ky % 2) s1 = _mm512_add_ps(s1, v);
+          else s0 = _mm512_add_ps(s0, v);
+        }
+        _mm512_mask_storeu_ps(out + x0, first(g.w - x0), _mm512_add_ps(s0, s1));
+      }
+    }
 }
 
 // --- backward-weights ---------------------------------------------------------
@@ -553,32 +561,93 @@ TAPE_AMX void sweep(const Geometry& g, const WeightsPlan& p, int64_t t0, int64_t
   if (tn > 4) TILE_STORE(4, acc + (t0 + 4) * 256, 64);
 }
 
-/// One thread's range of images into its partial sums acc (tiles × 16 × 16) and
-/// db (16); false (stop set) at a non-finite input.
-TAPE_AMX bool weights_range(const Geometry& g, const WeightsPlan& p, int64_t begin, int64_t end, const float* x,
-                            const float* dc, float* acc, float* db, std::atomic<bool>& stop) {
+/// One thread's scratch for the backward-weights pass: kChunk images' operands.
+struct WeightsScratch {
   // the pair rows past the grid, dT's positions past npos and xb's plane tails stay 0
-  Lines<uint16_t> xv(size_t(kChunk * p.xv), 0), dt(size_t(kChunk * p.dt)), xb(size_t(g.c * p.plane + 32), 0);
-  Lines<float> dT(size_t(16 * p.q), 0.f);
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);  // C (16 × 16 f32), A (16 × 32 bf16), B (16 pairs × 16 × 2)
-  const Tiles tiles(cfg);
+  Lines<uint16_t> xv, dt, xb;
+  Lines<float> dT;
+  WeightsScratch(const Geometry& g, const WeightsPlan& p)
+      : xv(size_t(kChunk * p.xv), 0), dt(size_t(kChunk * p.dt)), xb(size_t(g.c * p.plane + 32), 0),
+        dT(size_t(16 * p.q), 0.f) {}
+};
+
+/// A chunk of up to kChunk images (x: their inputs, dc: their gradients) into the
+/// partial sums acc (tiles × 16 × 16) and db; false at a non-finite input.
+TAPE_AMX bool weights_chunk(const Geometry& g, const WeightsPlan& p, int64_t images, const float* x, const float* dc,
+                            float* acc, __m512& db, WeightsScratch& sc) {
   const int64_t x_image = g.c * g.h * g.w, dc_image = g.oh() * g.ow() * 16;
-  __m512 dbv = _mm512_setzero_ps();
-  for (int64_t i0 = begin; i0 < end; i0 += kChunk) {
-    const int64_t images = std::min(kChunk, end - i0);
-    for (int64_t i = 0; i < images; ++i)
-      if (stop.load(std::memory_order_relaxed) ||
-          !prepare_image(g, p, x + (i0 + i) * x_image, dc + (i0 + i) * dc_image, xb.data(), dT.data(),
-                         xv.data() + i * p.xv, dt.data() + i * p.dt, dbv)) {
-        stop.store(true, std::memory_order_relaxed);
-        return false;
-      }
-    for (int64_t t0 = 0; t0 < p.tiles; t0 += 5)
-      sweep(g, p, t0, std::min<int64_t>(5, p.tiles - t0), images, xv.data(), dt.data(), acc);
-  }
-  _mm512_storeu_ps(db, _mm512_add_ps(_mm512_loadu_ps(db), dbv));
+  for (int64_t i = 0; i < images; ++i)
+    if (!prepare_image(g, p, x + i * x_image, dc + i * dc_image, sc.xb.data(), sc.dT.data(), sc.xv.data() + i * p.xv,
+                       sc.dt.data() + i * p.dt, db))
+      return false;
+  for (int64_t t0 = 0; t0 < p.tiles; t0 += 5)
+    sweep(g, p, t0, std::min<int64_t>(5, p.tiles - t0), images, sc.xv.data(), sc.dt.data(), acc);
   return true;
+}
+
+/// Adds the threads' partial sums (acc: per thread tiles × 16 × 16 in [o][(c, kx)]
+/// order; dbs: per thread 16) to dw (OIHW) and db (may be null).
+void add_partials(const Geometry& g, const WeightsPlan& p, int64_t threads, const float* acc, const float* dbs,
+                  float* dw, float* db) {
+  const int64_t per = p.tiles * 256;
+  for (int64_t t = 0; t < p.tiles; ++t) {
+    const int64_t ky = t / p.rt, r0 = (t % p.rt) * 16;
+    for (int64_t r = 0; r < 16 && r0 + r < p.rows; ++r) {
+      const int64_t c = (r0 + r) / g.kw, kx = (r0 + r) % g.kw;
+      for (int64_t o = 0; o < g.oc; ++o) {
+        double s = 0;
+        for (int64_t th = 0; th < threads; ++th) s += acc[size_t(th * per + t * 256 + o * 16 + r)];
+        dw[((o * g.c + c) * g.kh + ky) * g.kw + kx] += float(s);
+      }
+    }
+  }
+  if (db)
+    for (int64_t o = 0; o < g.oc; ++o) {
+      double s = 0;
+      for (int64_t th = 0; th < threads; ++th) s += dbs[size_t(th * 16 + o)];
+      db[o] += float(s);
+    }
+}
+
+/// backward_weights_16c's images [begin, end) on one thread.
+TAPE_AMX void weights_thread(const Geometry& g, const WeightsPlan& p, int64_t begin, int64_t end, const float* x,
+                             const float* dc, float* acc, float* db, std::atomic<bool>& stop) {
+  const int64_t x_image = g.c * g.h * g.w, dc_image = g.oh() * g.ow() * 16;
+  WeightsScratch sc(g, p);
+  const Tiles tiles(square_tiles());
+  __m512 dbv = _mm512_setzero_ps();
+  for (int64_t i0 = begin; i0 < end && !stop.load(std::memory_order_relaxed); i0 += kChunk)
+    if (!weights_chunk(g, p, std::min(kChunk, end - i0), x + i0 * x_image, dc + i0 * dc_image, acc, dbv, sc))
+      stop.store(true, std::memory_order_relaxed);
+  _mm512_storeu_ps(db, dbv);
+}
+
+/// backward's images [begin, end) on one thread, kChunk at a time: the pooling's
+/// backward into a chunk of the conv output's gradient, kept in L1/L2 for the
+/// weights pass (dp null: none) and the data pass (wp null: none).
+TAPE_AMX void backward_thread(const Geometry& g, const DataPlan* dp, const WeightsPlan* wp, int64_t begin, int64_t end,
+                              const float* x, const float* gy, const uint8_t* code, const uint16_t* wa, float* dx,
+                              float* acc, float* db, std::atomic<bool>& stop) {
+  const int64_t oh = g.oh(), ow = g.ow(), x_image = g.c * g.h * g.w, dc_image = oh * ow * 16;
+  const int64_t y_image = g.oc * (oh / 2) * (ow / 2), code_image = direct_block::pool16c_codes(1, g.oc, oh, ow);
+  Lines<float> dc(size_t(kChunk * dc_image));
+  std::optional<WeightsScratch> ws;
+  std::optional<DataScratch> ds;
+  if (wp) ws.emplace(g, *wp);
+  if (dp) ds.emplace(g, *dp);
+  const Tiles tiles(square_tiles());
+  __m512 dbv = _mm512_setzero_ps();
+  for (int64_t i0 = begin; i0 < end && !stop.load(std::memory_order_relaxed); i0 += kChunk) {
+    const int64_t images = std::min(kChunk, end - i0);
+    direct_block::pool16c_backward(images, g.oc, oh, ow, gy + i0 * y_image, code + i0 * code_image, dc.data());
+    if (wp && !weights_chunk(g, *wp, images, x + i0 * x_image, dc.data(), acc, dbv, *ws)) {
+      stop.store(true, std::memory_order_relaxed);
+      break;
+    }
+    if (dp)
+      for (int64_t i = 0; i < images; ++i) data_image(g, *dp, dc.data() + i * dc_image, wa, dx + (i0 + i) * x_image, *ds);
+  }
+  _mm512_storeu_ps(db, dbv);
 }
 
 }  // namespace
@@ -613,8 +682,12 @@ bool backward_data_16c(const Geometry& g, const float* dc, const float* w, float
   Lines<uint16_t> wa;
   if (!data_weights(g, p, w, wa)) return false;
   g_data_calls.fetch_add(1, std::memory_order_relaxed);
-  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) { data_range(g, p, begin, end, dc, wa.data(), dx); },
-                           16 * g.c * g.kh * g.kw * round16(g.oh() * g.ow()));
+  const int64_t dc_image = g.oh() * g.ow() * 16, dx_image = g.c * g.h * g.w;
+  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) {
+    DataScratch sc(g, p);
+    const Tiles tiles(square_tiles());
+    for (int64_t i = begin; i < end; ++i) data_image(g, p, dc + i * dc_image, wa.data(), dx + i * dx_image, sc);
+  }, 16 * g.c * g.kh * g.kw * round16(g.oh() * g.ow()));
   return true;
 }
 
@@ -635,29 +708,41 @@ bool backward_weights_16c(const Geometry& g, const float* x, const float* dc, fl
   std::atomic<bool> stop{false};
   backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) {
     const int64_t t = omp_get_thread_num();  // its own partial sums
-    weights_range(g, p, begin, end, x, dc, acc.data() + t * per, dbs.data() + t * 16, stop);
+    weights_thread(g, p, begin, end, x, dc, acc.data() + t * per, dbs.data() + t * 16, stop);
   }, 16 * g.c * g.kh * g.kw * g.oh() * g.ow());
   if (stop.load()) return false;
-  for (int64_t t = 0; t < p.tiles; ++t) {
-    const int64_t ky = t / p.rt, r0 = (t % p.rt) * 16;
-    for (int64_t r = 0; r < 16 && r0 + r < p.rows; ++r) {
-      const int64_t c = (r0 + r) / g.kw, kx = (r0 + r) % g.kw;
-      for (int64_t o = 0; o < g.oc; ++o) {
-        double s = 0;
-        for (int64_t th = 0; th < threads; ++th) s += acc[size_t(th * per + t * 256 + o * 16 + r)];
-        dw[((o * g.c + c) * g.kh + ky) * g.kw + kx] += float(s);
-      }
-    }
-  }
-  if (db)
-    for (int64_t o = 0; o < g.oc; ++o) {
-      double s = 0;
-      for (int64_t th = 0; th < threads; ++th) s += dbs[size_t(th * 16 + o)];
-      db[o] += float(s);
-    }
+  add_partials(g, p, threads, acc.data(), dbs.data(), dw, db);
   return true;
 }
 
+bool takes_backward(const Geometry& g) {
+  return amx_block::takes_backward_data(g) && amx_block::takes_backward_weights(g) && g.oh() >= 2 && g.ow() >= 2;
+}
+
+bool backward(const Geometry& g, const float* x, const float* gy, const uint8_t* code, const float* w, float* dx,
+              float* dw, float* db) {
+  const DataPlan dp = data_plan(g);
+  const WeightsPlan wp = weights_plan(g);
+  Lines<uint16_t> wa;
+  if (dx && !data_weights(g, dp, w, wa)) return false;
+  g_backward_calls.fetch_add(1, std::memory_order_relaxed);
+  backend::sync_num_threads();
+  const int64_t threads = std::max(1, omp_get_max_threads()), per = wp.tiles * 256;
+  Lines<float> acc(size_t(dw ? threads * per : 0), 0.f);
+  std::vector<float> dbs(size_t(threads * 16), 0.f);
+  std::atomic<bool> stop{false};
+  const int64_t oh = g.oh(), ow = g.ow();
+  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) {
+    const int64_t t = omp_get_thread_num();  // its own partial sums
+    backward_thread(g, dx ? &dp : nullptr, dw ? &wp : nullptr, begin, end, x, gy, code, wa.data(), dx,
+                    dw ? acc.data() + t * per : nullptr, dbs.data() + t * 16, stop);
+  }, 16 * g.c * g.kh * g.kw * oh * ow);
+  if (stop.load()) return false;
+  if (dw) add_partials(g, wp, threads, acc.data(), dbs.data(), dw, db);
+  return true;
+}
+
+int64_t backward_calls() { return g_backward_calls.load(std::memory_order_relaxed); }
 int64_t forward_calls() { return g_forward_calls.load(std::memory_order_relaxed); }
 int64_t backward_data_calls() { return g_data_calls.load(std::memory_order_relaxed); }
 int64_t backward_weights_calls() { return g_weights_calls.load(std::memory_order_relaxed); }

@@ -50,7 +50,20 @@ bool takes_backward_weights(const Geometry& g);
 /// turn into NaN, so the caller runs the f32 pass instead.
 bool backward_weights_16c(const Geometry& g, const float* x, const float* dc, float* dw, float* db);
 
+/// True when backward takes g: what both passes take, with a conv output of at
+/// least 2 × 2.
+bool takes_backward(const Geometry& g);
+
+/// The block's whole backward after forward (Pooling::Direct16c): per chunk of
+/// images, pool16c_backward of gy (NCHW) by code into the conv output's
+/// gradient, kept in cache for backward_weights_16c's dw += and db += (dw null:
+/// none) and backward_data_16c's dx (null: none). False, with dw and db
+/// untouched (dx may be written), when x or w holds a non-finite value.
+bool backward(const Geometry& g, const float* x, const float* gy, const uint8_t* code, const float* w, float* dx,
+              float* dw, float* db);
+
 /// Calls that ran the kernels (for tests: the path was taken).
+int64_t backward_calls();
 int64_t forward_calls();
 int64_t backward_data_calls();
 int64_t backward_weights_calls();
