@@ -271,10 +271,11 @@ TEST_CASE("conv_block: the AMX kernels (skipped without AMX) match Float64 on bf
   };
   const auto bf16 = [](const Tensor& t) { return t.to(Dtype::BFloat16).to(Dtype::Float64); };
   // LeNet's conv2 (9 images: a chunk and a tail), odd sizes, one tap, 70 (c, kx)
-  // columns in 5 kernel rows (35 accumulator tiles), outputs past 64 positions;
+  // columns in 5 kernel rows (35 accumulator tiles), outputs past 64 positions,
+  // rows of 37 (three 16-wide position tiles);
   // backward-weights takes even output widths only (a pair of positions in one row)
   for (const Dims d : {Dims{9, 6, 12, 12, 16, 5, 5}, Dims{3, 3, 9, 15, 7, 3, 4}, Dims{2, 4, 5, 6, 1, 1, 1},
-                       Dims{2, 10, 11, 14, 16, 5, 7}, Dims{3, 2, 16, 14, 5, 3, 3}}) {
+                       Dims{2, 10, 11, 14, 16, 5, 7}, Dims{3, 2, 16, 14, 5, 3, 3}, Dims{2, 3, 6, 37, 5, 3, 4}}) {
     INFO("n ", d.n, " c ", d.c, " ", d.h, "x", d.w, " oc ", d.oc, " k ", d.kh, "x", d.kw);
     manual_seed(7);
     const int64_t oh = d.h - d.kh + 1, ow = d.w - d.kw + 1;

@@ -247,23 +247,38 @@ TAPE_AMX void forward_range(const Geometry& g, const ForwardPlan& p, int64_t beg
     const int64_t images = std::min(kPoolChunk, end - i0);
     for (int64_t i = 0; i < images; ++i) {
       im2row(p, x + (i0 + i) * x_image, xr.data());
-      for (int64_t t = 0; t < p.qt; ++t) {  // C = Σ_ky Σ_step A(rows t·16 + ky·w) · B(ky, step)
+      // C(t) = Σ_ky Σ_step A(rows t·16 + ky·w) · B(ky, step), four position tiles at a
+      // time: independent product chains (see data_image's note), one B load for four
+      for (int64_t t0 = 0; t0 < p.qt; t0 += 4) {
+        const int64_t tn = std::min<int64_t>(4, p.qt - t0);
         TILE_ZERO(0);
+        if (tn > 1) TILE_ZERO(1);
+        if (tn > 2) TILE_ZERO(2);
+        if (tn > 3) TILE_ZERO(3);
         for (int64_t ky = 0; ky < g.kh; ++ky)
           for (int64_t k = 0; k < p.ks; ++k) {
-            const uint16_t* a = xr.data() + (k * p.qr + t * 16 + ky * g.w) * 32;
-            const uint16_t* bw = wb + (ky * p.ks + k) * 512;
-            if ((ky + k) % 2 == 0) {
-              TILE_LOAD(4, a, 64);
-              TILE_LOAD(5, bw, 64);
-              TILE_DP(0, 4, 5);
-            } else {
-              TILE_LOAD(6, a, 64);
-              TILE_LOAD(7, bw, 64);
-              TILE_DP(0, 6, 7);
+            const uint16_t* a = xr.data() + (k * p.qr + t0 * 16 + ky * g.w) * 32;
+            TILE_LOAD(7, wb + (ky * p.ks + k) * 512, 64);
+            TILE_LOAD(4, a, 64);
+            TILE_DP(0, 4, 7);
+            if (tn > 1) {
+              TILE_LOAD(5, a + 512, 64);
+              TILE_DP(1, 5, 7);
+            }
+            if (tn > 2) {
+              TILE_LOAD(6, a + 1024, 64);
+              TILE_DP(2, 6, 7);
+            }
+            if (tn > 3) {
+              TILE_LOAD(4, a + 1536, 64);
+              TILE_DP(3, 4, 7);
             }
           }
-        TILE_STORE(0, tile.data() + t * 256, 64);
+        float* out = tile.data() + t0 * 256;
+        TILE_STORE(0, out, 64);
+        if (tn > 1) TILE_STORE(1, out + 256, 64);
+        if (tn > 2) TILE_STORE(2, out + 512, 64);
+        if (tn > 3) TILE_STORE(3, out + 768, 64);
       }
       // the wide rows' first ow positions, + bias, ReLU
       float* ci = c.data() + i * c_image;
@@ -284,13 +299,11 @@ TAPE_AMX void forward_range(const Geometry& g, const ForwardPlan& p, int64_t beg
 /// in tiles of 16 (w16 wide), two kernel columns per product (K = 2 × 16
 /// filters); then dx[c][iy][ix] = Σ_ky colx[(c, ky)][iy − ky][ix] adds kh rows.
 struct DataPlan {
-  static constexpr int64_t kPad = 16;  ///< zero positions left of a gradient row (≥ kw − 1)
   int64_t w16 = 0;    ///< dx row width in whole tiles of 16
   int64_t xt = 0;     ///< tiles per dx row: w16 / 16
   int64_t kp = 0;     ///< kernel-column slots: kw rounded up to even (an odd kw's last slot is 0)
   int64_t rt = 0;     ///< tiles of 16 (c, ky) rows
   int64_t np = 0;     ///< output positions rounded to 16 (the transposed gradient's rows)
-  int64_t tr = 0;     ///< dwords per row of a filter pair in the gradient's pair layout: kPad + w16
   int64_t rows = 0;   ///< colx rows: rt · 16
 };
 
@@ -301,7 +314,6 @@ DataPlan data_plan(const Geometry& g) {
   p.kp = g.kw + (g.kw & 1);
   p.rt = (g.c * g.kh + 15) / 16;
   p.np = round16(g.oh() * g.ow());
-  p.tr = DataPlan::kPad + p.w16;
   p.rows = p.rt * 16;
   return p;
 }
@@ -325,26 +337,25 @@ TAPE_AMX bool data_weights(const Geometry& g, const DataPlan& p, const float* w,
 /// One thread's scratch for the backward-data pass (tile operands on whole lines).
 struct DataScratch {
   Lines<float> dT, colx;
-  Lines<uint32_t> tr;  ///< the gradient's pair layout per output row (0 around the rows)
-  Lines<uint32_t> bv;  ///< B operands: [oy][xt][kernel-column slot][8 filter pairs][16 positions], dwords
+  /// B operands, dwords: [oy][kernel-column slot kx][filter pair][w16 positions ix] =
+  /// the gradient's pair at (oy, ix − kx), 0 where ix − kx is outside the row (never
+  /// written) and in an odd kw's last slot
+  Lines<uint32_t> bv;
   DataScratch(const Geometry& g, const DataPlan& p)
-      : dT(size_t(16 * p.np), 0.f),
-        colx(size_t(p.rows * g.oh() * p.w16)),
-        tr(size_t(g.oh() * 8 * p.tr), 0u),
-        bv(size_t(g.oh() * p.xt * p.kp * 128), 0u) {}  // an odd kw's last slot stays 0
+      : dT(size_t(16 * p.np), 0.f), colx(size_t(p.rows * g.oh() * p.w16)), bv(size_t(g.oh() * p.kp * 8 * p.w16), 0u) {}
 };
 
 /// One image's dx from its output gradient dc (nChw16c): (1) dc transposed to
-/// [o][p] and put in pair layout per output row, tr[oy][o/2][kPad + ox] (dwords;
-/// 0 around), (2) for every kernel column a copy shifted by kx, so that each B
-/// tile — 16 pair rows (8 filter pairs of kx, then of kx + 1) × 16 positions — is
-/// 1 KB on whole lines, (3) the tile products into colx (tiles configured by the
-/// caller: square_tiles), (4) the sums over ky into dx.
+/// [o][p], and each 16 positions of a filter pair in pair layout stored once per
+/// kernel column kx, shifted by kx, into bv — so that a B tile, 16 pair rows (8
+/// filter pairs of kx, then of kx + 1) × 16 positions, is rows of whole cache
+/// lines; (2) the tile products into colx (tiles configured by the caller:
+/// square_tiles); (3) the sums over ky into dx.
 TAPE_AMX void data_image(const Geometry& g, const DataPlan& p, const float* dc, const uint16_t* wa, float* dx,
                          DataScratch& sc) {
   const int64_t oh = g.oh(), ow = g.ow(), npos = oh * ow;
-  const int64_t slot = 8 * 16, per_x = p.kp * slot, c_stride = oh * p.w16 * 4;
-  // (1) pair layout per output row
+  const int64_t per_row = p.kp * 8 * p.w16, c_stride = oh * p.w16 * 4, b_stride = p.w16 * 4;
+  // (1) the shifted pair layouts
   transpose_block(dc, npos, 16, p.np, sc.dT.data());  // lanes past npos stay 0
   for (int64_t k = 0; k < 8; ++k)
     for (int64_t p0 = 0; p0 < npos; p0 += 16) {
@@ -352,22 +363,48 @@ TAPE_AMX void data_image(const Geometry& g, const DataPlan& p, const float* dc, 
                               _mm512_load_ps(sc.dT.data() + (2 * k + 1) * p.np + p0));
       for (int64_t oy = p0 / ow; oy < oh && oy * ow < p0 + 16; ++oy) {  // the rows lanes 0..15 reach
         const int64_t lo = std::max<int64_t>(0, oy * ow - p0), hi = std::min<int64_t>(16, oy * ow + ow - p0);
-        // lane l (position p0 + l of row oy) goes to column kPad + p0 + l − oy·ow
-        uint32_t* row = sc.tr.data() + (oy * 8 + k) * p.tr + DataPlan::kPad + p0 - oy * ow;
-        _mm512_mask_storeu_epi32(row, __mmask16(first(hi) & ~first(lo)), v);
+        const __mmask16 m = __mmask16(first(hi) & ~first(lo));
+        // lane l (position ox = p0 + l − oy·ow of row oy) goes to ix = ox + kx
+        uint32_t* row = sc.bv.data() + oy * per_row + k * p.w16 + p0 - oy * ow;
+        for (int64_t kx = 0; kx < g.kw; ++kx) _mm512_mask_storeu_epi32(row + kx * (8 * p.w16 + 1), m, v);
       }
     }
-  // (2) the shifted copies
-  for (int64_t oy = 0; oy < oh; ++oy)
-    for (int64_t xt = 0; xt < p.xt; ++xt)
-      for (int64_t kx = 0; kx < g.kw; ++kx)
-        for (int64_t k = 0; k < 8; ++k)
-          _mm512_store_si512(sc.bv.data() + (oy * p.xt + xt) * per_x + kx * slot + k * 16,
-                             _mm512_loadu_si512(sc.tr.data() + (oy * 8 + k) * p.tr + DataPlan::kPad + xt * 16 - kx));
-  // (3) colx tiles: per output row and 16 positions, C[rt] += A(m, rt) · B(m) over kernel-column pairs m
-  for (int64_t oy = 0; oy < oh; ++oy)
+  // (2) colx tiles: per output row and 16 positions, C[rt] += A(m, rt) · B(m) over
+  // kernel-column pairs m. Note: a tile product's result is ready ~16 ns after it
+  // starts and the next can start after 4.9 ns, so a chain of products into one
+  // C waits on the first; with 2 row tiles (LeNet: 30 (c, ky) rows) two output
+  // rows go together, four independent chains sharing the A loads.
+  const int64_t col_rows = 16 * oh * p.w16;  // colx floats per tile of 16 rows
+  int64_t oy = 0;
+  if (p.rt == 2)
+    for (; oy + 1 < oh; oy += 2)
+      for (int64_t xt = 0; xt < p.xt; ++xt) {
+        const uint32_t* b0 = sc.bv.data() + oy * per_row + xt * 16;
+        const uint32_t* b1 = b0 + per_row;  // the next output row
+        float* c = sc.colx.data() + oy * p.w16 + xt * 16;
+        TILE_ZERO(0);
+        TILE_ZERO(1);
+        TILE_ZERO(2);
+        TILE_ZERO(3);
+        for (int64_t m = 0; m < p.kp / 2; ++m) {
+          const uint16_t* a = wa + m * p.rows * 32;
+          TILE_LOAD(4, b0 + m * 16 * p.w16, b_stride);
+          TILE_LOAD(5, a, 64);
+          TILE_DP(0, 5, 4);
+          TILE_LOAD(6, a + 512, 64);
+          TILE_DP(1, 6, 4);
+          TILE_LOAD(7, b1 + m * 16 * p.w16, b_stride);
+          TILE_DP(2, 5, 7);
+          TILE_DP(3, 6, 7);
+        }
+        TILE_STORE(0, c, c_stride);
+        TILE_STORE(1, c + col_rows, c_stride);
+        TILE_STORE(2, c + p.w16, c_stride);
+        TILE_STORE(3, c + col_rows + p.w16, c_stride);
+      }
+  for (; oy < oh; ++oy)
     for (int64_t xt = 0; xt < p.xt; ++xt) {
-      const uint32_t* b = sc.bv.data() + (oy * p.xt + xt) * per_x;
+      const uint32_t* b = sc.bv.data() + oy * per_row + xt * 16;
       float* c0 = sc.colx.data() + oy * p.w16 + xt * 16;
       for (int64_t r0 = 0; r0 < p.rt; r0 += 4) {
         const int64_t rn = std::min<int64_t>(4, p.rt - r0);
@@ -377,8 +414,8 @@ TAPE_AMX void data_image(const Geometry& g, const DataPlan& p, const float* dc, 
         if (rn > 3) TILE_ZERO(3);
         for (int64_t m = 0; m < p.kp / 2; ++m) {
           const uint16_t* a = wa + (m * p.rows + r0 * 16) * 32;
-          if (m % 2 == 0) TILE_LOAD(4, b + m * 2 * slot, 64);
-          else TILE_LOAD(7, b + m * 2 * slot, 64);
+          if (m % 2 == 0) TILE_LOAD(4, b + m * 16 * p.w16, b_stride);
+          else TILE_LOAD(7, b + m * 16 * p.w16, b_stride);
           TILE_LOAD(5, a, 64);
           if (m % 2 == 0) TILE_DP(0, 5, 4);
           else TILE_DP(0, 5, 7);
@@ -398,14 +435,14 @@ TAPE_AMX void data_image(const Geometry& g, const DataPlan& p, const float* dc, 
             else TILE_DP(3, 6, 7);
           }
         }
-        float* c = c0 + r0 * 16 * oh * p.w16;
+        float* c = c0 + r0 * col_rows;
         TILE_STORE(0, c, c_stride);
-        if (rn > 1) TILE_STORE(1, c + 16 * oh * p.w16, c_stride);
-        if (rn > 2) TILE_STORE(2, c + 32 * oh * p.w16, c_stride);
-        if (rn > 3) TILE_STORE(3, c + 48 * oh * p.w16, c_stride);
+        if (rn > 1) TILE_STORE(1, c + col_rows, c_stride);
+        if (rn > 2) TILE_STORE(2, c + 2 * col_rows, c_stride);
+        if (rn > 3) TILE_STORE(3, c + 3 * col_rows, c_stride);
       }
     }
-  // (4) dx rows: the sums over the kernel rows
+  // (3) dx rows: the sums over the kernel rows
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t iy = 0; iy < g.h; ++iy) {
       const int64_t ky0 = std::max<int64_t>(0, iy - oh + 1), ky1 = std::min(g.kh, iy + 1);  // 0 <= iy − ky < oh
@@ -674,7 +711,7 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
 }
 
 bool takes_backward_data(const Geometry& g) {
-  return g.oc <= 16 && g.kw <= DataPlan::kPad + 1 && direct_block::takes_backward_data(g);
+  return g.oc <= 16 && g.kw <= 16 && direct_block::takes_backward_data(g);
 }
 
 bool backward_data_16c(const Geometry& g, const float* dc, const float* w, float* dx) {

@@ -29,7 +29,7 @@ bool takes_forward(const Geometry& g);
 void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y, uint8_t* code);
 
 /// True when backward_data_16c takes g: what direct_block::takes_backward_data
-/// takes, with at most 16 filters and kernels at most 17 wide.
+/// takes, with at most 16 filters and kernels at most 16 wide.
 bool takes_backward_data(const Geometry& g);
 
 /// dx (n × c × h × w, NCHW; overwritten) = the convolution's backward-data of dc
