@@ -6,17 +6,23 @@
 //   gemm            — 1024³ GFLOP/s, tape and the raw primitive; Float64 (OpenBLAS dgemm)
 //   cat, index_select, gather — memory-bound copies (forward)
 //   blocks          — LeNet-5's fused conv → ReLU → max-pool blocks at batch 2500:
-//                     conv1 on the direct kernels and on oneDNN (TAPE_DIRECT_CONV=0)
+//                     conv1 on the direct kernels and on oneDNN (TAPE_DIRECT_CONV=0),
+//                     conv2 under bf16 autocast
+//   amx             — conv2's AMX kernels pass by pass on a 1 250-image slice (AMX CPUs)
 #include <algorithm>
 #include <dnnl.hpp>
 
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 #include <tape/tape.hpp>
 
 #include "bench_util.hpp"
+#include "tape/ops/conv_block_amx.hpp"
+#include "tape/ops/conv_block_direct.hpp"
 
 using namespace tape;
 using bench::median_seconds;
@@ -239,13 +245,45 @@ void blocks() {
     block("block2 2500x6x12x12 -> 16@5x5 (oneDNN)", 2500, 6, 12, 16, 5, true);
   });
 }
+/// LeNet's conv2 block on one 1 250-image slice (what the fused op hands each
+/// kernel per call), pass by pass: tape's AMX kernels (conv_block_amx.cpp) next to
+/// the f32 direct backward-data they replace. Prints nothing without AMX.
+void amx_passes() {
+  namespace amx = tape::detail::amx_block;
+  namespace db = tape::detail::direct_block;
+  if (!amx::available()) {
+    std::printf("amx: this CPU has no AMX (or TAPE_AMX_CONV=0)\n");
+    return;
+  }
+  db::Geometry g;
+  g.n = 1250, g.c = 6, g.h = 12, g.w = 12, g.oc = 16, g.kh = 5, g.kw = 5;
+  const Tensor x = randn({g.n, 6, 12, 12}), w = randn({16, 6, 5, 5}), b = randn({16}), gy = randn({g.n, 16, 4, 4});
+  std::vector<float> y(size_t(g.n * 256)), dc(size_t(g.n * 64 * 16)), dx(size_t(g.n * 864)), dw(2400), dbias(16);
+  std::vector<uint8_t> code(size_t(db::pool16c_codes(g.n, 16, 8, 8)));
+  const auto ms = [](const std::function<void()>& f) { return median_seconds(f, 20, 3) * 1e3; };
+  const std::string slice = "conv2 block, 1250 images 6x12x12 -> 16@5x5: ";
+  row(slice + "AMX forward (conv, bias, ReLU, 2x2 pool)",
+      ms([&] { amx::forward(g, x.data<float>(), w.data<float>(), b.data<float>(), y.data(), code.data()); }), "ms");
+  row(slice + "pool16c_backward",
+      ms([&] { db::pool16c_backward(g.n, 16, 8, 8, gy.data<float>(), code.data(), dc.data()); }), "ms");
+  row(slice + "AMX backward-weights",
+      ms([&] { amx::backward_weights_16c(g, x.data<float>(), dc.data(), dw.data(), dbias.data()); }), "ms");
+  row(slice + "AMX backward-data",
+      ms([&] { amx::backward_data_16c(g, dc.data(), w.data<float>(), dx.data()); }), "ms");
+  row(slice + "direct f32 backward-data",
+      ms([&] { db::backward_data_16c(g, dc.data(), w.data<float>(), dx.data()); }), "ms");
+  row(slice + "AMX whole backward (the three in cache)", ms([&] {
+        amx::backward(g, x.data<float>(), gy.data<float>(), code.data(), w.data<float>(), dx.data(), dw.data(),
+                      dbias.data());
+      }), "ms");
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--help") == 0) {
-    std::printf("usage: bench/ops [copies|blocks]  — per-op timings of tape next to raw oneDNN (TAPE_NUM_THREADS\n"
-                "sets threads); `copies` runs only the cat, index_select and gather rows, `blocks` only LeNet-5's\n"
-                "fused conv blocks\n");
+    std::printf("usage: bench/ops [copies|blocks|amx]  — per-op timings of tape next to raw oneDNN\n"
+                "(TAPE_NUM_THREADS sets threads); `copies` runs only the cat, index_select and gather rows, `blocks`\n"
+                "only LeNet-5's fused conv blocks, `amx` only conv2's AMX kernels pass by pass (AMX CPUs)\n");
     return 0;
   }
   manual_seed(0);
@@ -256,6 +294,10 @@ int main(int argc, char** argv) {
   }
   if (argc > 1 && std::strcmp(argv[1], "blocks") == 0) {
     blocks();
+    return 0;
+  }
+  if (argc > 1 && std::strcmp(argv[1], "amx") == 0) {
+    amx_passes();
     return 0;
   }
   eager_overhead();
