@@ -1,33 +1,39 @@
-// AMX bf16 kernels for the fused conv block's backward under autocast (LeNet's
-// conv2: 6 → 16 channels, 5×5, 12×12 → 8×8).
+// AMX bf16 kernels for the fused conv2d → ReLU → 2×2 max-pool block under
+// autocast (LeNet's conv2: 6 → 16 channels, 5×5, 12×12 → 8×8 → 4×4). x, w and
+// the conv output's gradient dc are rounded to bf16, every sum is f32:
 //
-//   Backward-data:    col[(c, tap)][p] = Σ_o w[o][c][tap] · dc[p][o],  dx = col2im(col)
-//   Backward-weights: dw[o][c][ky][kx] = Σ_{n, q} dc[n][q][o] · x[n][c][q + ky·w + kx]
+//   Forward:          c[p][o] = relu(b[o] + Σ_ky Σ_(c,kx) x[c][p + ky·w + kx] · w[o][c][ky][kx]),
+//                     y, code = pool16c_forward(c)
+//   Backward-weights: dw[o][c][ky][kx] = Σ_(n,p) dc[n][o][p] · x[n][c][p + ky·w + kx],  db = Σ dc
+//   Backward-data:    dx[c][iy][ix] = Σ_ky Σ_kx Σ_o w[o][c][ky][kx] · dc[o][iy − ky][ix − kx]
+//   with dc = pool16c_backward(gy, code)
 //
-// Note: why our own AMX kernels. Measured per 1 250-image slice of LeNet's conv2
-// on the Intel VM (docs/precision.md): oneDNN 2.6's AMX backward-weights 2.5 ms,
-// its jit_bf16 2.4 ms, f32 1.6 ms; the direct f32 backward-data 2.1 ms. An AMX
-// tile product (TDPBF16PS: 16 × 16 f32 += 16 × 32 bf16 · 32 × 16 bf16) does 8 192
-// multiply-adds, where an AVX-512 FMA does 16; what limits these kernels is
-// moving the operands into the tiles' layouts, so each pass keeps that to one
-// cheap copy per image:
+// Note: why our own AMX kernels. Per 1 250-image slice of LeNet's conv2 on the
+// Intel VM, oneDNN 2.6's bf16 passes were no faster than f32 (AMX
+// backward-weights 2.5 ms, jit_bf16 2.4 ms, f32 1.6 ms; no bf16 backward-data
+// faster than our f32 direct kernel's 2.1 ms), so bf16 LeNet-5 gained only
+// 1.11×. A tile product (TDPBF16PS: C 16 × 16 f32 += A 16 × 32 bf16 · B 32 × 16
+// bf16, B in pairs [k/2][n][2]) does 8 192 multiply-adds in ~4.9 ns here; what
+// limits these kernels is putting the operands in the tiles' layouts, and the
+// memory traffic. A tile load whose rows straddle cache lines takes 6× as long
+// (LineAllocator), so every layout below makes each operand whole 64-byte rows:
 //
-// Backward-data is the direct kernel's GEMM + gather (conv_block_direct.cpp)
-// with the GEMM on tiles: A = the weights as [(c, tap)][o] (16 rows × 16 o, bf16,
-// made once per call), B = the image's output gradient in the tiles' pair
-// layout [o/2][p][2] (from the direct kernel's transpose: one convert and one
-// word permute per 16 positions and pair of filters), C = 16 (c, tap) rows × 16
-// positions of col, stored for the gather.
+// - Forward: the input as im2row over (c, kx) (32 bf16 per position) on "wide"
+//   positions p = y·w + x for every x < w, so kernel row ky is the same im2row
+//   ky·w rows further; per 16 positions and kernel row one product with the
+//   weights in pair layout. C's rows are the conv output in nChw16c.
+// - Backward-weights: A = dc transposed to [o][p] (16 filters × 32 positions),
+//   B = the input in pair layout [p/2][(c, kx)][2] over an h × ow grid, so
+//   kernel row ky is B ky·ow/2 rows further; 10 accumulator tiles (5 kernel rows
+//   × 2 tiles of (c, kx) columns), 5 at a time in tile registers over a chunk.
+// - Backward-data: colx[(c, ky)][oy][ix] = Σ over pairs of kernel columns of A
+//   (the weights, [(c, ky)][(kx, o)]) · B (dc's filter pairs at ix − kx: one
+//   shifted copy per kernel column, stored straight from the transpose), then
+//   dx[c][iy] = Σ_ky colx[(c, ky)][iy − ky], kh row adds.
+// - The whole backward of a slice (backward()) runs the pooling's backward and
+//   both passes per chunk of 8 images, the gradient kept in L1/L2.
 //
-// Backward-weights uses the direct kernels' "wide" positions q = oy·w + ox for
-// every ox < w (the gradient is 0 where ox ≥ ow), so tap (ky, kx) of position q
-// reads the input plane at q + ky·w + kx. A copy xs of the image holds, per
-// input channel c and tap column kx, the row x[c][q' + kx] (bf16): then the A
-// tile for tap row ky is 16 consecutive (c, kx) rows read from offset ky·w with
-// one uniform stride, and B is the gradient in pair layout [q/2][o][2]. C tile
-// (ky, 16 (c, kx) rows) × 16 filters accumulates over every image of a thread's
-// range: with 5 kernel rows and 30 (c, kx) rows, 10 tiles, held 5 at a time in
-// tile registers over a chunk of images.
+// docs/performance.md has the measurements.
 #include "tape/ops/conv_block_amx.hpp"
 
 #include <cpuid.h>
@@ -661,7 +667,7 @@ TAPE_AMX void weights_thread(const Geometry& g, const WeightsPlan& p, int64_t be
 
 /// backward's images [begin, end) on one thread, kChunk at a time: the pooling's
 /// backward into a chunk of the conv output's gradient, kept in L1/L2 for the
-/// weights pass (dp null: none) and the data pass (wp null: none).
+/// weights pass (wp null: none) and the data pass (dp null: none).
 TAPE_AMX void backward_thread(const Geometry& g, const DataPlan* dp, const WeightsPlan* wp, int64_t begin, int64_t end,
                               const float* x, const float* gy, const uint8_t* code, const uint16_t* wa, float* dx,
                               float* acc, float* db, std::atomic<bool>& stop) {

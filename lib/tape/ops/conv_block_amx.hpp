@@ -4,7 +4,7 @@
 // oneDNN 2.6's AMX kernels are no faster than f32 (conv_block_amx.cpp's note).
 // Products of bf16-rounded operands summed in f32, as every autocast product.
 // conv_block.cpp calls them when available() and the takes_*() say so, and runs
-// the f32 passes otherwise.
+// oneDNN's passes (and the f32 direct ones) otherwise.
 #include <cstdint>
 
 #include "tape/ops/conv_block_direct.hpp"
