@@ -633,22 +633,24 @@ std::optional<Tensor> fused_forward(const Tensor& x_in, const Tensor& w_in, cons
     for_each_slice(s, [&](int64_t n0, int64_t i, const BlockShape& sl) {
       if (!finite) return;
       const float* x0 = x.data<float>() + n0 * s.x_image();
-      // the scan brings the slice into cache for the convolution
-      if (!all_finite(x0, sl.x[0] * s.x_image())) {
-        finite = false;
-        return;
-      }
-      std::vector<Tensor> owner;
       const Forward f = forward_prims(sl, pk);
       if (i == 0) pool16 = pool16_takes(sl, f.c);
       TAPE_CHECK(pool16 == pool16_takes(sl, f.c), "conv2d_relu_max_pool2d: internal error: slices chose different layouts");
       float* y0 = y.data<float>() + n0 * s.y_image();
       uint8_t* code0 = recording ? static_cast<uint8_t*>(positive->data()) + n0 * codes_per_image(s) : nullptr;
       if (pool16 && s.dt == memory::data_type::bf16 && s.stride == IntPair(1) && amx_block::available() &&
-          amx_block::takes_forward(direct_geometry(sl))) {  // under autocast on AMX: conv and pooling on our kernels
-        amx_block::forward(direct_geometry(sl), x0, w.data<float>(), s.bias ? b.data<float>() : nullptr, y0, code0);
+          amx_block::takes_forward(direct_geometry(sl))) {  // under autocast on AMX: conv and pooling on our kernels,
+        // which check the input's finiteness as they convert it
+        finite = amx_block::forward(direct_geometry(sl), x0, w.data<float>(), s.bias ? b.data<float>() : nullptr, y0,
+                                    code0);
         return;
       }
+      // the scan brings the slice into cache for the convolution
+      if (!all_finite(x0, sl.x[0] * s.x_image())) {
+        finite = false;
+        return;
+      }
+      std::vector<Tensor> owner;
       const memory src = as_layout(f.src_in, mem_at(dn::plain_md(sl.x), x0), f.conv_pd.src_desc(), owner);
       const memory c = scratch(f.c, owner);
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},

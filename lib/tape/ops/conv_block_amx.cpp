@@ -183,6 +183,7 @@ struct ForwardPlan {
   int64_t xr = 0;     ///< bf16 per image's im2row: ks × qr × 32
   std::vector<int32_t> from;  ///< per (c, kx) column: its first input value, c·h·w + kx
   std::vector<int32_t> end;   ///< per (c, kx) column: its plane's end, (c + 1)·h·w
+  std::vector<uint8_t> scan;  ///< per (c, kx) column: kx = 0 (its loads cover the plane: the finiteness scan)
 };
 
 ForwardPlan forward_plan(const Geometry& g) {
@@ -195,6 +196,7 @@ ForwardPlan forward_plan(const Geometry& g) {
   for (int64_t n = 0; n < p.rows; ++n) {
     p.from.push_back(int32_t(n / g.kw * g.h * g.w + n % g.kw));
     p.end.push_back(int32_t((n / g.kw + 1) * g.h * g.w));
+    p.scan.push_back(uint8_t(n % g.kw == 0));
   }
   return p;
 }
@@ -216,8 +218,9 @@ TAPE_AMX void forward_weights(const Geometry& g, const ForwardPlan& p, const flo
 
 /// One image's im2row: xr[step][q][n] = x[c][q + kx] for column n = (c, kx) of the
 /// step (0 past the plane and the columns): per 16 positions, pairs of columns
-/// (dword lanes) transposed to positions.
-TAPE_AMX void im2row(const ForwardPlan& p, const float* x, uint16_t* xr) {
+/// (dword lanes) transposed to positions. nonfinite += v·0 over the image (the
+/// kx = 0 columns read every value once: NaN when one is not finite).
+TAPE_AMX void im2row(const ForwardPlan& p, const float* x, uint16_t* xr, __m512& nonfinite) {
   const __m512 zero = _mm512_setzero_ps();
   __m512 r[16];
   for (int64_t k = 0; k < p.ks; ++k)
@@ -229,6 +232,7 @@ TAPE_AMX void im2row(const ForwardPlan& p, const float* x, uint16_t* xr) {
           if (n >= p.rows) break;
           const int64_t at = p.from[size_t(n)] + q0, left = p.end[size_t(n)] - at;  // values left in the plane
           if (left > 0) v[e] = _mm512_maskz_loadu_ps(first(left), x + at);
+          if (p.scan[size_t(n)]) nonfinite = _mm512_add_ps(nonfinite, _mm512_mul_ps(v[e], zero));
         }
         r[j] = _mm512_castsi512_ps(pairs(v[0], v[1]));
       }
@@ -239,9 +243,10 @@ TAPE_AMX void im2row(const ForwardPlan& p, const float* x, uint16_t* xr) {
 }
 
 /// Conv outputs (ReLU'd, nChw16c) of images [begin, end), pooled by
-/// direct_block::pool16c_forward kPoolChunk images at a time.
-TAPE_AMX void forward_range(const Geometry& g, const ForwardPlan& p, int64_t begin, int64_t end, const float* x,
-                            const uint16_t* wb, const float* b, float* y, uint8_t* code) {
+/// direct_block::pool16c_forward kPoolChunk images at a time; false (stop set) at
+/// a chunk with a non-finite input.
+TAPE_AMX bool forward_range(const Geometry& g, const ForwardPlan& p, int64_t begin, int64_t end, const float* x,
+                            const uint16_t* wb, const float* b, float* y, uint8_t* code, std::atomic<bool>& stop) {
   const int64_t oh = g.oh(), ow = g.ow(), c_image = oh * ow * 16;
   const int64_t x_image = g.c * g.h * g.w, y_image = g.oc * (oh / 2) * (ow / 2);
   const int64_t code_image = direct_block::pool16c_codes(1, g.oc, oh, ow);
@@ -249,10 +254,11 @@ TAPE_AMX void forward_range(const Geometry& g, const ForwardPlan& p, int64_t beg
   Lines<float> tile(size_t(p.qt * 256)), c(size_t(kPoolChunk * c_image));
   const Tiles tiles(square_tiles());  // C: 16 positions × 16 f32, A: 16 × 32 bf16, B: 16 pairs × 16 × 2
   const __m512 bias = b ? _mm512_maskz_loadu_ps(first(g.oc), b) : _mm512_setzero_ps(), zero = _mm512_setzero_ps();
+  __m512 nonfinite = zero;
   for (int64_t i0 = begin; i0 < end; i0 += kPoolChunk) {
     const int64_t images = std::min(kPoolChunk, end - i0);
     for (int64_t i = 0; i < images; ++i) {
-      im2row(p, x + (i0 + i) * x_image, xr.data());
+      im2row(p, x + (i0 + i) * x_image, xr.data(), nonfinite);
       // C(t) = Σ_ky Σ_step A(rows t·16 + ky·w) · B(ky, step), four position tiles at a
       // time: independent product chains (see data_image's note), one B load for four
       for (int64_t t0 = 0; t0 < p.qt; t0 += 4) {
@@ -293,9 +299,14 @@ TAPE_AMX void forward_range(const Geometry& g, const ForwardPlan& p, int64_t beg
           _mm512_store_ps(ci + (oy * ow + ox) * 16,
                           _mm512_max_ps(_mm512_add_ps(_mm512_load_ps(tile.data() + (oy * g.w + ox) * 16), bias), zero));
     }
+    if (_mm512_reduce_add_ps(nonfinite) != 0.f || stop.load(std::memory_order_relaxed)) {
+      stop.store(true, std::memory_order_relaxed);
+      return false;
+    }
     direct_block::pool16c_forward(images, g.oc, oh, ow, c.data(), y + i0 * y_image,
                                   code ? code + i0 * code_image : nullptr);
   }
+  return true;
 }
 
 // --- backward-data ------------------------------------------------------------
@@ -707,13 +718,16 @@ bool takes_forward(const Geometry& g) {
   return p.ks <= 4 && p.xr * 2 <= (int64_t(1) << 20);
 }
 
-void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y, uint8_t* code) {
+bool forward(const Geometry& g, const float* x, const float* w, const float* b, float* y, uint8_t* code) {
   g_forward_calls.fetch_add(1, std::memory_order_relaxed);
   const ForwardPlan p = forward_plan(g);
   Lines<uint16_t> wb;
   forward_weights(g, p, w, wb);
-  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) { forward_range(g, p, begin, end, x, wb.data(), b, y, code); },
-                           16 * g.c * g.kh * g.kw * g.oh() * g.ow());
+  std::atomic<bool> stop{false};
+  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) {
+    forward_range(g, p, begin, end, x, wb.data(), b, y, code, stop);
+  }, 16 * g.c * g.kh * g.kw * g.oh() * g.ow());
+  return !stop.load();
 }
 
 bool takes_backward_data(const Geometry& g) {

@@ -25,8 +25,10 @@ bool takes_forward(const Geometry& g);
 /// The block's forward as direct_block::pool16c_forward after the convolution:
 /// y (NCHW) = max_pool2x2(relu(conv(x, w) + b)) with x and w rounded to bf16 and
 /// the products summed in f32 (b may be null), and code (may be null) in
-/// pool16c_forward's blocked order.
-void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y, uint8_t* code);
+/// pool16c_forward's blocked order. False, with y and code unspecified, when x
+/// holds a non-finite value (then the caller runs the composition, as for the
+/// other paths, whose pooling would drop NaN where PyTorch propagates it).
+bool forward(const Geometry& g, const float* x, const float* w, const float* b, float* y, uint8_t* code);
 
 /// True when backward_data_16c takes g: what direct_block::takes_backward_data
 /// takes, with at most 16 filters and kernels at most 16 wide.
