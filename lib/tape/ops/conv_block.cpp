@@ -516,24 +516,25 @@ class ConvReluMaxPoolBackward final : public SavingNode<3> {
                           amx_block::backward_data_16c(direct_geometry(sl),
                                                        static_cast<const float*>(diff_c.get_data_handle()),
                                                        w.data<float>(), dx.data<float>() + n0 * s.x_image());
-      if (amx_dx) {
-      } else if (need_dx && direct_dx && is_nchw16c(c, sl.c)) {
-        direct_block::backward_data_16c(direct_geometry(sl), static_cast<const float*>(diff_c.get_data_handle()),
-                                        w.data<float>(), dx.data<float>() + n0 * s.x_image());
-      } else if (need_dx) {
-        const BackwardData d = backward_data_prims(sl);
-        float* dx0 = dx.data<float>() + n0 * s.x_image();
-        const memory dm = as_layout(d.diff_in, diff_c, d.pd.diff_dst_desc(), owner);
-        const bool to_plain = d.dx_16c || d.dx_out;
-        const memory dxm = to_plain ? scratch(d.pd.diff_src_desc(), owner) : mem_at(d.pd.diff_src_desc(), dx0);
-        dn::execute(d.prim, {{DNNL_ARG_DIFF_DST, dm},
-                             {DNNL_ARG_WEIGHTS, kept.get(d.weights_in, d.pd.weights_desc())},
-                             {DNNL_ARG_DIFF_SRC, dxm}});
-        if (d.dx_16c)
-          conv_impl::nchw16c_to_nchw(static_cast<const float*>(dxm.get_data_handle()), dx0, sl.x[0], s.x[1],
-                                     s.x[2] * s.x[3]);
-        else if (d.dx_out)
-          dn::execute(*d.dx_out, {{DNNL_ARG_FROM, dxm}, {DNNL_ARG_TO, mem_at(dn::plain_md(sl.x), dx0)}});
+      if (need_dx && !amx_dx) {
+        if (direct_dx && is_nchw16c(c, sl.c)) {
+          direct_block::backward_data_16c(direct_geometry(sl), static_cast<const float*>(diff_c.get_data_handle()),
+                                          w.data<float>(), dx.data<float>() + n0 * s.x_image());
+        } else {
+          const BackwardData d = backward_data_prims(sl);
+          float* dx0 = dx.data<float>() + n0 * s.x_image();
+          const memory dm = as_layout(d.diff_in, diff_c, d.pd.diff_dst_desc(), owner);
+          const bool to_plain = d.dx_16c || d.dx_out;
+          const memory dxm = to_plain ? scratch(d.pd.diff_src_desc(), owner) : mem_at(d.pd.diff_src_desc(), dx0);
+          dn::execute(d.prim, {{DNNL_ARG_DIFF_DST, dm},
+                               {DNNL_ARG_WEIGHTS, kept.get(d.weights_in, d.pd.weights_desc())},
+                               {DNNL_ARG_DIFF_SRC, dxm}});
+          if (d.dx_16c)
+            conv_impl::nchw16c_to_nchw(static_cast<const float*>(dxm.get_data_handle()), dx0, sl.x[0], s.x[1],
+                                       s.x[2] * s.x[3]);
+          else if (d.dx_out)
+            dn::execute(*d.dx_out, {{DNNL_ARG_FROM, dxm}, {DNNL_ARG_TO, mem_at(dn::plain_md(sl.x), dx0)}});
+        }
       }
     });
     if (acc_desc) {

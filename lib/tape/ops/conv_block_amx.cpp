@@ -65,6 +65,15 @@
   __asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)" ::"r"(base), "r"(int64_t(stride)) : "memory")
 #define TILE_ZERO(t) __asm__ volatile("tilezero %%tmm" #t ::)
 #define TILE_DP(c, a, b) __asm__ volatile("tdpbf16ps %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
+// OP(t) for the tiles t = 0 .. n − 1 (n ≤ 5), as literals.
+#define TILE_RUN(n, OP) \
+  do {                  \
+    OP(0);              \
+    if ((n) > 1) OP(1); \
+    if ((n) > 2) OP(2); \
+    if ((n) > 3) OP(3); \
+    if ((n) > 4) OP(4); \
+  } while (0)
 
 namespace tape::detail::amx_block {
 namespace {
@@ -74,6 +83,10 @@ using namespace block_simd;
 std::atomic<int64_t> g_data_calls{0}, g_weights_calls{0}, g_forward_calls{0}, g_backward_calls{0};
 
 int64_t round32(int64_t v) { return (v + 31) / 32 * 32; }
+
+/// The conv output's positions rounded to a tile product's 32: the row length of
+/// its gradient transposed to [filter][position] (both backward passes read it).
+int64_t positions32(const Geometry& g) { return round32(g.oh() * g.ow()); }
 
 /// std::allocator on 64-byte boundaries: a tile row that crosses a cache line
 /// makes TILELOADD ~6× slower (measured: 15.5 against 2.5 ns per 16 × 64-byte
@@ -260,13 +273,12 @@ TAPE_AMX bool forward_range(const Geometry& g, const ForwardPlan& p, int64_t beg
     for (int64_t i = 0; i < images; ++i) {
       im2row(p, x + (i0 + i) * x_image, xr.data(), nonfinite);
       // C(t) = Σ_ky Σ_step A(rows t·16 + ky·w) · B(ky, step), four position tiles at a
-      // time: independent product chains (see data_image's note), one B load for four
+      // time: one weight (B) load for four products
       for (int64_t t0 = 0; t0 < p.qt; t0 += 4) {
         const int64_t tn = std::min<int64_t>(4, p.qt - t0);
-        TILE_ZERO(0);
-        if (tn > 1) TILE_ZERO(1);
-        if (tn > 2) TILE_ZERO(2);
-        if (tn > 3) TILE_ZERO(3);
+#define ZERO_C(t) TILE_ZERO(t)
+        TILE_RUN(tn, ZERO_C);
+#undef ZERO_C
         for (int64_t ky = 0; ky < g.kh; ++ky)
           for (int64_t k = 0; k < p.ks; ++k) {
             const uint16_t* a = xr.data() + (k * p.qr + t0 * 16 + ky * g.w) * 32;
@@ -286,11 +298,9 @@ TAPE_AMX bool forward_range(const Geometry& g, const ForwardPlan& p, int64_t beg
               TILE_DP(3, 4, 7);
             }
           }
-        float* out = tile.data() + t0 * 256;
-        TILE_STORE(0, out, 64);
-        if (tn > 1) TILE_STORE(1, out + 256, 64);
-        if (tn > 2) TILE_STORE(2, out + 512, 64);
-        if (tn > 3) TILE_STORE(3, out + 768, 64);
+#define STORE_C(t) TILE_STORE(t, tile.data() + (t0 + t) * 256, 64)
+        TILE_RUN(tn, STORE_C);
+#undef STORE_C
       }
       // the wide rows' first ow positions, + bias, ReLU
       float* ci = c.data() + i * c_image;
@@ -320,7 +330,6 @@ struct DataPlan {
   int64_t xt = 0;     ///< tiles per dx row: w16 / 16
   int64_t kp = 0;     ///< kernel-column slots: kw rounded up to even (an odd kw's last slot is 0)
   int64_t rt = 0;     ///< tiles of 16 (c, ky) rows
-  int64_t np = 0;     ///< output positions rounded to 16 (the transposed gradient's rows)
   int64_t rows = 0;   ///< colx rows: rt · 16
 };
 
@@ -330,7 +339,6 @@ DataPlan data_plan(const Geometry& g) {
   p.xt = p.w16 / 16;
   p.kp = g.kw + (g.kw & 1);
   p.rt = (g.c * g.kh + 15) / 16;
-  p.np = round16(g.oh() * g.ow());
   p.rows = p.rt * 16;
   return p;
 }
@@ -353,31 +361,29 @@ TAPE_AMX bool data_weights(const Geometry& g, const DataPlan& p, const float* w,
 
 /// One thread's scratch for the backward-data pass (tile operands on whole lines).
 struct DataScratch {
-  Lines<float> dT, colx;
+  Lines<float> colx;
   /// B operands, dwords: [oy][kernel-column slot kx][filter pair][w16 positions ix] =
   /// the gradient's pair at (oy, ix − kx), 0 where ix − kx is outside the row (never
   /// written) and in an odd kw's last slot
   Lines<uint32_t> bv;
   DataScratch(const Geometry& g, const DataPlan& p)
-      : dT(size_t(16 * p.np), 0.f), colx(size_t(p.rows * g.oh() * p.w16)), bv(size_t(g.oh() * p.kp * 8 * p.w16), 0u) {}
+      : colx(size_t(p.rows * g.oh() * p.w16)), bv(size_t(g.oh() * p.kp * 8 * p.w16), 0u) {}
 };
 
-/// One image's dx from its output gradient dc (nChw16c): (1) dc transposed to
-/// [o][p], and each 16 positions of a filter pair in pair layout stored once per
+/// One image's dx from its output gradient dT, transposed to [o][p] (rows of
+/// positions32): (1) each 16 positions of a filter pair in pair layout stored once per
 /// kernel column kx, shifted by kx, into bv — so that a B tile, 16 pair rows (8
 /// filter pairs of kx, then of kx + 1) × 16 positions, is rows of whole cache
 /// lines; (2) the tile products into colx (tiles configured by the caller:
 /// square_tiles); (3) the sums over ky into dx.
-TAPE_AMX void data_image(const Geometry& g, const DataPlan& p, const float* dc, const uint16_t* wa, float* dx,
+TAPE_AMX void data_image(const Geometry& g, const DataPlan& p, const float* dT, const uint16_t* wa, float* dx,
                          DataScratch& sc) {
-  const int64_t oh = g.oh(), ow = g.ow(), npos = oh * ow;
+  const int64_t oh = g.oh(), ow = g.ow(), npos = oh * ow, q = positions32(g);
   const int64_t per_row = p.kp * 8 * p.w16, c_stride = oh * p.w16 * 4, b_stride = p.w16 * 4;
   // (1) the shifted pair layouts
-  transpose_block(dc, npos, 16, p.np, sc.dT.data());  // lanes past npos stay 0
   for (int64_t k = 0; k < 8; ++k)
     for (int64_t p0 = 0; p0 < npos; p0 += 16) {
-      const __m512i v = pairs(_mm512_load_ps(sc.dT.data() + 2 * k * p.np + p0),
-                              _mm512_load_ps(sc.dT.data() + (2 * k + 1) * p.np + p0));
+      const __m512i v = pairs(_mm512_load_ps(dT + 2 * k * q + p0), _mm512_load_ps(dT + (2 * k + 1) * q + p0));
       for (int64_t oy = p0 / ow; oy < oh && oy * ow < p0 + 16; ++oy) {  // the rows lanes 0..15 reach
         const int64_t lo = std::max<int64_t>(0, oy * ow - p0), hi = std::min<int64_t>(16, oy * ow + ow - p0);
         const __mmask16 m = __mmask16(first(hi) & ~first(lo));
@@ -387,76 +393,38 @@ TAPE_AMX void data_image(const Geometry& g, const DataPlan& p, const float* dc, 
       }
     }
   // (2) colx tiles: per output row and 16 positions, C[rt] += A(m, rt) · B(m) over
-  // kernel-column pairs m. Note: a tile product's result is ready ~16 ns after it
-  // starts and the next can start after 4.9 ns, so a chain of products into one
-  // C waits on the first; with 2 row tiles (LeNet: 30 (c, ky) rows) two output
-  // rows go together, four independent chains sharing the A loads.
+  // kernel-column pairs m, up to 4 row tiles at a time sharing each B load
   const int64_t col_rows = 16 * oh * p.w16;  // colx floats per tile of 16 rows
-  int64_t oy = 0;
-  if (p.rt == 2)
-    for (; oy + 1 < oh; oy += 2)
-      for (int64_t xt = 0; xt < p.xt; ++xt) {
-        const uint32_t* b0 = sc.bv.data() + oy * per_row + xt * 16;
-        const uint32_t* b1 = b0 + per_row;  // the next output row
-        float* c = sc.colx.data() + oy * p.w16 + xt * 16;
-        TILE_ZERO(0);
-        TILE_ZERO(1);
-        TILE_ZERO(2);
-        TILE_ZERO(3);
-        for (int64_t m = 0; m < p.kp / 2; ++m) {
-          const uint16_t* a = wa + m * p.rows * 32;
-          TILE_LOAD(4, b0 + m * 16 * p.w16, b_stride);
-          TILE_LOAD(5, a, 64);
-          TILE_DP(0, 5, 4);
-          TILE_LOAD(6, a + 512, 64);
-          TILE_DP(1, 6, 4);
-          TILE_LOAD(7, b1 + m * 16 * p.w16, b_stride);
-          TILE_DP(2, 5, 7);
-          TILE_DP(3, 6, 7);
-        }
-        TILE_STORE(0, c, c_stride);
-        TILE_STORE(1, c + col_rows, c_stride);
-        TILE_STORE(2, c + p.w16, c_stride);
-        TILE_STORE(3, c + col_rows + p.w16, c_stride);
-      }
-  for (; oy < oh; ++oy)
+  for (int64_t oy = 0; oy < oh; ++oy)
     for (int64_t xt = 0; xt < p.xt; ++xt) {
       const uint32_t* b = sc.bv.data() + oy * per_row + xt * 16;
       float* c0 = sc.colx.data() + oy * p.w16 + xt * 16;
       for (int64_t r0 = 0; r0 < p.rt; r0 += 4) {
         const int64_t rn = std::min<int64_t>(4, p.rt - r0);
-        TILE_ZERO(0);
-        if (rn > 1) TILE_ZERO(1);
-        if (rn > 2) TILE_ZERO(2);
-        if (rn > 3) TILE_ZERO(3);
+#define ZERO_C(t) TILE_ZERO(t)
+        TILE_RUN(rn, ZERO_C);
+#undef ZERO_C
         for (int64_t m = 0; m < p.kp / 2; ++m) {
           const uint16_t* a = wa + (m * p.rows + r0 * 16) * 32;
-          if (m % 2 == 0) TILE_LOAD(4, b + m * 16 * p.w16, b_stride);
-          else TILE_LOAD(7, b + m * 16 * p.w16, b_stride);
+          TILE_LOAD(4, b + m * 16 * p.w16, b_stride);
           TILE_LOAD(5, a, 64);
-          if (m % 2 == 0) TILE_DP(0, 5, 4);
-          else TILE_DP(0, 5, 7);
+          TILE_DP(0, 5, 4);
           if (rn > 1) {
             TILE_LOAD(6, a + 512, 64);
-            if (m % 2 == 0) TILE_DP(1, 6, 4);
-            else TILE_DP(1, 6, 7);
+            TILE_DP(1, 6, 4);
           }
           if (rn > 2) {
             TILE_LOAD(5, a + 1024, 64);
-            if (m % 2 == 0) TILE_DP(2, 5, 4);
-            else TILE_DP(2, 5, 7);
+            TILE_DP(2, 5, 4);
           }
           if (rn > 3) {
             TILE_LOAD(6, a + 1536, 64);
-            if (m % 2 == 0) TILE_DP(3, 6, 4);
-            else TILE_DP(3, 6, 7);
+            TILE_DP(3, 6, 4);
           }
         }
-        float* c = c0 + r0 * col_rows;
-        TILE_STORE(0, c, c_stride);
-        if (rn > 1) TILE_STORE(1, c + col_rows, c_stride);
-        if (rn > 2) TILE_STORE(2, c + 2 * col_rows, c_stride);
-        if (rn > 3) TILE_STORE(3, c + 3 * col_rows, c_stride);
+#define STORE_C(t) TILE_STORE(t, c0 + (r0 + t) * col_rows, c_stride)
+        TILE_RUN(rn, STORE_C);
+#undef STORE_C
       }
     }
   // (3) dx rows: the sums over the kernel rows
@@ -514,7 +482,7 @@ WeightsPlan weights_plan(const Geometry& g) {
   p.rows = g.c * g.kw;
   p.rt = (p.rows + 15) / 16;
   p.tiles = g.kh * p.rt;
-  p.q = round32(g.oh() * ow);
+  p.q = positions32(g);
   p.pj = round16(std::max(g.h * ow, p.q + (g.kh - 1) * ow) / 2);
   p.xv = p.rt * p.pj * 32;
   p.dt = 16 * p.q;
@@ -537,10 +505,10 @@ WeightsPlan weights_plan(const Geometry& g) {
 /// layout [pair j][n][2] = x[c][y·w + x + kx], x[c][y·w + x + 1 + kx] for grid
 /// position 2j = y·ow + x — per pair row one or a few word permutes of 32-word
 /// windows of the converted planes xb (0 past the grid: rows never written).
-/// dt: the gradient transposed to [o][p] in bf16. db += Σ dc. False when x holds
-/// a non-finite value.
-TAPE_AMX bool prepare_image(const Geometry& g, const WeightsPlan& p, const float* x, const float* dc, uint16_t* xb,
-                            float* dT, uint16_t* xv, uint16_t* dt, __m512& db) {
+/// dt: the transposed gradient dT in bf16. db += Σ dc. False when x holds a
+/// non-finite value.
+TAPE_AMX bool prepare_image(const Geometry& g, const WeightsPlan& p, const float* x, const float* dc, const float* dT,
+                            uint16_t* xb, uint16_t* xv, uint16_t* dt, __m512& db) {
   const int64_t hw = g.h * g.w, oh = g.oh(), ow = g.ow(), npos = oh * ow;
   if (!to_bf16(x, g.c, hw, p.plane, xb)) return false;
   for (int64_t j = 0, y = 0, at = 0; y < g.h; ++j) {  // at: the pair's first input, y·w + x
@@ -556,7 +524,6 @@ TAPE_AMX bool prepare_image(const Geometry& g, const WeightsPlan& p, const float
     at += 2;
     if (at - y * g.w == ow) ++y, at = y * g.w;
   }
-  transpose_block(dc, npos, 16, p.q, dT);  // positions past npos stay 0
   for (int64_t i = 0; i < 16 * p.q; i += 16)
     _mm256_store_si256(reinterpret_cast<__m256i*>(dt + i), __m256i(_mm512_cvtneps_pbh(_mm512_load_ps(dT + i))));
   __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
@@ -577,11 +544,9 @@ TAPE_AMX void sweep(const Geometry& g, const WeightsPlan& p, int64_t t0, int64_t
     const int64_t t = t0 + s, ky = t / p.rt, rt = t % p.rt;
     b_at[s] = (rt * p.pj + ky * g.ow() / 2) * 32;
   }
-  TILE_LOAD(0, acc + t0 * 256, 64);
-  if (tn > 1) TILE_LOAD(1, acc + (t0 + 1) * 256, 64);
-  if (tn > 2) TILE_LOAD(2, acc + (t0 + 2) * 256, 64);
-  if (tn > 3) TILE_LOAD(3, acc + (t0 + 3) * 256, 64);
-  if (tn > 4) TILE_LOAD(4, acc + (t0 + 4) * 256, 64);
+#define LOAD_C(t) TILE_LOAD(t, acc + (t0 + t) * 256, 64)
+  TILE_RUN(tn, LOAD_C);
+#undef LOAD_C
   const int64_t a_stride = p.q * 2;
   for (int64_t i = 0; i < images; ++i) {
     const uint16_t* b = xv + i * p.xv;
@@ -608,31 +573,28 @@ TAPE_AMX void sweep(const Geometry& g, const WeightsPlan& p, int64_t t0, int64_t
       }
     }
   }
-  TILE_STORE(0, acc + t0 * 256, 64);
-  if (tn > 1) TILE_STORE(1, acc + (t0 + 1) * 256, 64);
-  if (tn > 2) TILE_STORE(2, acc + (t0 + 2) * 256, 64);
-  if (tn > 3) TILE_STORE(3, acc + (t0 + 3) * 256, 64);
-  if (tn > 4) TILE_STORE(4, acc + (t0 + 4) * 256, 64);
+#define STORE_C(t) TILE_STORE(t, acc + (t0 + t) * 256, 64)
+  TILE_RUN(tn, STORE_C);
+#undef STORE_C
 }
 
 /// One thread's scratch for the backward-weights pass: kChunk images' operands.
 struct WeightsScratch {
-  // the pair rows past the grid, dT's positions past npos and xb's plane tails stay 0
+  // the pair rows past the grid and xb's plane tails stay 0
   Lines<uint16_t> xv, dt, xb;
-  Lines<float> dT;
   WeightsScratch(const Geometry& g, const WeightsPlan& p)
-      : xv(size_t(kChunk * p.xv), 0), dt(size_t(kChunk * p.dt)), xb(size_t(g.c * p.plane + 32), 0),
-        dT(size_t(16 * p.q), 0.f) {}
+      : xv(size_t(kChunk * p.xv), 0), dt(size_t(kChunk * p.dt)), xb(size_t(g.c * p.plane + 32), 0) {}
 };
 
-/// A chunk of up to kChunk images (x: their inputs, dc: their gradients) into the
-/// partial sums acc (tiles × 16 × 16) and db; false at a non-finite input.
+/// A chunk of up to kChunk images (x: their inputs, dc: their gradients, dT the
+/// same transposed) into the partial sums acc (tiles × 16 × 16) and db; false at
+/// a non-finite input.
 TAPE_AMX bool weights_chunk(const Geometry& g, const WeightsPlan& p, int64_t images, const float* x, const float* dc,
-                            float* acc, __m512& db, WeightsScratch& sc) {
+                            const float* dT, float* acc, __m512& db, WeightsScratch& sc) {
   const int64_t x_image = g.c * g.h * g.w, dc_image = g.oh() * g.ow() * 16;
   for (int64_t i = 0; i < images; ++i)
-    if (!prepare_image(g, p, x + i * x_image, dc + i * dc_image, sc.xb.data(), sc.dT.data(), sc.xv.data() + i * p.xv,
-                       sc.dt.data() + i * p.dt, db))
+    if (!prepare_image(g, p, x + i * x_image, dc + i * dc_image, dT + i * 16 * p.q, sc.xb.data(),
+                       sc.xv.data() + i * p.xv, sc.dt.data() + i * p.dt, db))
       return false;
   for (int64_t t0 = 0; t0 < p.tiles; t0 += 5)
     sweep(g, p, t0, std::min<int64_t>(5, p.tiles - t0), images, sc.xv.data(), sc.dt.data(), acc);
@@ -663,28 +625,25 @@ void add_partials(const Geometry& g, const WeightsPlan& p, int64_t threads, cons
     }
 }
 
-/// backward_weights_16c's images [begin, end) on one thread.
-TAPE_AMX void weights_thread(const Geometry& g, const WeightsPlan& p, int64_t begin, int64_t end, const float* x,
-                             const float* dc, float* acc, float* db, std::atomic<bool>& stop) {
-  const int64_t x_image = g.c * g.h * g.w, dc_image = g.oh() * g.ow() * 16;
-  WeightsScratch sc(g, p);
-  const Tiles tiles(square_tiles());
-  __m512 dbv = _mm512_setzero_ps();
-  for (int64_t i0 = begin; i0 < end && !stop.load(std::memory_order_relaxed); i0 += kChunk)
-    if (!weights_chunk(g, p, std::min(kChunk, end - i0), x + i0 * x_image, dc + i0 * dc_image, acc, dbv, sc))
-      stop.store(true, std::memory_order_relaxed);
-  _mm512_storeu_ps(db, dbv);
-}
+/// Where the conv output's gradient comes from: given (dc, nChw16c), or the
+/// pooling's backward of gy (NCHW) by code, computed per chunk.
+struct Gradient {
+  const float* dc = nullptr;
+  const float* gy = nullptr;
+  const uint8_t* code = nullptr;
+};
 
-/// backward's images [begin, end) on one thread, kChunk at a time: the pooling's
-/// backward into a chunk of the conv output's gradient, kept in L1/L2 for the
-/// weights pass (wp null: none) and the data pass (dp null: none).
+/// Images [begin, end) of a backward on one thread, kChunk at a time: the
+/// chunk's gradient (from `from`) transposed once to [o][p], kept in L1/L2 for
+/// the weights pass (wp null: none; partial sums into acc and db) and the data
+/// pass (dp null: none; dx); false (stop set) at a non-finite input.
 TAPE_AMX void backward_thread(const Geometry& g, const DataPlan* dp, const WeightsPlan* wp, int64_t begin, int64_t end,
-                              const float* x, const float* gy, const uint8_t* code, const uint16_t* wa, float* dx,
-                              float* acc, float* db, std::atomic<bool>& stop) {
-  const int64_t oh = g.oh(), ow = g.ow(), x_image = g.c * g.h * g.w, dc_image = oh * ow * 16;
+                              const float* x, const Gradient& from, const uint16_t* wa, float* dx, float* acc,
+                              float* db, std::atomic<bool>& stop) {
+  const int64_t oh = g.oh(), ow = g.ow(), npos = oh * ow, q = positions32(g);
+  const int64_t x_image = g.c * g.h * g.w, dc_image = npos * 16;
   const int64_t y_image = g.oc * (oh / 2) * (ow / 2), code_image = direct_block::pool16c_codes(1, g.oc, oh, ow);
-  Lines<float> dc(size_t(kChunk * dc_image));
+  Lines<float> pooled(size_t(from.dc ? 0 : kChunk * dc_image)), dT(size_t(kChunk * 16 * q), 0.f);  // past npos: 0
   std::optional<WeightsScratch> ws;
   std::optional<DataScratch> ds;
   if (wp) ws.emplace(g, *wp);
@@ -693,15 +652,46 @@ TAPE_AMX void backward_thread(const Geometry& g, const DataPlan* dp, const Weigh
   __m512 dbv = _mm512_setzero_ps();
   for (int64_t i0 = begin; i0 < end && !stop.load(std::memory_order_relaxed); i0 += kChunk) {
     const int64_t images = std::min(kChunk, end - i0);
-    direct_block::pool16c_backward(images, g.oc, oh, ow, gy + i0 * y_image, code + i0 * code_image, dc.data());
-    if (wp && !weights_chunk(g, *wp, images, x + i0 * x_image, dc.data(), acc, dbv, *ws)) {
+    const float* dc = from.dc ? from.dc + i0 * dc_image : pooled.data();
+    if (!from.dc)
+      direct_block::pool16c_backward(images, g.oc, oh, ow, from.gy + i0 * y_image, from.code + i0 * code_image,
+                                     pooled.data());
+    for (int64_t i = 0; i < images; ++i) transpose_block(dc + i * dc_image, npos, 16, q, dT.data() + i * 16 * q);
+    if (wp && !weights_chunk(g, *wp, images, x + i0 * x_image, dc, dT.data(), acc, dbv, *ws)) {
       stop.store(true, std::memory_order_relaxed);
       break;
     }
     if (dp)
-      for (int64_t i = 0; i < images; ++i) data_image(g, *dp, dc.data() + i * dc_image, wa, dx + (i0 + i) * x_image, *ds);
+      for (int64_t i = 0; i < images; ++i)
+        data_image(g, *dp, dT.data() + i * 16 * q, wa, dx + (i0 + i) * x_image, *ds);
   }
   _mm512_storeu_ps(db, dbv);
+}
+
+/// The backward passes asked for (dx null: no data pass; dw null: no weights
+/// pass) over g.n images on the thread team; `calls` counts it when it runs.
+/// False, with dw and db untouched, at a non-finite weight (data pass) or input
+/// (weights pass).
+bool run_backward(const Geometry& g, const float* x, const Gradient& from, const float* w, float* dx, float* dw,
+                  float* db, std::atomic<int64_t>& calls) {
+  const DataPlan dp = data_plan(g);
+  const WeightsPlan wp = weights_plan(g);
+  Lines<uint16_t> wa;
+  if (dx && !data_weights(g, dp, w, wa)) return false;
+  calls.fetch_add(1, std::memory_order_relaxed);
+  backend::sync_num_threads();
+  const int64_t threads = std::max(1, omp_get_max_threads()), per = wp.tiles * 256;
+  Lines<float> acc(size_t(dw ? threads * per : 0), 0.f);
+  std::vector<float> dbs(size_t(threads * 16), 0.f);
+  std::atomic<bool> stop{false};
+  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) {
+    const int64_t t = omp_get_thread_num();  // its own partial sums
+    backward_thread(g, dx ? &dp : nullptr, dw ? &wp : nullptr, begin, end, x, from, wa.data(), dx,
+                    dw ? acc.data() + t * per : nullptr, dbs.data() + t * 16, stop);
+  }, 16 * g.c * g.kh * g.kw * g.oh() * g.ow());
+  if (stop.load()) return false;
+  if (dw) add_partials(g, wp, threads, acc.data(), dbs.data(), dw, db);
+  return true;
 }
 
 }  // namespace
@@ -735,17 +725,7 @@ bool takes_backward_data(const Geometry& g) {
 }
 
 bool backward_data_16c(const Geometry& g, const float* dc, const float* w, float* dx) {
-  const DataPlan p = data_plan(g);
-  Lines<uint16_t> wa;
-  if (!data_weights(g, p, w, wa)) return false;
-  g_data_calls.fetch_add(1, std::memory_order_relaxed);
-  const int64_t dc_image = g.oh() * g.ow() * 16, dx_image = g.c * g.h * g.w;
-  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) {
-    DataScratch sc(g, p);
-    const Tiles tiles(square_tiles());
-    for (int64_t i = begin; i < end; ++i) data_image(g, p, dc + i * dc_image, wa.data(), dx + i * dx_image, sc);
-  }, 16 * g.c * g.kh * g.kw * round16(g.oh() * g.ow()));
-  return true;
+  return run_backward(g, nullptr, Gradient{dc}, w, dx, nullptr, nullptr, g_data_calls);
 }
 
 bool takes_backward_weights(const Geometry& g) {
@@ -756,20 +736,7 @@ bool takes_backward_weights(const Geometry& g) {
 }
 
 bool backward_weights_16c(const Geometry& g, const float* x, const float* dc, float* dw, float* db) {
-  g_weights_calls.fetch_add(1, std::memory_order_relaxed);
-  const WeightsPlan p = weights_plan(g);
-  backend::sync_num_threads();
-  const int64_t threads = std::max(1, omp_get_max_threads()), per = p.tiles * 256;
-  Lines<float> acc(size_t(threads * per), 0.f);
-  std::vector<float> dbs(size_t(threads * 16), 0.f);
-  std::atomic<bool> stop{false};
-  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) {
-    const int64_t t = omp_get_thread_num();  // its own partial sums
-    weights_thread(g, p, begin, end, x, dc, acc.data() + t * per, dbs.data() + t * 16, stop);
-  }, 16 * g.c * g.kh * g.kw * g.oh() * g.ow());
-  if (stop.load()) return false;
-  add_partials(g, p, threads, acc.data(), dbs.data(), dw, db);
-  return true;
+  return run_backward(g, x, Gradient{dc}, nullptr, nullptr, dw, db, g_weights_calls);
 }
 
 bool takes_backward(const Geometry& g) {
@@ -778,25 +745,7 @@ bool takes_backward(const Geometry& g) {
 
 bool backward(const Geometry& g, const float* x, const float* gy, const uint8_t* code, const float* w, float* dx,
               float* dw, float* db) {
-  const DataPlan dp = data_plan(g);
-  const WeightsPlan wp = weights_plan(g);
-  Lines<uint16_t> wa;
-  if (dx && !data_weights(g, dp, w, wa)) return false;
-  g_backward_calls.fetch_add(1, std::memory_order_relaxed);
-  backend::sync_num_threads();
-  const int64_t threads = std::max(1, omp_get_max_threads()), per = wp.tiles * 256;
-  Lines<float> acc(size_t(dw ? threads * per : 0), 0.f);
-  std::vector<float> dbs(size_t(threads * 16), 0.f);
-  std::atomic<bool> stop{false};
-  const int64_t oh = g.oh(), ow = g.ow();
-  backend::parallel_ranges(g.n, [&](int64_t begin, int64_t end) {
-    const int64_t t = omp_get_thread_num();  // its own partial sums
-    backward_thread(g, dx ? &dp : nullptr, dw ? &wp : nullptr, begin, end, x, gy, code, wa.data(), dx,
-                    dw ? acc.data() + t * per : nullptr, dbs.data() + t * 16, stop);
-  }, 16 * g.c * g.kh * g.kw * oh * ow);
-  if (stop.load()) return false;
-  if (dw) add_partials(g, wp, threads, acc.data(), dbs.data(), dw, db);
-  return true;
+  return run_backward(g, x, Gradient{nullptr, gy, code}, w, dx, dw, db, g_backward_calls);
 }
 
 int64_t backward_calls() { return g_backward_calls.load(std::memory_order_relaxed); }
